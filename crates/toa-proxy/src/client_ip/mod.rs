@@ -1,0 +1,90 @@
+//! Pass-client-IP modes, one file each behind [`ClientIpWriter`]: how the origin learns
+//! the client's address. TOA acts on the upstream socket before `connect()`; PROXY v1/v2
+//! put a header in front of the first client byte; `off` does nothing.
+
+mod off;
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+
+use std::sync::Arc;
+
+use tokio::net::TcpSocket;
+
+use crate::config::{ClientIpMode, ToaSettings};
+use crate::metrics::Metrics;
+
+pub use off::Off;
+
+/// What a mode needs to know about one client connection. Addresses are normalized:
+/// an IPv4 client that reached a dual-stack listener as `::ffff:a.b.c.d` is IPv4 here.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    /// Unique per proxy process; PROXY v2 sends it as UNIQUE_ID.
+    pub id: u64,
+    pub client: SocketAddr,
+    /// The proxy address the client connected to.
+    pub proxy: SocketAddr,
+}
+
+/// One pass-client-IP mode on TCP.
+pub trait ClientIpWriter: Send + Sync {
+    /// Config name of the mode (`toa`, `ppv1`, `ppv2`, `off`), for logs.
+    fn name(&self) -> &'static str;
+
+    /// Runs on the upstream socket after `socket()` and before `connect()`.
+    fn prepare(&self, _socket: &TcpSocket, _conn: &ConnInfo) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Bytes the origin must read before any byte from the client.
+    fn preamble(&self, _conn: &ConnInfo) -> Option<Vec<u8>> {
+        None
+    }
+}
+
+/// Builds the writer for each mode; holds what modes share across reloads.
+#[derive(Default)]
+pub struct Modes {}
+
+impl Modes {
+    /// The writer for `mode`, or why this proxy cannot provide it.
+    pub fn writer(
+        &self,
+        mode: ClientIpMode,
+        _toa: &ToaSettings,
+        _metrics: &Metrics,
+    ) -> Result<Arc<dyn ClientIpWriter>, String> {
+        match mode {
+            ClientIpMode::Off => Ok(Arc::new(Off)),
+            other => Err(format!(
+                "pass_client_ip = \"{}\" is not available in this build",
+                other.as_str()
+            )),
+        }
+    }
+}
+
+/// The one place v4-mapped IPv6 addresses become IPv4 (done once, at accept).
+pub fn normalize(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
+            None => addr,
+        },
+        SocketAddr::V4(_) => addr,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v4_mapped_client_is_normalized_to_ipv4() {
+        let mapped: SocketAddr = "[::ffff:198.18.1.2]:4000".parse().unwrap();
+        assert_eq!(normalize(mapped), "198.18.1.2:4000".parse().unwrap());
+        let v6: SocketAddr = "[fd00:1::2]:4000".parse().unwrap();
+        assert_eq!(normalize(v6), v6);
+    }
+}
