@@ -121,13 +121,9 @@ impl Lab {
         let out = File::create(&log)?;
         let mut command = Command::new("ip");
         command.args(["netns", "exec", &ns.name]);
-        match cgroup {
-            Some(cg) => {
-                let procs = cg.join("cgroup.procs");
-                command.args(["sh", "-c", r#"echo $$ > "$0" && exec "$@""#]);
-                command.arg(procs);
-            }
-            None => {}
+        if let Some(cg) = cgroup {
+            command.args(["sh", "-c", r#"echo $$ > "$0" && exec "$@""#]);
+            command.arg(cg.join("cgroup.procs"));
         }
         command
             .args(cmd)
