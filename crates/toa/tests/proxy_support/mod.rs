@@ -1,0 +1,127 @@
+//! Shared pieces of the proxy end-to-end tests: the standard topology with a running
+//! `toa proxy` on the edge, the Python data peer, metrics and log helpers.
+
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use toa_lab::{Spawned, Topology, addr};
+
+pub const PEER_PY: &str = include_str!("peer.py");
+/// The edge serves metrics on its own loopback; tests read them with curl in the edge.
+pub const METRICS: &str = "127.0.0.1:9100";
+
+pub struct ProxyLab {
+    pub topo: Topology,
+    pub proxy: Spawned,
+    pub config: PathBuf,
+    pub peer: String,
+}
+
+impl ProxyLab {
+    /// The topology, the peer script in the lab dir, and `toa proxy` running `config` on the edge.
+    pub fn start(tag: &str, config: &str, first_port: u16) -> ProxyLab {
+        let mut topo = Topology::new(tag).expect("topology");
+        let peer = topo.lab.dir().join("peer.py");
+        std::fs::write(&peer, PEER_PY).unwrap();
+        let path = topo.lab.dir().join("proxy.toml");
+        std::fs::write(&path, config).unwrap();
+        let proxy = topo
+            .lab
+            .spawn(&topo.edge, None, &[env!("CARGO_BIN_EXE_toa"), "proxy", "--config", path.to_str().unwrap(), "--metrics", METRICS])
+            .expect("spawn toa proxy");
+        let lab = ProxyLab { topo, proxy, config: path, peer: peer.to_string_lossy().into_owned() };
+        if let Err(e) = lab.topo.edge.wait_listening(first_port, false, Duration::from_secs(10)) {
+            panic!("proxy not listening: {e}\n{}", lab.proxy_log());
+        }
+        lab.topo.edge.wait_listening(9100, false, Duration::from_secs(5)).expect("metrics listening");
+        lab
+    }
+
+    pub fn proxy_log(&self) -> String {
+        std::fs::read_to_string(&self.proxy.log).unwrap_or_default()
+    }
+
+    pub fn metrics(&self) -> String {
+        self.topo.edge.run(&["curl", "-sS", "--max-time", "5", &format!("http://{METRICS}/metrics")]).expect("scrape metrics")
+    }
+
+    /// The value of one exposition line, e.g. `toa_proxy_origin_up{origin="198.18.2.2:8000"}`.
+    pub fn metric(&self, series: &str) -> Option<u64> {
+        self.metrics().lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    /// Starts a peer origin (`peer.py serve`) in the origin namespace.
+    pub fn serve_peer(&mut self, host: &str, port: u16, bytes: u64, order: &str) -> Spawned {
+        let s = self
+            .topo
+            .lab
+            .spawn(&self.topo.origin, None, &["python3", &self.peer, "serve", host, &port.to_string(), &bytes.to_string(), order])
+            .unwrap();
+        self.topo.origin.wait_listening(port, false, Duration::from_secs(10)).unwrap();
+        s
+    }
+
+    /// Runs `peer.py client` in the client namespace; one JSON line per connection.
+    pub fn run_client(&self, host: &str, port: u16, bytes: u64, order: &str, conns: usize) -> Vec<String> {
+        let out = self
+            .topo
+            .client
+            .run(&["python3", &self.peer, "client", host, &port.to_string(), &bytes.to_string(), order, &conns.to_string()])
+            .unwrap_or_else(|e| panic!("client failed: {e}\nproxy log:\n{}", self.proxy_log()));
+        out.lines().map(str::to_string).collect()
+    }
+
+    /// Starts `python3 -m http.server` on the origin serving a file `who` containing `name`.
+    pub fn serve_http(&mut self, host: &str, port: u16, name: &str) -> Spawned {
+        let dir = self.topo.lab.dir().join(format!("www-{name}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("who"), name).unwrap();
+        let s = self
+            .topo
+            .lab
+            .spawn(&self.topo.origin, None, &["python3", "-m", "http.server", "-b", host, "-d", dir.to_str().unwrap(), &port.to_string()])
+            .unwrap();
+        self.topo.origin.wait_listening(port, false, Duration::from_secs(10)).unwrap();
+        s
+    }
+
+    /// GET http://host:port/who from the client; the origin's name, or the curl error.
+    pub fn who(&self, host: &str, port: u16) -> Result<String, String> {
+        let url = if host.contains(':') { format!("http://[{host}]:{port}/who") } else { format!("http://{host}:{port}/who") };
+        self.topo.client.run(&["curl", "-sS", "--fail", "--max-time", "5", &url]).map_err(|e| e.to_string())
+    }
+
+    pub fn signal(&self, sig: &str) {
+        self.topo.edge.run(&["kill", &format!("-{sig}"), &self.proxy.pid.to_string()]).unwrap();
+    }
+
+    /// Replaces the config file and sends SIGHUP.
+    pub fn reload(&self, config: &str) {
+        std::fs::write(&self.config, config).unwrap();
+        self.signal("HUP");
+    }
+}
+
+/// Polls `check` every 100 ms until it holds or `timeout` passes.
+pub fn eventually(timeout: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+/// The value of `key` in a one-line JSON object printed by peer.py (strings and numbers).
+pub fn field(line: &str, key: &str) -> String {
+    let start = line.find(&format!("\"{key}\": ")).unwrap_or_else(|| panic!("no {key} in {line}")) + key.len() + 4;
+    line[start..].split([',', '}']).next().unwrap().trim().trim_matches('"').to_string()
+}
+
+pub fn edge_v4() -> &'static str {
+    addr::EDGE_CLIENT_SIDE_V4
+}
