@@ -85,11 +85,11 @@ pub(crate) async fn handle(
     let target = origin
         .peer_addr()
         .unwrap_or_else(|_| backend.target(route.origin_port));
-    if let Some(preamble) = rule.writer.preamble(&conn) {
-        if let Err(e) = origin.write_all(&preamble).await {
-            tracing::warn!(rule = %rule.tag, client = %conn.client, origin = %target, "origin error: cannot send the {} header: {e}", rule.writer.name());
-            return;
-        }
+    if let Some(preamble) = rule.writer.preamble(&conn)
+        && let Err(e) = origin.write_all(&preamble).await
+    {
+        tracing::warn!(rule = %rule.tag, client = %conn.client, origin = %target, "origin error: cannot send the {} header: {e}", rule.writer.name());
+        return;
     }
     // Small writes (prompts, TLS records) go out at once, as the client sent them.
     let _ = (client.set_nodelay(true), origin.set_nodelay(true));

@@ -84,7 +84,7 @@ impl Source<'_> {
 
     /// Turns a TOML syntax or type error into a located one. toml does not say which key a
     /// type error is about, so the key is read from the start of the offending line.
-    pub fn from_toml(&self, err: &toml::de::Error) -> ConfigError {
+    pub fn toml_error(&self, err: &toml::de::Error) -> ConfigError {
         let offset = err.span().map_or(0, |s| s.start);
         let line = self.line_of(offset);
         let field = self

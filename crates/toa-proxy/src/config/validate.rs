@@ -21,7 +21,7 @@ const RESERVED_TCP_OPTION_KINDS: [i64; 7] = [0, 1, 2, 3, 4, 5, 8];
 
 pub fn validate(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let src = Source { path, text };
-    let raw: RawFile = toml::from_str(text).map_err(|e| src.from_toml(&e))?;
+    let raw: RawFile = toml::from_str(text).map_err(|e| src.toml_error(&e))?;
     let groups = groups(&src, &raw.origin_group)?;
     let mut rules = Vec::with_capacity(raw.rule.len());
     for spanned in &raw.rule {

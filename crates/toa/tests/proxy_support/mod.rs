@@ -29,13 +29,36 @@ impl ProxyLab {
         std::fs::write(&path, config).unwrap();
         let proxy = topo
             .lab
-            .spawn(&topo.edge, None, &[env!("CARGO_BIN_EXE_toa"), "proxy", "--config", path.to_str().unwrap(), "--metrics", METRICS])
+            .spawn(
+                &topo.edge,
+                None,
+                &[
+                    env!("CARGO_BIN_EXE_toa"),
+                    "proxy",
+                    "--config",
+                    path.to_str().unwrap(),
+                    "--metrics",
+                    METRICS,
+                ],
+            )
             .expect("spawn toa proxy");
-        let lab = ProxyLab { topo, proxy, config: path, peer: peer.to_string_lossy().into_owned() };
-        if let Err(e) = lab.topo.edge.wait_listening(first_port, false, Duration::from_secs(10)) {
+        let lab = ProxyLab {
+            topo,
+            proxy,
+            config: path,
+            peer: peer.to_string_lossy().into_owned(),
+        };
+        if let Err(e) = lab
+            .topo
+            .edge
+            .wait_listening(first_port, false, Duration::from_secs(10))
+        {
             panic!("proxy not listening: {e}\n{}", lab.proxy_log());
         }
-        lab.topo.edge.wait_listening(9100, false, Duration::from_secs(5)).expect("metrics listening");
+        lab.topo
+            .edge
+            .wait_listening(9100, false, Duration::from_secs(5))
+            .expect("metrics listening");
         lab
     }
 
@@ -44,12 +67,23 @@ impl ProxyLab {
     }
 
     pub fn metrics(&self) -> String {
-        self.topo.edge.run(&["curl", "-sS", "--max-time", "5", &format!("http://{METRICS}/metrics")]).expect("scrape metrics")
+        self.topo
+            .edge
+            .run(&[
+                "curl",
+                "-sS",
+                "--max-time",
+                "5",
+                &format!("http://{METRICS}/metrics"),
+            ])
+            .expect("scrape metrics")
     }
 
     /// The value of one exposition line, e.g. `toa_proxy_origin_up{origin="198.18.2.2:8000"}`.
     pub fn metric(&self, series: &str) -> Option<u64> {
-        self.metrics().lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        self.metrics()
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
     }
 
     /// Starts a peer origin (`peer.py serve`) in the origin namespace.
@@ -57,18 +91,49 @@ impl ProxyLab {
         let s = self
             .topo
             .lab
-            .spawn(&self.topo.origin, None, &["python3", &self.peer, "serve", host, &port.to_string(), &bytes.to_string(), order])
+            .spawn(
+                &self.topo.origin,
+                None,
+                &[
+                    "python3",
+                    &self.peer,
+                    "serve",
+                    host,
+                    &port.to_string(),
+                    &bytes.to_string(),
+                    order,
+                ],
+            )
             .unwrap();
-        self.topo.origin.wait_listening(port, false, Duration::from_secs(10)).unwrap();
+        self.topo
+            .origin
+            .wait_listening(port, false, Duration::from_secs(10))
+            .unwrap();
         s
     }
 
     /// Runs `peer.py client` in the client namespace; one JSON line per connection.
-    pub fn run_client(&self, host: &str, port: u16, bytes: u64, order: &str, conns: usize) -> Vec<String> {
+    pub fn run_client(
+        &self,
+        host: &str,
+        port: u16,
+        bytes: u64,
+        order: &str,
+        conns: usize,
+    ) -> Vec<String> {
         let out = self
             .topo
             .client
-            .run(&["python3", &self.peer, "client", host, &port.to_string(), &bytes.to_string(), order, &conns.to_string()])
+            .run(&[
+                "python3",
+                &self.peer,
+                "client",
+                host,
+                &port.to_string(),
+                &bytes.to_string(),
+                order,
+                &conns.to_string(),
+            ])
             .unwrap_or_else(|e| panic!("client failed: {e}\nproxy log:\n{}", self.proxy_log()));
         out.lines().map(str::to_string).collect()
     }
@@ -81,20 +146,55 @@ impl ProxyLab {
         let s = self
             .topo
             .lab
-            .spawn(&self.topo.origin, None, &["python3", "-m", "http.server", "-b", host, "-d", dir.to_str().unwrap(), &port.to_string()])
+            .spawn(
+                &self.topo.origin,
+                None,
+                &[
+                    "python3",
+                    "-m",
+                    "http.server",
+                    "-b",
+                    host,
+                    "-d",
+                    dir.to_str().unwrap(),
+                    &port.to_string(),
+                ],
+            )
             .unwrap();
-        self.topo.origin.wait_listening(port, false, Duration::from_secs(10)).unwrap();
+        self.topo
+            .origin
+            .wait_listening(port, false, Duration::from_secs(10))
+            .unwrap();
         s
     }
 
     /// GET http://host:port/who from the client; the origin's name, or the curl error.
     pub fn who(&self, host: &str, port: u16) -> Result<String, String> {
-        let url = if host.contains(':') { format!("http://[{host}]:{port}/who") } else { format!("http://{host}:{port}/who") };
-        self.topo.client.run(&["curl", "-sS", "--fail", "--max-time", "5", &url]).map_err(|e| e.to_string())
+        let url = if host.contains(':') {
+            format!("http://[{host}]:{port}/who")
+        } else {
+            format!("http://{host}:{port}/who")
+        };
+        self.topo
+            .client
+            .run(&["curl", "-sS", "--fail", "--max-time", "5", &url])
+            .map_err(|e| e.to_string())
+    }
+
+    /// Whether the proxy process still runs (a zombie — exited, not yet reaped — does not).
+    pub fn proxy_running(&self) -> bool {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.proxy.pid)).unwrap_or_default();
+        // The state letter follows the ")" that closes the command name.
+        stat.rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X'))
     }
 
     pub fn signal(&self, sig: &str) {
-        self.topo.edge.run(&["kill", &format!("-{sig}"), &self.proxy.pid.to_string()]).unwrap();
+        self.topo
+            .edge
+            .run(&["kill", &format!("-{sig}"), &self.proxy.pid.to_string()])
+            .unwrap();
     }
 
     /// Replaces the config file and sends SIGHUP.
@@ -118,8 +218,18 @@ pub fn eventually(timeout: Duration, what: &str, mut check: impl FnMut() -> bool
 
 /// The value of `key` in a one-line JSON object printed by peer.py (strings and numbers).
 pub fn field(line: &str, key: &str) -> String {
-    let start = line.find(&format!("\"{key}\": ")).unwrap_or_else(|| panic!("no {key} in {line}")) + key.len() + 4;
-    line[start..].split([',', '}']).next().unwrap().trim().trim_matches('"').to_string()
+    let start = line
+        .find(&format!("\"{key}\": "))
+        .unwrap_or_else(|| panic!("no {key} in {line}"))
+        + key.len()
+        + 4;
+    line[start..]
+        .split([',', '}'])
+        .next()
+        .unwrap()
+        .trim()
+        .trim_matches('"')
+        .to_string()
 }
 
 pub fn edge_v4() -> &'static str {

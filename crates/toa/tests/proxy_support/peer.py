@@ -10,6 +10,8 @@ compare both ends. `order` decides half-close: "together" (both send at once),
   peer.py serve HOST PORT BYTES ORDER        # origin, runs until killed
   peer.py client HOST PORT BYTES ORDER CONNS # client, CONNS connections at once
   peer.py hammer HOST PORT COUNT             # COUNT sequential HTTP GETs; prints failures
+  peer.py hold HOST PORT CONNS SECONDS       # opens CONNS idle connections, reports how many
+                                             # the proxy kept open, holds them SECONDS
 """
 import hashlib, json, random, socket, sys, threading
 
@@ -128,5 +130,25 @@ def hammer(host, port, count):
     print(json.dumps({"count": int(count), "failures": failures}), flush=True)
 
 
+def hold(host, port, conns, seconds):
+    import time
+    kept, closed = [], 0
+    for _ in range(int(conns)):
+        s = socket.create_connection((host, int(port)), timeout=5)
+        s.settimeout(0.5)
+        try:
+            if s.recv(1) == b"":
+                closed += 1
+                continue
+        except socket.timeout:
+            pass
+        except OSError:
+            closed += 1
+            continue
+        kept.append(s)
+    print(json.dumps({"open": len(kept), "closed": closed}), flush=True)
+    time.sleep(float(seconds))
+
+
 if __name__ == "__main__":
-    {"serve": serve, "client": client, "hammer": hammer}[sys.argv[1]](*sys.argv[2:])
+    {"serve": serve, "client": client, "hammer": hammer, "hold": hold}[sys.argv[1]](*sys.argv[2:])
