@@ -195,23 +195,3 @@ fn address_if_toa(kind: u8, value: &[u8], kinds: &[u8]) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, port))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tcpdump_ipv4_vector_decodes_to_port_49852_at_10_99_1_2() {
-        let option = [0xfe, 0x08, 0xc2, 0xbc, 0x0a, 0x63, 0x01, 0x02];
-        let expected: SocketAddr = "10.99.1.2:49852".parse().unwrap();
-        assert_eq!(decode(&option, &[DEFAULT_KIND]), Ok(Some(expected)));
-        assert_eq!(encode(DEFAULT_KIND, expected).as_bytes(), option);
-    }
-
-    #[test]
-    fn ipv4_mapped_client_encodes_in_the_ipv4_form() {
-        let mapped: SocketAddr = "[::ffff:10.99.1.2]:49852".parse().unwrap();
-        let encoded = encode(DEFAULT_KIND, mapped);
-        assert_eq!(encoded.len(), 8);
-        assert_eq!(encoded.as_bytes(), [0xfe, 8, 0xc2, 0xbc, 10, 99, 1, 2]);
-    }
-}
