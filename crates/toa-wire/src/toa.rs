@@ -194,4 +194,3 @@ fn address_if_toa(kind: u8, value: &[u8], kinds: &[u8]) -> Option<SocketAddr> {
     };
     Some(SocketAddr::new(ip, port))
 }
-

@@ -39,7 +39,12 @@ fn spec_maximum_length_lines_parse() {
     let unknown_short = "PROXY UNKNOWN\r\n";
     let unknown_worst = format!("PROXY UNKNOWN {ffff} {ffff} 65535 65535\r\n");
     assert_eq!(
-        (tcp4.len(), tcp6.len(), unknown_short.len(), unknown_worst.len()),
+        (
+            tcp4.len(),
+            tcp6.len(),
+            unknown_short.len(),
+            unknown_worst.len()
+        ),
         (56, 104, 15, MAX_LEN)
     );
 
@@ -58,11 +63,17 @@ fn ipv6_is_written_compressed_and_v4_mapped_pairs_as_tcp4() {
     let header = Header::tcp(addr("[2001:db8::1]:1"), addr("[fd00:2::2]:80"));
     assert_eq!(header.encode(), "PROXY TCP6 2001:db8::1 fd00:2::2 1 80\r\n");
 
-    let mapped = Header::tcp(addr("[::ffff:198.18.1.2]:1"), addr("[::ffff:198.18.2.2]:80"));
+    let mapped = Header::tcp(
+        addr("[::ffff:198.18.1.2]:1"),
+        addr("[::ffff:198.18.2.2]:80"),
+    );
     assert_eq!(mapped.encode(), "PROXY TCP4 198.18.1.2 198.18.2.2 1 80\r\n");
 
     let mixed = Header::tcp(addr("198.18.1.2:1"), addr("[fd00:2::2]:80"));
-    assert_eq!(mixed.encode(), "PROXY TCP6 ::ffff:c612:102 fd00:2::2 1 80\r\n");
+    assert_eq!(
+        mixed.encode(),
+        "PROXY TCP6 ::ffff:c612:102 fd00:2::2 1 80\r\n"
+    );
     let (parsed, _) = complete(&mixed.encode());
     assert_eq!(parsed, mixed, "the mapped source comes back as IPv4");
 
@@ -70,7 +81,10 @@ fn ipv6_is_written_compressed_and_v4_mapped_pairs_as_tcp4() {
     let zeros = Header::tcp(addr("[::]:0"), addr("[1:0:0:2:0:0:3:4]:0"));
     assert_eq!(zeros.encode(), "PROXY TCP6 :: 1::2:0:0:3:4 0 0\r\n");
     let single = Header::tcp(addr("[1:0:2:3:4:5:6:7]:0"), addr("[1:2:3:4:5:6:7::]:0"));
-    assert_eq!(single.encode(), "PROXY TCP6 1:0:2:3:4:5:6:7 1:2:3:4:5:6:7:0 0 0\r\n");
+    assert_eq!(
+        single.encode(),
+        "PROXY TCP6 1:0:2:3:4:5:6:7 1:2:3:4:5:6:7:0 0 0\r\n"
+    );
 }
 
 #[test]
@@ -95,63 +109,164 @@ fn malformed_lines_are_rejected_with_the_reason() {
         (b"PROXY\r\n", Error::NotProxyV1),
         (b"proxy TCP4", Error::NotProxyV1),
         (too_long.as_bytes(), Error::TooLong),
-        (b"PROXY TCP4 1.2.3.4\t", Error::InvalidByte { offset: 18, byte: b'\t' }),
-        (b"PROXY UNKNOWN \xc3\xa9\r\n", Error::InvalidByte { offset: 14, byte: 0xc3 }),
-        (b"PROXY TCP4 1.2.3.4 1.2.3.4 1 2\n", Error::BadLineEnding { offset: 30, byte: b'\n' }),
-        (b"PROXY TCP4 1.2.3.4 1.2.3.4 1 2\rX", Error::BadLineEnding { offset: 30, byte: b'\r' }),
+        (
+            b"PROXY TCP4 1.2.3.4\t",
+            Error::InvalidByte {
+                offset: 18,
+                byte: b'\t',
+            },
+        ),
+        (
+            b"PROXY UNKNOWN \xc3\xa9\r\n",
+            Error::InvalidByte {
+                offset: 14,
+                byte: 0xc3,
+            },
+        ),
+        (
+            b"PROXY TCP4 1.2.3.4 1.2.3.4 1 2\n",
+            Error::BadLineEnding {
+                offset: 30,
+                byte: b'\n',
+            },
+        ),
+        (
+            b"PROXY TCP4 1.2.3.4 1.2.3.4 1 2\rX",
+            Error::BadLineEnding {
+                offset: 30,
+                byte: b'\r',
+            },
+        ),
         (b"PROXY \r\n", Error::UnknownProtocol { found: s("") }),
-        (b"PROXY TCP5 1.2.3.4 1.2.3.4 1 2\r\n", Error::UnknownProtocol { found: s("TCP5") }),
-        (b"PROXY UNKNOWNX\r\n", Error::UnknownProtocol { found: s("UNKNOWNX") }),
-        (b"PROXY  TCP4 1.2.3.4 1.2.3.4 1 2\r\n", Error::UnknownProtocol { found: s("") }),
-        (b"PROXY TCP4\r\n", Error::MissingField { field: "source address" }),
-        (b"PROXY TCP4 1.2.3.4 1.2.3.4 1\r\n", Error::MissingField { field: "destination port" }),
-        (b"PROXY TCP4 1.2.3.4  1.2.3.4 1 2\r\n", Error::EmptyField { field: "destination address" }),
-        (b"PROXY TCP4 \r\n", Error::EmptyField { field: "source address" }),
-        (b"PROXY TCP4 1.2.3.4 1.2.3.4 1 2 3\r\n", Error::TrailingData { extra: s("3") }),
-        (b"PROXY TCP4 1.2.3.4 1.2.3.4 1 2 \r\n", Error::TrailingData { extra: s("") }),
+        (
+            b"PROXY TCP5 1.2.3.4 1.2.3.4 1 2\r\n",
+            Error::UnknownProtocol { found: s("TCP5") },
+        ),
+        (
+            b"PROXY UNKNOWNX\r\n",
+            Error::UnknownProtocol {
+                found: s("UNKNOWNX"),
+            },
+        ),
+        (
+            b"PROXY  TCP4 1.2.3.4 1.2.3.4 1 2\r\n",
+            Error::UnknownProtocol { found: s("") },
+        ),
+        (
+            b"PROXY TCP4\r\n",
+            Error::MissingField {
+                field: "source address",
+            },
+        ),
+        (
+            b"PROXY TCP4 1.2.3.4 1.2.3.4 1\r\n",
+            Error::MissingField {
+                field: "destination port",
+            },
+        ),
+        (
+            b"PROXY TCP4 1.2.3.4  1.2.3.4 1 2\r\n",
+            Error::EmptyField {
+                field: "destination address",
+            },
+        ),
+        (
+            b"PROXY TCP4 \r\n",
+            Error::EmptyField {
+                field: "source address",
+            },
+        ),
+        (
+            b"PROXY TCP4 1.2.3.4 1.2.3.4 1 2 3\r\n",
+            Error::TrailingData { extra: s("3") },
+        ),
+        (
+            b"PROXY TCP4 1.2.3.4 1.2.3.4 1 2 \r\n",
+            Error::TrailingData { extra: s("") },
+        ),
         (
             b"PROXY TCP4 01.2.3.4 1.2.3.4 1 2\r\n",
-            Error::InvalidAddress { field: "source address", value: s("01.2.3.4"), family: "IPv4" },
+            Error::InvalidAddress {
+                field: "source address",
+                value: s("01.2.3.4"),
+                family: "IPv4",
+            },
         ),
         (
             b"PROXY TCP4 1.2.3.4 1.2.3.004 1 2\r\n",
-            Error::InvalidAddress { field: "destination address", value: s("1.2.3.004"), family: "IPv4" },
+            Error::InvalidAddress {
+                field: "destination address",
+                value: s("1.2.3.004"),
+                family: "IPv4",
+            },
         ),
         (
             b"PROXY TCP4 256.2.3.4 1.2.3.4 1 2\r\n",
-            Error::InvalidAddress { field: "source address", value: s("256.2.3.4"), family: "IPv4" },
+            Error::InvalidAddress {
+                field: "source address",
+                value: s("256.2.3.4"),
+                family: "IPv4",
+            },
         ),
         (
             b"PROXY TCP4 1.2.3 1.2.3.4 1 2\r\n",
-            Error::InvalidAddress { field: "source address", value: s("1.2.3"), family: "IPv4" },
+            Error::InvalidAddress {
+                field: "source address",
+                value: s("1.2.3"),
+                family: "IPv4",
+            },
         ),
         (
             b"PROXY TCP4 ::1 1.2.3.4 1 2\r\n",
-            Error::InvalidAddress { field: "source address", value: s("::1"), family: "IPv4" },
+            Error::InvalidAddress {
+                field: "source address",
+                value: s("::1"),
+                family: "IPv4",
+            },
         ),
         (
             b"PROXY TCP6 1.2.3.4 ::1 1 2\r\n",
-            Error::InvalidAddress { field: "source address", value: s("1.2.3.4"), family: "IPv6" },
+            Error::InvalidAddress {
+                field: "source address",
+                value: s("1.2.3.4"),
+                family: "IPv6",
+            },
         ),
         (
             b"PROXY TCP6 ::1 fe80::1%eth0 1 2\r\n",
-            Error::InvalidAddress { field: "destination address", value: s("fe80::1%eth0"), family: "IPv6" },
+            Error::InvalidAddress {
+                field: "destination address",
+                value: s("fe80::1%eth0"),
+                family: "IPv6",
+            },
         ),
         (
             b"PROXY TCP4 1.2.3.4 1.2.3.4 65536 2\r\n",
-            Error::InvalidPort { field: "source port", value: s("65536") },
+            Error::InvalidPort {
+                field: "source port",
+                value: s("65536"),
+            },
         ),
         (
             b"PROXY TCP4 1.2.3.4 1.2.3.4 1 080\r\n",
-            Error::InvalidPort { field: "destination port", value: s("080") },
+            Error::InvalidPort {
+                field: "destination port",
+                value: s("080"),
+            },
         ),
         (
             b"PROXY TCP4 1.2.3.4 1.2.3.4 +1 2\r\n",
-            Error::InvalidPort { field: "source port", value: s("+1") },
+            Error::InvalidPort {
+                field: "source port",
+                value: s("+1"),
+            },
         ),
         (
             b"PROXY TCP4 1.2.3.4 1.2.3.4 1 99999999999999999999\r\n",
-            Error::InvalidPort { field: "destination port", value: s("99999999999999999999") },
+            Error::InvalidPort {
+                field: "destination port",
+                value: s("99999999999999999999"),
+            },
         ),
     ];
     for (bytes, expected) in table {

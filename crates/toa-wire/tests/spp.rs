@@ -63,7 +63,11 @@ fn malformed_datagrams_are_rejected_with_the_reason() {
         (&[0; 40], Error::BadMagic { found: 0 }),
     ];
     for (datagram, expected) in table {
-        assert_eq!(spp::parse(datagram), Err(*expected), "datagram {datagram:02x?}");
+        assert_eq!(
+            spp::parse(datagram),
+            Err(*expected),
+            "datagram {datagram:02x?}"
+        );
     }
     assert!(!spp::starts_with_magic(&[0x56]));
     assert!(!spp::starts_with_magic(b"GET"));

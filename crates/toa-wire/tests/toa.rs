@@ -89,17 +89,55 @@ fn malformed_blocks_are_rejected_with_the_reason() {
         (&[], Ok(None)),
         (&[1, 1, 1], Ok(None)),
         (&[2], Err(MissingLength { kind: 2, offset: 0 })),
-        (&[1, 1, 0xfe], Err(MissingLength { kind: 0xfe, offset: 2 })),
-        (&[2, 0], Err(LengthTooSmall { kind: 2, offset: 0, len: 0 })),
-        (&[1, 0xfe, 1], Err(LengthTooSmall { kind: 0xfe, offset: 1, len: 1 })),
-        (&[2, 4, 5], Err(Truncated { kind: 2, offset: 0, len: 4, available: 3 })),
+        (
+            &[1, 1, 0xfe],
+            Err(MissingLength {
+                kind: 0xfe,
+                offset: 2,
+            }),
+        ),
+        (
+            &[2, 0],
+            Err(LengthTooSmall {
+                kind: 2,
+                offset: 0,
+                len: 0,
+            }),
+        ),
+        (
+            &[1, 0xfe, 1],
+            Err(LengthTooSmall {
+                kind: 0xfe,
+                offset: 1,
+                len: 1,
+            }),
+        ),
+        (
+            &[2, 4, 5],
+            Err(Truncated {
+                kind: 2,
+                offset: 0,
+                len: 4,
+                available: 3,
+            }),
+        ),
         (
             &[0xfe, 8, 0, 80, 198, 18, 1],
-            Err(Truncated { kind: 0xfe, offset: 0, len: 8, available: 7 }),
+            Err(Truncated {
+                kind: 0xfe,
+                offset: 0,
+                len: 8,
+                available: 7,
+            }),
         ),
         (
             &[1, 0xfe, 20, 0, 80, 198, 18, 1, 2],
-            Err(Truncated { kind: 0xfe, offset: 1, len: 20, available: 8 }),
+            Err(Truncated {
+                kind: 0xfe,
+                offset: 1,
+                len: 20,
+                available: 8,
+            }),
         ),
         // A TOA kind with another length is skipped, not an error.
         (&[0xfe, 9, 0, 80, 198, 18, 1, 2, 0], Ok(None)),
@@ -115,22 +153,47 @@ fn malformed_single_options_are_rejected_with_the_reason() {
     use Error::*;
     let table: &[(&[u8], Result<Option<std::net::SocketAddr>, Error>)] = &[
         (&[], Err(Empty)),
-        (&[0xfe], Err(MissingLength { kind: 0xfe, offset: 0 })),
-        (&[0xfe, 1], Err(LengthTooSmall { kind: 0xfe, offset: 0, len: 1 })),
+        (
+            &[0xfe],
+            Err(MissingLength {
+                kind: 0xfe,
+                offset: 0,
+            }),
+        ),
+        (
+            &[0xfe, 1],
+            Err(LengthTooSmall {
+                kind: 0xfe,
+                offset: 0,
+                len: 1,
+            }),
+        ),
         (
             &[0xfe, 8, 0, 80, 198, 18, 1],
-            Err(LengthMismatch { kind: 0xfe, len: 8, actual: 7 }),
+            Err(LengthMismatch {
+                kind: 0xfe,
+                len: 8,
+                actual: 7,
+            }),
         ),
         (
             &[0xfe, 8, 0, 80, 198, 18, 1, 2, 0],
-            Err(LengthMismatch { kind: 0xfe, len: 8, actual: 9 }),
+            Err(LengthMismatch {
+                kind: 0xfe,
+                len: 8,
+                actual: 9,
+            }),
         ),
         (&[0xfe, 9, 0, 80, 198, 18, 1, 2, 0], Ok(None)),
         (&[0xfe, 4, 0xf9, 0x89], Ok(None)),
         (&[2, 4, 5, 0xb4], Ok(None)),
     ];
     for (option, expected) in table {
-        assert_eq!(&toa::decode(option, KINDS), expected, "option {option:02x?}");
+        assert_eq!(
+            &toa::decode(option, KINDS),
+            expected,
+            "option {option:02x?}"
+        );
     }
 }
 
