@@ -8,6 +8,8 @@ use toa_wire::toa::{self, DEFAULT_KIND, Error};
 
 const KINDS: &[u8] = &[DEFAULT_KIND];
 
+type Outcome = Result<Option<std::net::SocketAddr>, Error>;
+
 #[test]
 fn tcpdump_ipv4_bytes_decode_and_encode() {
     // tcpdump -X shows the option as `fe08 c2bc 0a63 0102`.
@@ -85,7 +87,7 @@ fn block_search_stops_at_end_of_options() {
 #[test]
 fn malformed_blocks_are_rejected_with_the_reason() {
     use Error::*;
-    let table: &[(&[u8], Result<Option<std::net::SocketAddr>, Error>)] = &[
+    let table: &[(&[u8], Outcome)] = &[
         (&[], Ok(None)),
         (&[1, 1, 1], Ok(None)),
         (&[2], Err(MissingLength { kind: 2, offset: 0 })),
@@ -151,7 +153,7 @@ fn malformed_blocks_are_rejected_with_the_reason() {
 #[test]
 fn malformed_single_options_are_rejected_with_the_reason() {
     use Error::*;
-    let table: &[(&[u8], Result<Option<std::net::SocketAddr>, Error>)] = &[
+    let table: &[(&[u8], Outcome)] = &[
         (&[], Err(Empty)),
         (
             &[0xfe],
