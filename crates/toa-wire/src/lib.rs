@@ -39,7 +39,7 @@
     )
 )]
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 pub mod proxy_v1;
 pub mod proxy_v2;
@@ -59,4 +59,13 @@ pub enum Parsed<T> {
 /// id dropped: the form every decoder in this crate returns.
 pub fn canonical(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}
+
+/// The address as IPv6, an IPv4 address v4-mapped: how formats with a single 16-byte
+/// or IPv6 field carry IPv4.
+pub(crate) fn mapped_v6(ip: IpAddr) -> Ipv6Addr {
+    match ip {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+        IpAddr::V6(v6) => v6,
+    }
 }

@@ -94,8 +94,8 @@ impl Header {
             (IpAddr::V4(s), IpAddr::V4(d)) => format!("PROXY TCP4 {s} {d} {sport} {dport}\r\n"),
             (s, d) => format!(
                 "PROXY TCP6 {} {} {sport} {dport}\r\n",
-                Hex(as_v6(s)),
-                Hex(as_v6(d))
+                Hex(crate::mapped_v6(s)),
+                Hex(crate::mapped_v6(d))
             ),
         }
     }
@@ -218,13 +218,6 @@ fn parse_port(value: &str, field: &'static str) -> Result<u16, Error> {
         return Err(invalid());
     }
     value.parse().map_err(|_| invalid())
-}
-
-fn as_v6(ip: IpAddr) -> Ipv6Addr {
-    match ip {
-        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
-        IpAddr::V6(v6) => v6,
-    }
 }
 
 /// An IPv6 address as colon-separated hex groups with the longest run of two or more

@@ -5,7 +5,7 @@
 //! ```
 //! `len` counts everything after the first 16 bytes. The address block is 12 bytes for
 //! `AF_INET`, 36 for `AF_INET6`, 216 for `AF_UNIX` and empty for `AF_UNSPEC`; TLVs fill
-//! the rest (see [`Tlv`]).
+//! the rest (see [`Tlv`]), so with `AF_UNSPEC` they start right after the fixed 16 bytes.
 //!
 //! Parsing is incremental and strict: it fails as soon as the bytes so far cannot start
 //! a valid header, rejects a length too short for the address family, TLVs that overrun
@@ -15,9 +15,12 @@
 //! does not know are kept as [`Tlv::Other`] rather than rejected.
 
 mod crc32c;
+mod family;
 mod tlv;
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
+
+use family::Family;
 
 pub use tlv::{
     CUSTOM_KINDS, SSL_CLIENT_CERT_CONN, SSL_CLIENT_CERT_SESS, SSL_CLIENT_SSL, SslTlv, Tlv,
@@ -139,91 +142,6 @@ pub struct Header {
     pub tlvs: Vec<Tlv>,
 }
 
-/// The address family, as the high nibble of the 14th byte.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Family {
-    Unspec,
-    Inet,
-    Inet6,
-    Unix,
-}
-
-impl Family {
-    fn address_len(self) -> usize {
-        match self {
-            Family::Unspec => 0,
-            Family::Inet => 12,
-            Family::Inet6 => 36,
-            Family::Unix => 2 * UNIX_ADDR_LEN,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Family::Unspec => "AF_UNSPEC",
-            Family::Inet => "AF_INET",
-            Family::Inet6 => "AF_INET6",
-            Family::Unix => "AF_UNIX",
-        }
-    }
-
-    fn from_byte(byte: u8) -> Option<(Family, Transport)> {
-        Some(match byte {
-            0x00 => (Family::Unspec, Transport::Unspec),
-            0x11 => (Family::Inet, Transport::Stream),
-            0x12 => (Family::Inet, Transport::Dgram),
-            0x21 => (Family::Inet6, Transport::Stream),
-            0x22 => (Family::Inet6, Transport::Dgram),
-            0x31 => (Family::Unix, Transport::Stream),
-            0x32 => (Family::Unix, Transport::Dgram),
-            _ => return None,
-        })
-    }
-
-    /// Reads the address block, which the caller sized with [`Family::address_len`].
-    fn decode(self, block: &[u8]) -> Addresses {
-        let mut fields = Fields(block);
-        match self {
-            Family::Unspec => Addresses::Unspec,
-            Family::Inet | Family::Inet6 => {
-                let (src, dst) = if self == Family::Inet {
-                    let src = IpAddr::V4(Ipv4Addr::from(fields.take::<4>()));
-                    (src, IpAddr::V4(Ipv4Addr::from(fields.take::<4>())))
-                } else {
-                    let src = IpAddr::V6(Ipv6Addr::from(fields.take::<16>()));
-                    (src, IpAddr::V6(Ipv6Addr::from(fields.take::<16>())))
-                };
-                let src_port = u16::from_be_bytes(fields.take());
-                let dst_port = u16::from_be_bytes(fields.take());
-                Addresses::Inet {
-                    src: crate::canonical(SocketAddr::new(src, src_port)),
-                    dst: crate::canonical(SocketAddr::new(dst, dst_port)),
-                }
-            }
-            Family::Unix => Addresses::Unix {
-                src: fields.take(),
-                dst: fields.take(),
-            },
-        }
-    }
-}
-
-/// Reads fixed-size fields off a block whose length was checked beforehand; a short
-/// block would yield zeros rather than panic.
-struct Fields<'a>(&'a [u8]);
-
-impl Fields<'_> {
-    fn take<const N: usize>(&mut self) -> [u8; N] {
-        match self.0.split_first_chunk::<N>() {
-            Some((field, rest)) => {
-                self.0 = rest;
-                *field
-            }
-            None => [0; N],
-        }
-    }
-}
-
 impl Header {
     /// A PROXY-command header for a relayed `transport` connection from `src` to `dst`.
     pub fn proxy(transport: Transport, src: SocketAddr, dst: SocketAddr) -> Header {
@@ -247,16 +165,7 @@ impl Header {
 
     /// The header bytes, with the CRC32C filled in if [`Tlv::Crc32c`] is among the TLVs.
     pub fn encode(&self) -> Result<Vec<u8>, Error> {
-        let transport = match self.transport {
-            Transport::Unspec => 0x0,
-            Transport::Stream => 0x1,
-            Transport::Dgram => 0x2,
-        };
-        let mismatch = |addresses| Error::AddressesTransportMismatch {
-            addresses,
-            transport: self.transport,
-        };
-        let mut out = Vec::with_capacity(FIXED_LEN + Family::Inet6.address_len());
+        let mut out = Vec::with_capacity(FIXED_LEN + 36);
         out.extend_from_slice(&SIGNATURE);
         out.push(
             VERSION << 4
@@ -265,34 +174,7 @@ impl Header {
                     Command::Proxy => 0x1,
                 },
         );
-        match (&self.addresses, transport) {
-            (Addresses::Unspec, 0) => out.extend_from_slice(&[0x00, 0, 0]),
-            (Addresses::Unspec, _) => return Err(mismatch("AF_UNSPEC")),
-            (Addresses::Inet { .. }, 0) => return Err(mismatch("IP")),
-            (Addresses::Unix { .. }, 0) => return Err(mismatch("AF_UNIX")),
-            (Addresses::Inet { src, dst }, _) => {
-                let (src, dst) = (crate::canonical(*src), crate::canonical(*dst));
-                match (src.ip(), dst.ip()) {
-                    (IpAddr::V4(s), IpAddr::V4(d)) => {
-                        out.extend_from_slice(&[0x10 | transport, 0, 0]);
-                        out.extend_from_slice(&s.octets());
-                        out.extend_from_slice(&d.octets());
-                    }
-                    (s, d) => {
-                        out.extend_from_slice(&[0x20 | transport, 0, 0]);
-                        out.extend_from_slice(&as_v6(s).octets());
-                        out.extend_from_slice(&as_v6(d).octets());
-                    }
-                }
-                out.extend_from_slice(&src.port().to_be_bytes());
-                out.extend_from_slice(&dst.port().to_be_bytes());
-            }
-            (Addresses::Unix { src, dst }, _) => {
-                out.extend_from_slice(&[0x30 | transport, 0, 0]);
-                out.extend_from_slice(src);
-                out.extend_from_slice(dst);
-            }
-        }
+        family::encode(&self.addresses, self.transport, &mut out)?;
         let mut crc_field = None;
         for tlv in &self.tlvs {
             if let Some(field) = tlv.encode_into(&mut out)?
@@ -398,13 +280,6 @@ pub fn parse(buf: &[u8]) -> Result<Parsed<Header>, Error> {
         tlvs,
     };
     Ok(Parsed::Complete { header, consumed })
-}
-
-fn as_v6(ip: IpAddr) -> Ipv6Addr {
-    match ip {
-        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
-        IpAddr::V6(v6) => v6,
-    }
 }
 
 /// Overwrites `out[at..at + N]`; `at` always lies inside bytes already written.

@@ -40,8 +40,8 @@ impl Header {
     pub fn encode(&self) -> [u8; HEADER_LEN] {
         let mut header = [0; HEADER_LEN];
         let magic = MAGIC.to_be_bytes();
-        let client_ip = mapped_octets(self.client);
-        let proxy_ip = mapped_octets(self.proxy);
+        let client_ip = crate::mapped_v6(self.client.ip()).octets();
+        let proxy_ip = crate::mapped_v6(self.proxy.ip()).octets();
         let client_port = self.client.port().to_be_bytes();
         let proxy_port = self.proxy.port().to_be_bytes();
         let fields = [&magic[..], &client_ip, &proxy_ip, &client_port, &proxy_port];
@@ -93,12 +93,5 @@ fn split<const N: usize>(bytes: &[u8]) -> ([u8; N], &[u8]) {
     match bytes.split_first_chunk::<N>() {
         Some((field, rest)) => (*field, rest),
         None => ([0; N], &[]),
-    }
-}
-
-fn mapped_octets(addr: SocketAddr) -> [u8; 16] {
-    match addr.ip() {
-        IpAddr::V4(ip) => ip.to_ipv6_mapped().octets(),
-        IpAddr::V6(ip) => ip.octets(),
     }
 }
