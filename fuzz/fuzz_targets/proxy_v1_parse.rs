@@ -13,6 +13,9 @@ fuzz_target!(|stream: &[u8]| {
     let line = header.encode();
     assert_eq!(
         proxy_v1::parse(line.as_bytes()),
-        Ok(Parsed::Complete { header, consumed: line.len() })
+        Ok(Parsed::Complete {
+            header,
+            consumed: line.len()
+        })
     );
 });

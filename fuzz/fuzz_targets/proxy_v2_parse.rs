@@ -11,9 +11,15 @@ fuzz_target!(|stream: &[u8]| {
     };
     assert!(consumed <= stream.len());
     let encoded = header.encode().expect("a parsed header is encodable");
-    assert!(encoded.len() <= consumed, "re-encoding never grows a header");
+    assert!(
+        encoded.len() <= consumed,
+        "re-encoding never grows a header"
+    );
     assert_eq!(
         proxy_v2::parse(&encoded),
-        Ok(Parsed::Complete { header, consumed: encoded.len() })
+        Ok(Parsed::Complete {
+            header,
+            consumed: encoded.len()
+        })
     );
 });

@@ -165,7 +165,7 @@ impl Header {
 
     /// The header bytes, with the CRC32C filled in if [`Tlv::Crc32c`] is among the TLVs.
     pub fn encode(&self) -> Result<Vec<u8>, Error> {
-        let mut out = Vec::with_capacity(FIXED_LEN + 36);
+        let mut out = Vec::with_capacity(FIXED_LEN + Family::Inet6.address_len());
         out.extend_from_slice(&SIGNATURE);
         out.push(
             VERSION << 4
