@@ -93,6 +93,9 @@ fn nginx_logs_the_real_client_through_proxy_v1_and_v2_over_ipv4_and_ipv6() {
     }
     let config = format!(
         r#"
+[proxy]
+access_log = true
+
 [[rule]]
 tag = "v1"
 ports = "15001"
