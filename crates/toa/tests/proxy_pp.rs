@@ -48,18 +48,10 @@ http {{
         conf_path.to_str().unwrap().to_string(),
     );
     let error_log = dir.join("logs/error.log").to_str().unwrap().to_string();
-    lab.topo
-        .lab
-        .spawn(
-            &lab.topo.origin,
-            None,
-            &["nginx", "-p", &prefix, "-c", &conf, "-e", &error_log],
-        )
-        .unwrap();
-    lab.topo
-        .origin
-        .wait_listening(NGINX_PORT, false, Duration::from_secs(10))
-        .unwrap();
+    lab.spawn_origin(
+        &["nginx", "-p", &prefix, "-c", &conf, "-e", &error_log],
+        NGINX_PORT,
+    );
     dir.join("logs/access.log")
 }
 
@@ -170,19 +162,11 @@ fn proxy_v2_header_is_af_inet_for_ipv4_clients_and_carries_a_unique_id() {
         addr::ORIGIN_V6
     );
     let mut lab = ProxyLab::start("ppcap", &config, 15003);
-    let capture = lab
-        .topo
-        .lab
-        .spawn(
-            &lab.topo.origin,
-            None,
-            &["python3", &lab.peer, "capture", addr::ORIGIN_V6, "9000"],
-        )
-        .unwrap();
-    lab.topo
-        .origin
-        .wait_listening(9000, false, Duration::from_secs(10))
-        .unwrap();
+    let peer = lab.peer.clone();
+    let capture = lab.spawn_origin(
+        &["python3", &peer, "capture", addr::ORIGIN_V6, "9000"],
+        9000,
+    );
     let send = "import socket,sys; s=socket.socket(); s.bind(('198.18.1.2', 42001)); s.connect(('198.18.1.1', 15003)); s.sendall(b'helloEND'); s.close()";
     lab.topo.client.run(&["python3", "-c", send]).unwrap();
     let mut out = String::new();
