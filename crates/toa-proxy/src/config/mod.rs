@@ -26,6 +26,7 @@
 
 mod error;
 mod raw;
+mod sections;
 mod validate;
 mod values;
 
