@@ -298,7 +298,6 @@ impl Server {
                     .zip(rules::health_targets(rule))
                     .map(|(o, target)| {
                         Arc::new(Backend {
-                            name: o.name.clone(),
                             address: o.address,
                             weight: o.weight,
                             health: self.shared.health.get(target, &config.health),
