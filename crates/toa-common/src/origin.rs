@@ -99,8 +99,8 @@ pub enum Counter {
     Ip6AddressFree,
     /// TOA from a source outside the `--trust` allowlist, ignored (anti-spoofing).
     SynRecvSockUntrusted,
-    /// A TOA was found but no per-socket record could be allocated (memory): ignored.
-    SynRecvSockStoreFailed,
+    /// A TOA was found but no per-socket record could be allocated (no memory): ignored.
+    SynRecvSockNoMem,
     /// getsockopt(IPPROTO_IP, 4096) answered with the client address.
     LookupToaOk,
     /// getsockopt(IPPROTO_IP, 4096) on a socket without (trusted) TOA: ENOENT.
@@ -123,7 +123,7 @@ impl Counter {
         Counter::Ip6AddressAlloc,
         Counter::Ip6AddressFree,
         Counter::SynRecvSockUntrusted,
-        Counter::SynRecvSockStoreFailed,
+        Counter::SynRecvSockNoMem,
         Counter::LookupToaOk,
         Counter::LookupToaEmpty,
         Counter::LookupShortBuffer,
@@ -141,7 +141,7 @@ impl Counter {
             Counter::Ip6AddressAlloc => "ip6_address_alloc",
             Counter::Ip6AddressFree => "ip6_address_free",
             Counter::SynRecvSockUntrusted => "syn_recv_sock_untrusted",
-            Counter::SynRecvSockStoreFailed => "syn_recv_sock_store_failed",
+            Counter::SynRecvSockNoMem => "syn_recv_sock_nomem",
             Counter::LookupToaOk => "lookup_toa_ok",
             Counter::LookupToaEmpty => "lookup_toa_empty",
             Counter::LookupShortBuffer => "lookup_short_buffer",

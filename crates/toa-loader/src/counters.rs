@@ -92,8 +92,8 @@ impl OriginCounters {
         self.total(Counter::SynRecvSockUntrusted)
     }
     /// TOAs found but not stored (no memory for the record).
-    pub fn syn_recv_sock_store_failed(&self) -> u64 {
-        self.total(Counter::SynRecvSockStoreFailed)
+    pub fn syn_recv_sock_nomem(&self) -> u64 {
+        self.total(Counter::SynRecvSockNoMem)
     }
     /// getsockopt(IPPROTO_IP, 4096) lookups answered.
     pub fn lookup_toa_ok(&self) -> u64 {

@@ -3,14 +3,15 @@
 //! before connect(). Nothing is pinned: the writer goes away with the process.
 
 use crate::counters::EdgeStats;
+use crate::sys::{AttachType, link_create};
 use crate::system::{cgroup2_root, preflight};
 use crate::{LoaderError, Result};
 use aya::maps::{Map, MapData, PerCpuArray};
-use aya::programs::{CgroupAttachMode, SockOps, sock_ops::SockOpsLink};
+use aya::programs::SockOps;
 use aya::{Ebpf, include_bytes_aligned};
 use std::fs::File;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use toa_common::edge::{self as shared, EdgeClient, EdgeConfig};
 use toa_common::{FAMILY_V4, FAMILY_V6};
@@ -24,7 +25,8 @@ static EDGE_OBJECT: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/to
 ///
 /// It is `Send + Sync`: share one writer (e.g. in an `Arc`) across tasks.
 pub struct EdgeWriter {
-    link: Option<SockOpsLink>,
+    /// The bpf_link attaching the writer; closing it detaches.
+    link: Option<OwnedFd>,
     clients: MapData,
     counters: PerCpuArray<MapData, u64>,
     cgroup: PathBuf,
@@ -46,6 +48,7 @@ impl EdgeWriter {
         }
         preflight()?;
         let root = cgroup2_root()?;
+        remove_stale_children(&root);
         let home = current_cgroup(&root);
         let cgroup = root.join(format!("toa-proxy-{}", std::process::id()));
         match std::fs::create_dir(&cgroup) {
@@ -76,10 +79,7 @@ impl EdgeWriter {
         }
     }
 
-    fn attach(
-        cgroup: &Path,
-        kind: u8,
-    ) -> Result<(SockOpsLink, MapData, PerCpuArray<MapData, u64>)> {
+    fn attach(cgroup: &Path, kind: u8) -> Result<(OwnedFd, MapData, PerCpuArray<MapData, u64>)> {
         let mut ebpf =
             Ebpf::load(EDGE_OBJECT).map_err(LoaderError::ebpf("loading the edge writer"))?;
         {
@@ -102,12 +102,11 @@ impl EdgeWriter {
             .load()
             .map_err(LoaderError::ebpf("loading the edge writer (verifier)"))?;
         let cgroup_fd = File::open(cgroup).map_err(LoaderError::io("opening", cgroup))?;
-        let id = program
-            .attach(&cgroup_fd, CgroupAttachMode::AllowMultiple)
+        let prog_fd = program
+            .fd()
+            .map_err(LoaderError::ebpf("opening the edge writer"))?;
+        let link = link_create(prog_fd.as_fd(), cgroup_fd.as_fd(), AttachType::SockOps)
             .map_err(LoaderError::ebpf("attaching the edge writer"))?;
-        let link = program
-            .take_link(id)
-            .map_err(LoaderError::ebpf("taking the edge writer's link"))?;
         let Some(Map::SkStorage(clients)) = ebpf.take_map(shared::MAP_CLIENTS) else {
             unreachable!("{} is an sk_storage map in the object", shared::MAP_CLIENTS);
         };
@@ -179,6 +178,23 @@ fn client_entry(client: SocketAddr) -> EdgeClient {
         port_be: client.port().to_be(),
         family,
         _pad: 0,
+    }
+}
+
+/// Removes the empty `toa-proxy-*` children left by proxies that were killed
+/// (SIGKILL skips Drop). A child with live processes refuses rmdir and stays.
+fn remove_stale_children(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("toa-proxy-")
+        {
+            let _ = std::fs::remove_dir(entry.path());
+        }
     }
 }
 

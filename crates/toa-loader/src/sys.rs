@@ -54,7 +54,8 @@ pub(crate) fn map_update<K, V>(map: BorrowedFd<'_>, key: &K, value: &V) -> io::R
     bpf(BPF_MAP_UPDATE_ELEM, &attr).map(drop)
 }
 
-/// Attaches `prog` to `cgroup` through a new bpf_link (multi-attach).
+/// Attaches `prog` to `cgroup` through a new bpf_link. Cgroup links always
+/// multi-attach (flags must be 0, which aya 0.14 does not allow to express).
 pub(crate) fn link_create(
     prog: BorrowedFd<'_>,
     cgroup: BorrowedFd<'_>,

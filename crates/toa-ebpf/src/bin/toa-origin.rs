@@ -129,7 +129,7 @@ fn on_passive_established(ctx: &SockOpsContext) -> Result<(), i64> {
         _pad: [0; 3],
     };
     let Some(sk) = sock_ops_sk(ctx.ops) else {
-        count(Counter::SynRecvSockStoreFailed);
+        count(Counter::SynRecvSockNoMem);
         return Ok(());
     };
     // SAFETY: full socket from the context; `record` is a valid initial value.
@@ -142,7 +142,7 @@ fn on_passive_established(ctx: &SockOpsContext) -> Result<(), i64> {
         )
     };
     if stored.is_null() {
-        count(Counter::SynRecvSockStoreFailed);
+        count(Counter::SynRecvSockNoMem);
         return Ok(());
     }
     count(Counter::Ip6AddressAlloc);
