@@ -274,47 +274,26 @@ impl Origin {
             let program = ebpf.program_mut(name).expect("program in object");
             let action = |what: &str| format!("{what} {name}");
             let prog_path = self.pins.join(prog_pin(name));
-            let prog_fd = match attach {
-                AttachType::SockOps => {
-                    let p: &mut SockOps = program
-                        .try_into()
-                        .map_err(LoaderError::ebpf(action("typing")))?;
-                    p.load()
-                        .map_err(LoaderError::ebpf(action("loading (verifier)")))?;
-                    p.pin(&prog_path)
-                        .map_err(LoaderError::ebpf(action("pinning")))?;
-                    p.fd()
-                        .map_err(LoaderError::ebpf(action("opening")))?
-                        .as_fd()
-                        .try_clone_to_owned()
-                }
+            // Only loading needs the concrete program type.
+            match attach {
+                AttachType::SockOps => <&mut SockOps>::try_from(&mut *program).map(|p| p.load()),
                 AttachType::GetSockopt => {
-                    let p: &mut CgroupSockopt = program
-                        .try_into()
-                        .map_err(LoaderError::ebpf(action("typing")))?;
-                    p.load()
-                        .map_err(LoaderError::ebpf(action("loading (verifier)")))?;
-                    p.pin(&prog_path)
-                        .map_err(LoaderError::ebpf(action("pinning")))?;
-                    p.fd()
-                        .map_err(LoaderError::ebpf(action("opening")))?
-                        .as_fd()
-                        .try_clone_to_owned()
+                    <&mut CgroupSockopt>::try_from(&mut *program).map(|p| p.load())
                 }
                 AttachType::Inet4GetPeername | AttachType::Inet6GetPeername => {
-                    let p: &mut CgroupSockAddr = program
-                        .try_into()
-                        .map_err(LoaderError::ebpf(action("typing")))?;
-                    p.load()
-                        .map_err(LoaderError::ebpf(action("loading (verifier)")))?;
-                    p.pin(&prog_path)
-                        .map_err(LoaderError::ebpf(action("pinning")))?;
-                    p.fd()
-                        .map_err(LoaderError::ebpf(action("opening")))?
-                        .as_fd()
-                        .try_clone_to_owned()
+                    <&mut CgroupSockAddr>::try_from(&mut *program).map(|p| p.load())
                 }
             }
+            .map_err(LoaderError::ebpf(action("typing")))?
+            .map_err(LoaderError::ebpf(action("loading (verifier)")))?;
+            program
+                .pin(&prog_path)
+                .map_err(LoaderError::ebpf(action("pinning")))?;
+            let prog_fd = program
+                .fd()
+                .map_err(LoaderError::ebpf(action("opening")))?
+                .as_fd()
+                .try_clone_to_owned()
             .map_err(LoaderError::io("duplicating the fd of", &prog_path))?;
             let link = link_create(prog_fd.as_fd(), cgroup_fd.as_fd(), attach)
                 .map_err(LoaderError::ebpf(action("attaching")))?;

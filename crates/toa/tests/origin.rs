@@ -125,6 +125,25 @@ impl Drop for LoadedOrigin {
     }
 }
 
+/// A fresh topology with the receiver loaded on a new origin cgroup. Fields
+/// drop in order: the receiver is unloaded before the lab removes the cgroup.
+struct OriginLab {
+    origin: LoadedOrigin,
+    cg: PathBuf,
+    topo: Topology,
+}
+
+/// The lab for one test, or None (test skipped) without privileges.
+fn origin_lab(test: &str, tag: &str, load_args: &[&str]) -> Option<OriginLab> {
+    if !toa_lab::require_privileges(test) {
+        return None;
+    }
+    let mut topo = Topology::new(tag).unwrap();
+    let cg = topo.lab.cgroup("origin").unwrap();
+    let origin = LoadedOrigin::load(&cg, load_args);
+    Some(OriginLab { origin, cg, topo })
+}
+
 /// Polls a spawned process's log until it contains `needle`.
 fn wait_log(log: &Path, needle: &str) -> String {
     let deadline = Instant::now() + WAIT;
@@ -193,14 +212,18 @@ fn curl(ns: &Netns, url: &str) {
 
 #[test]
 fn http_server_logs_real_ipv4_client_on_ipv4_and_dual_stack_listeners() {
-    if !toa_lab::require_privileges(
+    let Some(OriginLab {
+        origin: _unloads_on_drop,
+        cg,
+        mut topo,
+    }) = origin_lab(
         "http_server_logs_real_ipv4_client_on_ipv4_and_dual_stack_listeners",
-    ) {
+        "orig-v4",
+        &[],
+    )
+    else {
         return;
-    }
-    let mut topo = Topology::new("orig-v4").unwrap();
-    let cg = topo.lab.cgroup("origin").unwrap();
-    let _origin = LoadedOrigin::load(&cg, &[]);
+    };
     let v4 = origin_server(
         &mut topo,
         &cg,
@@ -245,12 +268,18 @@ fn http_server_logs_real_ipv4_client_on_ipv4_and_dual_stack_listeners() {
 
 #[test]
 fn http_server_logs_real_ipv6_client_on_ipv6_listener() {
-    if !toa_lab::require_privileges("http_server_logs_real_ipv6_client_on_ipv6_listener") {
+    let Some(OriginLab {
+        origin: _unloads_on_drop,
+        cg,
+        mut topo,
+    }) = origin_lab(
+        "http_server_logs_real_ipv6_client_on_ipv6_listener",
+        "orig-v6",
+        &[],
+    )
+    else {
         return;
-    }
-    let mut topo = Topology::new("orig-v6").unwrap();
-    let cg = topo.lab.cgroup("origin").unwrap();
-    let _origin = LoadedOrigin::load(&cg, &[]);
+    };
     let server = origin_server(
         &mut topo,
         &cg,
@@ -274,14 +303,18 @@ fn http_server_logs_real_ipv6_client_on_ipv6_listener() {
 
 #[test]
 fn ipv6_client_on_ipv4_listener_is_a_mismatch_answered_by_the_lookup() {
-    if !toa_lab::require_privileges(
+    let Some(OriginLab {
+        origin,
+        cg,
+        mut topo,
+    }) = origin_lab(
         "ipv6_client_on_ipv4_listener_is_a_mismatch_answered_by_the_lookup",
-    ) {
+        "orig-n64",
+        &[],
+    )
+    else {
         return;
-    }
-    let mut topo = Topology::new("orig-n64").unwrap();
-    let cg = topo.lab.cgroup("origin").unwrap();
-    let origin = LoadedOrigin::load(&cg, &[]);
+    };
     probe_server(&mut topo, &cg, addr::ORIGIN_V4, 9000);
     relay(&mut topo, "[fd00:1::1]:9000", "198.18.2.2:9000");
 
@@ -303,12 +336,14 @@ fn ipv6_client_on_ipv4_listener_is_a_mismatch_answered_by_the_lookup() {
 
 #[test]
 fn connection_without_toa_is_untouched() {
-    if !toa_lab::require_privileges("connection_without_toa_is_untouched") {
+    let Some(OriginLab {
+        origin,
+        cg,
+        mut topo,
+    }) = origin_lab("connection_without_toa_is_untouched", "orig-none", &[])
+    else {
         return;
-    }
-    let mut topo = Topology::new("orig-none").unwrap();
-    let cg = topo.lab.cgroup("origin").unwrap();
-    let origin = LoadedOrigin::load(&cg, &[]);
+    };
     probe_server(&mut topo, &cg, "::", 9000);
 
     // Straight from the edge, no relay: no option on the wire.
@@ -325,16 +360,22 @@ fn connection_without_toa_is_untouched() {
 
 #[test]
 fn syn_cookies_still_deliver_the_real_client() {
-    if !toa_lab::require_privileges("syn_cookies_still_deliver_the_real_client") {
+    let Some(OriginLab {
+        origin: _unloads_on_drop,
+        cg,
+        mut topo,
+    }) = origin_lab(
+        "syn_cookies_still_deliver_the_real_client",
+        "orig-cookie",
+        &[],
+    )
+    else {
         return;
-    }
-    let mut topo = Topology::new("orig-cookie").unwrap();
+    };
     // 2: every SYN is answered with a cookie, no request socket, no saved SYN.
     topo.origin
         .run(&["sysctl", "-qw", "net.ipv4.tcp_syncookies=2"])
         .unwrap();
-    let cg = topo.lab.cgroup("origin").unwrap();
-    let _origin = LoadedOrigin::load(&cg, &[]);
     probe_server(&mut topo, &cg, "::", 9000);
     relay(&mut topo, "198.18.1.1:9000", "198.18.2.2:9000");
     relay(&mut topo, "[fd00:1::1]:9000", "[fd00:2::2]:9000");
@@ -349,12 +390,18 @@ fn syn_cookies_still_deliver_the_real_client() {
 
 #[test]
 fn untrusted_sender_is_ignored_and_counted_until_trusted() {
-    if !toa_lab::require_privileges("untrusted_sender_is_ignored_and_counted_until_trusted") {
+    let Some(OriginLab {
+        origin,
+        cg,
+        mut topo,
+    }) = origin_lab(
+        "untrusted_sender_is_ignored_and_counted_until_trusted",
+        "orig-trust",
+        &["--trust", "198.18.9.0/24", "--trust", "fd00:9::/64"],
+    )
+    else {
         return;
-    }
-    let mut topo = Topology::new("orig-trust").unwrap();
-    let cg = topo.lab.cgroup("origin").unwrap();
-    let origin = LoadedOrigin::load(&cg, &["--trust", "198.18.9.0/24", "--trust", "fd00:9::/64"]);
+    };
     probe_server(&mut topo, &cg, addr::ORIGIN_V4, 9000);
     relay(&mut topo, "198.18.1.1:9000", "198.18.2.2:9000");
 
@@ -400,12 +447,18 @@ fn untrusted_sender_is_ignored_and_counted_until_trusted() {
 
 #[test]
 fn counters_match_a_scripted_set_of_connections() {
-    if !toa_lab::require_privileges("counters_match_a_scripted_set_of_connections") {
+    let Some(OriginLab {
+        origin,
+        cg,
+        mut topo,
+    }) = origin_lab(
+        "counters_match_a_scripted_set_of_connections",
+        "orig-count",
+        &[],
+    )
+    else {
         return;
-    }
-    let mut topo = Topology::new("orig-count").unwrap();
-    let cg = topo.lab.cgroup("origin").unwrap();
-    let origin = LoadedOrigin::load(&cg, &[]);
+    };
     probe_server(&mut topo, &cg, addr::ORIGIN_V4, 9000);
     relay(&mut topo, "198.18.1.1:9000", "198.18.2.2:9000");
     relay(&mut topo, "[fd00:1::1]:9000", "198.18.2.2:9000");
@@ -474,15 +527,19 @@ fn counters_match_a_scripted_set_of_connections() {
 
 #[test]
 fn programs_outlive_the_loader_and_reloading_keeps_existing_connections() {
-    if !toa_lab::require_privileges(
+    let Some(OriginLab {
+        origin,
+        cg,
+        mut topo,
+    }) = origin_lab(
         "programs_outlive_the_loader_and_reloading_keeps_existing_connections",
-    ) {
+        "orig-keep",
+        &[],
+    )
+    else {
         return;
-    }
-    let mut topo = Topology::new("orig-keep").unwrap();
-    let cg = topo.lab.cgroup("origin").unwrap();
+    };
     // The loader process has exited here: only the pins hold the programs.
-    let origin = LoadedOrigin::load(&cg, &[]);
     probe_server(&mut topo, &cg, addr::ORIGIN_V4, 9000);
     relay(&mut topo, "198.18.1.1:9000", "198.18.2.2:9000");
     let held = topo
@@ -537,12 +594,14 @@ fn programs_outlive_the_loader_and_reloading_keeps_existing_connections() {
 
 #[test]
 fn unload_leaves_nothing_attached() {
-    if !toa_lab::require_privileges("unload_leaves_nothing_attached") {
+    let Some(OriginLab {
+        origin,
+        cg,
+        mut topo,
+    }) = origin_lab("unload_leaves_nothing_attached", "orig-unload", &[])
+    else {
         return;
-    }
-    let mut topo = Topology::new("orig-unload").unwrap();
-    let cg = topo.lab.cgroup("origin").unwrap();
-    let origin = LoadedOrigin::load(&cg, &[]);
+    };
     let loaded = Origin::open(&cg).unwrap();
     let (pins, programs) = (loaded.pin_dir().to_path_buf(), loaded.programs().unwrap());
     let shown = std::process::Command::new("bpftool")

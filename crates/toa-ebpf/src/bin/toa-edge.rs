@@ -17,16 +17,19 @@ use aya_ebpf::{
         BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG,
     },
     btf_maps::{Array, PerCpuArray, SkStorage},
-    helpers::generated::{bpf_reserve_hdr_opt, bpf_sk_storage_get, bpf_store_hdr_opt},
+    helpers::generated::{bpf_reserve_hdr_opt, bpf_store_hdr_opt},
     macros::{btf_map, sock_ops},
     programs::SockOpsContext,
 };
-use core::ptr;
 use toa_common::{
     FAMILY_V4, OPTION_LEN_V4, OPTION_LEN_V6,
     edge::{EdgeClient, EdgeConfig, EdgeCounter},
 };
-use toa_ebpf::kernel::{BPF_WRITE_HDR_TCP_CURRENT_MSS, sock_ops_sk};
+use toa_ebpf::{
+    bump,
+    kernel::{BPF_WRITE_HDR_TCP_CURRENT_MSS, sock_ops_sk},
+    stored,
+};
 
 #[btf_map]
 static TOA_EDGE_CLIENT: SkStorage<EdgeClient> = SkStorage::new();
@@ -43,10 +46,7 @@ const WRITING_FLAGS: u32 =
 
 #[inline(always)]
 fn count(counter: EdgeCounter) {
-    if let Some(value) = TOA_EDGE_STATS.get_ptr_mut(counter as u32) {
-        // SAFETY: per-CPU slot, no concurrent writer on this CPU.
-        unsafe { *value += 1 };
-    }
+    bump(&TOA_EDGE_STATS, counter as u32);
 }
 
 #[sock_ops]
@@ -68,16 +68,7 @@ fn try_toa_writer(ctx: &SockOpsContext) -> Result<(), i64> {
 /// The client registered for this socket, if any.
 #[inline(always)]
 fn registered_client(ctx: &SockOpsContext) -> Option<EdgeClient> {
-    let sk = sock_ops_sk(ctx.ops)?;
-    let map = ptr::from_ref(&TOA_EDGE_CLIENT).cast_mut().cast();
-    // SAFETY: full socket from the context; no create flag.
-    let client = unsafe { bpf_sk_storage_get(map, sk.cast(), ptr::null_mut(), 0) };
-    if client.is_null() {
-        None
-    } else {
-        // SAFETY: non-null storage of type EdgeClient.
-        Some(unsafe { *(client as *const EdgeClient) })
-    }
+    stored(&TOA_EDGE_CLIENT, sock_ops_sk(ctx.ops)?)
 }
 
 #[inline(always)]

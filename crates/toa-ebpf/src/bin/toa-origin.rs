@@ -25,7 +25,6 @@ use aya_ebpf::{
     macros::{btf_map, cgroup_sock_addr, cgroup_sockopt, sock_ops},
     programs::{SockAddrContext, SockOpsContext, SockoptContext},
 };
-use core::ffi::c_void;
 use core::ptr::{self, write_volatile};
 use toa_common::{
     ClientAddr, LOOKUP_ANSWER_LEN, TOA_SO_GET_LOOKUP,
@@ -35,7 +34,7 @@ use toa_common::{
         TrustAddr,
     },
 };
-use toa_ebpf::{kernel::*, packet::PacketHeader};
+use toa_ebpf::{bump, kernel::*, map_ptr, packet::PacketHeader, stored};
 
 #[btf_map]
 static TOA_CONFIG: Array<OriginConfig, 1> = Array::new();
@@ -51,29 +50,13 @@ static TOA_COUNTERS: PerCpuArray<u64, { Counter::COUNT as usize }> = PerCpuArray
 
 #[inline(always)]
 fn count(counter: Counter) {
-    if let Some(value) = TOA_COUNTERS.get_ptr_mut(counter as u32) {
-        // SAFETY: per-CPU slot, no concurrent writer on this CPU.
-        unsafe { *value += 1 };
-    }
-}
-
-#[inline(always)]
-fn sockets_map() -> *mut c_void {
-    ptr::from_ref(&TOA_SOCKETS).cast_mut().cast()
+    bump(&TOA_COUNTERS, counter as u32);
 }
 
 /// The record of `sk`, if the receiver stored one.
 #[inline(always)]
 fn record_of(sk: *mut bpf_sock) -> Option<SocketToa> {
-    // SAFETY: `sk` is a socket pointer from the context; a null storage
-    // pointer means "no record".
-    let rec = unsafe { bpf_sk_storage_get(sockets_map(), sk.cast(), ptr::null_mut(), 0) };
-    if rec.is_null() {
-        None
-    } else {
-        // SAFETY: non-null storage of type SocketToa.
-        Some(unsafe { *(rec as *const SocketToa) })
-    }
+    stored(&TOA_SOCKETS, sk)
 }
 
 // ---------------------------------------------------------------- sock_ops
@@ -135,7 +118,7 @@ fn on_passive_established(ctx: &SockOpsContext) -> Result<(), i64> {
     // SAFETY: full socket from the context; `record` is a valid initial value.
     let stored = unsafe {
         bpf_sk_storage_get(
-            sockets_map(),
+            map_ptr(&TOA_SOCKETS),
             sk.cast(),
             ptr::from_ref(&record).cast_mut().cast(),
             BPF_SK_STORAGE_GET_F_CREATE.into(),
@@ -202,7 +185,7 @@ fn on_close(ctx: &SockOpsContext) -> Result<(), i64> {
         return Ok(());
     };
     // SAFETY: full socket from the context.
-    if unsafe { bpf_sk_storage_delete(sockets_map(), sk.cast()) } == 0 {
+    if unsafe { bpf_sk_storage_delete(map_ptr(&TOA_SOCKETS), sk.cast()) } == 0 {
         count(Counter::Ip6AddressFree);
     }
     Ok(())
