@@ -4,8 +4,9 @@
 //! Usage: `toa-test-relay LISTEN UPSTREAM [KIND]`, e.g.
 //! `toa-test-relay [fd00:1::1]:8000 198.18.2.2:8000 254`. Prints `ready` once
 //! listening. For each client: socket(), register the client, connect(), then
-//! copy both ways (half-closes forwarded). SIGTERM/SIGINT drop the writer,
-//! which detaches it and removes its cgroup. Threads only; it is a test tool.
+//! copy both ways (half-closes forwarded). SIGTERM/SIGINT print the writer's
+//! counters (`edge-stats ...`) and drop it, which detaches it and removes its
+//! cgroup. Threads only; it is a test tool.
 
 use socket2::{Domain, Socket, Type};
 use std::io::Write;
@@ -44,6 +45,15 @@ fn main() -> anyhow::Result<()> {
     unsafe { libc::sigwait(&signals, &mut signal) };
     stop.store(true, Ordering::Relaxed);
     let _ = acceptor.join();
+    let stats = writer.stats();
+    println!(
+        "edge-stats written={} reserve_failed={} store_failed={} connects_registered={} writing_stopped={}",
+        stats.written,
+        stats.reserve_failed,
+        stats.store_failed,
+        stats.connects_registered,
+        stats.writing_stopped
+    );
     drop(writer); // the last reference: detaches, leaves and removes the cgroup
     Ok(())
 }

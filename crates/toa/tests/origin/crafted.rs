@@ -4,7 +4,7 @@
 //! the origin either reports the first valid TOA or leaves the address alone.
 
 use crate::lab::*;
-use toa_lab::{Netns, addr};
+use toa_lab::addr;
 
 const CRAFT: &str = include_str!("craft.py");
 const SPOOFED_SOURCE: &str = "198.18.2.77";
@@ -36,28 +36,6 @@ fn wrong_length(len: u8) -> Vec<u8> {
 
 fn cat(parts: &[Vec<u8>]) -> Vec<u8> {
     parts.concat()
-}
-
-/// The interface of `ns` holding `ip`, and its MAC address.
-fn interface(ns: &Netns, ip: &str) -> (String, String) {
-    let line = ns
-        .run(&["ip", "-o", "-4", "addr", "show", "to", ip])
-        .unwrap();
-    let name = line
-        .split_whitespace()
-        .nth(1)
-        .expect("interface")
-        .to_string();
-    let link = ns.run(&["ip", "-o", "link", "show", "dev", &name]).unwrap();
-    let mac = link
-        .split("link/ether ")
-        .nth(1)
-        .expect("mac")
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
-    (name, mac)
 }
 
 #[test]

@@ -163,3 +163,25 @@ pub fn curl(ns: &Netns, url: &str) {
     ns.run(&["curl", "-sS", "--max-time", "10", "-o", "/dev/null", url])
         .unwrap();
 }
+
+/// The interface of `ns` holding `ip`, and its MAC address.
+pub fn interface(ns: &Netns, ip: &str) -> (String, String) {
+    let line = ns
+        .run(&["ip", "-o", "-4", "addr", "show", "to", ip])
+        .unwrap();
+    let name = line
+        .split_whitespace()
+        .nth(1)
+        .expect("interface")
+        .to_string();
+    let link = ns.run(&["ip", "-o", "link", "show", "dev", &name]).unwrap();
+    let mac = link
+        .split("link/ether ")
+        .nth(1)
+        .expect("mac")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    (name, mac)
+}

@@ -5,6 +5,7 @@
 //! `crafted` sends hand-made option bytes with raw sockets.
 
 mod crafted;
+mod edge;
 mod lab;
 
 use lab::*;
