@@ -1,0 +1,2 @@
+//! test
+pub fn y() -> i32 { toa::toa_x() }
