@@ -98,7 +98,12 @@ unsafe fn capacity(addr: *mut sockaddr, addrlen: *mut socklen_t) -> socklen_t {
 ///
 /// # Safety
 /// `addr` must be valid for `capacity` bytes and `addrlen` valid whenever `capacity > 0`.
-unsafe fn reveal_ipv6_client(fd: c_int, addr: *mut sockaddr, addrlen: *mut socklen_t, capacity: socklen_t) {
+unsafe fn reveal_ipv6_client(
+    fd: c_int,
+    addr: *mut sockaddr,
+    addrlen: *mut socklen_t,
+    capacity: socklen_t,
+) {
     if (capacity as usize) < size_of::<sockaddr_in6>() {
         return;
     }
@@ -141,7 +146,12 @@ pub unsafe extern "C" fn accept(fd: c_int, addr: *mut sockaddr, addrlen: *mut so
 /// # Safety
 /// As accept4(2).
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn accept4(fd: c_int, addr: *mut sockaddr, addrlen: *mut socklen_t, flags: c_int) -> c_int {
+pub unsafe extern "C" fn accept4(
+    fd: c_int,
+    addr: *mut sockaddr,
+    addrlen: *mut socklen_t,
+    flags: c_int,
+) -> c_int {
     let real = REAL_ACCEPT4.get();
     if real.is_null() {
         return no_real_function();
@@ -161,7 +171,11 @@ pub unsafe extern "C" fn accept4(fd: c_int, addr: *mut sockaddr, addrlen: *mut s
 /// # Safety
 /// As getpeername(2).
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn getpeername(fd: c_int, addr: *mut sockaddr, addrlen: *mut socklen_t) -> c_int {
+pub unsafe extern "C" fn getpeername(
+    fd: c_int,
+    addr: *mut sockaddr,
+    addrlen: *mut socklen_t,
+) -> c_int {
     let real = REAL_GETPEERNAME.get();
     if real.is_null() {
         return no_real_function();

@@ -12,7 +12,11 @@ use std::sync::OnceLock;
 /// Where cargo put this test's build outputs: the test binary sits in `deps/`
 /// next to the cdylibs of this package and of libtoa.
 fn deps_dir() -> PathBuf {
-    std::env::current_exe().unwrap().parent().unwrap().to_path_buf()
+    std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Built once per test binary: tests run in parallel and share the output.
@@ -54,7 +58,8 @@ struct Server {
 impl Server {
     fn start(bin: &Path, bind: &str, count: usize, preload: bool) -> Server {
         let mut cmd = Command::new(bin);
-        cmd.args([bind, "0", &count.to_string()]).stdout(Stdio::piped());
+        cmd.args([bind, "0", &count.to_string()])
+            .stdout(Stdio::piped());
         if preload {
             cmd.env("LD_PRELOAD", deps_dir().join("libtoa_preload.so"));
         }
@@ -68,11 +73,19 @@ impl Server {
             }
             head.push(line);
         };
-        Server { child, lines, local, head }
+        Server {
+            child,
+            lines,
+            local,
+            head,
+        }
     }
 
     fn next_line(&mut self) -> String {
-        self.lines.next().expect("peer_server exited early").unwrap()
+        self.lines
+            .next()
+            .expect("peer_server exited early")
+            .unwrap()
     }
 
     fn is_preloaded(&self) -> bool {
@@ -92,9 +105,16 @@ impl Drop for Server {
 /// accept4) from loopback clients, checked against the clients' real addresses.
 fn serve_two_clients(bin: &Path, bind: &str, preload: bool) {
     let mut server = Server::start(bin, bind, 2, preload);
-    assert_eq!(server.is_preloaded(), preload, "LD_PRELOAD took effect: {preload}");
+    assert_eq!(
+        server.is_preloaded(),
+        preload,
+        "LD_PRELOAD took effect: {preload}"
+    );
     for line in &server.head {
-        assert!(line.starts_with("selfcheck ok"), "{bind} preload={preload}: {line}");
+        assert!(
+            line.starts_with("selfcheck ok"),
+            "{bind} preload={preload}: {line}"
+        );
     }
     for call in ["accept", "accept4"] {
         let client = TcpStream::connect(server.local).unwrap();

@@ -13,7 +13,11 @@ use crate::sockaddr;
 /// # Safety
 /// `out` must be NULL or valid for writes of `*len` bytes; `len` NULL or valid.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn toa_get_peer(fd: c_int, out: *mut sockaddr_storage, len: *mut socklen_t) -> c_int {
+pub unsafe extern "C" fn toa_get_peer(
+    fd: c_int,
+    out: *mut sockaddr_storage,
+    len: *mut socklen_t,
+) -> c_int {
     if out.is_null() || len.is_null() {
         set_errno(libc::EINVAL);
         return -1;

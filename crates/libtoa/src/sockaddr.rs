@@ -18,7 +18,11 @@ pub fn encoded_len(addr: &SocketAddr) -> socklen_t {
 ///
 /// # Safety
 /// `out` must be valid for writes of `capacity` bytes. No alignment is required.
-pub unsafe fn write(addr: &SocketAddr, out: *mut sockaddr, capacity: socklen_t) -> Option<socklen_t> {
+pub unsafe fn write(
+    addr: &SocketAddr,
+    out: *mut sockaddr,
+    capacity: socklen_t,
+) -> Option<socklen_t> {
     let len = encoded_len(addr);
     if capacity < len {
         return None;
@@ -26,8 +30,12 @@ pub unsafe fn write(addr: &SocketAddr, out: *mut sockaddr, capacity: socklen_t) 
     // SAFETY: the caller guarantees `capacity` writable bytes and we write `len <= capacity`.
     unsafe {
         match addr {
-            SocketAddr::V4(v4) => out.cast::<sockaddr_in>().write_unaligned(to_sockaddr_in(v4)),
-            SocketAddr::V6(v6) => out.cast::<sockaddr_in6>().write_unaligned(to_sockaddr_in6(v6)),
+            SocketAddr::V4(v4) => out
+                .cast::<sockaddr_in>()
+                .write_unaligned(to_sockaddr_in(v4)),
+            SocketAddr::V6(v6) => out
+                .cast::<sockaddr_in6>()
+                .write_unaligned(to_sockaddr_in6(v6)),
         }
     }
     Some(len)
@@ -58,7 +66,10 @@ pub unsafe fn read(addr: *const sockaddr, len: socklen_t) -> Option<SocketAddr> 
             libc::AF_INET if len >= size_of::<sockaddr_in>() => {
                 let sin = addr.cast::<sockaddr_in>().read_unaligned();
                 let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
-                Some(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(sin.sin_port))))
+                Some(SocketAddr::V4(SocketAddrV4::new(
+                    ip,
+                    u16::from_be(sin.sin_port),
+                )))
             }
             libc::AF_INET6 if len >= size_of::<sockaddr_in6>() => {
                 let sin6 = addr.cast::<sockaddr_in6>().read_unaligned();
@@ -145,7 +156,11 @@ mod tests {
         let out = (&raw mut ss).cast::<sockaddr>();
         let cap = size_of::<sockaddr_in>() as socklen_t;
         assert_eq!(unsafe { write(&addr, out, cap) }, None);
-        assert_eq!(unsafe { family(out) }, 0, "nothing is written on a short buffer");
+        assert_eq!(
+            unsafe { family(out) },
+            0,
+            "nothing is written on a short buffer"
+        );
     }
 
     #[test]
