@@ -12,7 +12,9 @@ pub struct DoctorArgs {
 }
 
 pub fn run(args: DoctorArgs) -> anyhow::Result<()> {
-    let report = toa_doctor::diagnose(&toa_doctor::Options { metrics: args.metrics });
+    let report = toa_doctor::diagnose(&toa_doctor::Options {
+        metrics: args.metrics,
+    });
     print!("{report}");
     let problems = report.problems().count();
     if problems == 0 {
