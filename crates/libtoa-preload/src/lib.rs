@@ -123,23 +123,44 @@ unsafe fn reveal_ipv6_client(
     unsafe { *errno = saved };
 }
 
+/// Calls the real function through `call` and, when `revealable` picks the
+/// connected socket out of its result, reveals that socket's IPv6 client.
+///
+/// # Safety
+/// `addr`/`addrlen` as the wrapped libc function requires; `call` must invoke
+/// `real`'s function with the caller's arguments.
+unsafe fn intercept(
+    real: &Real,
+    addr: *mut sockaddr,
+    addrlen: *mut socklen_t,
+    call: impl FnOnce(*mut c_void) -> c_int,
+    revealable: impl FnOnce(c_int) -> Option<c_int>,
+) -> c_int {
+    let function = real.get();
+    if function.is_null() {
+        return no_real_function();
+    }
+    // SAFETY: forwarded from the caller.
+    let capacity = unsafe { capacity(addr, addrlen) };
+    let result = call(function);
+    if let Some(socket) = revealable(result) {
+        // SAFETY: libc succeeded, so `addr`/`addrlen` are valid for `capacity` bytes.
+        unsafe { reveal_ipv6_client(socket, addr, addrlen, capacity) };
+    }
+    result
+}
+
 /// # Safety
 /// As accept(2).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn accept(fd: c_int, addr: *mut sockaddr, addrlen: *mut socklen_t) -> c_int {
-    let real = REAL_ACCEPT.get();
-    if real.is_null() {
-        return no_real_function();
-    }
-    // SAFETY: `real` is libc's accept; the arguments are the caller's, unchanged.
+    // SAFETY: the pointer is libc's accept; the arguments are the caller's, unchanged.
+    let call =
+        |real| unsafe { std::mem::transmute::<*mut c_void, AcceptFn>(real)(fd, addr, addrlen) };
     unsafe {
-        let real: AcceptFn = std::mem::transmute(real);
-        let capacity = capacity(addr, addrlen);
-        let conn = real(fd, addr, addrlen);
-        if conn >= 0 {
-            reveal_ipv6_client(conn, addr, addrlen, capacity);
-        }
-        conn
+        intercept(&REAL_ACCEPT, addr, addrlen, call, |conn| {
+            (conn >= 0).then_some(conn)
+        })
     }
 }
 
@@ -152,19 +173,14 @@ pub unsafe extern "C" fn accept4(
     addrlen: *mut socklen_t,
     flags: c_int,
 ) -> c_int {
-    let real = REAL_ACCEPT4.get();
-    if real.is_null() {
-        return no_real_function();
-    }
     // SAFETY: as in `accept`.
+    let call = |real| unsafe {
+        std::mem::transmute::<*mut c_void, Accept4Fn>(real)(fd, addr, addrlen, flags)
+    };
     unsafe {
-        let real: Accept4Fn = std::mem::transmute(real);
-        let capacity = capacity(addr, addrlen);
-        let conn = real(fd, addr, addrlen, flags);
-        if conn >= 0 {
-            reveal_ipv6_client(conn, addr, addrlen, capacity);
-        }
-        conn
+        intercept(&REAL_ACCEPT4, addr, addrlen, call, |conn| {
+            (conn >= 0).then_some(conn)
+        })
     }
 }
 
@@ -176,18 +192,13 @@ pub unsafe extern "C" fn getpeername(
     addr: *mut sockaddr,
     addrlen: *mut socklen_t,
 ) -> c_int {
-    let real = REAL_GETPEERNAME.get();
-    if real.is_null() {
-        return no_real_function();
-    }
     // SAFETY: as in `accept`.
+    let call = |real| unsafe {
+        std::mem::transmute::<*mut c_void, GetpeernameFn>(real)(fd, addr, addrlen)
+    };
     unsafe {
-        let real: GetpeernameFn = std::mem::transmute(real);
-        let capacity = capacity(addr, addrlen);
-        let rc = real(fd, addr, addrlen);
-        if rc == 0 {
-            reveal_ipv6_client(fd, addr, addrlen, capacity);
-        }
-        rc
+        intercept(&REAL_GETPEERNAME, addr, addrlen, call, |rc| {
+            (rc == 0).then_some(fd)
+        })
     }
 }
