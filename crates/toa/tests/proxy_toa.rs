@@ -165,32 +165,13 @@ pass_client_ip = "toa"
     );
 
     // IPv4 client to an IPv4 origin, and an IPv6 client to an IPv6 origin.
-    let get = |edge: &str, port: u16, local: u16| {
-        let url = if edge.contains(':') {
-            format!("http://[{edge}]:{port}/")
-        } else {
-            format!("http://{edge}:{port}/")
-        };
-        lab.topo
-            .client
-            .run(&[
-                "curl",
-                "-sS",
-                "--fail",
-                "-o",
-                "/dev/null",
-                "--max-time",
-                "10",
-                "--local-port",
-                &local.to_string(),
-                &url,
-            ])
-            .unwrap_or_else(|e| panic!("{e}\n{}", lab.proxy_log()));
-    };
-    get(addr::EDGE_CLIENT_SIDE_V4, 16000, 43001);
-    get(addr::EDGE_CLIENT_SIDE_V6, 16001, 43002);
+    lab.get(addr::EDGE_CLIENT_SIDE_V4, 16000, "/", Some(43001))
+        .unwrap();
+    lab.get(addr::EDGE_CLIENT_SIDE_V6, 16001, "/", Some(43002))
+        .unwrap();
     // An IPv4 client whose upstream is IPv6: still the IPv4 form of the option.
-    get(addr::EDGE_CLIENT_SIDE_V4, 16002, 43003);
+    lab.get(addr::EDGE_CLIENT_SIDE_V4, 16002, "/", Some(43003))
+        .unwrap();
 
     let log = wait_log(&v4, "\"GET / HTTP/1.1\"");
     assert!(

@@ -209,15 +209,33 @@ impl ProxyLab {
 
     /// GET http://host:port/who from the client; the origin's name, or the curl error.
     pub fn who(&self, host: &str, port: u16) -> Result<String, String> {
+        self.get(host, port, "/who", None)
+    }
+
+    /// GET `path` through the proxy at host:port from the client, optionally from a fixed
+    /// source port (so a test knows the exact client address the origin must report).
+    pub fn get(
+        &self,
+        host: &str,
+        port: u16,
+        path: &str,
+        local_port: Option<u16>,
+    ) -> Result<String, String> {
         let url = if host.contains(':') {
-            format!("http://[{host}]:{port}/who")
+            format!("http://[{host}]:{port}{path}")
         } else {
-            format!("http://{host}:{port}/who")
+            format!("http://{host}:{port}{path}")
         };
+        let local = local_port.map(|p| p.to_string());
+        let mut cmd = vec!["curl", "-sS", "--fail", "--max-time", "10"];
+        if let Some(p) = &local {
+            cmd.extend(["--local-port", p.as_str()]);
+        }
+        cmd.push(&url);
         self.topo
             .client
-            .run(&["curl", "-sS", "--fail", "--max-time", "5", &url])
-            .map_err(|e| e.to_string())
+            .run(&cmd)
+            .map_err(|e| format!("{e}\n{}", self.proxy_log()))
     }
 
     /// Whether the proxy process still runs (a zombie — exited, not yet reaped — does not).
