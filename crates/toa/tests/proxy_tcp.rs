@@ -50,18 +50,21 @@ fn assert_intact(client_lines: &[String], origin_log: &str, expected: usize, byt
     }
 }
 
+/// Waits until the origin logged `n` connections; on timeout shows both logs.
 fn wait_for_lines(lab: &ProxyLab, log: &std::path::Path, n: usize) -> String {
-    let mut text = String::new();
-    eventually(
-        Duration::from_secs(30),
-        "origin to log every connection",
-        || {
-            text = std::fs::read_to_string(log).unwrap_or_default();
-            text.lines().filter(|l| l.starts_with('{')).count() >= n
-        },
-    );
-    let _ = lab;
-    text
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.lines().filter(|l| l.starts_with('{')).count() >= n {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "origin logged fewer than {n} connections:\n{text}\nproxy log:\n{}",
+            lab.proxy_log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]
