@@ -181,8 +181,10 @@ fn failover_sends_new_connections_to_the_live_origin_and_flips_health() {
     }
     let config = format!(
         r#"
+# Checks slow enough that the first connections after the kill meet A still "up":
+# they are refused, retried on B, and take A down passively (fall = 2).
 [health]
-interval = "200ms"
+interval = "1s"
 timeout = "200ms"
 rise = 2
 fall = 2
@@ -206,7 +208,7 @@ origin_ports = "8000"
     );
 
     // The proxy started before the origins: wait until checks see both.
-    eventually(Duration::from_secs(5), "both origins up", || {
+    eventually(Duration::from_secs(10), "both origins up", || {
         lab.metric(&up_a) == Some(1) && lab.metric(&up_b) == Some(1)
     });
     let before: Vec<String> = (0..10)
@@ -239,9 +241,11 @@ origin_ports = "8000"
 
     // A comes back: after `rise` good checks it takes connections again.
     lab.serve_http(addr::ORIGIN_V4, 8000, "A");
-    eventually(Duration::from_secs(5), "origin A reported up again", || {
-        lab.metric(&up_a) == Some(1)
-    });
+    eventually(
+        Duration::from_secs(10),
+        "origin A reported up again",
+        || lab.metric(&up_a) == Some(1),
+    );
     let after: Vec<String> = (0..10)
         .map(|_| lab.who(addr::EDGE_CLIENT_SIDE_V4, 12000).unwrap())
         .collect();
