@@ -198,16 +198,17 @@ origin_ports = "8000"
         o4 = addr::ORIGIN_V4,
         o6 = addr::ORIGIN_V6
     );
-    let mut lab = ProxyLab::start("pfail", &config, 12000);
+    let mut lab = ProxyLab::new("pfail");
     let a = lab.serve_http(addr::ORIGIN_V4, 8000, "A");
     lab.serve_http(addr::ORIGIN_V6, 8000, "B");
+    lab.start_proxy(&config, 12000);
     let up_a = format!("toa_proxy_origin_up{{origin=\"{}:8000\"}}", addr::ORIGIN_V4);
     let up_b = format!(
         "toa_proxy_origin_up{{origin=\"[{}]:8000\"}}",
         addr::ORIGIN_V6
     );
 
-    // The proxy started before the origins: wait until checks see both.
+    // The origins listened before the proxy started, so its first checks find them up.
     eventually(Duration::from_secs(10), "both origins up", || {
         lab.metric(&up_a) == Some(1) && lab.metric(&up_b) == Some(1)
     });

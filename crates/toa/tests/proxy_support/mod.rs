@@ -14,7 +14,8 @@ pub const METRICS: &str = "127.0.0.1:9100";
 
 pub struct ProxyLab {
     pub topo: Topology,
-    pub proxy: Spawned,
+    /// `toa proxy` on the edge, once [`ProxyLab::start_proxy`] ran.
+    proxy: Option<Spawned>,
     pub config: PathBuf,
     pub peer: String,
     /// Whether the proxy runs the fast test health checks (the config had no `[health]`).
@@ -22,65 +23,81 @@ pub struct ProxyLab {
 }
 
 impl ProxyLab {
-    /// The topology, the peer script in the lab dir, and `toa proxy` running `config` on the edge.
+    /// The topology and the peer script in the lab dir; no proxy yet, so origins can be
+    /// started first and the proxy's first health checks find them up.
+    pub fn new(tag: &str) -> ProxyLab {
+        let topo = Topology::new(tag).expect("topology");
+        let peer = topo.lab.dir().join("peer.py");
+        std::fs::write(&peer, PEER_PY).unwrap();
+        let config = topo.lab.dir().join("proxy.toml");
+        ProxyLab {
+            topo,
+            proxy: None,
+            config,
+            peer: peer.to_string_lossy().into_owned(),
+            fast_health: false,
+        }
+    }
+
+    /// [`ProxyLab::new`], then [`ProxyLab::start_proxy`].
+    pub fn start(tag: &str, config: &str, first_port: u16) -> ProxyLab {
+        let mut lab = ProxyLab::new(tag);
+        lab.start_proxy(config, first_port);
+        lab
+    }
+
+    /// Runs `toa proxy` with `config` on the edge and waits for `first_port` and metrics.
     /// A config without `[health]` gets fast checks, so origins started after the proxy are
     /// seen up quickly (see [`ProxyLab::spawn_origin`]).
-    pub fn start(tag: &str, config: &str, first_port: u16) -> ProxyLab {
-        let fast_health = !config.contains("[health]");
-        let config = if !fast_health {
-            config.to_string()
-        } else {
+    pub fn start_proxy(&mut self, config: &str, first_port: u16) {
+        self.fast_health = !config.contains("[health]");
+        let config = if self.fast_health {
             format!(
                 "[health]\ninterval = \"250ms\"\ntimeout = \"250ms\"\nrise = 1\nfall = 3\n\n{config}"
             )
+        } else {
+            config.to_string()
         };
-        let config = config.as_str();
-        let mut topo = Topology::new(tag).expect("topology");
-        let peer = topo.lab.dir().join("peer.py");
-        std::fs::write(&peer, PEER_PY).unwrap();
-        let path = topo.lab.dir().join("proxy.toml");
-        std::fs::write(&path, config).unwrap();
-        let proxy = topo
-            .lab
-            .spawn(
-                &topo.edge,
-                None,
-                &[
-                    // Debug logs name the side of every connection that ends in an error.
-                    "env",
-                    "RUST_LOG=info,toa_proxy=debug",
-                    env!("CARGO_BIN_EXE_toa"),
-                    "proxy",
-                    "--config",
-                    path.to_str().unwrap(),
-                    "--metrics",
-                    METRICS,
-                ],
-            )
-            .expect("spawn toa proxy");
-        let lab = ProxyLab {
-            topo,
-            proxy,
-            config: path,
-            peer: peer.to_string_lossy().into_owned(),
-            fast_health,
-        };
-        if let Err(e) = lab
+        std::fs::write(&self.config, config).unwrap();
+        let cmd = [
+            // Debug logs name the side of every connection that ends in an error.
+            "env",
+            "RUST_LOG=info,toa_proxy=debug",
+            env!("CARGO_BIN_EXE_toa"),
+            "proxy",
+            "--config",
+            self.config.to_str().unwrap(),
+            "--metrics",
+            METRICS,
+        ];
+        self.proxy = Some(
+            self.topo
+                .lab
+                .spawn(&self.topo.edge, None, &cmd)
+                .expect("spawn toa proxy"),
+        );
+        if let Err(e) = self
             .topo
             .edge
             .wait_listening(first_port, false, Duration::from_secs(10))
         {
-            panic!("proxy not listening: {e}\n{}", lab.proxy_log());
+            panic!("proxy not listening: {e}\n{}", self.proxy_log());
         }
-        lab.topo
+        self.topo
             .edge
             .wait_listening(9100, false, Duration::from_secs(5))
             .expect("metrics listening");
-        lab
+    }
+
+    pub fn proxy(&self) -> &Spawned {
+        self.proxy.as_ref().expect("start_proxy ran")
     }
 
     pub fn proxy_log(&self) -> String {
-        std::fs::read_to_string(&self.proxy.log).unwrap_or_default()
+        self.proxy
+            .as_ref()
+            .map(|p| std::fs::read_to_string(&p.log).unwrap_or_default())
+            .unwrap_or_default()
     }
 
     pub fn metrics(&self) -> String {
@@ -116,22 +133,34 @@ impl ProxyLab {
         port: u16,
     ) -> Spawned {
         let s = self.topo.lab.spawn(&self.topo.origin, cgroup, cmd).unwrap();
-        if let Err(e) = self
+        // Another origin may already listen on the same port at another address: wait for
+        // this one's own address (the first IP among its arguments).
+        let ip = cmd.iter().find_map(|a| a.parse::<std::net::IpAddr>().ok());
+        let local = ip
+            .map(|ip| std::net::SocketAddr::new(ip, port).to_string())
+            .unwrap_or(format!(":{port}"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self
             .topo
             .origin
-            .wait_listening(port, false, Duration::from_secs(10))
+            .run(&["ss", "-Hltn"])
+            .unwrap_or_default()
+            .split_whitespace()
+            .any(|w| w.ends_with(&local))
         {
-            panic!(
-                "{e}\n{}",
+            assert!(
+                Instant::now() < deadline,
+                "{local} not listening:\n{}",
                 std::fs::read_to_string(&s.log).unwrap_or_default()
             );
+            std::thread::sleep(Duration::from_millis(25));
         }
         // Checks that ran before the origin listened may have taken it down. Once every
         // check in flight has finished (timeout) and a few ran against the live origin
         // (rise = 1), the state is the origin's own.
-        if self.fast_health {
+        if self.fast_health && self.proxy.is_some() {
             std::thread::sleep(Duration::from_millis(1000));
-            if let Some(ip) = cmd.iter().find_map(|a| a.parse::<std::net::IpAddr>().ok()) {
+            if let Some(ip) = ip {
                 let series = format!(
                     "toa_proxy_origin_up{{origin=\"{}\"}}",
                     std::net::SocketAddr::new(ip, port)
@@ -241,7 +270,7 @@ impl ProxyLab {
     /// Whether the proxy process still runs (a zombie — exited, not yet reaped — does not).
     pub fn proxy_running(&self) -> bool {
         let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.proxy.pid)).unwrap_or_default();
+            std::fs::read_to_string(format!("/proc/{}/stat", self.proxy().pid)).unwrap_or_default();
         // The state letter follows the ")" that closes the command name.
         stat.rsplit_once(") ")
             .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X'))
@@ -250,7 +279,7 @@ impl ProxyLab {
     pub fn signal(&self, sig: &str) {
         self.topo
             .edge
-            .run(&["kill", &format!("-{sig}"), &self.proxy.pid.to_string()])
+            .run(&["kill", &format!("-{sig}"), &self.proxy().pid.to_string()])
             .unwrap();
     }
 
