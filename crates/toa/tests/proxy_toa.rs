@@ -273,4 +273,14 @@ pass_client_ip = "toa"
             ack.hex
         );
     }
+
+    // The option kind is fixed once the writer is attached: a reload that changes it is
+    // rejected whole, and the running config keeps working.
+    let changed = std::fs::read_to_string(&lab.config).unwrap() + "\n[toa]\nkind = 200\n";
+    lab.reload(&changed);
+    eventually(Duration::from_secs(5), "kind change rejected", || {
+        lab.proxy_log().contains("reload rejected, old config still running: proxy: rule \"v4\": [toa] kind changed from 254 to 200; restart the proxy to change it")
+    });
+    lab.get(addr::EDGE_CLIENT_SIDE_V4, 16000, "/", None)
+        .unwrap();
 }
