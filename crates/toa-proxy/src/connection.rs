@@ -38,6 +38,7 @@ pub(crate) async fn handle(
 ) {
     let rule = &*route.rule;
     let metrics = &rule.metrics;
+    let peer = normalize(peer);
     // Over a limit the client is closed at once: queueing would only hide overload.
     let Ok(_global) = shared.global_limit.clone().try_acquire_owned() else {
         metrics.reject("global_limit");
@@ -65,7 +66,7 @@ pub(crate) async fn handle(
     };
     let conn = ConnInfo {
         id: shared.next_connection_id.fetch_add(1, Ordering::Relaxed),
-        client: normalize(peer),
+        client: peer,
         proxy: normalize(local),
     };
     let (mut origin, backend, _open) = match connect(rule, route.origin_port, &conn).await {
