@@ -75,6 +75,24 @@ fn segments(pcap: &Path) -> Vec<Segment> {
     out
 }
 
+/// `sport>dport flags toa` per segment, for failure messages.
+fn describe(segments: &[Segment]) -> String {
+    let line = |s: &Segment| {
+        let toa = s
+            .toa
+            .map(|t| format!(" toa={:?}:{}", t.ipv4(), u16::from_be(t.port_be)));
+        format!(
+            "{}>{} {:#04x} len {}{}",
+            s.src_port,
+            s.dst_port,
+            s.flags,
+            s.payload,
+            toa.unwrap_or_default()
+        )
+    };
+    segments.iter().map(line).collect::<Vec<_>>().join("\n")
+}
+
 #[test]
 fn edge_writer_puts_the_option_on_syn_handshake_ack_and_early_data() {
     let Some(OriginLab {
@@ -103,6 +121,8 @@ fn edge_writer_puts_the_option_on_syn_handshake_ack_and_early_data() {
                 "-i",
                 &origin_if,
                 "-nn",
+                // Deliver each packet at once: buffered ones are lost on SIGTERM.
+                "--immediate-mode",
                 "-U",
                 "-w",
                 &pcap_arg,
@@ -140,7 +160,12 @@ fn edge_writer_puts_the_option_on_syn_handshake_ack_and_early_data() {
                     && s.toa
                         .is_some_and(|t| u16::from_be(t.port_be) == client_port)
             })
-            .unwrap_or_else(|| panic!("no SYN with a TOA for client port {client_port}"))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no SYN with a TOA for client port {client_port} in {}",
+                    describe(&segments)
+                )
+            })
             .src_port;
         let conn: Vec<&Segment> = segments
             .iter()
