@@ -2,6 +2,7 @@
 //! library crate. Subcommands live one per file under `cmd/`.
 
 mod cmd {
+    pub mod doctor;
     pub mod origin;
 }
 
@@ -17,12 +18,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Check whether this host can run toa, and what is attached.
+    Doctor(cmd::doctor::DoctorArgs),
     /// The TOA receiver on origin servers (eBPF, replaces toa.ko).
     Origin(cmd::origin::OriginArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Doctor(args) => cmd::doctor::run(args),
         Command::Origin(args) => cmd::origin::run(args),
     }
 }
