@@ -6,7 +6,7 @@
 //! cgroup, named by the cgroup's inode so every path to it finds the same pins.
 
 use crate::counters::OriginCounters;
-use crate::sys::{AttachType, link_create, obj_pin};
+use crate::sys::{AttachType, link_cgroup_id, link_create, obj_get, obj_pin};
 use crate::system::{bpffs_root, inode, preflight, require_cgroup2};
 use crate::trust::TrustedNet;
 use crate::{LoaderError, Result};
@@ -135,6 +135,7 @@ impl Origin {
         let config = settings.to_config()?;
         preflight()?;
         require_cgroup2(cgroup)?;
+        remove_defunct_pins()?;
         let origin = Origin {
             cgroup: cgroup.to_path_buf(),
             pins: pin_dir(cgroup)?,
@@ -294,7 +295,7 @@ impl Origin {
                 .map_err(LoaderError::ebpf(action("opening")))?
                 .as_fd()
                 .try_clone_to_owned()
-            .map_err(LoaderError::io("duplicating the fd of", &prog_path))?;
+                .map_err(LoaderError::io("duplicating the fd of", &prog_path))?;
             let link = link_create(prog_fd.as_fd(), cgroup_fd.as_fd(), attach)
                 .map_err(LoaderError::ebpf(action("attaching")))?;
             let link_path = self.pins.join(link_pin(name));
@@ -328,6 +329,28 @@ impl Origin {
         }
         Ok(())
     }
+}
+
+/// Removes the pins of receivers whose cgroup no longer exists: their links
+/// are defunct and would otherwise hold programs and maps forever. Run on
+/// every load, so a cgroup removed without `unload` leaks only until then.
+fn remove_defunct_pins() -> Result<()> {
+    let root = bpffs_root()?.join("origin");
+    let Ok(entries) = std::fs::read_dir(&root) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let receiver = entry.path().join(link_pin(shared::PROG_RECEIVER));
+        let defunct = match obj_get(&receiver) {
+            Ok(link) => link_cgroup_id(link.as_fd()).is_ok_and(|id| id == 0),
+            // No receiver link yet: possibly a load in progress; leave it.
+            Err(_) => false,
+        };
+        if defunct {
+            remove_pins(&entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 fn pin_dir(cgroup: &Path) -> Result<PathBuf> {

@@ -95,19 +95,16 @@ fn describe(segments: &[Segment]) -> String {
 
 #[test]
 fn edge_writer_puts_the_option_on_syn_handshake_ack_and_early_data() {
-    let Some(OriginLab {
-        origin: _unloads_on_drop,
-        cg,
-        mut topo,
-    }) = origin_lab(
+    let Some(mut lab) = origin_lab(
         "edge_writer_puts_the_option_on_syn_handshake_ack_and_early_data",
         "orig-edge",
         &[],
-    )
-    else {
+    ) else {
         return;
     };
-    probe_server(&mut topo, &cg, "::", 9000);
+    // Borrowed, not moved: `lab` drops as a whole, receiver (unload) first.
+    let OriginLab { cg, topo, .. } = &mut lab;
+    probe_server(topo, cg, "::", 9000);
     let (origin_if, _) = interface(&topo.origin, addr::ORIGIN_V4);
     let pcap = topo.lab.dir().join("origin.pcap");
     let pcap_arg = pcap.to_str().unwrap().to_string();
@@ -132,7 +129,7 @@ fn edge_writer_puts_the_option_on_syn_handshake_ack_and_early_data() {
         .unwrap();
     wait_log(&tcpdump.log, "listening on");
     // IPv4 client over an IPv6 upstream: the option must still be the 8-byte form.
-    let relay = relay(&mut topo, "198.18.1.1:9000", "[fd00:2::2]:9000");
+    let relay = relay(topo, "198.18.1.1:9000", "[fd00:2::2]:9000");
 
     let replies: Vec<_> = (0..2)
         .map(|_| probe(&topo.client, addr::EDGE_CLIENT_SIDE_V4, 9000))
