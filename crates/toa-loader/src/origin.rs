@@ -135,7 +135,7 @@ impl Origin {
         let config = settings.to_config()?;
         preflight()?;
         require_cgroup2(cgroup)?;
-        remove_defunct_pins()?;
+        remove_defunct_pins(&bpffs_root()?);
         let origin = Origin {
             cgroup: cgroup.to_path_buf(),
             pins: pin_dir(cgroup)?,
@@ -334,10 +334,9 @@ impl Origin {
 /// Removes the pins of receivers whose cgroup no longer exists: their links
 /// are defunct and would otherwise hold programs and maps forever. Run on
 /// every load, so a cgroup removed without `unload` leaks only until then.
-fn remove_defunct_pins() -> Result<()> {
-    let root = bpffs_root()?.join("origin");
-    let Ok(entries) = std::fs::read_dir(&root) else {
-        return Ok(());
+fn remove_defunct_pins(bpffs: &Path) {
+    let Ok(entries) = std::fs::read_dir(bpffs.join("origin")) else {
+        return;
     };
     for entry in entries.flatten() {
         let receiver = entry.path().join(link_pin(shared::PROG_RECEIVER));
@@ -347,10 +346,10 @@ fn remove_defunct_pins() -> Result<()> {
             Err(_) => false,
         };
         if defunct {
-            remove_pins(&entry.path())?;
+            // Best effort: a concurrent unload may be removing it too.
+            let _ = remove_pins(&entry.path());
         }
     }
-    Ok(())
 }
 
 fn pin_dir(cgroup: &Path) -> Result<PathBuf> {

@@ -454,3 +454,34 @@ fn bad_input_gets_a_one_line_error() {
         assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn pins_of_a_removed_cgroup_are_swept_by_the_next_load() {
+    let Some(lab) = origin_lab(
+        "pins_of_a_removed_cgroup_are_swept_by_the_next_load",
+        "orig-sweep",
+        &[],
+    ) else {
+        return;
+    };
+    // A cgroup of this test's own that goes away without `unload`.
+    let gone = std::path::PathBuf::from(toa_lab::CGROUP2_ROOT)
+        .join(format!("toa-orig-sweep-{}", std::process::id()));
+    std::fs::create_dir(&gone).unwrap();
+    let loaded = toa(&["origin", "load", "--cgroup", gone.to_str().unwrap()]);
+    let pins = Origin::open(&gone).map(|o| o.pin_dir().to_path_buf());
+    std::fs::remove_dir(&gone).unwrap();
+    assert!(loaded.status.success(), "{loaded:?}");
+    let pins = pins.unwrap();
+    assert!(pins.exists());
+
+    // The kernel releases the cgroup (detaching its links) asynchronously;
+    // any later load, here a reload of the lab's receiver, removes the pins.
+    let deadline = Instant::now() + WAIT;
+    while pins.exists() && Instant::now() < deadline {
+        toa_ok(&["origin", "load", "--cgroup", lab.origin.arg()]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!pins.exists(), "defunct pins left in {}", pins.display());
+    assert!(Origin::open(&lab.cg).is_ok(), "the live receiver stays");
+}
