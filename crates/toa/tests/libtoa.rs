@@ -6,9 +6,10 @@
 #[path = "origin/lab.rs"]
 #[allow(dead_code)]
 mod lab;
+#[path = "../../libtoa/tests/c/peer_server.rs"]
+mod peer_server_build;
 
 use lab::*;
-use std::path::{Path, PathBuf};
 use toa_lab::{Topology, addr};
 
 /// Connects from the client namespace, prints the local port, waits for the
@@ -18,42 +19,12 @@ s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
 print(s.getsockname()[1], flush=True)
 s.recv(1)";
 
-/// A build output of this test's dependencies (libtoa.so, libtoa_preload.so):
-/// cargo puts them in `deps/` next to the test binary, always up to date.
-fn dependency_output(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().join(name)
-}
-
-/// `crates/libtoa/tests/c/peer_server.c`, built against toa.h and libtoa.so.
-fn build_peer_server(dir: &Path) -> PathBuf {
-    let libtoa = Path::new(env!("CARGO_MANIFEST_DIR")).join("../libtoa");
-    let lib_dir = dependency_output("");
-    let out = dir.join("peer_server");
-    let status = std::process::Command::new("gcc")
-        .args(["-Wall", "-Wextra", "-Werror", "-o"])
-        .arg(&out)
-        .arg("-I")
-        .arg(libtoa.join("include"))
-        .arg(libtoa.join("tests/c/peer_server.c"))
-        .arg("-L")
-        .arg(&lib_dir)
-        // DT_RPATH wins over cargo's LD_LIBRARY_PATH (which may hold an older copy).
-        .arg(format!(
-            "-Wl,--disable-new-dtags,-rpath,{}",
-            lib_dir.display()
-        ))
-        .arg("-ltoa")
-        .status()
-        .unwrap();
-    assert!(status.success(), "gcc failed to build peer_server");
-    out
-}
-
 fn preload_env() -> String {
     format!(
         "LD_PRELOAD={}",
-        dependency_output("libtoa_preload.so").display()
+        peer_server_build::dependency_dir()
+            .join("libtoa_preload.so")
+            .display()
     )
 }
 
@@ -87,7 +58,7 @@ fn c_server_gets_ipv6_client_from_toa_get_peer_and_under_the_preload_shim() {
     else {
         return;
     };
-    let server = build_peer_server(topo.lab.dir());
+    let server = peer_server_build::build(topo.lab.dir());
     let server = server.to_str().unwrap();
     let preload = preload_env();
     let plain = origin_server(
