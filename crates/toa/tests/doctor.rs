@@ -167,3 +167,53 @@ fn doctor_shows_where_toa_origin_is_attached_with_kinds_and_trust() {
         "want {expected:?} in:\n{out}"
     );
 }
+
+#[test]
+fn doctor_summarizes_a_running_proxys_metrics() {
+    if !toa_lab::require_privileges("doctor_summarizes_a_running_proxys_metrics") {
+        return;
+    }
+    let mut lab = toa_lab::Lab::new("doctor-metrics").unwrap();
+    let edge = lab.netns("edge").unwrap();
+    let config = lab.dir().join("proxy.toml");
+    std::fs::write(
+        &config,
+        "[[rule]]\ntag = \"web\"\nlisten = [\"127.0.0.1\"]\nports = \"10000\"\norigins = [\"127.0.0.1\"]\norigin_ports = \"10001\"\n",
+    )
+    .unwrap();
+    let proxy = lab
+        .spawn(
+            &edge,
+            None,
+            &[
+                TOA,
+                "proxy",
+                "--config",
+                config.to_str().unwrap(),
+                "--metrics",
+                "127.0.0.1:9100",
+            ],
+        )
+        .unwrap();
+    edge.wait_listening(9100, false, std::time::Duration::from_secs(10))
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e}: {}",
+                std::fs::read_to_string(&proxy.log).unwrap_or_default()
+            )
+        });
+
+    let output = edge
+        .output(&[TOA, "doctor", "--metrics", "127.0.0.1:9100"])
+        .unwrap();
+    let out = stdout(&output);
+    assert!(output.status.success(), "{out}");
+    let metrics = line(&out, "proxy metrics");
+    let samples: usize = metrics
+        .strip_prefix("✓ proxy metrics: 127.0.0.1:9100/metrics answered, ")
+        .and_then(|rest| rest.strip_suffix(" samples"))
+        .unwrap_or_else(|| panic!("{out}"))
+        .parse()
+        .unwrap();
+    assert!(samples > 0, "{out}");
+}
