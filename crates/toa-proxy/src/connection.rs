@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::balance::{ActiveGuard, Backend};
 use crate::client_ip::{ConnInfo, normalize};
 use crate::error::ConnectError;
-use crate::forward::{ByteCounters, CloseReason, Limits, forward};
+use crate::forward::{ByteCounters, CloseReason, DataPath, Limits, forward};
 use crate::server::{Route, RuleRuntime, Shared};
 
 /// Counts a connection as active in its rule's gauge until dropped.
@@ -97,6 +97,11 @@ pub(crate) async fn handle(
     let limits = Limits {
         buffer_size: rule.settings.buffer_size,
         idle_timeout: rule.settings.idle_timeout,
+        data_path: if rule.settings.splice {
+            DataPath::Splice
+        } else {
+            DataPath::Buffered
+        },
     };
     let counters = ByteCounters {
         to_origin: &metrics.bytes_to_origin,

@@ -56,8 +56,6 @@ pub struct Metrics {
     rules: Mutex<BTreeMap<String, Arc<RuleMetrics>>>,
     pub reloads_ok: AtomicU64,
     pub reloads_rejected: AtomicU64,
-    /// Upstream sockets the TOA writer could not register (the connection then fails).
-    pub toa_register_failed: AtomicU64,
     toa: Mutex<Option<ToaSource>>,
 }
 
@@ -180,12 +178,6 @@ impl Metrics {
             "counter",
             "TOA options not written: no room in the TCP header.",
             vec![(String::new(), toa.reserve_failed)],
-        );
-        family(
-            "toa_proxy_toa_register_failed_total",
-            "counter",
-            "Upstream sockets the TOA writer could not register.",
-            vec![(String::new(), load(&self.toa_register_failed))],
         );
         family(
             "toa_proxy_reloads_total",

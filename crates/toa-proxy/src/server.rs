@@ -288,7 +288,7 @@ impl Server {
                 let writer = self
                     .shared
                     .modes
-                    .writer(rule.pass_client_ip, &config.toa, &self.shared.metrics)
+                    .writer(rule, &config.toa, &self.shared.metrics)
                     .map_err(|reason| ServerError::Mode {
                         tag: rule.tag.clone(),
                         reason,

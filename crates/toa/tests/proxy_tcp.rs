@@ -156,7 +156,8 @@ fn half_close_propagates_in_both_directions() {
         return;
     }
     let config = format!(
-        "[[rule]]\ntag = \"client-first\"\nports = \"11000\"\norigins = [\"{o}\"]\n\n[[rule]]\ntag = \"origin-first\"\nports = \"11001\"\norigins = [\"{o}\"]\n",
+        // Buffered copies here; the data test above runs the default splice path.
+        "[proxy]\nsplice = false\n\n[[rule]]\ntag = \"client-first\"\nports = \"11000\"\norigins = [\"{o}\"]\n\n[[rule]]\ntag = \"origin-first\"\nports = \"11001\"\norigins = [\"{o}\"]\n",
         o = addr::ORIGIN_V4
     );
     let mut lab = ProxyLab::start("phalf", &config, 11000);

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpSocket;
 
-use crate::config::{ClientIpMode, ToaSettings};
+use crate::config::{ClientIpMode, Rule, ToaSettings};
 use crate::metrics::Metrics;
 
 pub use off::Off;
@@ -43,19 +43,19 @@ pub trait ClientIpWriter: Send + Sync {
     }
 }
 
-/// Builds the writer for each mode; holds what modes share across reloads.
+/// Builds the writer for each rule's mode.
 #[derive(Default)]
 pub struct Modes {}
 
 impl Modes {
-    /// The writer for `mode`, or why this proxy cannot provide it.
+    /// The writer for `rule`'s mode, or why this proxy cannot provide it.
     pub fn writer(
         &self,
-        mode: ClientIpMode,
+        rule: &Rule,
         _toa: &ToaSettings,
         _metrics: &Metrics,
     ) -> Result<Arc<dyn ClientIpWriter>, String> {
-        match mode {
+        match rule.pass_client_ip {
             ClientIpMode::Off => Ok(Arc::new(Off)),
             other => Err(format!(
                 "pass_client_ip = \"{}\" is not available in this build",

@@ -56,6 +56,8 @@ pub struct ProxySettings {
     pub access_log: bool,
     /// Bytes buffered per direction per connection: the bound on per-connection memory.
     pub buffer_size: usize,
+    /// Forward with splice(2) (payload stays in the kernel) instead of buffered copies.
+    pub splice: bool,
 }
 
 impl Default for ProxySettings {
@@ -67,6 +69,7 @@ impl Default for ProxySettings {
             drain_timeout: Duration::from_secs(30),
             access_log: false,
             buffer_size: 64 * 1024,
+            splice: true,
         }
     }
 }
@@ -125,6 +128,8 @@ pub struct Rule {
     /// `status = "offline"` rules are validated but not listened on.
     pub online: bool,
     pub max_connections: Option<usize>,
+    /// PROXY v2 only: send a UNIQUE_ID TLV with the connection id.
+    pub ppv2_unique_id: bool,
 }
 
 /// An origin with its address resolved at load time.

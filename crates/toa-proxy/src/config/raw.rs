@@ -26,6 +26,7 @@ pub struct RawProxy {
     pub drain_timeout: Option<Spanned<Text>>,
     pub access_log: Option<Spanned<bool>>,
     pub buffer_size: Option<Spanned<i64>>,
+    pub splice: Option<Spanned<bool>>,
 }
 
 /// `[health]`: active check settings shared by every origin.
@@ -62,6 +63,7 @@ pub struct RawRule {
     pub status: Option<Spanned<String>>,
     pub balance: Option<Spanned<String>>,
     pub max_connections: Option<Spanned<i64>>,
+    pub ppv2_unique_id: Option<Spanned<bool>>,
 }
 
 /// One `[[origin_group]]`.

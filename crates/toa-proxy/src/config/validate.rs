@@ -280,6 +280,21 @@ fn rule(
         Some(m) => Some(*m.get_ref() as usize),
     };
 
+    let ppv2_unique_id = match &raw.ppv2_unique_id {
+        Some(u) if *u.get_ref() && pass_client_ip != ClientIpMode::ProxyV2 => {
+            return Err(err(
+                u.span(),
+                "ppv2_unique_id",
+                format!(
+                    "needs pass_client_ip = \"ppv2\" (this rule uses {})",
+                    pass_client_ip.as_str()
+                ),
+            ));
+        }
+        Some(u) => *u.get_ref(),
+        None => false,
+    };
+
     Ok(Rule {
         tag: name,
         line,
@@ -294,6 +309,7 @@ fn rule(
         session_persist,
         online,
         max_connections,
+        ppv2_unique_id,
     })
 }
 
@@ -429,6 +445,9 @@ fn proxy(src: &Source, raw: Option<&Spanned<RawProxy>>) -> Result<ProxySettings,
             ));
         }
         s.buffer_size = n as usize;
+    }
+    if let Some(v) = &raw.splice {
+        s.splice = *v.get_ref();
     }
     for (field, value, slot) in [
         (

@@ -1,13 +1,18 @@
-//! The data path: copies bytes both ways between client and origin with one bounded
-//! buffer per direction, propagates half-close (EOF on one side becomes `shutdown(SHUT_WR)`
-//! on the other, while the other direction keeps flowing), and ends on idle timeout,
-//! error or shutdown. [`forward`] is the one seam a zero-copy (splice) path would replace.
+//! The data path: moves bytes both ways between client and origin with bounded memory,
+//! propagates half-close (EOF on one side becomes `shutdown(SHUT_WR)` on the other while
+//! the other direction keeps flowing), and ends on idle timeout, error or shutdown.
+//! Each direction is either a buffered copy ([`copy`]) or kernel-side `splice(2)` through
+//! a pipe ([`splice`]), chosen per connection by [`DataPath`].
 
+mod copy;
+mod splice;
+
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -42,7 +47,7 @@ impl std::fmt::Display for CloseReason {
     }
 }
 
-/// Byte counters the copy loops add to as data moves, so metrics are live.
+/// Rule-wide byte counters the directions add to as data moves, so metrics are live.
 pub struct ByteCounters<'a> {
     pub to_origin: &'a AtomicU64,
     pub to_client: &'a AtomicU64,
@@ -56,87 +61,154 @@ pub struct Transfer {
     pub reason: CloseReason,
 }
 
-pub struct Limits {
-    pub buffer_size: usize,
-    pub idle_timeout: Duration,
+/// How bytes cross the proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataPath {
+    /// read() into a user-space buffer, write() it out.
+    Buffered,
+    /// splice(2) socket → pipe → socket: the payload never enters user space.
+    Splice,
 }
 
-/// Copies until both directions are done, one fails, the connection idles out, or `abort` fires.
+pub struct Limits {
+    /// Bytes in flight per direction (buffer or pipe size): the per-connection memory bound.
+    pub buffer_size: usize,
+    pub idle_timeout: Duration,
+    pub data_path: DataPath,
+}
+
+/// One direction's identity and accounting.
+struct Direction<'a> {
+    from: Side,
+    to: Side,
+    /// Rule-wide counter.
+    counter: &'a AtomicU64,
+    /// This connection's count.
+    total: AtomicU64,
+    activity: &'a Activity,
+}
+
+impl Direction<'_> {
+    fn moved(&self, n: usize) {
+        self.total.fetch_add(n as u64, Ordering::Relaxed);
+        self.counter.fetch_add(n as u64, Ordering::Relaxed);
+        self.activity.touch();
+    }
+
+    fn read_error(&self, error: io::Error) -> CloseReason {
+        CloseReason::Error {
+            side: self.from,
+            error,
+        }
+    }
+
+    fn write_error(&self, error: io::Error) -> CloseReason {
+        CloseReason::Error {
+            side: self.to,
+            error,
+        }
+    }
+}
+
+type HalfFuture<'a> = Pin<Box<dyn Future<Output = Result<(), CloseReason>> + Send + 'a>>;
+
+/// Moves bytes until both directions are done, one fails, the connection idles out, or `abort` fires.
 pub async fn forward(
-    mut client: TcpStream,
-    mut origin: TcpStream,
+    client: TcpStream,
+    origin: TcpStream,
     limits: &Limits,
     counters: ByteCounters<'_>,
     abort: &CancellationToken,
 ) -> Transfer {
-    let start = Instant::now();
-    let last_activity = AtomicU64::new(0);
-    let (mut client_read, mut client_write) = client.split();
-    let (mut origin_read, mut origin_write) = origin.split();
-    let (mut up, mut down) = (0u64, 0u64);
-    let activity = Activity {
-        start,
-        last: &last_activity,
+    let activity = Activity::new();
+    let up = Direction {
+        from: Side::Client,
+        to: Side::Origin,
+        counter: counters.to_origin,
+        total: AtomicU64::new(0),
+        activity: &activity,
     };
-
-    let reason = {
-        let upstream = copy_half(
-            &mut client_read,
-            &mut origin_write,
-            Side::Client,
-            Side::Origin,
-            limits.buffer_size,
-            &activity,
-            counters.to_origin,
-            &mut up,
-        );
-        let downstream = copy_half(
-            &mut origin_read,
-            &mut client_write,
-            Side::Origin,
-            Side::Client,
-            limits.buffer_size,
-            &activity,
-            counters.to_client,
-            &mut down,
-        );
-        tokio::pin!(upstream, downstream);
-        let (mut up_done, mut down_done) = (false, false);
-        let mut first_eof = None;
-        loop {
-            tokio::select! {
-                r = &mut upstream, if !up_done => match r {
-                    Ok(()) => { up_done = true; first_eof.get_or_insert(Side::Client); }
-                    Err(e) => break e,
-                },
-                r = &mut downstream, if !down_done => match r {
-                    Ok(()) => { down_done = true; first_eof.get_or_insert(Side::Origin); }
-                    Err(e) => break e,
-                },
-                _ = activity.idle(limits.idle_timeout) => break CloseReason::IdleTimeout,
-                _ = abort.cancelled() => break CloseReason::Shutdown,
-            }
-            if up_done && down_done {
-                break CloseReason::Done {
-                    first: first_eof.unwrap_or(Side::Client),
-                };
-            }
-        }
+    let down = Direction {
+        from: Side::Origin,
+        to: Side::Client,
+        counter: counters.to_client,
+        total: AtomicU64::new(0),
+        activity: &activity,
     };
+    let pipes = match limits.data_path {
+        DataPath::Splice => splice::Pipe::pair(limits.buffer_size)
+            .inspect_err(|e| tracing::debug!("no pipes for splice, copying through buffers: {e}"))
+            .ok(),
+        DataPath::Buffered => None,
+    };
+    let (upstream, downstream): (HalfFuture, HalfFuture) = match pipes {
+        Some((up_pipe, down_pipe)) => (
+            Box::pin(splice::splice_half(&client, &origin, up_pipe, &up)),
+            Box::pin(splice::splice_half(&origin, &client, down_pipe, &down)),
+        ),
+        None => (
+            Box::pin(copy::copy_half(&client, &origin, limits.buffer_size, &up)),
+            Box::pin(copy::copy_half(&origin, &client, limits.buffer_size, &down)),
+        ),
+    };
+    let reason = run(upstream, downstream, &activity, limits.idle_timeout, abort).await;
     Transfer {
-        to_origin: up,
-        to_client: down,
+        to_origin: up.total.into_inner(),
+        to_client: down.total.into_inner(),
         reason,
     }
 }
 
-struct Activity<'a> {
-    start: Instant,
-    /// Milliseconds since `start` of the last byte moved in either direction.
-    last: &'a AtomicU64,
+async fn run(
+    mut upstream: HalfFuture<'_>,
+    mut downstream: HalfFuture<'_>,
+    activity: &Activity,
+    idle: Duration,
+    abort: &CancellationToken,
+) -> CloseReason {
+    let (mut up_done, mut down_done) = (false, false);
+    let mut first_eof = None;
+    loop {
+        tokio::select! {
+            r = &mut upstream, if !up_done => match r {
+                Ok(()) => { up_done = true; first_eof.get_or_insert(Side::Client); }
+                Err(e) => return e,
+            },
+            r = &mut downstream, if !down_done => match r {
+                Ok(()) => { down_done = true; first_eof.get_or_insert(Side::Origin); }
+                Err(e) => return e,
+            },
+            _ = activity.idle(idle) => return CloseReason::IdleTimeout,
+            _ = abort.cancelled() => return CloseReason::Shutdown,
+        }
+        if up_done && down_done {
+            return CloseReason::Done {
+                first: first_eof.unwrap_or(Side::Client),
+            };
+        }
+    }
 }
 
-impl Activity<'_> {
+/// Shuts down the write side of `stream` so its peer sees EOF. The peer may already be
+/// gone (it reset): then there is nobody left to tell.
+fn half_close(stream: &TcpStream) {
+    let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write);
+}
+
+struct Activity {
+    start: Instant,
+    /// Milliseconds since `start` of the last byte moved in either direction.
+    last: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            start: Instant::now(),
+            last: AtomicU64::new(0),
+        }
+    }
+
     fn touch(&self) {
         self.last
             .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
@@ -155,53 +227,10 @@ impl Activity<'_> {
     }
 }
 
-/// One direction: read into a bounded buffer, write it all, repeat; on EOF shut down the
-/// writer so the peer sees the half-close.
-#[allow(clippy::too_many_arguments)]
-async fn copy_half<R, W>(
-    reader: &mut R,
-    writer: &mut W,
-    read_side: Side,
-    write_side: Side,
-    buffer_size: usize,
-    activity: &Activity<'_>,
-    counter: &AtomicU64,
-    total: &mut u64,
-) -> Result<(), CloseReason>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut buf = vec![0u8; buffer_size];
-    loop {
-        let n = reader
-            .read(&mut buf)
-            .await
-            .map_err(|error| CloseReason::Error {
-                side: read_side,
-                error,
-            })?;
-        if n == 0 {
-            // The peer may already be gone (it reset): nothing left to tell it.
-            let _ = writer.shutdown().await;
-            return Ok(());
-        }
-        writer
-            .write_all(&buf[..n])
-            .await
-            .map_err(|error| CloseReason::Error {
-                side: write_side,
-                error,
-            })?;
-        *total += n as u64;
-        counter.fetch_add(n as u64, Ordering::Relaxed);
-        activity.touch();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
     /// A connected pair (a, b) over loopback.
@@ -214,6 +243,7 @@ mod tests {
 
     async fn run(
         idle: Duration,
+        data_path: DataPath,
     ) -> (
         TcpStream,
         TcpStream,
@@ -226,6 +256,7 @@ mod tests {
             let limits = Limits {
                 buffer_size: 1024,
                 idle_timeout: idle,
+                data_path,
             };
             let t = forward(
                 proxy_client_side,
@@ -245,7 +276,13 @@ mod tests {
 
     #[tokio::test]
     async fn client_half_close_keeps_the_reply_flowing() {
-        let (mut client, mut origin, task) = run(Duration::from_secs(10)).await;
+        for path in [DataPath::Buffered, DataPath::Splice] {
+            client_half_close(path).await;
+        }
+    }
+
+    async fn client_half_close(path: DataPath) {
+        let (mut client, mut origin, task) = run(Duration::from_secs(10), path).await;
         client.write_all(b"request").await.unwrap();
         client.shutdown().await.unwrap();
         let mut got = Vec::new();
@@ -276,7 +313,13 @@ mod tests {
 
     #[tokio::test]
     async fn origin_half_close_keeps_the_upload_flowing() {
-        let (mut client, mut origin, task) = run(Duration::from_secs(10)).await;
+        for path in [DataPath::Buffered, DataPath::Splice] {
+            origin_half_close(path).await;
+        }
+    }
+
+    async fn origin_half_close(path: DataPath) {
+        let (mut client, mut origin, task) = run(Duration::from_secs(10), path).await;
         origin.write_all(b"banner").await.unwrap();
         origin.shutdown().await.unwrap();
         let mut got = Vec::new();
@@ -302,7 +345,7 @@ mod tests {
 
     #[tokio::test]
     async fn idle_connection_is_closed_after_the_timeout() {
-        let (mut client, _origin, task) = run(Duration::from_millis(100)).await;
+        let (mut client, _origin, task) = run(Duration::from_millis(100), DataPath::Splice).await;
         client.write_all(b"x").await.unwrap();
         let (t, _, _) = tokio::time::timeout(Duration::from_secs(5), task)
             .await
