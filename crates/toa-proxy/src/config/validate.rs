@@ -16,6 +16,8 @@ use super::{Config, HealthSettings, ListenAddr, OriginSpec, ProxySettings, Rule,
 const TAG_MAX_CHARS: usize = 50;
 const PERSIST_TTL_MIN: Duration = Duration::from_secs(30);
 const PERSIST_TTL_MAX: Duration = Duration::from_secs(3600);
+/// Flows per UDP rule when `max_flows` is not set: each flow holds one upstream socket (a file descriptor).
+pub const DEFAULT_MAX_FLOWS: usize = 10_000;
 /// Option kinds TCP already uses (MSS, window scale, SACK, timestamps) and EOL/NOP.
 const RESERVED_TCP_OPTION_KINDS: [i64; 7] = [0, 1, 2, 3, 4, 5, 8];
 
@@ -270,6 +272,13 @@ fn rule(
     };
     let max_connections = match &raw.max_connections {
         None => None,
+        Some(m) if protocol == Protocol::Udp => {
+            return Err(err(
+                m.span(),
+                "max_connections",
+                "udp rules have flows, not connections; use max_flows".into(),
+            ));
+        }
         Some(m) if *m.get_ref() < 1 => {
             return Err(err(
                 m.span(),
@@ -295,6 +304,21 @@ fn rule(
         None => false,
     };
 
+    let max_flows = match &raw.max_flows {
+        None => DEFAULT_MAX_FLOWS,
+        Some(m) if protocol == Protocol::Tcp => {
+            return Err(err(
+                m.span(),
+                "max_flows",
+                "only udp rules have flows; use max_connections on tcp".into(),
+            ));
+        }
+        Some(m) if *m.get_ref() < 1 => {
+            return Err(err(m.span(), "max_flows", "must be at least 1".into()));
+        }
+        Some(m) => *m.get_ref() as usize,
+    };
+
     Ok(Rule {
         tag: name,
         line,
@@ -310,6 +334,7 @@ fn rule(
         online,
         max_connections,
         ppv2_unique_id,
+        max_flows,
     })
 }
 
@@ -457,6 +482,11 @@ fn proxy(src: &Source, raw: Option<&Spanned<RawProxy>>) -> Result<ProxySettings,
         ),
         ("idle_timeout", &raw.idle_timeout, &mut s.idle_timeout),
         ("drain_timeout", &raw.drain_timeout, &mut s.drain_timeout),
+        (
+            "udp_idle_timeout",
+            &raw.udp_idle_timeout,
+            &mut s.udp_idle_timeout,
+        ),
     ] {
         if let Some(v) = value {
             *slot = duration(src, sec, field, v)?;
