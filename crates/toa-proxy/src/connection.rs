@@ -116,7 +116,7 @@ pub(crate) async fn handle(
     let duration_ms = started.elapsed().as_millis() as u64;
     if rule.settings.access_log {
         tracing::info!(target: "toa_proxy::access", rule = %rule.tag, client = %conn.client, origin = %target,
-            mode = rule.writer.name(), bytes_to_origin = t.to_origin, bytes_to_client = t.to_client, duration_ms, close = %reason, "connection closed");
+            mode = %rule.writer.name(), bytes_to_origin = t.to_origin, bytes_to_client = t.to_client, duration_ms, close = %reason, "connection closed");
     } else if !quiet {
         tracing::debug!(rule = %rule.tag, client = %conn.client, origin = %target, close = %reason, "connection closed");
     }

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::{Backend, Selector};
+use super::{Backend, Selector, rotation};
 
 #[derive(Default)]
 pub struct LeastConnections {
@@ -19,8 +19,6 @@ impl Selector for LeastConnections {
         backends: &[Arc<Backend>],
         usable: &dyn Fn(usize) -> bool,
     ) -> Option<usize> {
-        let n = backends.len();
-        let start = self.tie_break.fetch_add(1, Ordering::Relaxed);
         // Compare active_a / weight_a < active_b / weight_b without division.
         let load = |i: usize| {
             (
@@ -28,16 +26,15 @@ impl Selector for LeastConnections {
                 u64::from(backends[i].weight.max(1)),
             )
         };
-        (0..n).map(|k| (start + k) % n).filter(|&i| usable(i)).fold(
-            None,
-            |best: Option<usize>, i| match best {
+        rotation(&self.tie_break, backends.len())
+            .filter(|&i| usable(i))
+            .fold(None, |best: Option<usize>, i| match best {
                 Some(b) => {
                     let ((ai, wi), (ab, wb)) = (load(i), load(b));
                     if ai * wb < ab * wi { Some(i) } else { Some(b) }
                 }
                 None => Some(i),
-            },
-        )
+            })
     }
 }
 

@@ -67,6 +67,13 @@ pub trait Selector: Send + Sync {
     ) -> Option<usize>;
 }
 
+/// Indices `0..n` starting at the next turn of `counter`, wrapping around: the order in
+/// which rotating selectors try backends.
+fn rotation(counter: &AtomicUsize, n: usize) -> impl Iterator<Item = usize> {
+    let start = counter.fetch_add(1, Ordering::Relaxed);
+    (0..n).map(move |k| (start + k) % n)
+}
+
 /// The selector a rule asks for: session persistence wins, then the `balance` key;
 /// round robin becomes weighted when the weights differ.
 pub fn selector_for(rule: &Rule) -> Box<dyn Selector> {

@@ -2,9 +2,9 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 
-use super::{Backend, Selector};
+use super::{Backend, Selector, rotation};
 
 #[derive(Default)]
 pub struct RoundRobin {
@@ -18,9 +18,7 @@ impl Selector for RoundRobin {
         backends: &[Arc<Backend>],
         usable: &dyn Fn(usize) -> bool,
     ) -> Option<usize> {
-        let n = backends.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        (0..n).map(|k| (start + k) % n).find(|&i| usable(i))
+        rotation(&self.next, backends.len()).find(|&i| usable(i))
     }
 }
 

@@ -3,10 +3,13 @@
 //! put a header in front of the first client byte; `off` does nothing.
 
 mod off;
+mod ppv1;
+mod ppv2;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 
+use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
 use tokio::net::TcpSocket;
@@ -15,6 +18,8 @@ use crate::config::{ClientIpMode, Rule, ToaSettings};
 use crate::metrics::Metrics;
 
 pub use off::Off;
+pub use ppv1::ProxyV1;
+pub use ppv2::ProxyV2;
 
 /// What a mode needs to know about one client connection. Addresses are normalized:
 /// an IPv4 client that reached a dual-stack listener as `::ffff:a.b.c.d` is IPv4 here.
@@ -43,9 +48,19 @@ pub trait ClientIpWriter: Send + Sync {
     }
 }
 
-/// Builds the writer for each rule's mode.
-#[derive(Default)]
-pub struct Modes {}
+/// Builds the writer for each rule's mode; holds what modes share across reloads.
+pub struct Modes {
+    /// Random per process, so PROXY v2 UNIQUE_IDs stay unique across restarts.
+    nonce: u64,
+}
+
+impl Default for Modes {
+    fn default() -> Self {
+        Modes {
+            nonce: std::hash::RandomState::new().build_hasher().finish(),
+        }
+    }
+}
 
 impl Modes {
     /// The writer for `rule`'s mode, or why this proxy cannot provide it.
@@ -55,13 +70,20 @@ impl Modes {
         _toa: &ToaSettings,
         _metrics: &Metrics,
     ) -> Result<Arc<dyn ClientIpWriter>, String> {
-        match rule.pass_client_ip {
-            ClientIpMode::Off => Ok(Arc::new(Off)),
-            other => Err(format!(
-                "pass_client_ip = \"{}\" is not available in this build",
-                other.as_str()
-            )),
-        }
+        Ok(match rule.pass_client_ip {
+            ClientIpMode::Off => Arc::new(Off),
+            ClientIpMode::ProxyV1 => Arc::new(ProxyV1),
+            ClientIpMode::ProxyV2 => Arc::new(ProxyV2 {
+                unique_id: rule.ppv2_unique_id.then_some(self.nonce),
+            }),
+            ClientIpMode::Toa => {
+                return Err(format!(
+                    "pass_client_ip = \"toa\" (kind {}) needs the TOA edge writer, not in this build yet",
+                    _toa.kind
+                ));
+            }
+            ClientIpMode::Spp => return Err("spp is a UDP mode".into()),
+        })
     }
 }
 

@@ -86,30 +86,37 @@ impl ProxyLab {
             .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
     }
 
-    /// Starts a peer origin (`peer.py serve`) in the origin namespace.
-    pub fn serve_peer(&mut self, host: &str, port: u16, bytes: u64, order: &str) -> Spawned {
-        let s = self
+    /// Starts `cmd` in the origin namespace and waits until it listens on `port`.
+    pub fn spawn_origin(&mut self, cmd: &[&str], port: u16) -> Spawned {
+        let s = self.topo.lab.spawn(&self.topo.origin, None, cmd).unwrap();
+        if let Err(e) = self
             .topo
-            .lab
-            .spawn(
-                &self.topo.origin,
-                None,
-                &[
-                    "python3",
-                    &self.peer,
-                    "serve",
-                    host,
-                    &port.to_string(),
-                    &bytes.to_string(),
-                    order,
-                ],
-            )
-            .unwrap();
-        self.topo
             .origin
             .wait_listening(port, false, Duration::from_secs(10))
-            .unwrap();
+        {
+            panic!(
+                "{e}\n{}",
+                std::fs::read_to_string(&s.log).unwrap_or_default()
+            );
+        }
         s
+    }
+
+    /// Starts a peer origin (`peer.py serve`) in the origin namespace.
+    pub fn serve_peer(&mut self, host: &str, port: u16, bytes: u64, order: &str) -> Spawned {
+        let peer = self.peer.clone();
+        self.spawn_origin(
+            &[
+                "python3",
+                &peer,
+                "serve",
+                host,
+                &port.to_string(),
+                &bytes.to_string(),
+                order,
+            ],
+            port,
+        )
     }
 
     /// Runs `peer.py client` in the client namespace; one JSON line per connection.
@@ -143,29 +150,19 @@ impl ProxyLab {
         let dir = self.topo.lab.dir().join(format!("www-{name}"));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("who"), name).unwrap();
-        let s = self
-            .topo
-            .lab
-            .spawn(
-                &self.topo.origin,
-                None,
-                &[
-                    "python3",
-                    "-m",
-                    "http.server",
-                    "-b",
-                    host,
-                    "-d",
-                    dir.to_str().unwrap(),
-                    &port.to_string(),
-                ],
-            )
-            .unwrap();
-        self.topo
-            .origin
-            .wait_listening(port, false, Duration::from_secs(10))
-            .unwrap();
-        s
+        self.spawn_origin(
+            &[
+                "python3",
+                "-m",
+                "http.server",
+                "-b",
+                host,
+                "-d",
+                dir.to_str().unwrap(),
+                &port.to_string(),
+            ],
+            port,
+        )
     }
 
     /// GET http://host:port/who from the client; the origin's name, or the curl error.

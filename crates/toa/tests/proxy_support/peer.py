@@ -12,6 +12,8 @@ compare both ends. `order` decides half-close: "together" (both send at once),
   peer.py hammer HOST PORT COUNT             # COUNT sequential HTTP GETs; prints failures
   peer.py hold HOST PORT CONNS SECONDS       # opens CONNS idle connections, reports how many
                                              # the proxy kept open, holds them SECONDS
+  peer.py capture HOST PORT                  # origin: per connection, prints the hex of the
+                                             # bytes that arrive before the client sends "END"
 """
 import hashlib, json, random, socket, sys, threading
 
@@ -150,5 +152,28 @@ def hold(host, port, conns, seconds):
     time.sleep(float(seconds))
 
 
+def capture(host, port):
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    srv = socket.socket(family, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind((host, int(port)))
+    srv.listen(64)
+    while True:
+        conn, _ = srv.accept()
+        data = b""
+        conn.settimeout(5)
+        try:
+            while not data.endswith(b"END"):
+                d = conn.recv(4096)
+                if not d:
+                    break
+                data += d
+        except OSError:
+            pass
+        if data:
+            emit({"hex": data.hex()})
+        conn.close()
+
+
 if __name__ == "__main__":
-    {"serve": serve, "client": client, "hammer": hammer, "hold": hold}[sys.argv[1]](*sys.argv[2:])
+    {"serve": serve, "client": client, "hammer": hammer, "hold": hold, "capture": capture}[sys.argv[1]](*sys.argv[2:])
