@@ -15,6 +15,7 @@
 //! - [`client_ip`]: one file per pass-client-IP mode behind [`client_ip::ClientIpWriter`].
 //! - [`forward`]: the bidirectional copy (bounded buffers, half-close, idle timeout).
 //! - [`metrics`]: counters and the Prometheus text endpoint.
+//! - [`udp`]: UDP flows, their upstream sockets and the datagram modes (PROXY v2, SPP).
 //! - [`server`]: the running proxy: accept loops, connection handling, reload and drain.
 //! - [`import`]: EdgeOne rule lists (JSON/CSV) converted to TOML.
 
@@ -30,6 +31,7 @@ pub mod listener;
 pub mod metrics;
 pub mod rules;
 pub mod server;
+pub mod udp;
 
 pub use config::Config;
 pub use error::{ConnectError, Side};

@@ -63,6 +63,13 @@ impl Default for Modes {
 }
 
 impl Modes {
+    /// The PROXY v2 header builder for `rule` (TCP, and UDP's first datagram).
+    pub fn proxy_v2(&self, rule: &Rule) -> ProxyV2 {
+        ProxyV2 {
+            unique_id: rule.ppv2_unique_id.then_some(self.nonce),
+        }
+    }
+
     /// The writer for `rule`'s mode, or why this proxy cannot provide it.
     pub fn writer(
         &self,
@@ -73,9 +80,7 @@ impl Modes {
         Ok(match rule.pass_client_ip {
             ClientIpMode::Off => Arc::new(Off),
             ClientIpMode::ProxyV1 => Arc::new(ProxyV1),
-            ClientIpMode::ProxyV2 => Arc::new(ProxyV2 {
-                unique_id: rule.ppv2_unique_id.then_some(self.nonce),
-            }),
+            ClientIpMode::ProxyV2 => Arc::new(self.proxy_v2(rule)),
             ClientIpMode::Toa => {
                 return Err(format!(
                     "pass_client_ip = \"toa\" (kind {}) needs the TOA edge writer, not in this build yet",
