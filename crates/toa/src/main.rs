@@ -3,6 +3,7 @@
 
 mod cmd {
     pub mod proxy;
+    pub mod spp_echo;
 }
 
 use clap::{Parser, Subcommand};
@@ -18,10 +19,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Proxy(cmd::proxy::ProxyArgs),
+    SppEcho(cmd::spp_echo::SppEchoArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Proxy(args) => cmd::proxy::run(args),
+        Command::SppEcho(args) => cmd::spp_echo::run(args),
     }
 }
