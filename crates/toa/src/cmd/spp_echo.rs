@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::Args;
-use tokio_util::sync::CancellationToken;
 use toa_proxy::udp::{ListenSocket, spp_echo};
+use tokio_util::sync::CancellationToken;
 
 /// UDP echo server that understands SPP: strips the header, logs the real client
 /// ("spp client C via proxy P"), and echoes the payload with the header back in front.
@@ -25,8 +25,12 @@ pub fn run(args: SppEchoArgs) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let socket = ListenSocket::bind_at(args.listen, None)
-            .with_context(|| format!("cannot listen on udp {} (in use? try another port)", args.listen))?;
+        let socket = ListenSocket::bind_at(args.listen, None).with_context(|| {
+            format!(
+                "cannot listen on udp {} (in use? try another port)",
+                args.listen
+            )
+        })?;
         let stop = CancellationToken::new();
         let on_signal = stop.clone();
         tokio::spawn(async move {
