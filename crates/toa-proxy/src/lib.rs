@@ -13,10 +13,11 @@
 //! - [`balance`]: one file per algorithm behind [`balance::Selector`].
 //! - [`health`]: active connect checks and passive marking.
 //! - [`client_ip`]: one file per pass-client-IP mode behind [`client_ip::ClientIpWriter`].
-//! - [`forward`]: the bidirectional copy (bounded buffers, half-close, idle timeout).
+//! - [`forward`]: moving bytes both ways (splice or bounded buffers, half-close, idle timeout).
 //! - [`metrics`]: counters and the Prometheus text endpoint.
 //! - [`udp`]: UDP flows, their upstream sockets and the datagram modes (PROXY v2, SPP).
-//! - [`server`]: the running proxy: accept loops, connection handling, reload and drain.
+//! - [`server`]: the running proxy: accept loops, routes, reload and drain; `connection` handles one client.
+//! - [`serve`]: the foreground process: signals drive reload and drain.
 //! - [`import`]: EdgeOne rule lists (JSON/CSV) converted to TOML.
 
 pub mod balance;
@@ -30,9 +31,11 @@ pub mod import;
 pub mod listener;
 pub mod metrics;
 pub mod rules;
+pub mod serve;
 pub mod server;
 pub mod udp;
 
 pub use config::Config;
 pub use error::{ConnectError, Side};
-pub use server::{Applied, Server, ServerError, serve};
+pub use serve::serve;
+pub use server::{Applied, Server, ServerError};

@@ -27,6 +27,7 @@
 
 mod error;
 mod raw;
+mod sections;
 mod validate;
 mod values;
 

@@ -33,6 +33,9 @@ impl ProxyLab {
                 &topo.edge,
                 None,
                 &[
+                    // Debug logs name the side of every connection that ends in an error.
+                    "env",
+                    "RUST_LOG=info,toa_proxy=debug",
                     env!("CARGO_BIN_EXE_toa"),
                     "proxy",
                     "--config",

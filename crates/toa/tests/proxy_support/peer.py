@@ -46,7 +46,13 @@ def recv(sock):
 
 
 def exchange(sock, nbytes, order, seed, i_am_origin):
-    result = {}
+    """Runs both directions; an OSError in either lands in result["error"]."""
+    result = {"recv": 0}
+    def guarded(fn):
+        try:
+            fn()
+        except OSError as e:
+            result.setdefault("error", str(e))
     def do_send():
         result["sent"] = nbytes
         result["sent_sha"] = send(sock, nbytes, seed)
@@ -54,16 +60,16 @@ def exchange(sock, nbytes, order, seed, i_am_origin):
         result["recv"], result["recv_sha"] = recv(sock)
     first_sender = "origin-first" if i_am_origin else "client-first"
     if order == "together":
-        t = threading.Thread(target=do_send)
+        t = threading.Thread(target=guarded, args=(do_send,))
         t.start()
-        do_recv()
+        guarded(do_recv)
         t.join()
     elif order == first_sender:
-        do_send()
-        do_recv()
+        guarded(do_send)
+        guarded(do_recv)
     else:
-        do_recv()
-        do_send()
+        guarded(do_recv)
+        guarded(do_send)
     return result
 
 
@@ -83,14 +89,12 @@ def serve(host, port, nbytes, order):
         conn, peer = srv.accept()
         seq += 1
         def run(conn=conn, peer=peer, seed=f"origin-{seq}"):
-            try:
-                r = exchange(conn, int(nbytes), order, seed, True)
+            r = exchange(conn, int(nbytes), order, seed, True)
+            conn.close()
+            # A health check connects and closes without sending: not a client connection.
+            if r["recv"] > 0:
                 r["peer"] = peer[0]
                 emit(r)
-            except OSError as e:
-                emit({"error": str(e)})
-            finally:
-                conn.close()
         threading.Thread(target=run, daemon=True).start()
 
 
@@ -99,10 +103,11 @@ def client(host, port, nbytes, order, conns):
     def run(i):
         try:
             s = socket.create_connection((host, int(port)), timeout=120)
-            results[i] = exchange(s, int(nbytes), order, f"client-{i}", False)
-            s.close()
         except OSError as e:
-            results[i] = {"error": str(e)}
+            results[i] = {"error": f"connect: {e}"}
+            return
+        results[i] = exchange(s, int(nbytes), order, f"client-{i}", False)
+        s.close()
     threads = [threading.Thread(target=run, args=(i,)) for i in range(int(conns))]
     for t in threads:
         t.start()
