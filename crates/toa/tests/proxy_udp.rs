@@ -22,6 +22,19 @@ const DATAGRAMS: usize = 100;
 /// waiting for the metrics port waits for the UDP listeners too.
 fn start(tag: &str, config: &str) -> (ProxyLab, String) {
     let lab = ProxyLab::start(tag, config, METRICS_PORT);
+    // Resolve every neighbour first: a burst to an unresolved one overflows the kernel's
+    // ARP/NDP queue, and losing datagrams there would say nothing about the proxy.
+    for target in [
+        addr::CLIENT_V4,
+        addr::CLIENT_V6,
+        addr::ORIGIN_V4,
+        addr::ORIGIN_V6,
+    ] {
+        lab.topo
+            .edge
+            .run(&["ping", "-c1", "-W2", target])
+            .unwrap_or_else(|e| panic!("edge cannot reach {target}: {e}"));
+    }
     let peer = lab.topo.lab.dir().join("udp_peer.py");
     std::fs::write(&peer, UDP_PEER_PY).unwrap();
     (lab, peer.to_string_lossy().into_owned())
@@ -255,7 +268,7 @@ fn idle_flows_expire_and_flows_above_the_cap_are_dropped_and_counted() {
     let config = format!(
         r#"
 [proxy]
-udp_idle_timeout = "1s"
+udp_idle_timeout = "2s"
 
 [[rule]]
 tag = "capped"
@@ -281,12 +294,12 @@ max_flows = 2
         assert_eq!(field(&third[0], "received"), "0", "{third:?}");
         assert_eq!(lab.metric(capped), Some(dropped_before + 3));
         // After the idle timeout the flows are gone and a new client gets through.
-        eventually(Duration::from_secs(5), "idle flows to expire", || {
+        eventually(Duration::from_secs(8), "idle flows to expire", || {
             lab.metric(active) == Some(0)
         });
         let later = load(&lab, &peer, edge(v6), 10003, 1, 3, "3");
         assert_eq!(field(&later[0], "received"), "3", "{later:?}");
-        eventually(Duration::from_secs(5), "the last flow to expire", || {
+        eventually(Duration::from_secs(8), "the last flow to expire", || {
             lab.metric(active) == Some(0)
         });
     }
