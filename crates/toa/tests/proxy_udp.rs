@@ -1,7 +1,8 @@
 //! UDP forwarding end to end, IPv4 and IPv6: `toa proxy` on the edge, `toa spp-echo` (or an
 //! odd origin) in the origin namespace, Python UDP clients in the client namespace.
 //! - SPP: 50 clients x 100 datagrams each get back exactly their own payloads, and the
-//!   origin logs every client's real address.
+//!   origin logs every client's real address; a datagram that the header would push past
+//!   65,507 bytes is dropped and counted, one that just fits goes through.
 //! - PROXY v2: the origin sees the header on each flow's first datagram only.
 //! - Flows expire after the idle timeout; the flow cap drops new flows and counts them.
 //! - Malformed SPP replies from the origin are forwarded, dropped and counted as specified.
@@ -201,6 +202,30 @@ pass_client_ip = "spp"
             Some(0)
         );
     }
+    // 65,469 payload bytes + the 38-byte header is the largest datagram (65,507) that fits;
+    // one byte more is dropped and counted.
+    let out = lab
+        .topo
+        .client
+        .run(&[
+            "timeout",
+            "30",
+            "python3",
+            &peer,
+            "send",
+            edge(false),
+            "10000",
+            "2",
+            "@65469",
+            "@65470",
+        ])
+        .unwrap();
+    let replies: Vec<&str> = out.lines().filter(|l| l.starts_with("reply")).collect();
+    assert_eq!(replies, ["reply-len 65469"], "{out}");
+    assert_eq!(
+        lab.metric("toa_proxy_udp_drops_total{rule=\"spp4\",reason=\"too_large\"}"),
+        Some(1)
+    );
     assert!(
         !log_of(&echo).contains("malformed"),
         "origin saw a malformed datagram:\n{}",

@@ -6,8 +6,9 @@
                                          all are back or nothing arrives for QUIET seconds; prints
                                          one JSON line per client: local address, sent, received,
                                          own (replies are exactly its own payloads), foreign.
-  send HOST PORT QUIET PAYLOAD...        one socket sends each payload and prints
-                                         "reply <hex>" per reply until QUIET seconds pass silently.
+  send HOST PORT QUIET PAYLOAD...        one socket sends each payload ("@N": N bytes of "x") and
+                                         prints "reply <hex>" per reply (or "reply-len N" for replies
+                                         over 1 KiB) until QUIET seconds pass silently.
   odd-origin HOST PORT                   an SPP origin that answers "short..." with a truncated SPP
                                          header, "wrong..." with a wrong magic, anything else with
                                          the proper header echoed.
@@ -91,11 +92,12 @@ def send(host, port, quiet, payloads):
     s.connect((host, port))
     print(json.dumps({"local": show(s.getsockname())}), flush=True)
     for p in payloads:
-        s.send(p.encode())
+        s.send(b"x" * int(p[1:]) if p.startswith("@") else p.encode())
     s.settimeout(quiet)
     while True:
         try:
-            print("reply " + s.recv(65536).hex(), flush=True)
+            data = s.recv(65536)
+            print(f"reply-len {len(data)}" if len(data) > 1024 else "reply " + data.hex(), flush=True)
         except (socket.timeout, ConnectionRefusedError):
             break
 
