@@ -14,7 +14,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::client_ip::{DatagramWriter, FlowHeaders, FlowInfo};
 use crate::balance::ActiveGuard;
-use crate::metrics::RuleMetrics;
+use crate::server::RuleRuntime;
 
 pub struct Flow {
     pub info: FlowInfo,
@@ -27,7 +27,11 @@ pub struct Flow {
     pub upstream: UdpSocket,
     pub writer: Arc<dyn DatagramWriter>,
     pub headers: FlowHeaders,
-    pub metrics: Arc<RuleMetrics>,
+    /// The rule as it was when the flow opened (a reload does not move open flows).
+    pub rule: Arc<RuleRuntime>,
+    pub opened: Instant,
+    /// What this flow moved, for the access log line.
+    pub counts: FlowCounts,
     /// Set once a datagram carrying `headers.first` reached the origin's socket.
     first_delivered: AtomicBool,
     /// Milliseconds since the table's epoch at the last datagram either way.
@@ -46,15 +50,16 @@ pub struct NewFlow {
     pub upstream: UdpSocket,
     pub writer: Arc<dyn DatagramWriter>,
     pub headers: FlowHeaders,
-    pub metrics: Arc<RuleMetrics>,
+    pub rule: Arc<RuleRuntime>,
     pub permit: Option<OwnedSemaphorePermit>,
     pub open: ActiveGuard,
 }
 
 impl Flow {
     pub fn new(f: NewFlow) -> Flow {
-        f.metrics.udp.flows_total.fetch_add(1, Ordering::Relaxed);
-        f.metrics.udp.flows_active.fetch_add(1, Ordering::Relaxed);
+        let udp = &f.rule.metrics.udp;
+        udp.flows_total.fetch_add(1, Ordering::Relaxed);
+        udp.flows_active.fetch_add(1, Ordering::Relaxed);
         Flow {
             info: f.info,
             peer: f.peer,
@@ -63,7 +68,9 @@ impl Flow {
             upstream: f.upstream,
             writer: f.writer,
             headers: f.headers,
-            metrics: f.metrics,
+            rule: f.rule,
+            opened: Instant::now(),
+            counts: FlowCounts::default(),
             first_delivered: AtomicBool::new(false),
             last_seen: AtomicU64::new(0),
             _permit: f.permit,
@@ -89,11 +96,48 @@ impl Flow {
     pub fn touch(&self, now_ms: u64) {
         self.last_seen.store(now_ms, Ordering::Relaxed);
     }
+
+    /// Counts a datagram of `payload` bytes forwarded to the origin, in the rule and the flow.
+    pub fn count_to_origin(&self, payload: usize) {
+        let m = &self.rule.metrics;
+        m.udp.datagrams_to_origin.fetch_add(1, Ordering::Relaxed);
+        m.bytes_to_origin
+            .fetch_add(payload as u64, Ordering::Relaxed);
+        self.counts
+            .datagrams_to_origin
+            .fetch_add(1, Ordering::Relaxed);
+        self.counts
+            .bytes_to_origin
+            .fetch_add(payload as u64, Ordering::Relaxed);
+    }
+
+    /// Counts a datagram of `payload` bytes forwarded to the client, in the rule and the flow.
+    pub fn count_to_client(&self, payload: usize) {
+        let m = &self.rule.metrics;
+        m.udp.datagrams_to_client.fetch_add(1, Ordering::Relaxed);
+        m.bytes_to_client
+            .fetch_add(payload as u64, Ordering::Relaxed);
+        self.counts
+            .datagrams_to_client
+            .fetch_add(1, Ordering::Relaxed);
+        self.counts
+            .bytes_to_client
+            .fetch_add(payload as u64, Ordering::Relaxed);
+    }
+}
+
+#[derive(Default)]
+pub struct FlowCounts {
+    pub datagrams_to_origin: AtomicU64,
+    pub datagrams_to_client: AtomicU64,
+    pub bytes_to_origin: AtomicU64,
+    pub bytes_to_client: AtomicU64,
 }
 
 impl Drop for Flow {
     fn drop(&mut self) {
-        self.metrics
+        self.rule
+            .metrics
             .udp
             .flows_active
             .fetch_sub(1, Ordering::Relaxed);
@@ -163,9 +207,5 @@ impl FlowTable {
 
     pub fn len(&self) -> usize {
         self.flows.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }

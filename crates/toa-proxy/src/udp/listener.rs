@@ -87,7 +87,7 @@ pub(crate) async fn run(
 
 /// Sends the payload at `buf[HEADROOM..HEADROOM + len]` to the origin, header in front.
 async fn forward(flow: &Flow, buf: &mut [u8], len: usize) {
-    let udp = &flow.metrics.udp;
+    let udp = &flow.rule.metrics.udp;
     let (first, every) = flow.next_header();
     let header_len = first.len() + every.len();
     if len + header_len > MAX_DATAGRAM {
@@ -101,10 +101,7 @@ async fn forward(flow: &Flow, buf: &mut [u8], len: usize) {
     match flow.upstream.send(&buf[start..HEADROOM + len]).await {
         Ok(_) => {
             flow.delivered();
-            udp.datagrams_to_origin.fetch_add(1, Ordering::Relaxed);
-            flow.metrics
-                .bytes_to_origin
-                .fetch_add(len as u64, Ordering::Relaxed);
+            flow.count_to_origin(len);
         }
         Err(e) => {
             udp.drop("origin_send_failed");
@@ -172,7 +169,7 @@ async fn open(
         upstream,
         writer,
         headers,
-        metrics: rule.metrics.clone(),
+        rule: route.rule.clone(),
         permit,
         open: backend.open(),
     }))

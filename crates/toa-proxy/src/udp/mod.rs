@@ -15,12 +15,12 @@
 //! - [`spp_echo`]: the reference SPP/PROXY v2 origin behind `toa spp-echo`.
 
 pub mod client_ip;
-pub mod flow;
+pub(crate) mod flow;
 pub(crate) mod listener;
 pub mod metrics;
 pub mod socket;
 pub mod spp_echo;
-pub mod upstream;
+pub(crate) mod upstream;
 
 pub use client_ip::{DatagramWriter, writer_for};
 pub use metrics::UdpRuleMetrics;

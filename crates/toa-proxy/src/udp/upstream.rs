@@ -40,7 +40,7 @@ pub async fn relay_replies(
     stop: CancellationToken,
 ) {
     let mut buf = vec![0u8; REPLY_BUFFER];
-    let udp = &flow.metrics.udp;
+    let udp = &flow.rule.metrics.udp;
     let mut deadline = Instant::now() + idle;
     let ended = loop {
         tokio::select! {
@@ -76,10 +76,7 @@ pub async fn relay_replies(
                     }
                 };
                 match listener.send(reply, flow.peer, flow.local).await {
-                    Ok(()) => {
-                        udp.datagrams_to_client.fetch_add(1, Ordering::Relaxed);
-                        flow.metrics.bytes_to_client.fetch_add(reply.len() as u64, Ordering::Relaxed);
-                    }
+                    Ok(()) => flow.count_to_client(reply.len()),
                     Err(e) => {
                         udp.drop("client_send_failed");
                         tracing::debug!(client = %flow.info.client, "client error: cannot send the reply: {e}");
@@ -88,6 +85,16 @@ pub async fn relay_replies(
             }
         }
     };
-    tracing::debug!(client = %flow.info.client, proxy = %flow.info.proxy, origin = %flow.origin,
-        mode = flow.writer.name(), "flow ended: {ended}");
+    let c = &flow.counts;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let duration_ms = flow.opened.elapsed().as_millis() as u64;
+    if flow.rule.settings.access_log {
+        tracing::info!(target: "toa_proxy::access", rule = %flow.rule.tag, client = %flow.info.client,
+            proxy = %flow.info.proxy, origin = %flow.origin, mode = flow.writer.name(),
+            datagrams_to_origin = load(&c.datagrams_to_origin), datagrams_to_client = load(&c.datagrams_to_client),
+            bytes_to_origin = load(&c.bytes_to_origin), bytes_to_client = load(&c.bytes_to_client),
+            duration_ms, close = ended, "udp flow ended");
+    } else {
+        tracing::debug!(rule = %flow.rule.tag, client = %flow.info.client, origin = %flow.origin, "udp flow ended: {ended}");
+    }
 }

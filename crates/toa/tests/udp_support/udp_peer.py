@@ -9,6 +9,9 @@
   send HOST PORT QUIET PAYLOAD...        one socket sends each payload ("@N": N bytes of "x") and
                                          prints "reply <hex>" per reply (or "reply-len N" for replies
                                          over 1 KiB) until QUIET seconds pass silently.
+  pulse HOST PORT N INTERVAL             one socket sends N datagrams, one every INTERVAL seconds,
+                                         each waiting up to 2 s for its echo; prints one JSON line:
+                                         local address, sent, received.
   odd-origin HOST PORT                   an SPP origin that answers "short..." with a truncated SPP
                                          header, "wrong..." with a wrong magic, anything else with
                                          the proper header echoed.
@@ -102,6 +105,23 @@ def send(host, port, quiet, payloads):
             break
 
 
+def pulse(host, port, n, interval):
+    s = socket.socket(family(host), socket.SOCK_DGRAM)
+    s.connect((host, port))
+    s.settimeout(2)
+    received = 0
+    for i in range(n):
+        payload = b"pulse-%d" % i
+        s.send(payload)
+        try:
+            if s.recv(65536) == payload:
+                received += 1
+        except (socket.timeout, ConnectionRefusedError):
+            pass
+        time.sleep(interval)
+    print(json.dumps({"local": show(s.getsockname()), "sent": n, "received": received}), flush=True)
+
+
 def odd_origin(host, port):
     s = socket.socket(family(host), socket.SOCK_DGRAM)
     s.bind((host, port))
@@ -124,6 +144,8 @@ def main():
         load(args[0], int(args[1]), int(args[2]), int(args[3]), quiet)
     elif cmd == "send":
         send(args[0], int(args[1]), float(args[2]), args[3:])
+    elif cmd == "pulse":
+        pulse(args[0], int(args[1]), int(args[2]), float(args[3]))
     elif cmd == "odd-origin":
         odd_origin(args[0], int(args[1]))
     else:
