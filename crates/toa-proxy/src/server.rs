@@ -314,7 +314,6 @@ impl Server {
                     .zip(rules::health_targets(rule))
                     .map(|(o, target)| {
                         Arc::new(Backend {
-                            name: o.name.clone(),
                             address: o.address,
                             weight: o.weight,
                             // UDP has no handshake to probe: its origins are not checked.

@@ -22,8 +22,6 @@ use crate::health::OriginHealth;
 
 /// One origin of one rule.
 pub struct Backend {
-    /// As written in the config (IP or host name).
-    pub name: String,
     pub address: IpAddr,
     pub weight: u32,
     /// Shared by every rule that checks the same origin address and port.
@@ -102,7 +100,6 @@ pub(crate) mod test_support {
             .map(|(i, w)| {
                 let address: IpAddr = format!("198.18.2.{}", i + 2).parse().unwrap();
                 Arc::new(Backend {
-                    name: address.to_string(),
                     address,
                     weight: *w,
                     health: Arc::new(OriginHealth::new(

@@ -21,7 +21,17 @@ pub struct ProxyLab {
 
 impl ProxyLab {
     /// The topology, the peer script in the lab dir, and `toa proxy` running `config` on the edge.
+    /// A config without `[health]` gets fast checks, so origins started after the proxy are
+    /// seen up quickly (see [`ProxyLab::spawn_origin`]).
     pub fn start(tag: &str, config: &str, first_port: u16) -> ProxyLab {
+        let config = if config.contains("[health]") {
+            config.to_string()
+        } else {
+            format!(
+                "[health]\ninterval = \"250ms\"\ntimeout = \"250ms\"\nrise = 1\nfall = 3\n\n{config}"
+            )
+        };
+        let config = config.as_str();
         let mut topo = Topology::new(tag).expect("topology");
         let peer = topo.lab.dir().join("peer.py");
         std::fs::write(&peer, PEER_PY).unwrap();
