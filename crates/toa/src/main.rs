@@ -2,6 +2,8 @@
 //! library crate. Subcommands live one per file under `cmd/`.
 
 mod cmd {
+    pub mod doctor;
+    pub mod origin;
     pub mod proxy;
     pub mod spp_echo;
 }
@@ -18,12 +20,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Check whether this host can run toa, and what is attached.
+    Doctor(cmd::doctor::DoctorArgs),
+    /// The TOA receiver on origin servers (eBPF, replaces toa.ko).
+    Origin(cmd::origin::OriginArgs),
     Proxy(cmd::proxy::ProxyArgs),
+    /// UDP echo server that understands SPP and PROXY v2: the reference origin for UDP rules.
     SppEcho(cmd::spp_echo::SppEchoArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Doctor(args) => cmd::doctor::run(args),
+        Command::Origin(args) => cmd::origin::run(args),
         Command::Proxy(args) => cmd::proxy::run(args),
         Command::SppEcho(args) => cmd::spp_echo::run(args),
     }
