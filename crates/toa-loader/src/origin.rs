@@ -294,7 +294,7 @@ impl Origin {
                 .map_err(LoaderError::ebpf(action("opening")))?
                 .as_fd()
                 .try_clone_to_owned()
-            .map_err(LoaderError::io("duplicating the fd of", &prog_path))?;
+                .map_err(LoaderError::io("duplicating the fd of", &prog_path))?;
             let link = link_create(prog_fd.as_fd(), cgroup_fd.as_fd(), attach)
                 .map_err(LoaderError::ebpf(action("attaching")))?;
             let link_path = self.pins.join(link_pin(name));

@@ -117,6 +117,19 @@ impl ListenSocket {
             .await
     }
 
+    /// [`ListenSocket::send`] without waiting: `WouldBlock` when the send buffer is full.
+    pub fn try_send(&self, buf: &[u8], peer: SocketAddr, from: IpAddr) -> io::Result<()> {
+        if !self.wildcard || from.is_unspecified() {
+            self.io.try_send_to(buf, peer)?;
+            return Ok(());
+        }
+        let fd = self.io.as_raw_fd();
+        let v6_socket = self.bound.is_ipv6();
+        self.io.try_io(Interest::WRITABLE, || {
+            send_with_pktinfo(fd, buf, peer, from, v6_socket)
+        })
+    }
+
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.io.local_addr()
     }
@@ -327,7 +340,7 @@ mod tests {
         let mut buf = [0u8; 8];
         let got = listener.recv(&mut buf).await.unwrap();
         assert_eq!(got.local, IpAddr::from(Ipv4Addr::LOCALHOST));
-        listener.send(b"y", got.peer, got.local).await.unwrap();
+        listener.try_send(b"y", got.peer, got.local).unwrap();
         let (n, from) = client.recv_from(&mut buf).await.unwrap();
         assert_eq!((n, from.port()), (1, port));
     }
