@@ -162,7 +162,7 @@ fn reload_keeps_udp_listeners_and_open_flows_and_opens_new_rules() {
                 "pulse",
                 addr::EDGE_CLIENT_SIDE_V6,
                 "10007",
-                "20",
+                "30",
                 "0.1",
             ],
         )
@@ -178,13 +178,17 @@ fn reload_keeps_udp_listeners_and_open_flows_and_opens_new_rules() {
     eventually(Duration::from_secs(10), "the reload", || {
         lab.proxy_log().contains("reloaded")
     });
+    assert!(
+        !log_of(&pulse).contains("received"),
+        "the flow must span the reload"
+    );
     let added = load(&lab, &peer, edge(true), 10008, 1, 3, "3");
     assert_eq!(field(&added[0], "own"), "true", "{added:?}");
     wait_log(&pulse, "\"received\"");
     let result = log_of(&pulse);
     assert_eq!(
         field(result.trim(), "received"),
-        "20",
+        "30",
         "{result}\n{}",
         lab.proxy_log()
     );
@@ -202,4 +206,9 @@ fn reload_keeps_udp_listeners_and_open_flows_and_opens_new_rules() {
         field(&added[0], "local"),
         addr::EDGE_CLIENT_SIDE_V6
     )));
+    // Open UDP flows do not hold a drain: SIGTERM ends them and the proxy exits at once.
+    lab.signal("TERM");
+    eventually(Duration::from_secs(5), "the proxy to exit", || {
+        !lab.proxy_running()
+    });
 }
