@@ -25,7 +25,6 @@ enum Command {
     /// The TOA receiver on origin servers (eBPF, replaces toa.ko).
     Origin(cmd::origin::OriginArgs),
     Proxy(cmd::proxy::ProxyArgs),
-    /// UDP echo server that understands SPP and PROXY v2: the reference origin for UDP rules.
     SppEcho(cmd::spp_echo::SppEchoArgs),
 }
 

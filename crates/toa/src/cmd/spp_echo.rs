@@ -8,9 +8,11 @@ use clap::Args;
 use toa_proxy::udp::{ListenSocket, spp_echo};
 use tokio_util::sync::CancellationToken;
 
-/// UDP echo server that understands SPP: strips the header, logs the real client
-/// ("spp client C via proxy P"), and echoes the payload with the header back in front.
-/// A PROXY v2 header (as the proxy sends on a flow's first datagram) is logged and stripped;
+/// UDP echo server that understands SPP and PROXY v2: the reference origin for UDP rules.
+///
+/// SPP datagrams: the header is stripped, each new client is logged to stdout
+/// ("spp client C via proxy P"), and the payload is echoed with the header back in front.
+/// A PROXY v2 header (the proxy sends it on a flow's first datagram) is logged and stripped;
 /// other datagrams are echoed unchanged. Runs until SIGINT or SIGTERM.
 #[derive(Args, Debug)]
 pub struct SppEchoArgs {
