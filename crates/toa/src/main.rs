@@ -20,19 +20,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The edge L4 proxy: forwarding rules, balancing, health checks, client IP by TOA or PROXY v1/v2.
+    Proxy(cmd::proxy::ProxyArgs),
     /// Check whether this host can run toa, and what is attached.
     Doctor(cmd::doctor::DoctorArgs),
     /// The TOA receiver on origin servers (eBPF, replaces toa.ko).
     Origin(cmd::origin::OriginArgs),
-    Proxy(cmd::proxy::ProxyArgs),
     SppEcho(cmd::spp_echo::SppEchoArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Proxy(args) => cmd::proxy::run(args),
         Command::Doctor(args) => cmd::doctor::run(args),
         Command::Origin(args) => cmd::origin::run(args),
-        Command::Proxy(args) => cmd::proxy::run(args),
         Command::SppEcho(args) => cmd::spp_echo::run(args),
     }
 }

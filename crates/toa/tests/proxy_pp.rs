@@ -55,28 +55,6 @@ http {{
     dir.join("logs/access.log")
 }
 
-/// curl from the client through the proxy with a fixed source port; returns the body.
-fn curl(lab: &ProxyLab, edge: &str, port: u16, local_port: u16) -> String {
-    let url = if edge.contains(':') {
-        format!("http://[{edge}]:{port}/")
-    } else {
-        format!("http://{edge}:{port}/")
-    };
-    lab.topo
-        .client
-        .run(&[
-            "curl",
-            "-sS",
-            "--fail",
-            "--max-time",
-            "5",
-            "--local-port",
-            &local_port.to_string(),
-            &url,
-        ])
-        .unwrap_or_else(|e| panic!("{e}\n{}", lab.proxy_log()))
-}
-
 #[test]
 fn nginx_logs_the_real_client_through_proxy_v1_and_v2_over_ipv4_and_ipv6() {
     if !require_privileges("nginx_logs_the_real_client_through_proxy_v1_and_v2_over_ipv4_and_ipv6")
@@ -137,7 +115,10 @@ ppv2_unique_id = true
         ),
     ];
     for (edge, port, local_port, _) in &cases {
-        assert_eq!(curl(&lab, edge, *port, *local_port), "ok\n");
+        assert_eq!(
+            lab.get(edge, *port, "/", Some(*local_port)).unwrap(),
+            "ok\n"
+        );
     }
     let mut log = String::new();
     eventually(Duration::from_secs(5), "nginx access log", || {

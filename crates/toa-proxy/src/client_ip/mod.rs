@@ -5,21 +5,24 @@
 mod off;
 mod ppv1;
 mod ppv2;
+mod toa;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 
 use std::hash::{BuildHasher, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use toa_loader::EdgeWriter;
 use tokio::net::TcpSocket;
 
 use crate::config::{ClientIpMode, Rule, ToaSettings};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ToaCounts};
 
 pub use off::Off;
 pub use ppv1::ProxyV1;
 pub use ppv2::ProxyV2;
+pub use toa::Toa;
 
 /// What a mode needs to know about one client connection. Addresses are normalized:
 /// an IPv4 client that reached a dual-stack listener as `::ffff:a.b.c.d` is IPv4 here.
@@ -52,12 +55,15 @@ pub trait ClientIpWriter: Send + Sync {
 pub struct Modes {
     /// Random per process, so PROXY v2 UNIQUE_IDs stay unique across restarts.
     nonce: u64,
+    /// The TOA writer, attached when a rule first asks for TOA, with the kind it writes.
+    toa: Mutex<Option<(u8, Arc<EdgeWriter>)>>,
 }
 
 impl Default for Modes {
     fn default() -> Self {
         Modes {
             nonce: std::hash::RandomState::new().build_hasher().finish(),
+            toa: Mutex::new(None),
         }
     }
 }
@@ -74,21 +80,48 @@ impl Modes {
     pub fn writer(
         &self,
         rule: &Rule,
-        _toa: &ToaSettings,
-        _metrics: &Metrics,
+        toa: &ToaSettings,
+        metrics: &Metrics,
     ) -> Result<Arc<dyn ClientIpWriter>, String> {
         Ok(match rule.pass_client_ip {
             ClientIpMode::Off => Arc::new(Off),
             ClientIpMode::ProxyV1 => Arc::new(ProxyV1),
             ClientIpMode::ProxyV2 => Arc::new(self.proxy_v2(rule)),
-            ClientIpMode::Toa => {
-                return Err(format!(
-                    "pass_client_ip = \"toa\" (kind {}) needs the TOA edge writer, not in this build yet",
-                    _toa.kind
-                ));
-            }
+            ClientIpMode::Toa => Arc::new(Toa {
+                writer: self.toa_writer(toa.kind, metrics)?,
+            }),
             ClientIpMode::Spp => return Err("spp is a UDP mode".into()),
         })
+    }
+
+    /// The edge writer, attached to this process on first use. The option kind is fixed
+    /// from then on: changing it needs a restart.
+    fn toa_writer(&self, kind: u8, metrics: &Metrics) -> Result<Arc<EdgeWriter>, String> {
+        let mut slot = self.toa.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((attached, writer)) = slot.as_ref() {
+            return if *attached == kind {
+                Ok(writer.clone())
+            } else {
+                Err(format!(
+                    "[toa] kind changed from {attached} to {kind}; restart the proxy to change it"
+                ))
+            };
+        }
+        let writer = Arc::new(
+            EdgeWriter::attach_to_self(kind)
+                .map_err(|e| format!("cannot load the TOA edge writer: {e}"))?,
+        );
+        tracing::info!(kind, cgroup = %writer.cgroup().display(), "TOA edge writer attached");
+        let stats = writer.clone();
+        metrics.set_toa_source(Box::new(move || {
+            let s = stats.stats();
+            ToaCounts {
+                written: s.written,
+                reserve_failed: s.reserve_failed,
+            }
+        }));
+        *slot = Some((kind, writer.clone()));
+        Ok(writer)
     }
 }
 

@@ -17,6 +17,8 @@ pub struct ProxyLab {
     pub proxy: Spawned,
     pub config: PathBuf,
     pub peer: String,
+    /// Whether the proxy runs the fast test health checks (the config had no `[health]`).
+    pub fast_health: bool,
 }
 
 impl ProxyLab {
@@ -24,7 +26,8 @@ impl ProxyLab {
     /// A config without `[health]` gets fast checks, so origins started after the proxy are
     /// seen up quickly (see [`ProxyLab::spawn_origin`]).
     pub fn start(tag: &str, config: &str, first_port: u16) -> ProxyLab {
-        let config = if config.contains("[health]") {
+        let fast_health = !config.contains("[health]");
+        let config = if !fast_health {
             config.to_string()
         } else {
             format!(
@@ -60,6 +63,7 @@ impl ProxyLab {
             proxy,
             config: path,
             peer: peer.to_string_lossy().into_owned(),
+            fast_health,
         };
         if let Err(e) = lab
             .topo
@@ -101,7 +105,17 @@ impl ProxyLab {
 
     /// Starts `cmd` in the origin namespace and waits until it listens on `port`.
     pub fn spawn_origin(&mut self, cmd: &[&str], port: u16) -> Spawned {
-        let s = self.topo.lab.spawn(&self.topo.origin, None, cmd).unwrap();
+        self.spawn_origin_in(None, cmd, port)
+    }
+
+    /// [`ProxyLab::spawn_origin`] inside `cgroup` (where the TOA receiver is attached).
+    pub fn spawn_origin_in(
+        &mut self,
+        cgroup: Option<&std::path::Path>,
+        cmd: &[&str],
+        port: u16,
+    ) -> Spawned {
+        let s = self.topo.lab.spawn(&self.topo.origin, cgroup, cmd).unwrap();
         if let Err(e) = self
             .topo
             .origin
@@ -111,6 +125,21 @@ impl ProxyLab {
                 "{e}\n{}",
                 std::fs::read_to_string(&s.log).unwrap_or_default()
             );
+        }
+        // Checks that ran before the origin listened may have taken it down. Once every
+        // check in flight has finished (timeout) and a few ran against the live origin
+        // (rise = 1), the state is the origin's own.
+        if self.fast_health {
+            std::thread::sleep(Duration::from_millis(1000));
+            if let Some(ip) = cmd.iter().find_map(|a| a.parse::<std::net::IpAddr>().ok()) {
+                let series = format!(
+                    "toa_proxy_origin_up{{origin=\"{}\"}}",
+                    std::net::SocketAddr::new(ip, port)
+                );
+                eventually(Duration::from_secs(10), &format!("{series} up"), || {
+                    self.metric(&series) != Some(0)
+                });
+            }
         }
         s
     }
@@ -180,15 +209,33 @@ impl ProxyLab {
 
     /// GET http://host:port/who from the client; the origin's name, or the curl error.
     pub fn who(&self, host: &str, port: u16) -> Result<String, String> {
+        self.get(host, port, "/who", None)
+    }
+
+    /// GET `path` through the proxy at host:port from the client, optionally from a fixed
+    /// source port (so a test knows the exact client address the origin must report).
+    pub fn get(
+        &self,
+        host: &str,
+        port: u16,
+        path: &str,
+        local_port: Option<u16>,
+    ) -> Result<String, String> {
         let url = if host.contains(':') {
-            format!("http://[{host}]:{port}/who")
+            format!("http://[{host}]:{port}{path}")
         } else {
-            format!("http://{host}:{port}/who")
+            format!("http://{host}:{port}{path}")
         };
+        let local = local_port.map(|p| p.to_string());
+        let mut cmd = vec!["curl", "-sS", "--fail", "--max-time", "10"];
+        if let Some(p) = &local {
+            cmd.extend(["--local-port", p.as_str()]);
+        }
+        cmd.push(&url);
         self.topo
             .client
-            .run(&["curl", "-sS", "--fail", "--max-time", "5", &url])
-            .map_err(|e| e.to_string())
+            .run(&cmd)
+            .map_err(|e| format!("{e}\n{}", self.proxy_log()))
     }
 
     /// Whether the proxy process still runs (a zombie — exited, not yet reaped — does not).
