@@ -9,43 +9,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
-/// Where cargo put this test's build outputs: the test binary sits in `deps/`
-/// next to the cdylibs of this package and of libtoa.
-fn deps_dir() -> PathBuf {
-    std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+#[path = "../../libtoa/tests/c/peer_server.rs"]
+mod peer_server_build;
+
+use peer_server_build::dependency_dir;
 
 /// Built once per test binary: tests run in parallel and share the output.
 fn peer_server() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(build_peer_server)
-}
-
-fn build_peer_server() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let libtoa = manifest.join("../libtoa");
-    let deps = deps_dir();
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("peer_server");
-    let status = Command::new("gcc")
-        .args(["-Wall", "-Wextra", "-Werror", "-o"])
-        .arg(&out)
-        .arg("-I")
-        .arg(libtoa.join("include"))
-        .arg(libtoa.join("tests/c/peer_server.c"))
-        .arg("-L")
-        .arg(&deps)
-        // DT_RPATH (not RUNPATH): cargo test puts target/<profile> on
-        // LD_LIBRARY_PATH, whose libtoa.so may be an older uplifted copy.
-        .arg(format!("-Wl,--disable-new-dtags,-rpath,{}", deps.display()))
-        .arg("-ltoa")
-        .status()
-        .expect("gcc");
-    assert!(status.success(), "gcc failed to build peer_server");
-    out
+    BIN.get_or_init(|| peer_server_build::build(Path::new(env!("CARGO_TARGET_TMPDIR"))))
 }
 
 struct Server {
@@ -61,7 +33,7 @@ impl Server {
         cmd.args([bind, "0", &count.to_string()])
             .stdout(Stdio::piped());
         if preload {
-            cmd.env("LD_PRELOAD", deps_dir().join("libtoa_preload.so"));
+            cmd.env("LD_PRELOAD", dependency_dir().join("libtoa_preload.so"));
         }
         let mut child = cmd.spawn().unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();

@@ -31,6 +31,9 @@ struct toa_lookup_reply {
     struct in6_addr saddr;
     uint16_t port;
 } __attribute__((packed));
+#ifndef __cplusplus
+_Static_assert(sizeof(struct toa_lookup_reply) == 18, "the lookup answer is 18 bytes");
+#endif
 
 /* Store the real client of the connected TCP socket `fd` in `*out`.
  *

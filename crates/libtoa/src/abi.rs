@@ -1,14 +1,12 @@
 //! The kernel-facing lookup convention: `getsockopt(fd, IPPROTO_IP, TOA_SO_GET_LOOKUP)`
 //! answered by toa's `cgroup/getsockopt` program (and by Tencent's/DPVS's toa.ko).
-//!
-//! Defined here until `toa-common` carries it; then these two items become
-//! `pub use toa_common::{TOA_SO_GET_LOOKUP, LookupReply};` and nothing else changes.
+//! The number and answer size are defined once, in `toa-common`.
 
-/// `optname` of the lookup at level `IPPROTO_IP` (DPVS/Tencent `TOA_SO_GET_LOOKUP`).
-pub const TOA_SO_GET_LOOKUP: i32 = 4096;
+pub use toa_common::{LOOKUP_ANSWER_LEN, TOA_SO_GET_LOOKUP};
 
 /// What the lookup writes: the client address (IPv4 clients as `::ffff:a.b.c.d`)
-/// and port, both in network byte order. 18 bytes, no padding.
+/// and port, both in network byte order. No padding: exactly
+/// [`LOOKUP_ANSWER_LEN`] bytes, as the kernel program writes them.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LookupReply {
@@ -17,4 +15,19 @@ pub struct LookupReply {
     pub port: u16,
 }
 
-const _: () = assert!(core::mem::size_of::<LookupReply>() == 18);
+const _: () = assert!(size_of::<LookupReply>() == LOOKUP_ANSWER_LEN);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// C users get the number from include/toa.h; it must be the one the kernel answers.
+    #[test]
+    fn header_defines_the_same_lookup_number() {
+        let header = include_str!("../include/toa.h");
+        assert!(header.contains(&format!("#define TOA_SO_GET_LOOKUP {TOA_SO_GET_LOOKUP}\n")));
+        assert!(header.contains(&format!(
+            "sizeof(struct toa_lookup_reply) == {LOOKUP_ANSWER_LEN}"
+        )));
+    }
+}

@@ -5,7 +5,7 @@
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::RawFd;
 
-use crate::abi::{LookupReply, TOA_SO_GET_LOOKUP};
+use crate::abi::{LOOKUP_ANSWER_LEN, LookupReply, TOA_SO_GET_LOOKUP};
 
 /// The real client of `fd`, or the errno of the failed lookup:
 /// `ENOENT` when the socket carries no TOA, `ENOPROTOOPT` when nothing answers
@@ -28,7 +28,7 @@ pub fn client_of(fd: RawFd) -> Result<SocketAddr, i32> {
     if rc != 0 {
         return Err(errno());
     }
-    if (len as usize) < size_of::<LookupReply>() {
+    if (len as usize) < LOOKUP_ANSWER_LEN {
         return Err(libc::EPROTO);
     }
     Ok(decode(&reply))

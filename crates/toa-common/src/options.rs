@@ -42,6 +42,8 @@ impl TcpHeader for CopiedHeader {
     }
 }
 
+const V4_MAPPED_PREFIX: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
+
 /// The IPv4 address `a.b.c.d` as `::ffff:a.b.c.d`.
 #[inline(always)]
 pub fn v4_mapped(v4: [u8; 4]) -> [u8; 16] {
@@ -136,10 +138,16 @@ fn toa_at<H: TcpHeader, const I: usize>(header: &H, len: usize) -> Option<Client
         let opt = header.bytes::<20>(I)?;
         let mut addr = [0u8; 16];
         addr.copy_from_slice(&opt[4..20]);
+        // A v4-mapped address in the long form is an IPv4 client (as in toa-wire).
+        let family = if addr[..12] == V4_MAPPED_PREFIX {
+            FAMILY_V4
+        } else {
+            FAMILY_V6
+        };
         Some(ClientAddr {
             addr,
             port_be: u16::from_ne_bytes([opt[2], opt[3]]),
-            family: FAMILY_V6,
+            family,
             _pad: 0,
         })
     } else {
@@ -251,9 +259,78 @@ mod tests {
     }
 
     #[test]
+    fn v4_mapped_address_in_the_long_form_is_an_ipv4_client() {
+        let mut opt = v6(254);
+        opt[4..20].copy_from_slice(&v4_mapped([198, 18, 1, 2]));
+        let toa = find_toa(&header(&opt), &config(&[254])).unwrap();
+        assert_eq!((toa.family, toa.ipv4()), (FAMILY_V4, Some([198, 18, 1, 2])));
+    }
+
+    #[test]
     fn client_port_looking_like_tfo_magic_is_read_as_port() {
         let opt = [254, 8, 0xF9, 0x89, 198, 18, 1, 2];
         let toa = find_toa(&header(&opt), &config(&[254])).unwrap();
         assert_eq!(u16::from_be_bytes(toa.port_be.to_ne_bytes()), 63881);
+    }
+}
+
+/// The kernel-shaped walk must agree with `toa-wire`'s reference decoder on
+/// any options block: same TOA, or none where toa-wire finds none or an error.
+#[cfg(test)]
+mod agrees_with_toa_wire {
+    use super::*;
+    use proptest::prelude::*;
+    use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+
+    fn as_socket_addr(c: ClientAddr) -> SocketAddr {
+        let ip = Ipv6Addr::from(c.addr);
+        let ip = if c.family == FAMILY_V4 {
+            IpAddr::V4(ip.to_ipv4_mapped().unwrap())
+        } else {
+            IpAddr::V6(ip)
+        };
+        SocketAddr::new(ip, u16::from_be_bytes(c.port_be.to_ne_bytes()))
+    }
+
+    /// Option blocks built from plausible pieces, so TOAs and traps are common.
+    fn block() -> impl Strategy<Value = Vec<u8>> {
+        let piece = prop_oneof![
+            Just(vec![1u8]),
+            Just(vec![0u8]),
+            (
+                prop_oneof![Just(254u8), Just(200u8), any::<u8>()],
+                prop_oneof![Just(8u8), Just(20u8), 0u8..24]
+            )
+                .prop_flat_map(|(kind, len)| {
+                    proptest::collection::vec(any::<u8>(), len.saturating_sub(2) as usize).prop_map(
+                        move |mut v| {
+                            v.splice(0..0, [kind, len]);
+                            v
+                        },
+                    )
+                }),
+        ];
+        proptest::collection::vec(piece, 0..6).prop_map(|p| {
+            let mut b = p.concat();
+            b.truncate(40);
+            b
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn find_toa_matches_toa_wire_find(block in block(), two_kinds in any::<bool>()) {
+            let kinds: &[u8] = if two_kinds { &[254, 200] } else { &[254] };
+            let mut cfg = OriginConfig::default();
+            cfg.kinds[..kinds.len()].copy_from_slice(kinds);
+            let mut buf = [0u8; MAX_TCP_HEADER];
+            let padded = block.len().div_ceil(4) * 4;
+            buf[12] = (((20 + padded) / 4) as u8) << 4;
+            buf[20..20 + block.len()].copy_from_slice(&block);
+            let ours = find_toa(&CopiedHeader { buf }, &cfg).map(as_socket_addr);
+            // The header is zero-padded to a multiple of 4: the reference sees the same bytes.
+            let reference = toa_wire::toa::find(&buf[20..20 + padded], kinds).ok().flatten();
+            prop_assert_eq!(ours, reference);
+        }
     }
 }

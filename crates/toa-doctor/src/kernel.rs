@@ -3,25 +3,14 @@
 
 use std::path::Path;
 
-use crate::report::Check;
+use toa_loader::{MIN_KERNEL, kernel_release, parse_version};
 
-/// Oldest kernel with everything `toa origin` uses (sock_ops TCP header-option callbacks).
-pub const MIN_KERNEL: (u32, u32) = (5, 10);
+use crate::report::Check;
 
 pub const BTF_VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 
 pub fn check_version() -> Check {
-    let release = match std::fs::read_to_string("/proc/sys/kernel/osrelease") {
-        Ok(release) => release.trim().to_string(),
-        Err(err) => {
-            return Check::problem(
-                "kernel",
-                format!("cannot read /proc/sys/kernel/osrelease: {err}"),
-                "mount /proc",
-            );
-        }
-    };
-    version_check(&release)
+    version_check(&kernel_release())
 }
 
 fn version_check(release: &str) -> Check {
@@ -45,18 +34,6 @@ fn version_check(release: &str) -> Check {
     }
 }
 
-/// `(major, minor)` from a release string such as `6.18.44-fc-v669` or `5.10.0-28-amd64`.
-pub fn parse_version(release: &str) -> Option<(u32, u32)> {
-    let mut parts = release.split(['.', '-', '+']);
-    let major = parts.next()?.parse().ok()?;
-    let minor_text: String = parts
-        .next()?
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    Some((major, minor_text.parse().ok()?))
-}
-
 pub fn check_btf() -> Check {
     btf_check(Path::new(BTF_VMLINUX))
 }
@@ -76,15 +53,6 @@ fn btf_check(path: &Path) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn versions_parse_from_distribution_release_strings() {
-        assert_eq!(parse_version("6.18.44-fc-v669"), Some((6, 18)));
-        assert_eq!(parse_version("5.10.0-28-amd64"), Some((5, 10)));
-        assert_eq!(parse_version("5.4.0"), Some((5, 4)));
-        assert_eq!(parse_version("6.1rc3"), Some((6, 1)));
-        assert_eq!(parse_version("garbage"), None);
-    }
 
     #[test]
     fn kernel_older_than_5_10_is_a_problem_with_a_fix() {

@@ -10,6 +10,7 @@
 //! - [`mounts`]: cgroup2 and bpffs, mounted or mountable.
 //! - [`privileges`]: effective CAP_BPF / CAP_NET_ADMIN (/ CAP_SYS_ADMIN to mount).
 //! - [`toa_ko`]: a loaded toa.ko conflicts.
+//! - [`origin`]: where `toa origin` is attached, with kinds and trust list.
 //! - [`syncookies`]: `net.ipv4.tcp_syncookies`, informational.
 //! - [`metrics`]: a running proxy's `/metrics` endpoint.
 
@@ -17,6 +18,7 @@ pub mod bpf;
 pub mod kernel;
 pub mod metrics;
 pub mod mounts;
+pub mod origin;
 pub mod privileges;
 pub mod report;
 pub mod syncookies;
@@ -45,8 +47,9 @@ pub fn diagnose(options: &Options) -> Report {
         mounts::check_bpffs(&bpffs),
         privileges::check(privileges::effective(), needs_mount),
         toa_ko::check(),
-        syncookies::check(),
     ];
+    checks.extend(origin::check(&cgroup2, &bpffs));
+    checks.push(syncookies::check());
     if let Some(endpoint) = &options.metrics {
         checks.push(metrics::check(endpoint));
     }

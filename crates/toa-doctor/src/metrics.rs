@@ -59,11 +59,8 @@ fn fetch(endpoint: &str) -> Result<String, Failure> {
     stream
         .set_write_timeout(Some(TIMEOUT))
         .map_err(unreachable)?;
-    write!(
-        stream,
-        "GET /metrics HTTP/1.0\r\nHost: {endpoint}\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(unreachable)?;
+    let request = format!("GET /metrics HTTP/1.0\r\nHost: {endpoint}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).map_err(unreachable)?;
     let mut response = Vec::new();
     stream
         .take(MAX_RESPONSE)
@@ -95,9 +92,14 @@ mod tests {
         let addr = listener.local_addr().unwrap().to_string();
         std::thread::spawn(move || {
             let (mut conn, _) = listener.accept().unwrap();
-            let mut request = [0u8; 1024];
-            let n = conn.read(&mut request).unwrap();
-            assert!(request[..n].starts_with(b"GET /metrics HTTP/1.0\r\n"));
+            let mut request = Vec::new();
+            let mut chunk = [0u8; 1024];
+            while !request.ends_with(b"\r\n\r\n") {
+                let n = conn.read(&mut chunk).unwrap();
+                assert!(n > 0, "request cut short: {request:?}");
+                request.extend_from_slice(&chunk[..n]);
+            }
+            assert!(request.starts_with(b"GET /metrics HTTP/1.0\r\n"));
             conn.write_all(response.as_bytes()).unwrap();
         });
         addr

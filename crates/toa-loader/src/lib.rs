@@ -23,7 +23,10 @@ pub use counters::{EdgeStats, OriginCounters};
 pub use edge::EdgeWriter;
 pub use error::{LoaderError, Result};
 pub use origin::{AttachedProgram, LoadOutcome, Origin, Settings};
-pub use system::{BPFFS_ROOT, CGROUP2_ROOT, bpffs_root, cgroup2_root, preflight, require_cgroup2};
+pub use system::{
+    BPFFS_ROOT, CGROUP2_ROOT, MIN_KERNEL, bpffs_root, cgroup2_root, kernel_release, parse_version,
+    preflight, require_cgroup2,
+};
 pub use toa_common::edge::EdgeCounter;
 pub use toa_common::origin::Counter;
 pub use trust::TrustedNet;

@@ -6,7 +6,7 @@
 //! cgroup, named by the cgroup's inode so every path to it finds the same pins.
 
 use crate::counters::OriginCounters;
-use crate::sys::{AttachType, link_create, obj_pin};
+use crate::sys::{AttachType, link_cgroup_id, link_create, obj_get, obj_pin};
 use crate::system::{bpffs_root, inode, preflight, require_cgroup2};
 use crate::trust::TrustedNet;
 use crate::{LoaderError, Result};
@@ -135,6 +135,7 @@ impl Origin {
         let config = settings.to_config()?;
         preflight()?;
         require_cgroup2(cgroup)?;
+        remove_defunct_pins(&bpffs_root()?);
         let origin = Origin {
             cgroup: cgroup.to_path_buf(),
             pins: pin_dir(cgroup)?,
@@ -327,6 +328,27 @@ impl Origin {
                 .map_err(LoaderError::ebpf("pruning the trust list"))?;
         }
         Ok(())
+    }
+}
+
+/// Removes the pins of receivers whose cgroup no longer exists: their links
+/// are defunct and would otherwise hold programs and maps forever. Run on
+/// every load, so a cgroup removed without `unload` leaks only until then.
+fn remove_defunct_pins(bpffs: &Path) {
+    let Ok(entries) = std::fs::read_dir(bpffs.join("origin")) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let receiver = entry.path().join(link_pin(shared::PROG_RECEIVER));
+        let defunct = match obj_get(&receiver) {
+            Ok(link) => link_cgroup_id(link.as_fd()).is_ok_and(|id| id == 0),
+            // No receiver link yet: possibly a load in progress; leave it.
+            Err(_) => false,
+        };
+        if defunct {
+            // Best effort: a concurrent unload may be removing it too.
+            let _ = remove_pins(&entry.path());
+        }
     }
 }
 

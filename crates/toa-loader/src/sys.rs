@@ -1,8 +1,9 @@
-//! The three raw bpf(2) commands the loader issues itself, because aya 0.14
-//! cannot do them for us: a lock-free map update through `&self` (its
-//! `SkStorage::insert` needs `&mut`), and creating + pinning cgroup links for
+//! The raw bpf(2) commands the loader issues itself, because aya 0.14 cannot
+//! do them for us: a lock-free map update through `&self` (its
+//! `SkStorage::insert` needs `&mut`), creating + pinning cgroup links for
 //! every program type alike (it cannot turn a `cgroup/getsockopt` link into a
-//! pinnable `FdLink`).
+//! pinnable `FdLink`), and reading a cgroup link's cgroup id (its `LinkInfo`
+//! does not expose it).
 
 use std::ffi::CString;
 use std::io;
@@ -12,6 +13,8 @@ use std::path::Path;
 
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_OBJ_PIN: libc::c_long = 6;
+const BPF_OBJ_GET: libc::c_long = 7;
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_LINK_CREATE: libc::c_long = 28;
 
 /// `enum bpf_attach_type` values (uapi, stable) of the hooks toa uses.
@@ -78,4 +81,29 @@ pub(crate) fn obj_pin(fd: BorrowedFd<'_>, path: &Path) -> io::Result<()> {
     set_u64(&mut attr, 0, c_path.as_ptr() as u64);
     attr.0[2] = fd.as_raw_fd() as u32;
     bpf(BPF_OBJ_PIN, &attr).map(drop)
+}
+
+/// Opens a pinned BPF object.
+pub(crate) fn obj_get(path: &Path) -> io::Result<OwnedFd> {
+    let c_path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut attr = Attr([0; 16]);
+    set_u64(&mut attr, 0, c_path.as_ptr() as u64);
+    let fd = bpf(BPF_OBJ_GET, &attr)?;
+    // SAFETY: the kernel returned a new file descriptor we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// The cgroup id a cgroup bpf_link is attached to; 0 once that cgroup has
+/// been removed (the link is then defunct).
+pub(crate) fn link_cgroup_id(link: BorrowedFd<'_>) -> io::Result<u64> {
+    // struct bpf_link_info: type, id, prog_id (u32 each), then a union aligned
+    // to 8 whose cgroup member starts with `__u64 cgroup_id` (offset 16).
+    let mut info = [0u64; 16];
+    let mut attr = Attr([0; 16]);
+    attr.0[0] = link.as_raw_fd() as u32;
+    attr.0[1] = std::mem::size_of_val(&info) as u32;
+    set_u64(&mut attr, 2, info.as_mut_ptr() as u64);
+    bpf(BPF_OBJ_GET_INFO_BY_FD, &attr)?;
+    Ok(info[2])
 }

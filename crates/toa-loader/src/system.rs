@@ -12,6 +12,9 @@ pub const CGROUP2_ROOT: &str = "/run/toa/cgroup2";
 /// Where toa mounts bpffs; pins live below it.
 pub const BPFFS_ROOT: &str = "/run/toa/bpffs";
 
+/// The oldest kernel with everything toa uses (sock_ops TCP header-option callbacks).
+pub const MIN_KERNEL: (u32, u32) = (5, 10);
+
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 const CAP_NET_ADMIN: u32 = 12;
@@ -87,7 +90,7 @@ pub fn preflight() -> Result<()> {
     }
     let release = kernel_release();
     match parse_version(&release) {
-        Some(v) if v >= (5, 10) => {}
+        Some(v) if v >= MIN_KERNEL => {}
         _ => return Err(LoaderError::KernelTooOld { found: release }),
     }
     if !Path::new("/sys/kernel/btf/vmlinux").exists() {
@@ -111,14 +114,15 @@ fn privileged() -> bool {
     has(CAP_BPF) && has(CAP_NET_ADMIN)
 }
 
-fn kernel_release() -> String {
+/// The running kernel's release string (`/proc/sys/kernel/osrelease`), or `unknown`.
+pub fn kernel_release() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "unknown".into())
 }
 
 /// `(major, minor)` of a kernel release string like `6.18.0-1-amd64`.
-fn parse_version(release: &str) -> Option<(u32, u32)> {
+pub fn parse_version(release: &str) -> Option<(u32, u32)> {
     let mut parts = release.split(|c: char| !c.is_ascii_digit());
     let major = parts.next()?.parse().ok()?;
     let minor = parts.next()?.parse().ok()?;

@@ -15,6 +15,7 @@
 //! - [`client_ip`]: one file per pass-client-IP mode behind [`client_ip::ClientIpWriter`].
 //! - [`forward`]: moving bytes both ways (splice or bounded buffers, half-close, idle timeout).
 //! - [`metrics`]: counters and the Prometheus text endpoint.
+//! - [`udp`]: UDP flows, their upstream sockets and the datagram modes (PROXY v2, SPP).
 //! - [`server`]: the running proxy: accept loops, routes, reload and drain; `connection` handles one client.
 //! - [`serve`]: the foreground process: signals drive reload and drain.
 //! - [`import`]: EdgeOne rule lists (JSON/CSV) converted to TOML.
@@ -32,6 +33,7 @@ pub mod metrics;
 pub mod rules;
 pub mod serve;
 pub mod server;
+pub mod udp;
 
 pub use config::Config;
 pub use error::{ConnectError, Side};

@@ -26,6 +26,8 @@ pub struct RuleMetrics {
     pub connect_errors: [AtomicU64; CONNECT_ERROR_KINDS.len()],
     /// Indexed like [`REJECT_REASONS`].
     pub rejected: [AtomicU64; REJECT_REASONS.len()],
+    /// Flows, datagrams and drops of a UDP rule (its bytes are counted above).
+    pub udp: crate::udp::UdpRuleMetrics,
 }
 
 impl RuleMetrics {
@@ -188,11 +190,14 @@ impl Metrics {
                 ("{result=\"rejected\"}".into(), load(&self.reloads_rejected)),
             ],
         );
+        for (name, kind, help, rows) in crate::udp::metrics::families(&rules) {
+            family(name, kind, help, rows);
+        }
         out
     }
 }
 
-fn escape(label: &str) -> String {
+pub(crate) fn escape(label: &str) -> String {
     label
         .replace('\\', "\\\\")
         .replace('"', "\\\"")

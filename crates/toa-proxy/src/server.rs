@@ -19,10 +19,10 @@ use tokio_util::task::TaskTracker;
 use crate::balance::{Backend, Selector, selector_for};
 use crate::client_ip::{self, ClientIpWriter};
 use crate::config::{Config, ConfigError, Protocol, ProxySettings};
-use crate::health::HealthRegistry;
+use crate::health::{HealthRegistry, OriginHealth};
 use crate::metrics::{Metrics, RuleMetrics};
 use crate::rules::{self, ListenKey};
-use crate::{connection, listener};
+use crate::{connection, listener, udp};
 
 /// Why the proxy could not start or a reload was rejected (the old config keeps running).
 #[derive(Debug, thiserror::Error)]
@@ -58,8 +58,11 @@ pub(crate) struct Shared {
 pub(crate) struct RuleRuntime {
     pub tag: String,
     pub writer: Arc<dyn ClientIpWriter>,
+    /// The UDP mode; `None` on TCP rules.
+    pub datagram: Option<Arc<dyn udp::DatagramWriter>>,
     pub backends: Vec<Arc<Backend>>,
     pub selector: Box<dyn Selector>,
+    /// TCP: `max_connections`; UDP: `max_flows`.
     pub limit: Option<Arc<Semaphore>>,
     pub metrics: Arc<RuleMetrics>,
     pub settings: ProxySettings,
@@ -71,6 +74,12 @@ pub(crate) struct RuleRuntime {
 pub(crate) struct Route {
     pub rule: Arc<RuleRuntime>,
     pub origin_port: u16,
+}
+
+/// A socket bound during a (re)load, before anything else changes.
+enum Bound {
+    Tcp(TcpListener),
+    Udp(udp::ListenSocket),
 }
 
 struct ListenerHandle {
@@ -197,16 +206,6 @@ impl Server {
     async fn apply(&self, config: Config) -> Result<Applied, ServerError> {
         let mut state = self.state.lock().await;
         let wanted = rules::bindings(&config);
-        for rule in config
-            .online_rules()
-            .filter(|r| r.protocol == Protocol::Udp)
-        {
-            tracing::warn!(rule = %rule.tag, "udp rules are validated but not forwarded by this build");
-        }
-        let wanted: Vec<_> = wanted
-            .into_iter()
-            .filter(|(k, _)| k.protocol == Protocol::Tcp)
-            .collect();
 
         // Everything that can fail happens before anything changes.
         let runtimes = self.build_rules(&config)?;
@@ -215,8 +214,11 @@ impl Server {
             .iter()
             .filter(|(k, _)| !state.listeners.contains_key(k))
         {
-            let bound = listener::bind_tcp(key)
-                .map_err(|source| ServerError::Bind { key: *key, source })?;
+            let bound = match key.protocol {
+                Protocol::Tcp => listener::bind_tcp(key).map(Bound::Tcp),
+                Protocol::Udp => udp::ListenSocket::bind(key).map(Bound::Udp),
+            }
+            .map_err(|source| ServerError::Bind { key: *key, source })?;
             fresh.insert(*key, bound);
         }
 
@@ -236,7 +238,11 @@ impl Server {
                 applied.listeners_kept += 1;
             } else {
                 let listener = fresh.remove(key).expect("bound above");
-                keep.insert(*key, self.spawn_accept_loop(*key, listener, route));
+                let handle = match listener {
+                    Bound::Tcp(listener) => self.spawn_accept_loop(*key, listener, route),
+                    Bound::Udp(socket) => self.spawn_udp_listener(*key, socket, route),
+                };
+                keep.insert(*key, handle);
                 applied.listeners_opened += 1;
             }
         }
@@ -250,6 +256,7 @@ impl Server {
         let targets: Vec<SocketAddr> = {
             let mut t: Vec<_> = config
                 .online_rules()
+                .filter(|r| r.protocol == Protocol::Tcp)
                 .flat_map(rules::health_targets)
                 .collect();
             t.sort();
@@ -284,14 +291,23 @@ impl Server {
             .rules
             .iter()
             .map(|rule| {
-                let writer = self
-                    .shared
-                    .modes
-                    .writer(rule, &config.toa, &self.shared.metrics)
-                    .map_err(|reason| ServerError::Mode {
-                        tag: rule.tag.clone(),
-                        reason,
-                    })?;
+                let mode_error = |reason| ServerError::Mode {
+                    tag: rule.tag.clone(),
+                    reason,
+                };
+                let (writer, datagram): (Arc<dyn ClientIpWriter>, _) = match rule.protocol {
+                    Protocol::Tcp => (
+                        self.shared
+                            .modes
+                            .writer(rule, &config.toa, &self.shared.metrics)
+                            .map_err(mode_error)?,
+                        None,
+                    ),
+                    Protocol::Udp => (
+                        Arc::new(client_ip::Off),
+                        Some(udp::writer_for(rule, &self.shared.modes).map_err(mode_error)?),
+                    ),
+                };
                 let backends = rule
                     .origins
                     .iter()
@@ -300,7 +316,13 @@ impl Server {
                         Arc::new(Backend {
                             address: o.address,
                             weight: o.weight,
-                            health: self.shared.health.get(target, &config.health),
+                            // UDP has no handshake to probe: its origins are not checked.
+                            health: match rule.protocol {
+                                Protocol::Tcp => self.shared.health.get(target, &config.health),
+                                Protocol::Udp => {
+                                    Arc::new(OriginHealth::new(target, config.health.timeout))
+                                }
+                            },
                             active: Default::default(),
                         })
                     })
@@ -308,9 +330,14 @@ impl Server {
                 Ok(Arc::new(RuleRuntime {
                     tag: rule.tag.clone(),
                     writer,
+                    datagram,
                     backends,
                     selector: selector_for(rule),
-                    limit: rule.max_connections.map(|n| Arc::new(Semaphore::new(n))),
+                    limit: match rule.protocol {
+                        Protocol::Tcp => rule.max_connections,
+                        Protocol::Udp => Some(rule.max_flows),
+                    }
+                    .map(|n| Arc::new(Semaphore::new(n))),
                     metrics: self.shared.metrics.rule(&rule.tag),
                     settings: config.proxy.clone(),
                     health_rise: config.health.rise,
@@ -318,6 +345,28 @@ impl Server {
                 }))
             })
             .collect()
+    }
+
+    fn spawn_udp_listener(
+        &self,
+        key: ListenKey,
+        socket: udp::ListenSocket,
+        route: Arc<Route>,
+    ) -> ListenerHandle {
+        let handle = ListenerHandle {
+            route: Arc::new(RwLock::new(route)),
+            stop: self.stop_accepting.child_token(),
+        };
+        tracing::debug!(listener = %key, "listening");
+        self.tasks.spawn(udp::listener::run(
+            key,
+            socket,
+            handle.route.clone(),
+            self.shared.clone(),
+            handle.stop.clone(),
+            self.tasks.clone(),
+        ));
+        handle
     }
 
     fn spawn_accept_loop(

@@ -5,6 +5,7 @@ mod cmd {
     pub mod doctor;
     pub mod origin;
     pub mod proxy;
+    pub mod spp_echo;
 }
 
 use clap::{Parser, Subcommand};
@@ -25,6 +26,7 @@ enum Command {
     Doctor(cmd::doctor::DoctorArgs),
     /// The TOA receiver on origin servers (eBPF, replaces toa.ko).
     Origin(cmd::origin::OriginArgs),
+    SppEcho(cmd::spp_echo::SppEchoArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -32,5 +34,6 @@ fn main() -> anyhow::Result<()> {
         Command::Proxy(args) => cmd::proxy::run(args),
         Command::Doctor(args) => cmd::doctor::run(args),
         Command::Origin(args) => cmd::origin::run(args),
+        Command::SppEcho(args) => cmd::spp_echo::run(args),
     }
 }

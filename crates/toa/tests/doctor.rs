@@ -2,12 +2,16 @@
 //! dropped (capsh) or as an unprivileged user (setpriv), it names the missing
 //! privilege and exits non-zero.
 
+#[path = "origin/lab.rs"]
+#[allow(dead_code)]
+mod lab;
+
 use std::process::{Command, Output};
 
 const TOA: &str = env!("CARGO_BIN_EXE_toa");
 
 /// Every line `toa doctor` prints about the host, in order.
-const HOST_CHECKS: [&str; 8] = [
+const HOST_CHECKS: [&str; 9] = [
     "kernel",
     "BPF",
     "BTF",
@@ -15,6 +19,7 @@ const HOST_CHECKS: [&str; 8] = [
     "bpffs",
     "privileges",
     "toa.ko",
+    "toa origin",
     "net.ipv4.tcp_syncookies",
 ];
 
@@ -133,4 +138,82 @@ fn doctor_reports_an_unreachable_proxy_metrics_endpoint() {
         metrics.starts_with(&format!("✗ proxy metrics: {endpoint}: Connection refused")),
         "{out}"
     );
+}
+
+#[test]
+fn doctor_shows_where_toa_origin_is_attached_with_kinds_and_trust() {
+    if !toa_lab::require_privileges(
+        "doctor_shows_where_toa_origin_is_attached_with_kinds_and_trust",
+    ) {
+        return;
+    }
+    let mut lab = toa_lab::Lab::new("doctor-origin").unwrap();
+    let cgroup = lab.cgroup("origin").unwrap();
+    // Declared after the lab: unloaded before the lab removes the cgroup.
+    let _origin = lab::LoadedOrigin::load(
+        &cgroup,
+        &["--kind", "254", "--kind", "200", "--trust", "198.18.2.0/24"],
+    );
+
+    let output = Command::new(TOA).arg("doctor").output().unwrap();
+    let out = stdout(&output);
+    assert!(output.status.success(), "{out}");
+    let expected = format!(
+        "✓ toa origin: attached to {} (kinds 254, 200; trust 198.18.2.0/24)",
+        cgroup.display()
+    );
+    assert!(
+        out.lines().any(|l| l == expected),
+        "want {expected:?} in:\n{out}"
+    );
+}
+
+#[test]
+fn doctor_summarizes_a_running_proxys_metrics() {
+    if !toa_lab::require_privileges("doctor_summarizes_a_running_proxys_metrics") {
+        return;
+    }
+    let mut lab = toa_lab::Lab::new("doctor-metrics").unwrap();
+    let edge = lab.netns("edge").unwrap();
+    let config = lab.dir().join("proxy.toml");
+    std::fs::write(
+        &config,
+        "[[rule]]\ntag = \"web\"\nlisten = [\"127.0.0.1\"]\nports = \"10000\"\norigins = [\"127.0.0.1\"]\norigin_ports = \"10001\"\n",
+    )
+    .unwrap();
+    let proxy = lab
+        .spawn(
+            &edge,
+            None,
+            &[
+                TOA,
+                "proxy",
+                "--config",
+                config.to_str().unwrap(),
+                "--metrics",
+                "127.0.0.1:9100",
+            ],
+        )
+        .unwrap();
+    edge.wait_listening(9100, false, std::time::Duration::from_secs(10))
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e}: {}",
+                std::fs::read_to_string(&proxy.log).unwrap_or_default()
+            )
+        });
+
+    let output = edge
+        .output(&[TOA, "doctor", "--metrics", "127.0.0.1:9100"])
+        .unwrap();
+    let out = stdout(&output);
+    assert!(output.status.success(), "{out}");
+    let metrics = line(&out, "proxy metrics");
+    let samples: usize = metrics
+        .strip_prefix("✓ proxy metrics: 127.0.0.1:9100/metrics answered, ")
+        .and_then(|rest| rest.strip_suffix(" samples"))
+        .unwrap_or_else(|| panic!("{out}"))
+        .parse()
+        .unwrap();
+    assert!(samples > 0, "{out}");
 }

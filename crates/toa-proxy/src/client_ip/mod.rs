@@ -69,6 +69,13 @@ impl Default for Modes {
 }
 
 impl Modes {
+    /// The PROXY v2 header builder for `rule` (TCP, and UDP's first datagram).
+    pub fn proxy_v2(&self, rule: &Rule) -> ProxyV2 {
+        ProxyV2 {
+            unique_id: rule.ppv2_unique_id.then_some(self.nonce),
+        }
+    }
+
     /// The writer for `rule`'s mode, or why this proxy cannot provide it.
     pub fn writer(
         &self,
@@ -79,9 +86,7 @@ impl Modes {
         Ok(match rule.pass_client_ip {
             ClientIpMode::Off => Arc::new(Off),
             ClientIpMode::ProxyV1 => Arc::new(ProxyV1),
-            ClientIpMode::ProxyV2 => Arc::new(ProxyV2 {
-                unique_id: rule.ppv2_unique_id.then_some(self.nonce),
-            }),
+            ClientIpMode::ProxyV2 => Arc::new(self.proxy_v2(rule)),
             ClientIpMode::Toa => Arc::new(Toa {
                 writer: self.toa_writer(toa.kind, metrics)?,
             }),

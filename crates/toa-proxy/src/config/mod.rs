@@ -9,6 +9,7 @@
 //! idle_timeout = "900s"
 //! drain_timeout = "30s"         # SIGTERM waits this long for connections to finish
 //! access_log = true             # one log line per closed connection
+//! udp_idle_timeout = "60s"      # a UDP flow with no datagram either way for this long ends
 //!
 //! [health]                      # active TCP connect checks, all optional
 //! interval = "5s"
@@ -59,6 +60,8 @@ pub struct ProxySettings {
     pub buffer_size: usize,
     /// Forward with splice(2) (payload stays in the kernel) instead of buffered copies.
     pub splice: bool,
+    /// A UDP flow with no datagram in either direction for this long is forgotten.
+    pub udp_idle_timeout: Duration,
 }
 
 impl Default for ProxySettings {
@@ -71,6 +74,7 @@ impl Default for ProxySettings {
             access_log: false,
             buffer_size: 64 * 1024,
             splice: true,
+            udp_idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -131,6 +135,8 @@ pub struct Rule {
     pub max_connections: Option<usize>,
     /// PROXY v2 only: send a UNIQUE_ID TLV with the connection id.
     pub ppv2_unique_id: bool,
+    /// UDP only: flows (client address and port) open at once; datagrams of new flows above it are dropped.
+    pub max_flows: usize,
 }
 
 /// An origin with its address resolved at load time.

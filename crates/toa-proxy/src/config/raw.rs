@@ -27,6 +27,7 @@ pub struct RawProxy {
     pub access_log: Option<Spanned<bool>>,
     pub buffer_size: Option<Spanned<i64>>,
     pub splice: Option<Spanned<bool>>,
+    pub udp_idle_timeout: Option<Spanned<Text>>,
 }
 
 /// `[health]`: active check settings shared by every origin.
@@ -64,6 +65,7 @@ pub struct RawRule {
     pub balance: Option<Spanned<String>>,
     pub max_connections: Option<Spanned<i64>>,
     pub ppv2_unique_id: Option<Spanned<bool>>,
+    pub max_flows: Option<Spanned<i64>>,
 }
 
 /// One `[[origin_group]]`.

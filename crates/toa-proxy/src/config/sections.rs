@@ -115,6 +115,11 @@ pub(super) fn proxy(
         ),
         ("idle_timeout", &raw.idle_timeout, &mut s.idle_timeout),
         ("drain_timeout", &raw.drain_timeout, &mut s.drain_timeout),
+        (
+            "udp_idle_timeout",
+            &raw.udp_idle_timeout,
+            &mut s.udp_idle_timeout,
+        ),
     ] {
         if let Some(v) = value {
             *slot = duration(src, sec, field, v)?;

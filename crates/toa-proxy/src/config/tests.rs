@@ -246,3 +246,45 @@ fn unknown_origin_group_is_rejected() {
         "proxy.toml:4: rule \"web\": origin_group: no [[origin_group]] named \"nope\""
     );
 }
+
+#[test]
+fn udp_rule_takes_max_flows_and_proxy_takes_udp_idle_timeout() {
+    let cfg = load(
+        "[proxy]\nudp_idle_timeout = \"5s\"\n[[rule]]\ntag = \"dns\"\nprotocol = \"udp\"\nports = \"53\"\norigins = [\"198.18.2.2\"]\npass_client_ip = \"spp\"\nmax_flows = 7\n",
+    )
+    .unwrap();
+    assert_eq!(cfg.proxy.udp_idle_timeout, Duration::from_secs(5));
+    assert_eq!(cfg.rules[0].max_flows, 7);
+    let default = load(
+        "[[rule]]\ntag = \"dns\"\nprotocol = \"udp\"\nports = \"53\"\norigins = [\"198.18.2.2\"]\n",
+    )
+    .unwrap();
+    assert_eq!(default.proxy.udp_idle_timeout, Duration::from_secs(60));
+    assert_eq!(default.rules[0].max_flows, validate::DEFAULT_MAX_FLOWS);
+}
+
+#[test]
+fn flow_and_connection_caps_belong_to_their_protocol() {
+    assert_eq!(
+        error(
+            "[[rule]]\ntag = \"dns\"\nprotocol = \"udp\"\nports = \"53\"\norigins = [\"198.18.2.2\"]\nmax_connections = 5\n"
+        ),
+        "proxy.toml:6: rule \"dns\": max_connections: udp rules have flows, not connections; use max_flows"
+    );
+    assert_eq!(
+        error(
+            "[[rule]]\ntag = \"web\"\nports = \"80\"\norigins = [\"198.18.2.2\"]\nmax_flows = 5\n"
+        ),
+        "proxy.toml:5: rule \"web\": max_flows: only udp rules have flows; use max_connections on tcp"
+    );
+    assert_eq!(
+        error(
+            "[[rule]]\ntag = \"dns\"\nprotocol = \"udp\"\nports = \"53\"\norigins = [\"198.18.2.2\"]\nmax_flows = 0\n"
+        ),
+        "proxy.toml:6: rule \"dns\": max_flows: must be at least 1"
+    );
+    assert_eq!(
+        error("[proxy]\nudp_idle_timeout = \"soon\"\n"),
+        "proxy.toml:2: [proxy]: udp_idle_timeout: \"soon\" is not a duration like \"30s\", \"500ms\", \"5m\" or \"1h\""
+    );
+}

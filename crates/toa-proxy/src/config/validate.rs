@@ -17,6 +17,8 @@ use super::{Config, ListenAddr, OriginSpec, Rule, ToaSettings};
 const TAG_MAX_CHARS: usize = 50;
 const PERSIST_TTL_MIN: Duration = Duration::from_secs(30);
 const PERSIST_TTL_MAX: Duration = Duration::from_secs(3600);
+/// Flows per UDP rule when `max_flows` is not set: each flow holds one upstream socket (a file descriptor).
+pub const DEFAULT_MAX_FLOWS: usize = 10_000;
 /// Option kinds TCP already uses (MSS, window scale, SACK, timestamps) and EOL/NOP.
 const RESERVED_TCP_OPTION_KINDS: [i64; 7] = [0, 1, 2, 3, 4, 5, 8];
 
@@ -271,6 +273,13 @@ fn rule(
     };
     let max_connections = match &raw.max_connections {
         None => None,
+        Some(m) if protocol == Protocol::Udp => {
+            return Err(err(
+                m.span(),
+                "max_connections",
+                "udp rules have flows, not connections; use max_flows".into(),
+            ));
+        }
         Some(m) if *m.get_ref() < 1 => {
             return Err(err(
                 m.span(),
@@ -296,6 +305,21 @@ fn rule(
         None => false,
     };
 
+    let max_flows = match &raw.max_flows {
+        None => DEFAULT_MAX_FLOWS,
+        Some(m) if protocol == Protocol::Tcp => {
+            return Err(err(
+                m.span(),
+                "max_flows",
+                "only udp rules have flows; use max_connections on tcp".into(),
+            ));
+        }
+        Some(m) if *m.get_ref() < 1 => {
+            return Err(err(m.span(), "max_flows", "must be at least 1".into()));
+        }
+        Some(m) => *m.get_ref() as usize,
+    };
+
     Ok(Rule {
         tag: name,
         line,
@@ -311,6 +335,7 @@ fn rule(
         online,
         max_connections,
         ppv2_unique_id,
+        max_flows,
     })
 }
 

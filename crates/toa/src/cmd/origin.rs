@@ -171,35 +171,34 @@ fn describe(settings: &Settings) -> String {
 
 fn stats(cgroup: &std::path::Path, json: bool, watch: bool) -> Result<()> {
     let origin = Origin::open(cgroup)?;
-    if !watch {
-        let counters = origin.counters()?;
-        print!(
-            "{}",
-            if json {
-                stats_json(&counters, None) + "\n"
-            } else {
-                stats_table(&counters, None)
-            }
-        );
-        return Ok(());
-    }
+    let render = |current: &OriginCounters, previous: Option<&OriginCounters>| {
+        if json {
+            stats_json(current, previous) + "\n"
+        } else if previous.is_some() {
+            // Clear the screen and home the cursor, then redraw.
+            format!("\x1b[2J\x1b[H{}", stats_table(current, previous))
+        } else {
+            stats_table(current, None)
+        }
+    };
     let mut previous = origin.counters()?;
+    if !watch {
+        return emit(&render(&previous, None));
+    }
     loop {
         std::thread::sleep(Duration::from_secs(1));
         let current = origin.counters()?;
-        let mut out = std::io::stdout().lock();
-        if json {
-            writeln!(out, "{}", stats_json(&current, Some(&previous)))?;
-        } else {
-            // Clear the screen and home the cursor, then redraw.
-            write!(
-                out,
-                "\x1b[2J\x1b[H{}",
-                stats_table(&current, Some(&previous))
-            )?;
-        }
-        out.flush()?;
+        emit(&render(&current, Some(&previous)))?;
         previous = current;
+    }
+}
+
+/// Writes to stdout; a closed pipe (`| head`) ends the command quietly.
+fn emit(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        other => Ok(other?),
     }
 }
 

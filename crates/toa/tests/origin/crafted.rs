@@ -40,19 +40,16 @@ fn cat(parts: &[Vec<u8>]) -> Vec<u8> {
 
 #[test]
 fn crafted_options_never_yield_a_wrong_address() {
-    let Some(OriginLab {
-        origin,
-        cg,
-        mut topo,
-    }) = origin_lab(
+    let Some(mut lab) = origin_lab(
         "crafted_options_never_yield_a_wrong_address",
         "orig-craft",
         &[],
-    )
-    else {
+    ) else {
         return;
     };
-    probe_server(&mut topo, &cg, addr::ORIGIN_V4, 9000);
+    // Borrowed, not moved: `lab` drops as a whole, receiver (unload) first.
+    let OriginLab { origin, cg, topo } = &mut lab;
+    probe_server(topo, cg, addr::ORIGIN_V4, 9000);
     let (edge_if, edge_mac) = interface(&topo.edge, addr::EDGE_ORIGIN_SIDE_V4);
     let (origin_if, _) = interface(&topo.origin, addr::ORIGIN_V4);
     topo.origin

@@ -75,21 +75,36 @@ fn segments(pcap: &Path) -> Vec<Segment> {
     out
 }
 
+/// `sport>dport flags toa` per segment, for failure messages.
+fn describe(segments: &[Segment]) -> String {
+    let line = |s: &Segment| {
+        let toa = s
+            .toa
+            .map(|t| format!(" toa={:?}:{}", t.ipv4(), u16::from_be(t.port_be)));
+        format!(
+            "{}>{} {:#04x} len {}{}",
+            s.src_port,
+            s.dst_port,
+            s.flags,
+            s.payload,
+            toa.unwrap_or_default()
+        )
+    };
+    segments.iter().map(line).collect::<Vec<_>>().join("\n")
+}
+
 #[test]
 fn edge_writer_puts_the_option_on_syn_handshake_ack_and_early_data() {
-    let Some(OriginLab {
-        origin: _unloads_on_drop,
-        cg,
-        mut topo,
-    }) = origin_lab(
+    let Some(mut lab) = origin_lab(
         "edge_writer_puts_the_option_on_syn_handshake_ack_and_early_data",
         "orig-edge",
         &[],
-    )
-    else {
+    ) else {
         return;
     };
-    probe_server(&mut topo, &cg, "::", 9000);
+    // Borrowed, not moved: `lab` drops as a whole, receiver (unload) first.
+    let OriginLab { cg, topo, .. } = &mut lab;
+    probe_server(topo, cg, "::", 9000);
     let (origin_if, _) = interface(&topo.origin, addr::ORIGIN_V4);
     let pcap = topo.lab.dir().join("origin.pcap");
     let pcap_arg = pcap.to_str().unwrap().to_string();
@@ -103,6 +118,8 @@ fn edge_writer_puts_the_option_on_syn_handshake_ack_and_early_data() {
                 "-i",
                 &origin_if,
                 "-nn",
+                // Deliver each packet at once: buffered ones are lost on SIGTERM.
+                "--immediate-mode",
                 "-U",
                 "-w",
                 &pcap_arg,
@@ -112,7 +129,7 @@ fn edge_writer_puts_the_option_on_syn_handshake_ack_and_early_data() {
         .unwrap();
     wait_log(&tcpdump.log, "listening on");
     // IPv4 client over an IPv6 upstream: the option must still be the 8-byte form.
-    let relay = relay(&mut topo, "198.18.1.1:9000", "[fd00:2::2]:9000");
+    let relay = relay(topo, "198.18.1.1:9000", "[fd00:2::2]:9000");
 
     let replies: Vec<_> = (0..2)
         .map(|_| probe(&topo.client, addr::EDGE_CLIENT_SIDE_V4, 9000))
@@ -140,7 +157,12 @@ fn edge_writer_puts_the_option_on_syn_handshake_ack_and_early_data() {
                     && s.toa
                         .is_some_and(|t| u16::from_be(t.port_be) == client_port)
             })
-            .unwrap_or_else(|| panic!("no SYN with a TOA for client port {client_port}"))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no SYN with a TOA for client port {client_port} in {}",
+                    describe(&segments)
+                )
+            })
             .src_port;
         let conn: Vec<&Segment> = segments
             .iter()

@@ -75,7 +75,10 @@ impl LoadedOrigin {
 
 impl Drop for LoadedOrigin {
     fn drop(&mut self) {
-        let _ = toa(&["origin", "unload", "--cgroup", self.arg()]);
+        let out = toa(&["origin", "unload", "--cgroup", self.arg()]);
+        if !out.status.success() {
+            eprintln!("unload failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
     }
 }
 

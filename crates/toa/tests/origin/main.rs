@@ -15,21 +15,18 @@ use toa_loader::{Counter, Origin};
 
 #[test]
 fn http_server_logs_real_ipv4_client_on_ipv4_and_dual_stack_listeners() {
-    let Some(OriginLab {
-        origin: _unloads_on_drop,
-        cg,
-        mut topo,
-    }) = origin_lab(
+    let Some(mut lab) = origin_lab(
         "http_server_logs_real_ipv4_client_on_ipv4_and_dual_stack_listeners",
         "orig-v4",
         &[],
-    )
-    else {
+    ) else {
         return;
     };
+    // Borrowed, not moved: `lab` drops as a whole, receiver (unload) first.
+    let OriginLab { cg, topo, .. } = &mut lab;
     let v4 = origin_server(
-        &mut topo,
-        &cg,
+        topo,
+        cg,
         &[
             "python3",
             "-m",
@@ -41,14 +38,14 @@ fn http_server_logs_real_ipv4_client_on_ipv4_and_dual_stack_listeners() {
         8000,
     );
     let dual = origin_server(
-        &mut topo,
-        &cg,
+        topo,
+        cg,
         &["python3", "-m", "http.server", "--bind", "::", "8001"],
         8001,
     );
-    relay(&mut topo, "198.18.1.1:8000", "198.18.2.2:8000");
+    relay(topo, "198.18.1.1:8000", "198.18.2.2:8000");
     // The dual-stack listener is reached over IPv6: the option stays IPv4 form.
-    relay(&mut topo, "198.18.1.1:8001", "[fd00:2::2]:8001");
+    relay(topo, "198.18.1.1:8001", "[fd00:2::2]:8001");
 
     curl(&topo.client, "http://198.18.1.1:8000/");
     curl(&topo.client, "http://198.18.1.1:8001/");
@@ -71,21 +68,18 @@ fn http_server_logs_real_ipv4_client_on_ipv4_and_dual_stack_listeners() {
 
 #[test]
 fn http_server_logs_real_ipv6_client_on_ipv6_listener() {
-    let Some(OriginLab {
-        origin: _unloads_on_drop,
-        cg,
-        mut topo,
-    }) = origin_lab(
+    let Some(mut lab) = origin_lab(
         "http_server_logs_real_ipv6_client_on_ipv6_listener",
         "orig-v6",
         &[],
-    )
-    else {
+    ) else {
         return;
     };
+    // Borrowed, not moved: `lab` drops as a whole, receiver (unload) first.
+    let OriginLab { cg, topo, .. } = &mut lab;
     let server = origin_server(
-        &mut topo,
-        &cg,
+        topo,
+        cg,
         &[
             "python3",
             "-m",
@@ -96,7 +90,7 @@ fn http_server_logs_real_ipv6_client_on_ipv6_listener() {
         ],
         8000,
     );
-    relay(&mut topo, "[fd00:1::1]:8000", "[fd00:2::2]:8000");
+    relay(topo, "[fd00:1::1]:8000", "[fd00:2::2]:8000");
 
     curl(&topo.client, "http://[fd00:1::1]:8000/");
 
@@ -106,20 +100,17 @@ fn http_server_logs_real_ipv6_client_on_ipv6_listener() {
 
 #[test]
 fn ipv6_client_on_ipv4_listener_is_a_mismatch_answered_by_the_lookup() {
-    let Some(OriginLab {
-        origin,
-        cg,
-        mut topo,
-    }) = origin_lab(
+    let Some(mut lab) = origin_lab(
         "ipv6_client_on_ipv4_listener_is_a_mismatch_answered_by_the_lookup",
         "orig-n64",
         &[],
-    )
-    else {
+    ) else {
         return;
     };
-    probe_server(&mut topo, &cg, addr::ORIGIN_V4, 9000);
-    relay(&mut topo, "[fd00:1::1]:9000", "198.18.2.2:9000");
+    // Borrowed, not moved: `lab` drops as a whole, receiver (unload) first.
+    let OriginLab { origin, cg, topo } = &mut lab;
+    probe_server(topo, cg, addr::ORIGIN_V4, 9000);
+    relay(topo, "[fd00:1::1]:9000", "198.18.2.2:9000");
 
     let reply = probe(&topo.client, "fd00:1::1", 9000);
 
@@ -139,15 +130,12 @@ fn ipv6_client_on_ipv4_listener_is_a_mismatch_answered_by_the_lookup() {
 
 #[test]
 fn connection_without_toa_is_untouched() {
-    let Some(OriginLab {
-        origin,
-        cg,
-        mut topo,
-    }) = origin_lab("connection_without_toa_is_untouched", "orig-none", &[])
-    else {
+    let Some(mut lab) = origin_lab("connection_without_toa_is_untouched", "orig-none", &[]) else {
         return;
     };
-    probe_server(&mut topo, &cg, "::", 9000);
+    // Borrowed, not moved: `lab` drops as a whole, receiver (unload) first.
+    let OriginLab { origin, cg, topo } = &mut lab;
+    probe_server(topo, cg, "::", 9000);
 
     // Straight from the edge, no relay: no option on the wire.
     let reply = probe(&topo.edge, addr::ORIGIN_V6, 9000);
@@ -163,25 +151,22 @@ fn connection_without_toa_is_untouched() {
 
 #[test]
 fn syn_cookies_still_deliver_the_real_client() {
-    let Some(OriginLab {
-        origin: _unloads_on_drop,
-        cg,
-        mut topo,
-    }) = origin_lab(
+    let Some(mut lab) = origin_lab(
         "syn_cookies_still_deliver_the_real_client",
         "orig-cookie",
         &[],
-    )
-    else {
+    ) else {
         return;
     };
+    // Borrowed, not moved: `lab` drops as a whole, receiver (unload) first.
+    let OriginLab { cg, topo, .. } = &mut lab;
     // 2: every SYN is answered with a cookie, no request socket, no saved SYN.
     topo.origin
         .run(&["sysctl", "-qw", "net.ipv4.tcp_syncookies=2"])
         .unwrap();
-    probe_server(&mut topo, &cg, "::", 9000);
-    relay(&mut topo, "198.18.1.1:9000", "198.18.2.2:9000");
-    relay(&mut topo, "[fd00:1::1]:9000", "[fd00:2::2]:9000");
+    probe_server(topo, cg, "::", 9000);
+    relay(topo, "198.18.1.1:9000", "198.18.2.2:9000");
+    relay(topo, "[fd00:1::1]:9000", "[fd00:2::2]:9000");
 
     let v4 = probe(&topo.client, addr::EDGE_CLIENT_SIDE_V4, 9000);
     let v6 = probe(&topo.client, addr::EDGE_CLIENT_SIDE_V6, 9000);
@@ -193,20 +178,17 @@ fn syn_cookies_still_deliver_the_real_client() {
 
 #[test]
 fn untrusted_sender_is_ignored_and_counted_until_trusted() {
-    let Some(OriginLab {
-        origin,
-        cg,
-        mut topo,
-    }) = origin_lab(
+    let Some(mut lab) = origin_lab(
         "untrusted_sender_is_ignored_and_counted_until_trusted",
         "orig-trust",
         &["--trust", "198.18.9.0/24", "--trust", "fd00:9::/64"],
-    )
-    else {
+    ) else {
         return;
     };
-    probe_server(&mut topo, &cg, addr::ORIGIN_V4, 9000);
-    relay(&mut topo, "198.18.1.1:9000", "198.18.2.2:9000");
+    // Borrowed, not moved: `lab` drops as a whole, receiver (unload) first.
+    let OriginLab { origin, cg, topo } = &mut lab;
+    probe_server(topo, cg, addr::ORIGIN_V4, 9000);
+    relay(topo, "198.18.1.1:9000", "198.18.2.2:9000");
 
     let spoofed = probe(&topo.client, addr::EDGE_CLIENT_SIDE_V4, 9000);
     assert_eq!(spoofed["peer"], addr::EDGE_ORIGIN_SIDE_V4, "{spoofed:?}");
@@ -250,21 +232,18 @@ fn untrusted_sender_is_ignored_and_counted_until_trusted() {
 
 #[test]
 fn counters_match_a_scripted_set_of_connections() {
-    let Some(OriginLab {
-        origin,
-        cg,
-        mut topo,
-    }) = origin_lab(
+    let Some(mut lab) = origin_lab(
         "counters_match_a_scripted_set_of_connections",
         "orig-count",
         &[],
-    )
-    else {
+    ) else {
         return;
     };
-    probe_server(&mut topo, &cg, addr::ORIGIN_V4, 9000);
-    relay(&mut topo, "198.18.1.1:9000", "198.18.2.2:9000");
-    relay(&mut topo, "[fd00:1::1]:9000", "198.18.2.2:9000");
+    // Borrowed, not moved: `lab` drops as a whole, receiver (unload) first.
+    let OriginLab { origin, cg, topo } = &mut lab;
+    probe_server(topo, cg, addr::ORIGIN_V4, 9000);
+    relay(topo, "198.18.1.1:9000", "198.18.2.2:9000");
+    relay(topo, "[fd00:1::1]:9000", "198.18.2.2:9000");
 
     for _ in 0..3 {
         let r = probe(&topo.client, addr::EDGE_CLIENT_SIDE_V4, 9000);
@@ -330,21 +309,18 @@ fn counters_match_a_scripted_set_of_connections() {
 
 #[test]
 fn programs_outlive_the_loader_and_reloading_keeps_existing_connections() {
-    let Some(OriginLab {
-        origin,
-        cg,
-        mut topo,
-    }) = origin_lab(
+    let Some(mut lab) = origin_lab(
         "programs_outlive_the_loader_and_reloading_keeps_existing_connections",
         "orig-keep",
         &[],
-    )
-    else {
+    ) else {
         return;
     };
+    // Borrowed, not moved: `lab` drops as a whole, receiver (unload) first.
+    let OriginLab { origin, cg, topo } = &mut lab;
     // The loader process has exited here: only the pins hold the programs.
-    probe_server(&mut topo, &cg, addr::ORIGIN_V4, 9000);
-    relay(&mut topo, "198.18.1.1:9000", "198.18.2.2:9000");
+    probe_server(topo, cg, addr::ORIGIN_V4, 9000);
+    relay(topo, "198.18.1.1:9000", "198.18.2.2:9000");
     let held = topo
         .lab
         .spawn(
@@ -397,15 +373,12 @@ fn programs_outlive_the_loader_and_reloading_keeps_existing_connections() {
 
 #[test]
 fn unload_leaves_nothing_attached() {
-    let Some(OriginLab {
-        origin,
-        cg,
-        mut topo,
-    }) = origin_lab("unload_leaves_nothing_attached", "orig-unload", &[])
-    else {
+    let Some(mut lab) = origin_lab("unload_leaves_nothing_attached", "orig-unload", &[]) else {
         return;
     };
-    let loaded = Origin::open(&cg).unwrap();
+    // Borrowed, not moved: `lab` drops as a whole, receiver (unload) first.
+    let OriginLab { origin, cg, topo } = &mut lab;
+    let loaded = Origin::open(cg).unwrap();
     let (pins, programs) = (loaded.pin_dir().to_path_buf(), loaded.programs().unwrap());
     let shown = std::process::Command::new("bpftool")
         .args(["cgroup", "show", origin.arg()])
@@ -438,8 +411,8 @@ fn unload_leaves_nothing_attached() {
         assert!(!gone.status.success(), "program {} still loaded", p.name);
     }
     // And connections are plain again.
-    probe_server(&mut topo, &cg, addr::ORIGIN_V4, 9000);
-    relay(&mut topo, "198.18.1.1:9000", "198.18.2.2:9000");
+    probe_server(topo, cg, addr::ORIGIN_V4, 9000);
+    relay(topo, "198.18.1.1:9000", "198.18.2.2:9000");
     let reply = probe(&topo.client, addr::EDGE_CLIENT_SIDE_V4, 9000);
     assert_eq!(reply["peer"], addr::EDGE_ORIGIN_SIDE_V4, "{reply:?}");
     assert_eq!(reply["lookup"], "ENOPROTOOPT", "{reply:?}");
@@ -480,4 +453,35 @@ fn bad_input_gets_a_one_line_error() {
         assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
         assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
+}
+
+#[test]
+fn pins_of_a_removed_cgroup_are_swept_by_the_next_load() {
+    let Some(lab) = origin_lab(
+        "pins_of_a_removed_cgroup_are_swept_by_the_next_load",
+        "orig-sweep",
+        &[],
+    ) else {
+        return;
+    };
+    // A cgroup of this test's own that goes away without `unload`.
+    let gone = std::path::PathBuf::from(toa_lab::CGROUP2_ROOT)
+        .join(format!("toa-orig-sweep-{}", std::process::id()));
+    std::fs::create_dir(&gone).unwrap();
+    let loaded = toa(&["origin", "load", "--cgroup", gone.to_str().unwrap()]);
+    let pins = Origin::open(&gone).map(|o| o.pin_dir().to_path_buf());
+    std::fs::remove_dir(&gone).unwrap();
+    assert!(loaded.status.success(), "{loaded:?}");
+    let pins = pins.unwrap();
+    assert!(pins.exists());
+
+    // The kernel releases the cgroup (detaching its links) asynchronously;
+    // any later load, here a reload of the lab's receiver, removes the pins.
+    let deadline = Instant::now() + WAIT;
+    while pins.exists() && Instant::now() < deadline {
+        toa_ok(&["origin", "load", "--cgroup", lab.origin.arg()]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!pins.exists(), "defunct pins left in {}", pins.display());
+    assert!(Origin::open(&lab.cg).is_ok(), "the live receiver stays");
 }

@@ -1,0 +1,176 @@
+//! One UDP listener's receive loop: each datagram is matched to its flow by the client's
+//! address (a new client opens a flow: flow cap, origin choice, upstream socket, mode
+//! headers), gets the mode's header written in front of it, and goes out on the flow's
+//! upstream socket.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::client_ip::{FlowInfo, MAX_DATAGRAM, Off};
+use super::flow::{Flow, FlowTable, NewFlow};
+use super::socket::{ListenSocket, Received};
+use super::upstream;
+use crate::client_ip::normalize;
+use crate::rules::ListenKey;
+use crate::server::{Route, Shared};
+
+/// Bytes kept free in front of each received payload, so a header is written in place
+/// instead of copying the payload. Larger than any header a mode builds (SPP 38, PROXY v2
+/// with IPv6 addresses and UNIQUE_ID 71).
+const HEADROOM: usize = 128;
+/// Room for the largest datagram a client can send.
+const PAYLOAD_BUFFER: usize = 64 * 1024;
+
+/// Runs `socket`'s receive loop until `stop` is cancelled; its flows end with it.
+pub(crate) async fn run(
+    key: ListenKey,
+    socket: ListenSocket,
+    routes: Arc<RwLock<Arc<Route>>>,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+) {
+    let port = socket.local_addr().map_or(key.port, |a| a.port());
+    let socket = Arc::new(socket);
+    let table = Arc::new(FlowTable::default());
+    let mut buf = vec![0u8; HEADROOM + PAYLOAD_BUFFER];
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let received = tokio::select! {
+            _ = stop.cancelled() => break,
+            r = socket.recv(&mut buf[HEADROOM..]) => r,
+        };
+        let got = match received {
+            Ok(got) => got,
+            Err(e) => {
+                // Out of memory or a transient socket error: wait and try again, never exit.
+                tracing::warn!(listener = %key, "receive failed, retrying in {}ms: {e}", backoff.as_millis());
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(10);
+        let flow = match table.touch(&got.peer) {
+            Some(flow) => flow,
+            None => {
+                let route = routes.read().unwrap_or_else(|p| p.into_inner()).clone();
+                match open(&shared, &route, &got, port).await {
+                    Ok(flow) => {
+                        let flow = Arc::new(flow);
+                        table.insert(flow.clone());
+                        tasks.spawn(upstream::relay_replies(
+                            flow.clone(),
+                            socket.clone(),
+                            table.clone(),
+                            route.rule.settings.udp_idle_timeout,
+                            stop.child_token(),
+                        ));
+                        flow
+                    }
+                    Err(reason) => {
+                        route.rule.metrics.udp.drop(reason);
+                        continue;
+                    }
+                }
+            }
+        };
+        forward(&flow, &mut buf, got.len).await;
+    }
+    tracing::debug!(listener = %key, flows = table.len(), "listener stopped; its flows end");
+}
+
+/// Sends the payload at `buf[HEADROOM..HEADROOM + len]` to the origin, header in front.
+async fn forward(flow: &Flow, buf: &mut [u8], len: usize) {
+    let udp = &flow.rule.metrics.udp;
+    let (first, every) = flow.next_header();
+    let header_len = first.len() + every.len();
+    if len + header_len > MAX_DATAGRAM {
+        udp.drop("too_large");
+        tracing::debug!(client = %flow.info.client, "dropped a {len}-byte datagram: with the {header_len}-byte header it exceeds {MAX_DATAGRAM}");
+        return;
+    }
+    let start = HEADROOM - header_len;
+    buf[start..start + first.len()].copy_from_slice(first);
+    buf[start + first.len()..HEADROOM].copy_from_slice(every);
+    match flow.upstream.send(&buf[start..HEADROOM + len]).await {
+        Ok(_) => {
+            flow.delivered();
+            flow.count_to_origin(len);
+        }
+        Err(e) => {
+            udp.drop("origin_send_failed");
+            tracing::debug!(client = %flow.info.client, origin = %flow.origin, "origin error: send failed: {e}");
+        }
+    }
+}
+
+/// Opens the flow of a new client, or names the drop reason why not.
+async fn open(
+    shared: &Shared,
+    route: &Route,
+    got: &Received,
+    port: u16,
+) -> Result<Flow, &'static str> {
+    let rule = &*route.rule;
+    let permit = match &rule.limit {
+        None => None,
+        Some(limit) => match limit.clone().try_acquire_owned() {
+            Ok(p) => Some(p),
+            Err(_) => {
+                tracing::debug!(rule = %rule.tag, client = %got.peer, "datagram dropped: max_flows reached");
+                return Err("flow_limit");
+            }
+        },
+    };
+    let info = FlowInfo {
+        id: shared.next_connection_id.fetch_add(1, Ordering::Relaxed),
+        client: normalize(got.peer),
+        proxy: normalize(SocketAddr::new(got.local, port)),
+    };
+    let usable = |i: usize| rule.backends[i].is_up();
+    let Some(i) = rule
+        .selector
+        .select(info.client.ip(), &rule.backends, &usable)
+    else {
+        rule.metrics.connect_error("no_healthy_origin");
+        tracing::warn!(rule = %rule.tag, client = %info.client, "every origin is down: datagram dropped");
+        return Err("no_healthy_origin");
+    };
+    let backend = &rule.backends[i];
+    let origin = backend.target(route.origin_port);
+    let writer = rule.datagram.clone().unwrap_or_else(|| Arc::new(Off));
+    let proxy_error = |e: String| {
+        tracing::warn!(rule = %rule.tag, client = %info.client, origin = %origin, "proxy error: {e}");
+        "proxy_socket"
+    };
+    let headers = writer.headers(&info).map_err(proxy_error)?;
+    if headers.first.len() + headers.every.len() > HEADROOM {
+        return Err(proxy_error(format!(
+            "the {} header is longer than {HEADROOM} bytes",
+            writer.name()
+        )));
+    }
+    let upstream = upstream::connect(origin)
+        .await
+        .map_err(|e| proxy_error(format!("cannot open the upstream socket: {e}")))?;
+    tracing::debug!(rule = %rule.tag, client = %info.client, proxy = %info.proxy, origin = %origin,
+        mode = writer.name(), "flow opened");
+    Ok(Flow::new(NewFlow {
+        info,
+        peer: got.peer,
+        local: got.local,
+        origin,
+        upstream,
+        writer,
+        headers,
+        rule: route.rule.clone(),
+        permit,
+        open: backend.open(),
+    }))
+}

@@ -1,0 +1,27 @@
+//! UDP forwarding. A flow is one client address and port talking to one listener; each
+//! flow has its own connected upstream socket, so the origin's replies find their client.
+//! Flows end after `udp_idle_timeout` without a datagram either way, and a rule opens at
+//! most `max_flows` of them (datagrams of new flows above it are dropped and counted).
+//! Rules, balancing, session persistence and metrics are the TCP side's; UDP origins get
+//! no active health check (UDP has no handshake to probe).
+//!
+//! # Layout
+//! - [`socket`]: the listening socket, which learns each datagram's destination address.
+//! - [`listener`]: the receive loop: flow lookup or opening, header in front, send upstream.
+//! - [`flow`]: a flow and the per-listener flow table with idle expiry.
+//! - [`upstream`]: the flow's upstream socket and the task relaying replies to the client.
+//! - [`client_ip`]: pass-client-IP modes for datagrams (PROXY v2 first, SPP every, off).
+//! - [`metrics`]: flows, datagrams and drops per rule.
+//! - [`spp_echo`]: the reference SPP/PROXY v2 origin behind `toa spp-echo`.
+
+pub mod client_ip;
+pub(crate) mod flow;
+pub(crate) mod listener;
+pub mod metrics;
+pub mod socket;
+pub mod spp_echo;
+pub(crate) mod upstream;
+
+pub use client_ip::{DatagramWriter, writer_for};
+pub use metrics::UdpRuleMetrics;
+pub use socket::ListenSocket;

@@ -1,0 +1,347 @@
+//! The listening UDP socket. One bound to a wildcard address (the dual-stack default, or an
+//! explicit `0.0.0.0`/`::`) cannot tell which of the host's addresses a datagram was sent to,
+//! so it asks the kernel for each datagram (`IP_PKTINFO`/`IPV6_RECVPKTINFO`): the SPP and
+//! PROXY headers then carry the real listener address, and each reply leaves from the
+//! address its client sent to (a client drops replies from any other).
+
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsRawFd, RawFd};
+
+use socket2::{Domain, SockAddr, SockAddrStorage, Socket, Type};
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+
+use crate::config::ListenAddr;
+use crate::rules::ListenKey;
+
+/// Kernel receive buffer asked for per listener, so a burst from many clients is queued,
+/// not dropped, while the receive loop catches up (capped by `net.core.rmem_max`).
+const RECV_BUFFER: usize = 4 << 20;
+
+pub struct ListenSocket {
+    io: UdpSocket,
+    /// Bound to a wildcard address: the local address comes with each datagram.
+    wildcard: bool,
+    bound: SocketAddr,
+}
+
+/// One datagram's addressing, in the socket's own form: on a dual-stack socket an IPv4
+/// client and the address it sent to are v4-mapped, which is what replies must use.
+#[derive(Debug, Clone, Copy)]
+pub struct Received {
+    pub len: usize,
+    pub peer: SocketAddr,
+    pub local: IpAddr,
+}
+
+impl ListenSocket {
+    /// Binds a rule's listener: dual stack without `listen`, an explicit IPv6 address IPv6 only.
+    pub fn bind(key: &ListenKey) -> io::Result<ListenSocket> {
+        match key.addr {
+            ListenAddr::DualStack => ListenSocket::bind_at(
+                SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), key.port),
+                Some(false),
+            ),
+            ListenAddr::Ip(ip) => {
+                ListenSocket::bind_at(SocketAddr::new(ip, key.port), ip.is_ipv6().then_some(true))
+            }
+        }
+    }
+
+    /// Binds `addr`; `v6only` `None` keeps the system default (`net.ipv6.bindv6only`).
+    pub fn bind_at(addr: SocketAddr, v6only: Option<bool>) -> io::Result<ListenSocket> {
+        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, None)?;
+        if let Some(only) = v6only {
+            socket.set_only_v6(only)?;
+        }
+        let wildcard = addr.ip().is_unspecified();
+        if wildcard {
+            if addr.is_ipv6() {
+                // Also reports IPv4 datagrams on a dual-stack socket, as v4-mapped addresses.
+                set_flag(
+                    socket.as_raw_fd(),
+                    libc::IPPROTO_IPV6,
+                    libc::IPV6_RECVPKTINFO,
+                )?;
+            } else {
+                set_flag(socket.as_raw_fd(), libc::IPPROTO_IP, libc::IP_PKTINFO)?;
+            }
+        }
+        // Best effort: a smaller buffer only means drops under a burst.
+        let _ = socket.set_recv_buffer_size(RECV_BUFFER);
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        Ok(ListenSocket {
+            io: UdpSocket::from_std(socket.into())?,
+            wildcard,
+            bound: addr,
+        })
+    }
+
+    /// Receives one datagram into `buf`.
+    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
+        if !self.wildcard {
+            let (len, peer) = self.io.recv_from(buf).await?;
+            return Ok(Received {
+                len,
+                peer,
+                local: self.bound.ip(),
+            });
+        }
+        let fd = self.io.as_raw_fd();
+        let received = self
+            .io
+            .async_io(Interest::READABLE, || recv_with_pktinfo(fd, buf))
+            .await?;
+        Ok(Received {
+            local: received.local.unwrap_or(self.bound.ip()),
+            len: received.len,
+            peer: received.peer,
+        })
+    }
+
+    /// Sends `buf` to `peer` from local address `from` (both as [`Received`] gave them).
+    pub async fn send(&self, buf: &[u8], peer: SocketAddr, from: IpAddr) -> io::Result<()> {
+        if !self.wildcard || from.is_unspecified() {
+            self.io.send_to(buf, peer).await?;
+            return Ok(());
+        }
+        let fd = self.io.as_raw_fd();
+        let v6_socket = self.bound.is_ipv6();
+        self.io
+            .async_io(Interest::WRITABLE, || {
+                send_with_pktinfo(fd, buf, peer, from, v6_socket)
+            })
+            .await
+    }
+
+    /// [`ListenSocket::send`] without waiting: `WouldBlock` when the send buffer is full.
+    pub fn try_send(&self, buf: &[u8], peer: SocketAddr, from: IpAddr) -> io::Result<()> {
+        if !self.wildcard || from.is_unspecified() {
+            self.io.try_send_to(buf, peer)?;
+            return Ok(());
+        }
+        let fd = self.io.as_raw_fd();
+        let v6_socket = self.bound.is_ipv6();
+        self.io.try_io(Interest::WRITABLE, || {
+            send_with_pktinfo(fd, buf, peer, from, v6_socket)
+        })
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.local_addr()
+    }
+}
+
+fn set_flag(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: `on` outlives the call and its size is passed along.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&on as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Room for one `in6_pktinfo` (the larger of the two) control message, 8-byte aligned.
+type ControlBuffer = [u64; 8];
+
+struct PktinfoDatagram {
+    len: usize,
+    peer: SocketAddr,
+    local: Option<IpAddr>,
+}
+
+fn recv_with_pktinfo(fd: RawFd, buf: &mut [u8]) -> io::Result<PktinfoDatagram> {
+    let mut name = SockAddrStorage::zeroed();
+    let mut control: ControlBuffer = [0; 8];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: all-zero is a valid msghdr.
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_name = (&mut name as *mut SockAddrStorage).cast();
+    msg.msg_namelen = name.size_of();
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = size_of::<ControlBuffer>();
+    // SAFETY: every pointer in `msg` points at a live buffer of the length given with it.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel filled `name` with `msg_namelen` bytes of a socket address.
+    let peer = unsafe { SockAddr::new(name, msg.msg_namelen) }
+        .as_socket()
+        .ok_or_else(|| io::Error::other("datagram from a non-IP address"))?;
+    let mut local = None;
+    // SAFETY: `msg` is the header recvmsg filled; CMSG_* walk only within msg_controllen.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            let data = libc::CMSG_DATA(cmsg);
+            match ((*cmsg).cmsg_level, (*cmsg).cmsg_type) {
+                (libc::IPPROTO_IP, libc::IP_PKTINFO) => {
+                    let info: libc::in_pktinfo = std::ptr::read_unaligned(data.cast());
+                    local = Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                        info.ipi_addr.s_addr,
+                    ))));
+                }
+                (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) => {
+                    let info: libc::in6_pktinfo = std::ptr::read_unaligned(data.cast());
+                    local = Some(IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr)));
+                }
+                _ => {}
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    Ok(PktinfoDatagram {
+        len: n as usize,
+        peer,
+        local,
+    })
+}
+
+fn send_with_pktinfo(
+    fd: RawFd,
+    buf: &[u8],
+    peer: SocketAddr,
+    from: IpAddr,
+    v6_socket: bool,
+) -> io::Result<()> {
+    let to = SockAddr::from(peer);
+    let mut control: ControlBuffer = [0; 8];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: all-zero is a valid msghdr.
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_name = to.as_ptr() as *mut libc::c_void;
+    msg.msg_namelen = to.len();
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    // SAFETY: the control buffer holds CMSG_SPACE of either pktinfo struct (checked by the
+    // ControlBuffer size); CMSG_FIRSTHDR is non-null because msg_controllen is set first.
+    unsafe {
+        let (level, kind, len) = if v6_socket {
+            (
+                libc::IPPROTO_IPV6,
+                libc::IPV6_PKTINFO,
+                size_of::<libc::in6_pktinfo>(),
+            )
+        } else {
+            (
+                libc::IPPROTO_IP,
+                libc::IP_PKTINFO,
+                size_of::<libc::in_pktinfo>(),
+            )
+        };
+        msg.msg_controllen = libc::CMSG_SPACE(len as u32) as usize;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = level;
+        (*cmsg).cmsg_type = kind;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(len as u32) as usize;
+        let data = libc::CMSG_DATA(cmsg);
+        match from {
+            IpAddr::V4(v4) if !v6_socket => {
+                let info = libc::in_pktinfo {
+                    ipi_ifindex: 0,
+                    ipi_spec_dst: libc::in_addr {
+                        s_addr: u32::from(v4).to_be(),
+                    },
+                    ipi_addr: libc::in_addr { s_addr: 0 },
+                };
+                std::ptr::write_unaligned(data.cast(), info);
+            }
+            ip => {
+                let v6 = match ip {
+                    IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+                    IpAddr::V6(v6) => v6,
+                };
+                let info = libc::in6_pktinfo {
+                    ipi6_addr: libc::in6_addr {
+                        s6_addr: v6.octets(),
+                    },
+                    ipi6_ifindex: 0,
+                };
+                std::ptr::write_unaligned(data.cast(), info);
+            }
+        }
+    }
+    // SAFETY: every pointer in `msg` points at a live buffer of the length given with it.
+    let n = unsafe { libc::sendmsg(fd, &msg, 0) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(addr: ListenAddr) -> ListenKey {
+        ListenKey {
+            protocol: crate::config::Protocol::Udp,
+            addr,
+            port: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn dual_stack_socket_learns_the_destination_and_replies_from_it() {
+        let listener = ListenSocket::bind(&key(ListenAddr::DualStack)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        for (client_bind, dest) in [("127.0.0.1:0", "127.0.0.1"), ("[::1]:0", "::1")] {
+            let client = UdpSocket::bind(client_bind).await.unwrap();
+            let dest: IpAddr = dest.parse().unwrap();
+            client.send_to(b"ping", (dest, port)).await.unwrap();
+            let mut buf = [0u8; 64];
+            let got = listener.recv(&mut buf).await.unwrap();
+            assert_eq!(&buf[..got.len], b"ping");
+            assert_eq!(got.local.to_canonical(), dest);
+            assert_eq!(
+                got.peer.ip().to_canonical(),
+                client.local_addr().unwrap().ip()
+            );
+            listener.send(b"pong", got.peer, got.local).await.unwrap();
+            let (n, from) = client.recv_from(&mut buf).await.unwrap();
+            assert_eq!(
+                (&buf[..n], from),
+                (&b"pong"[..], SocketAddr::new(dest, port))
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn ipv4_wildcard_socket_learns_the_destination() {
+        let listener =
+            ListenSocket::bind(&key(ListenAddr::Ip(Ipv4Addr::UNSPECIFIED.into()))).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        client.send_to(b"x", ("127.0.0.1", port)).await.unwrap();
+        let mut buf = [0u8; 8];
+        let got = listener.recv(&mut buf).await.unwrap();
+        assert_eq!(got.local, IpAddr::from(Ipv4Addr::LOCALHOST));
+        listener.try_send(b"y", got.peer, got.local).unwrap();
+        let (n, from) = client.recv_from(&mut buf).await.unwrap();
+        assert_eq!((n, from.port()), (1, port));
+    }
+}

@@ -1,0 +1,147 @@
+//! The origin side of a flow: its connected upstream socket, and the task that relays the
+//! origin's replies to the client (through the mode, which may strip a header) until the
+//! flow has been idle for `udp_idle_timeout` or the listener stops.
+
+use std::cell::RefCell;
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::client_ip::Reply;
+use super::flow::{Flow, FlowTable};
+use super::socket::ListenSocket;
+
+/// Room for the largest datagram the origin can send.
+const REPLY_BUFFER: usize = 64 * 1024;
+/// Replies relayed per wake-up before the task yields, so one busy flow cannot starve others.
+const BATCH: usize = 64;
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; REPLY_BUFFER]);
+}
+
+/// What became of one queued reply.
+enum Relayed {
+    /// The upstream queue is empty.
+    Empty,
+    /// Sent, dropped or counted: go on with the next one.
+    Done,
+    /// The client side's send buffer is full: these bytes wait for room.
+    Blocked(Vec<u8>),
+}
+
+/// Relays up to [`BATCH`] replies queued on the flow's upstream socket.
+async fn relay_queued(flow: &Flow, listener: &ListenSocket, table: &FlowTable) {
+    for _ in 0..BATCH {
+        // The scratch buffer is borrowed only inside this synchronous step, never across an await.
+        let step = SCRATCH.with_borrow_mut(|buf| relay_one(flow, listener, table, buf));
+        match step {
+            Relayed::Empty => return,
+            Relayed::Done => {}
+            Relayed::Blocked(reply) => match listener.send(&reply, flow.peer, flow.local).await {
+                Ok(()) => flow.count_to_client(reply.len()),
+                Err(e) => client_send_failed(flow, &e),
+            },
+        }
+    }
+}
+
+fn relay_one(flow: &Flow, listener: &ListenSocket, table: &FlowTable, buf: &mut [u8]) -> Relayed {
+    let udp = &flow.rule.metrics.udp;
+    let datagram = match flow.upstream.try_recv(buf) {
+        Ok(n) => &buf[..n],
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Relayed::Empty,
+        Err(e) => {
+            // ICMP unreachable for an earlier datagram: that one is lost, the flow goes on.
+            udp.drop("origin_unreachable");
+            tracing::debug!(client = %flow.info.client, origin = %flow.origin, "origin error: {e}");
+            return Relayed::Done;
+        }
+    };
+    flow.touch(table.now_ms());
+    let reply = match flow.writer.reply(datagram) {
+        Reply::Forward(r) => r,
+        Reply::Unmarked(r) => {
+            udp.replies_unmarked.fetch_add(1, Ordering::Relaxed);
+            r
+        }
+        Reply::Drop(reason) => {
+            udp.drop(reason);
+            tracing::debug!(client = %flow.info.client, origin = %flow.origin, "origin reply dropped: {reason}");
+            return Relayed::Done;
+        }
+    };
+    match listener.try_send(reply, flow.peer, flow.local) {
+        Ok(()) => flow.count_to_client(reply.len()),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Relayed::Blocked(reply.to_vec()),
+        Err(e) => client_send_failed(flow, &e),
+    }
+    Relayed::Done
+}
+
+fn client_send_failed(flow: &Flow, e: &io::Error) {
+    flow.rule.metrics.udp.drop("client_send_failed");
+    tracing::debug!(client = %flow.info.client, "client error: cannot send the reply: {e}");
+}
+
+/// A socket on an ephemeral port connected to `origin`.
+pub async fn connect(origin: SocketAddr) -> io::Result<UdpSocket> {
+    let any = if origin.is_ipv4() {
+        SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0)
+    } else {
+        SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), 0)
+    };
+    let socket = UdpSocket::bind(any).await?;
+    socket.connect(origin).await?;
+    Ok(socket)
+}
+
+/// Relays replies of `flow` until it expires or `stop` is cancelled, then forgets it.
+/// An idle flow holds no buffer: replies are read into a per-thread scratch buffer.
+pub async fn relay_replies(
+    flow: Arc<Flow>,
+    listener: Arc<ListenSocket>,
+    table: Arc<FlowTable>,
+    idle: Duration,
+    stop: CancellationToken,
+) {
+    let mut deadline = Instant::now() + idle;
+    let ended = loop {
+        tokio::select! {
+            _ = stop.cancelled() => {
+                table.remove(&flow);
+                break "listener stopped";
+            }
+            _ = tokio::time::sleep_until(deadline) => match table.expire(&flow, idle) {
+                None => break "idle timeout",
+                Some(left) => deadline = Instant::now() + left,
+            },
+            ready = flow.upstream.readable() => match ready {
+                Ok(()) => relay_queued(&flow, &listener, &table).await,
+                Err(e) => {
+                    tracing::warn!(client = %flow.info.client, origin = %flow.origin, "proxy error: upstream socket failed: {e}");
+                    table.remove(&flow);
+                    break "upstream socket error";
+                }
+            },
+        }
+    };
+    let c = &flow.counts;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let duration_ms = flow.opened.elapsed().as_millis() as u64;
+    if flow.rule.settings.access_log {
+        tracing::info!(target: "toa_proxy::access", rule = %flow.rule.tag, client = %flow.info.client,
+            proxy = %flow.info.proxy, origin = %flow.origin, mode = flow.writer.name(),
+            datagrams_to_origin = load(&c.datagrams_to_origin), datagrams_to_client = load(&c.datagrams_to_client),
+            bytes_to_origin = load(&c.bytes_to_origin), bytes_to_client = load(&c.bytes_to_client),
+            duration_ms, close = ended, "udp flow ended");
+    } else {
+        tracing::debug!(rule = %flow.rule.tag, client = %flow.info.client, origin = %flow.origin, "udp flow ended: {ended}");
+    }
+}
