@@ -213,7 +213,11 @@ pass_client_ip = "toa"
         "client connections in the capture",
         || {
             dump = read_pcap();
-            dump.contains(".8000: Flags [P.]") && dump.contains(".8001: Flags [P.]")
+            // tcpdump names option 254 "exp-" plus its first two bytes, the client port.
+            [43001u16, 43002, 43003].iter().all(|port| {
+                dump.lines()
+                    .any(|l| l.contains("Flags [P.]") && l.contains(&format!("exp-{port:04x}")))
+            })
         },
     );
     lab.topo.lab.kill(&tcpdump);
