@@ -74,7 +74,10 @@ pub(crate) async fn handle(
         Err(e) => {
             if matches!(e, ConnectError::NoHealthyOrigin) {
                 metrics.connect_error(e.kind());
-                tracing::warn!(rule = %rule.tag, client = %conn.client, "every origin is down: closing the client");
+                if let Some(held_back) = rule.all_down_log.allow() {
+                    tracing::warn!(rule = %rule.tag, client = %conn.client, held_back,
+                        "every origin is down: closing the client (held_back: clients closed since the last line)");
+                }
                 // RST instead of FIN: the client learns at once instead of after a read.
                 let _ = socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO));
             } else {

@@ -33,6 +33,7 @@ pub mod metrics;
 pub mod rules;
 pub mod serve;
 pub mod server;
+mod throttle;
 pub mod udp;
 
 pub use config::Config;

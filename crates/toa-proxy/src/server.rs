@@ -22,6 +22,7 @@ use crate::config::{Config, ConfigError, Protocol, ProxySettings};
 use crate::health::{HealthRegistry, OriginHealth};
 use crate::metrics::{Metrics, RuleMetrics};
 use crate::rules::{self, ListenKey};
+use crate::throttle::LogThrottle;
 use crate::{connection, listener, udp};
 
 /// Why the proxy could not start or a reload was rejected (the old config keeps running).
@@ -68,6 +69,8 @@ pub(crate) struct RuleRuntime {
     pub settings: ProxySettings,
     pub health_rise: u32,
     pub health_fall: u32,
+    /// "Every origin is down" is logged at most once a second per rule.
+    pub all_down_log: LogThrottle,
 }
 
 /// Where one listener's connections go now.
@@ -342,6 +345,7 @@ impl Server {
                     settings: config.proxy.clone(),
                     health_rise: config.health.rise,
                     health_fall: config.health.fall,
+                    all_down_log: LogThrottle::new(Duration::from_secs(1)),
                 }))
             })
             .collect()
