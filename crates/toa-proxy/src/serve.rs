@@ -20,6 +20,7 @@ pub async fn serve(path: &Path, metrics: Option<SocketAddr>) -> Result<(), Serve
     let mut terminate = signal(SignalKind::terminate()).map_err(ServerError::Signals)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(ServerError::Signals)?;
 
+    raise_open_file_limit();
     let server = Server::start(load(path).await?).await?;
     if let Some(addr) = metrics {
         let listener = TcpListener::bind(addr)
@@ -52,6 +53,29 @@ pub async fn serve(path: &Path, metrics: Option<SocketAddr>) -> Result<(), Serve
     server.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Every client connection holds two sockets (plus a splice pipe) and every UDP flow one,
+/// so the usual soft limit of 1024 descriptors would cap the proxy long before
+/// `max_connections`/`max_flows` do. Raise the soft limit to the hard limit.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            let wanted = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                ..limit
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) != 0 {
+                tracing::warn!(soft = limit.rlim_cur, "could not raise the open-file limit");
+            }
+        }
+    }
 }
 
 /// Loads a config off the async threads (host names resolve with blocking getaddrinfo).
