@@ -1,14 +1,28 @@
 //! The `toa` command line: parses arguments and hands each subcommand to its
 //! library crate. Subcommands live one per file under `cmd/`.
 
-use clap::Parser;
+mod cmd {
+    pub mod demo;
+}
+
+use clap::{Parser, Subcommand};
 
 /// Pass a TCP/UDP client's real address across a layer-4 proxy to the origin.
 #[derive(Parser)]
 #[command(name = "toa", version, about, long_about = None)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The whole system in one command: client, edge and origin namespaces, real requests, a verdict.
+    Demo(cmd::demo::DemoArgs),
+}
 
 fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
-    Ok(())
+    match Cli::parse().command {
+        Command::Demo(args) => cmd::demo::run(args),
+    }
 }
