@@ -41,7 +41,9 @@ impl Session {
         }));
         *lock(&ACTIVE) = Some(shared.clone());
         if INTERRUPTED.load(Ordering::SeqCst) {
-            bail!("interrupted");
+            // The signal came before there was a session to hand over.
+            finish(shared);
+            unreachable!("finish exits after an interrupt");
         }
         Ok(shared)
     }
@@ -83,14 +85,21 @@ impl Drop for Session {
 }
 
 /// Ends a session: unregisters it from the signal handler, then drops it
-/// (tearing it down unless kept).
+/// (tearing it down unless kept). If the handler got it first, the handler
+/// tears it down and exits the process, so this never returns.
 pub fn finish(shared: Shared) {
-    let mut active = lock(&ACTIVE);
-    if active.as_ref().is_some_and(|a| Arc::ptr_eq(a, &shared)) {
-        *active = None;
+    let mine = lock(&ACTIVE).take_if(|a| Arc::ptr_eq(a, &shared));
+    if mine.is_none() {
+        loop {
+            std::thread::park();
+        }
     }
-    drop(active);
+    drop(mine);
     drop(shared);
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        // Ctrl-C during the normal teardown: that teardown ran to the end.
+        std::process::exit(130);
+    }
 }
 
 /// Locks, ignoring poisoning: teardown must run even after a panic.
@@ -107,7 +116,10 @@ fn install_signal_handler() -> anyhow::Result<()> {
             let active = lock(&ACTIVE).take();
             if let Some(session) = active {
                 eprintln!("\ntoa demo: interrupted, cleaning up");
-                lock(&session).teardown();
+                let mut session = lock(&session);
+                session.teardown();
+                // Exit while holding the lock, so the main thread cannot
+                // race on to a different exit status.
                 std::process::exit(130);
             }
         })
