@@ -122,28 +122,26 @@ pub fn print_section(mode: Mode, first: &Case) {
 
 pub fn print_case(r: &CaseResult) {
     let c = &r.case;
-    println!(
-        "\n  {}: {} → edge {} → origin {}",
-        c.title,
-        c.client,
-        crate::plan::bracket(c.edge),
-        c.listener()
-    );
+    println!("\n  {}", c.title);
+    println!("    client {} $ curl {}", c.client, c.url());
     match &r.response {
-        Ok(body) => println!("    client: curl {}  →  {}", c.url(), body.trim()),
-        Err(e) => println!("    client: curl {}  ✗ {e}", c.url()),
+        Ok(body) => println!("      {}", body.trim()),
+        Err(e) => println!("      ✗ {e}"),
     }
     match &r.logged {
-        Some(line) => println!("    origin log: {line}"),
-        None => println!("    origin log: (nothing)"),
+        Some(line) => println!("    origin {} log: {line}", c.listener()),
+        None => println!("    origin {} log: (nothing)", c.listener()),
     }
-    let mark = if r.passed() { "✓" } else { "✗" };
-    let expected = if c.carries_client() {
-        format!("the client, {}", c.expect)
+    let who = if c.carries_client() {
+        "the client"
     } else {
-        format!("the proxy, {}", c.expect)
+        "the proxy"
     };
-    println!("    {mark} expected {expected}");
+    if r.passed() {
+        println!("    ✓ the origin saw {who}, {}", c.expect);
+    } else {
+        println!("    ✗ expected {who}, {}", c.expect);
+    }
 }
 
 /// Indents a block (the stats table) under a heading.
