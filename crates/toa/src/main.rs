@@ -3,6 +3,7 @@
 
 mod cmd {
     pub mod demo;
+    pub mod origin;
 }
 
 use clap::{Parser, Subcommand};
@@ -17,12 +18,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The TOA receiver on origin servers (eBPF, replaces toa.ko).
+    Origin(cmd::origin::OriginArgs),
     /// The whole system in one command: client, edge and origin namespaces, real requests, a verdict.
     Demo(cmd::demo::DemoArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Origin(args) => cmd::origin::run(args),
         Command::Demo(args) => cmd::demo::run(args),
     }
 }
