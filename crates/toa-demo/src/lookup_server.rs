@@ -66,9 +66,3 @@ fn read_request_line(stream: &TcpStream) -> anyhow::Result<String> {
     Ok(first.trim_end().to_owned())
 }
 
-// Stand-in until libtoa lands in main.
-mod toa {
-    pub fn peer_addr(_: impl std::os::fd::AsFd) -> std::io::Result<Option<std::net::SocketAddr>> {
-        Err(std::io::Error::from_raw_os_error(92))
-    }
-}

@@ -3,6 +3,7 @@
 
 mod cmd {
     pub mod demo;
+    pub mod doctor;
     pub mod origin;
 }
 
@@ -18,6 +19,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Check whether this host can run toa, and what is attached.
+    Doctor(cmd::doctor::DoctorArgs),
     /// The TOA receiver on origin servers (eBPF, replaces toa.ko).
     Origin(cmd::origin::OriginArgs),
     /// The whole system in one command: client, edge and origin namespaces, real requests, a verdict.
@@ -26,6 +29,7 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Doctor(args) => cmd::doctor::run(args),
         Command::Origin(args) => cmd::origin::run(args),
         Command::Demo(args) => cmd::demo::run(args),
     }
