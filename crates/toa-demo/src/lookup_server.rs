@@ -36,6 +36,11 @@ fn answer(mut stream: TcpStream) -> anyhow::Result<()> {
         Err(e) => (tcp_peer, format!("libtoa lookup failed: {e}")),
     };
     let request = read_request_line(&stream)?;
+    if request.is_empty() {
+        // A bare connect, such as the proxy's health check: nothing to log,
+        // just as python's and nginx's access logs skip it.
+        return Ok(());
+    }
     println!(
         "{} port {} ({how}; TCP peer {}) {request:?}",
         who.ip(),
@@ -65,4 +70,3 @@ fn read_request_line(stream: &TcpStream) -> anyhow::Result<String> {
     }
     Ok(first.trim_end().to_owned())
 }
-

@@ -56,15 +56,15 @@ fn demo_origin_logs_real_client_addresses_twice_in_a_row() {
         let stdout = String::from_utf8_lossy(&out.stdout);
         // The origin's access log shows each client form, not the proxy.
         for line in [
-            "origin log: 198.18.1.2 - - ",
-            "origin log: fd00:1::2 - - ",
-            "origin log: ::ffff:198.18.1.2 - - ",
-            "origin log: fd00:1::2 port ",
+            "log: 198.18.1.2 - - ",
+            "log: fd00:1::2 - - ",
+            "log: ::ffff:198.18.1.2 - - ",
+            "log: fd00:1::2 port ",
         ] {
             assert!(stdout.contains(line), "run {attempt}: no `{line}`:\n{all}");
         }
         // With TOA off, the same origin logs the proxy.
-        for line in ["origin log: 198.18.2.1 - - ", "origin log: fd00:2::1 - - "] {
+        for line in ["log: 198.18.2.1 - - ", "log: fd00:2::1 - - "] {
             assert!(stdout.contains(line), "run {attempt}: no `{line}`:\n{all}");
         }
         assert!(
@@ -89,9 +89,9 @@ fn demo_ppv2_nginx_logs_real_client_addresses() {
     assert!(out.status.success(), "{all}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     for line in [
-        "origin log: 198.18.1.2 port ",
-        "origin log: fd00:1::2 port ",
-        "origin log: 198.18.2.1 port ",
+        "log: 198.18.1.2 port ",
+        "log: fd00:1::2 port ",
+        "log: 198.18.2.1 port ",
         "✓ PROXY v2 works: the origin saw 3/3 real client addresses",
     ] {
         assert!(stdout.contains(line), "no `{line}`:\n{all}");
