@@ -5,6 +5,7 @@ mod cmd {
     pub mod demo;
     pub mod doctor;
     pub mod origin;
+    pub mod proxy;
 }
 
 use clap::{Parser, Subcommand};
@@ -19,6 +20,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The edge L4 proxy: forwarding rules, balancing, health checks, client IP by TOA or PROXY v1/v2.
+    Proxy(cmd::proxy::ProxyArgs),
     /// Check whether this host can run toa, and what is attached.
     Doctor(cmd::doctor::DoctorArgs),
     /// The TOA receiver on origin servers (eBPF, replaces toa.ko).
@@ -29,6 +32,7 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Proxy(args) => cmd::proxy::run(args),
         Command::Doctor(args) => cmd::doctor::run(args),
         Command::Origin(args) => cmd::origin::run(args),
         Command::Demo(args) => cmd::demo::run(args),
