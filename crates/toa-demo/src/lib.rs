@@ -135,7 +135,11 @@ fn drive(shared: &Shared, opts: &Options, cgroup: &Path) -> anyhow::Result<Outco
     if opts.mode == Mode::Toa {
         let cg = cgroup.to_string_lossy();
         let stats = session::run_toa(&opts.toa_bin, &["origin", "stats", "--cgroup", &cg])?;
-        report::print_block(&format!("toa origin stats --cgroup {cg}"), &stats);
+        report::print_block(
+            &format!("toa origin stats --cgroup {cg}"),
+            "(syn_recv_sock_toa counts the connections that arrived with a TOA)",
+            &stats,
+        );
     }
     let outcome = Outcome {
         mode: opts.mode,

@@ -91,7 +91,7 @@ pub fn print_topology(mode: Mode) {
         ),
     };
     println!("toa demo: the client's real address across an L4 proxy, with {mode_name}\n");
-    println!("  client  {CLIENT_V4:<11} {CLIENT_V6:<10}");
+    println!("  client  {CLIENT_V4:<11} {CLIENT_V6}");
     println!("     │");
     println!(
         "  edge    {EDGE_CLIENT_SIDE_V4:<11} {EDGE_CLIENT_SIDE_V6:<10} │ {EDGE_ORIGIN_SIDE_V4:<11} {EDGE_ORIGIN_SIDE_V6:<10}  {edge_role}"
@@ -145,8 +145,8 @@ pub fn print_case(r: &CaseResult) {
 }
 
 /// Indents a block (the stats table) under a heading.
-pub fn print_block(heading: &str, body: &str) {
-    println!("\n{heading}");
+pub fn print_block(heading: &str, note: &str, body: &str) {
+    println!("\n{heading}\n  {note}");
     for line in body.lines() {
         println!("  {line}");
     }
