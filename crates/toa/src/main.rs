@@ -2,6 +2,7 @@
 //! library crate. Subcommands live one per file under `cmd/`.
 
 mod cmd {
+    pub mod demo;
     pub mod doctor;
     pub mod origin;
     pub mod proxy;
@@ -20,12 +21,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// The edge L4 proxy: forwarding rules, balancing, health checks, client IP by TOA or PROXY v1/v2.
+    /// The whole system in one command: client, edge and origin namespaces, real requests, a verdict.
+    Demo(cmd::demo::DemoArgs),
+    /// The edge L4 proxy: forwarding rules, balancing, health checks, client IP by TOA, PROXY v1/v2 or SPP.
     Proxy(cmd::proxy::ProxyArgs),
-    /// Check whether this host can run toa, and what is attached.
-    Doctor(cmd::doctor::DoctorArgs),
     /// The TOA receiver on origin servers (eBPF, replaces toa.ko).
     Origin(cmd::origin::OriginArgs),
+    /// Check whether this host can run toa, and what is attached.
+    Doctor(cmd::doctor::DoctorArgs),
+    /// UDP echo server that understands SPP and PROXY v2: the reference origin for UDP rules.
     SppEcho(cmd::spp_echo::SppEchoArgs),
 }
 
@@ -34,6 +38,7 @@ fn main() -> anyhow::Result<()> {
         Command::Proxy(args) => cmd::proxy::run(args),
         Command::Doctor(args) => cmd::doctor::run(args),
         Command::Origin(args) => cmd::origin::run(args),
+        Command::Demo(args) => cmd::demo::run(args),
         Command::SppEcho(args) => cmd::spp_echo::run(args),
     }
 }

@@ -1,0 +1,132 @@
+//! `toa demo` end to end: the real binary builds its namespaces, loads
+//! `toa origin`, runs `toa proxy` and real servers, and must report the
+//! client's real addresses, twice in a row, leaving nothing behind.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn toa_demo(args: &[&str]) -> (u32, Output) {
+    let child = Command::new(env!("CARGO_BIN_EXE_toa"))
+        .arg("demo")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn toa demo");
+    let pid = child.id();
+    (pid, child.wait_with_output().expect("wait for toa demo"))
+}
+
+/// The demo names everything `toa-demo-<its pid>-...`.
+fn assert_nothing_left(pid: u32) {
+    let prefix = format!("toa-demo-{pid}-");
+    let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let netns = String::from_utf8_lossy(&netns.stdout);
+    assert!(!netns.contains(&prefix), "namespaces left behind: {netns}");
+    let cgroups: Vec<String> = std::fs::read_dir(toa_lab::CGROUP2_ROOT)
+        .map(|dir| {
+            dir.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.starts_with(&prefix))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(cgroups.is_empty(), "cgroups left behind: {cgroups:?}");
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn demo_origin_logs_real_client_addresses_twice_in_a_row() {
+    if !toa_lab::require_privileges("demo_origin_logs_real_client_addresses_twice_in_a_row") {
+        return;
+    }
+    for attempt in 1..=2 {
+        let (pid, out) = toa_demo(&[]);
+        let all = text(&out);
+        assert!(out.status.success(), "run {attempt} failed:\n{all}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        // The origin's access log shows each client form, not the proxy.
+        for line in [
+            "log: 198.18.1.2 - - ",
+            "log: fd00:1::2 - - ",
+            "log: ::ffff:198.18.1.2 - - ",
+            "log: fd00:1::2 port ",
+        ] {
+            assert!(stdout.contains(line), "run {attempt}: no `{line}`:\n{all}");
+        }
+        // With TOA off, the same origin logs the proxy.
+        for line in ["log: 198.18.2.1 - - ", "log: fd00:2::1 - - "] {
+            assert!(stdout.contains(line), "run {attempt}: no `{line}`:\n{all}");
+        }
+        assert!(
+            stdout.contains("syn_recv_sock_toa"),
+            "no stats table:\n{all}"
+        );
+        assert!(
+            stdout.contains("✓ toa works: the origin saw 4/4 real client addresses"),
+            "run {attempt}: no verdict:\n{all}"
+        );
+        assert_nothing_left(pid);
+    }
+}
+
+#[test]
+fn demo_ppv2_nginx_logs_real_client_addresses() {
+    if !toa_lab::require_privileges("demo_ppv2_nginx_logs_real_client_addresses") {
+        return;
+    }
+    let (pid, out) = toa_demo(&["--mode", "ppv2"]);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "log: 198.18.1.2 port ",
+        "log: fd00:1::2 port ",
+        "log: 198.18.2.1 port ",
+        "✓ PROXY v2 works: the origin saw 3/3 real client addresses",
+    ] {
+        assert!(stdout.contains(line), "no `{line}`:\n{all}");
+    }
+    assert_nothing_left(pid);
+}
+
+#[test]
+fn demo_interrupted_with_ctrl_c_cleans_up() {
+    if !toa_lab::require_privileges("demo_interrupted_with_ctrl_c_cleans_up") {
+        return;
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_toa"))
+        .arg("demo")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn toa demo");
+    let pid = child.id();
+    // Interrupt once everything is up: origin loaded, servers and proxy running.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !seen.contains("✓ toa proxy --config") {
+        assert!(Instant::now() < deadline, "demo never got ready:\n{seen}");
+        let mut line = String::new();
+        if stdout.read_line(&mut line).unwrap() == 0 {
+            panic!("demo ended before it was ready:\n{seen}");
+        }
+        seen.push_str(&line);
+    }
+    // SAFETY: signalling the child we spawned.
+    unsafe { libc::kill(pid as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}");
+    assert_nothing_left(pid);
+}
