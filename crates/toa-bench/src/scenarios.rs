@@ -1,0 +1,217 @@
+//! The six scenarios of a round. Each measures every target back to back, so
+//! ratios between targets are taken under the same conditions.
+
+use crate::load::RrResult;
+use crate::peers::{ClientIp, Service, Target};
+use crate::procfs::{cgroup_cpu_secs, cgroup_rss_bytes};
+use crate::run::Bench;
+use std::time::Duration;
+
+/// Scenario names as stored in the raw results and used by the report.
+pub const RATE: &str = "rate";
+pub const BULK: &str = "bulk";
+pub const MEMORY: &str = "memory";
+pub const TOA_COST: &str = "toa-cost";
+pub const ORIGIN_COST: &str = "origin-cost";
+pub const TTFB: &str = "ttfb";
+
+/// Targets of the TOA-cost, origin-cost and TTFB scenarios.
+pub const TOA_OFF: &str = "pass_client_ip = off";
+pub const TOA_ON: &str = "pass_client_ip = toa";
+pub const NOT_LOADED: &str = "toa origin not loaded";
+pub const LOADED: &str = "toa origin loaded";
+pub const VIA_TOA: &str = "TOA";
+pub const VIA_PPV2: &str = "PROXY v2";
+/// Origin-cost cases.
+pub const DIRECT_RATE: &str = "direct, c16";
+pub const PROXIED_RATE: &str = "via toa proxy (TOA), c16";
+pub const GETPEERNAME: &str = "getpeername";
+
+/// Concurrency of the origin-cost rate cases and of the TTFB scenario's rate.
+const ORIGIN_CONCURRENCY: usize = 16;
+
+pub fn case_c(c: usize) -> String {
+    format!("c{c}")
+}
+
+pub fn case_streams(n: usize) -> String {
+    format!("{n} stream{}", if n == 1 { "" } else { "s" })
+}
+
+fn rr_values(r: &RrResult) -> Vec<(&'static str, f64)> {
+    vec![
+        ("conn_per_s", r.connections as f64 / r.secs),
+        ("p50_us", r.latency.p50 as f64 / 1e3),
+        ("p99_us", r.latency.p99 as f64 / 1e3),
+        ("p999_us", r.latency.p999 as f64 / 1e3),
+        ("errors", r.errors as f64),
+        (
+            "peer_is_client_pct",
+            100.0 * r.peer_is_client as f64 / r.connections.max(1) as f64,
+        ),
+    ]
+}
+
+impl Bench {
+    pub fn round(&mut self, round: usize) -> anyhow::Result<()> {
+        self.set_origin_toa(false)?;
+        self.rate(round)?;
+        self.bulk_throughput(round)?;
+        self.memory(round)?;
+        if self.peers.contains_key(&Target::Toa) {
+            self.set_origin_toa(true)?;
+            self.toa_cost(round)?;
+            self.ttfb(round)?;
+        }
+        if self.origin_toa {
+            self.origin_cost(round)?;
+        }
+        self.set_origin_toa(false)
+    }
+
+    /// Scenario 1: Short connections at each concurrency, every target.
+    fn rate(&mut self, round: usize) -> anyhow::Result<()> {
+        for c in self.settings.concurrencies.clone() {
+            for t in self.order(round) {
+                let r = self.rr(t, Service::Respond, ClientIp::Off, c)?;
+                self.push(RATE, t.name(), &case_c(c), round, &rr_values(&r));
+            }
+        }
+        Ok(())
+    }
+
+    /// Scenario 2: Bulk upload; the proxy's CPU is read from its cgroup around the transfer.
+    fn bulk_throughput(&mut self, round: usize) -> anyhow::Result<()> {
+        for n in self.settings.streams.clone() {
+            for t in self.order(round) {
+                let cgroup = self.peers.get(&t).map(|p| p.cgroup.clone());
+                let cpu0 = cgroup.as_deref().map(cgroup_cpu_secs).transpose()?;
+                let r = self.bulk(t, n)?;
+                let cpu1 = cgroup.as_deref().map(cgroup_cpu_secs).transpose()?;
+                let gb = r.bytes as f64 / 1e9;
+                let mut values = vec![("gbps", gb * 8.0 / r.secs), ("errors", r.errors as f64)];
+                if let (Some(a), Some(b)) = (cpu0, cpu1) {
+                    values.push(("cpu_s_per_gb", (b - a) / gb));
+                }
+                self.push(BULK, t.name(), &case_streams(n), round, &values);
+            }
+        }
+        Ok(())
+    }
+
+    /// Scenario 3: RSS growth of a freshly started proxy holding N idle connections.
+    /// Restarting first keeps memory pooled by earlier rounds out of the baseline.
+    fn memory(&mut self, round: usize) -> anyhow::Result<()> {
+        let case = format!("{} idle", self.settings.idle_connections);
+        for t in self.order(round) {
+            if t == Target::Direct || !t.holds_idle() {
+                continue;
+            }
+            let mut peer = self
+                .peers
+                .remove(&t)
+                .expect("ordered targets are running peers");
+            peer.stop(&mut self.topo);
+            let restarted = peer.start(&mut self.topo);
+            let cgroup = peer.cgroup.clone();
+            self.peers.insert(t, peer);
+            restarted?;
+            std::thread::sleep(Duration::from_millis(300));
+            let before = cgroup_rss_bytes(&cgroup)?;
+            let (holder, opened) = self.idle(t)?;
+            // Let the proxy finish its per-connection setup before reading RSS.
+            std::thread::sleep(Duration::from_millis(500));
+            let after = cgroup_rss_bytes(&cgroup)?;
+            self.topo.lab.kill(&holder);
+            let per_conn = after.saturating_sub(before) as f64 / opened.established.max(1) as f64;
+            self.push(
+                MEMORY,
+                t.name(),
+                &case,
+                round,
+                &[
+                    ("kib_per_conn", per_conn / 1024.0),
+                    ("baseline_mib", before as f64 / (1024.0 * 1024.0)),
+                    ("established", opened.established as f64),
+                    ("errors", opened.errors as f64),
+                ],
+            );
+        }
+        Ok(())
+    }
+
+    /// Scenario 4: toa proxy with `pass_client_ip = toa` against `off`, origin consuming the option.
+    fn toa_cost(&mut self, round: usize) -> anyhow::Result<()> {
+        for c in self.settings.concurrencies.clone() {
+            let mut modes = [(ClientIp::Off, TOA_OFF), (ClientIp::Toa, TOA_ON)];
+            if round % 2 == 1 {
+                modes.reverse();
+            }
+            for (mode, name) in modes {
+                let r = self.rr(Target::Toa, Service::Respond, mode, c)?;
+                self.push(TOA_COST, name, &case_c(c), round, &rr_values(&r));
+            }
+        }
+        Ok(())
+    }
+
+    /// Scenario 5: The origin with `toa origin` loaded against not loaded: short-connection
+    /// rate straight from the edge (no option to parse) and through toa proxy in
+    /// TOA mode (option parsed), and ns per getpeername() on TOA connections.
+    fn origin_cost(&mut self, round: usize) -> anyhow::Result<()> {
+        let mut states = [(false, NOT_LOADED), (true, LOADED)];
+        if round % 2 == 1 {
+            states.reverse();
+        }
+        for (loaded, name) in states {
+            self.set_origin_toa(loaded)?;
+            let direct = self.rr(
+                Target::Direct,
+                Service::Respond,
+                ClientIp::Off,
+                ORIGIN_CONCURRENCY,
+            )?;
+            self.push(ORIGIN_COST, name, DIRECT_RATE, round, &rr_values(&direct));
+            if self.peers.contains_key(&Target::Toa) {
+                let proxied = self.rr(
+                    Target::Toa,
+                    Service::Respond,
+                    ClientIp::Toa,
+                    ORIGIN_CONCURRENCY,
+                )?;
+                self.push(ORIGIN_COST, name, PROXIED_RATE, round, &rr_values(&proxied));
+                let calls = self.rr(Target::Toa, Service::Getpeername, ClientIp::Toa, 1)?;
+                let mut values = rr_values(&calls);
+                values.push(("getpeername_ns", calls.getpeername_ns as f64));
+                self.push(ORIGIN_COST, name, GETPEERNAME, round, &values);
+            }
+        }
+        Ok(())
+    }
+
+    /// Scenario 6: What the origin waits from accept() to the first request byte, with the
+    /// client address from TOA (getpeername) or from a PROXY v2 header it parses.
+    fn ttfb(&mut self, round: usize) -> anyhow::Result<()> {
+        for c in [1, ORIGIN_CONCURRENCY] {
+            let mut modes = [
+                (ClientIp::Toa, Service::Respond, VIA_TOA),
+                (ClientIp::Ppv2, Service::RespondPpv2, VIA_PPV2),
+            ];
+            if round % 2 == 1 {
+                modes.reverse();
+            }
+            for (mode, service, name) in modes {
+                let r = self.rr(Target::Toa, service, mode, c)?;
+                let mut values = rr_values(&r);
+                values.extend([
+                    ("ttfb_p50_us", r.ttfb.p50 as f64 / 1e3),
+                    ("ttfb_p99_us", r.ttfb.p99 as f64 / 1e3),
+                    ("parse_ns", r.parse_ns as f64),
+                    ("getpeername_ns", r.getpeername_ns as f64),
+                ]);
+                self.push(TTFB, name, &case_c(c), round, &values);
+            }
+        }
+        Ok(())
+    }
+}
