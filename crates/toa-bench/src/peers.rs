@@ -5,6 +5,7 @@
 //! next to the results.
 
 use anyhow::Context;
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -210,6 +211,16 @@ impl Peer {
         for s in self.running.drain(..) {
             topo.lab.kill(&s);
         }
+    }
+
+    /// Every process of this peer: those it started with, and any still in its
+    /// cgroup (nginx workers, socat children). toa proxy moves itself into a
+    /// cgroup of its own when it attaches its TOA writer, so cgroup membership
+    /// alone would lose it.
+    pub fn pids(&self) -> BTreeSet<u32> {
+        let mut pids = crate::procfs::cgroup_pids(&self.cgroup);
+        pids.extend(self.running.iter().map(|s| s.pid));
+        pids
     }
 
     fn logs(&self) -> String {

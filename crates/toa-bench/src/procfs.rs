@@ -1,29 +1,47 @@
 //! What the runner reads from the kernel about a peer: CPU time and resident
-//! memory of every process in its cgroup, so multi-process peers (nginx workers,
-//! socat's per-connection children) are counted whole.
+//! memory of its processes (/proc/<pid>/stat and status), summed over every
+//! process, so multi-process peers (nginx workers, socat's per-connection
+//! children) are counted whole.
 
-use anyhow::Context;
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 
-/// CPU time (user + system) used by everything that ever ran in the cgroup,
-/// exited processes included (cgroup2 `cpu.stat`, present without any controller).
-pub fn cgroup_cpu_secs(cgroup: &Path) -> anyhow::Result<f64> {
-    let path = cgroup.join("cpu.stat");
-    let stat = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let usec = stat
-        .lines()
-        .find_map(|l| l.strip_prefix("usage_usec "))
-        .with_context(|| format!("no usage_usec in {}", path.display()))?;
-    Ok(usec.trim().parse::<f64>()? / 1e6)
+/// The processes now in `cgroup` (cgroup2 `cgroup.procs`).
+pub fn cgroup_pids(cgroup: &Path) -> BTreeSet<u32> {
+    fs::read_to_string(cgroup.join("cgroup.procs"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
 }
 
-/// Sum of VmRSS over the processes now in the cgroup, in bytes.
-pub fn cgroup_rss_bytes(cgroup: &Path) -> anyhow::Result<u64> {
-    let procs = fs::read_to_string(cgroup.join("cgroup.procs"))?;
+/// User + system CPU seconds of `pids`, including their reaped children
+/// (utime + stime + cutime + cstime). A process that is gone counts as zero.
+pub fn cpu_secs(pids: &BTreeSet<u32>) -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let mut total = 0u64;
+    for pid in pids {
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // Fields after the command name, which may itself contain spaces:
+        // state is field 3, utime..cstime are fields 14..17.
+        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
+        total += rest
+            .split_whitespace()
+            .skip(11)
+            .take(4)
+            .filter_map(|v| v.parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    total as f64 / ticks
+}
+
+/// Sum of VmRSS over `pids`, in bytes.
+pub fn rss_bytes(pids: &BTreeSet<u32>) -> u64 {
     let mut total = 0;
-    for pid in procs.split_whitespace() {
-        // A process may exit between the two reads; it then holds no memory.
+    for pid in pids {
+        // A process may exit between listing and reading; it then holds no memory.
         if let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) {
             total += status
                 .lines()
@@ -33,7 +51,7 @@ pub fn cgroup_rss_bytes(cgroup: &Path) -> anyhow::Result<u64> {
                 * 1024;
         }
     }
-    Ok(total)
+    total
 }
 
 /// Raises this process's descriptor limit (inherited by everything it starts)

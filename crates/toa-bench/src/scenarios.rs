@@ -3,7 +3,7 @@
 
 use crate::load::RrResult;
 use crate::peers::{ClientIp, Service, Target};
-use crate::procfs::{cgroup_cpu_secs, cgroup_rss_bytes};
+use crate::procfs::{cpu_secs, rss_bytes};
 use crate::run::Bench;
 use std::time::Duration;
 
@@ -84,10 +84,12 @@ impl Bench {
     fn bulk_throughput(&mut self, round: usize) -> anyhow::Result<()> {
         for n in self.settings.streams.clone() {
             for t in self.order(round) {
-                let cgroup = self.peers.get(&t).map(|p| p.cgroup.clone());
-                let cpu0 = cgroup.as_deref().map(cgroup_cpu_secs).transpose()?;
+                let pids = self.peers.get(&t).map(|p| p.pids());
+                let cpu0 = pids.as_ref().map(cpu_secs);
                 let r = self.bulk(t, n)?;
-                let cpu1 = cgroup.as_deref().map(cgroup_cpu_secs).transpose()?;
+                // socat's per-connection child is counted once its parent reaps it.
+                std::thread::sleep(Duration::from_millis(100));
+                let cpu1 = pids.as_ref().map(cpu_secs);
                 let gb = r.bytes as f64 / 1e9;
                 let mut values = vec![("gbps", gb * 8.0 / r.secs), ("errors", r.errors as f64)];
                 if let (Some(a), Some(b)) = (cpu0, cpu1) {
@@ -113,15 +115,14 @@ impl Bench {
                 .expect("ordered targets are running peers");
             peer.stop(&mut self.topo);
             let restarted = peer.start(&mut self.topo);
-            let cgroup = peer.cgroup.clone();
             self.peers.insert(t, peer);
             restarted?;
             std::thread::sleep(Duration::from_millis(300));
-            let before = cgroup_rss_bytes(&cgroup)?;
+            let before = rss_bytes(&self.peers[&t].pids());
             let (holder, opened) = self.idle(t)?;
             // Let the proxy finish its per-connection setup before reading RSS.
             std::thread::sleep(Duration::from_millis(500));
-            let after = cgroup_rss_bytes(&cgroup)?;
+            let after = rss_bytes(&self.peers[&t].pids());
             self.topo.lab.kill(&holder);
             let per_conn = after.saturating_sub(before) as f64 / opened.established.max(1) as f64;
             self.push(
