@@ -1,0 +1,196 @@
+//! The TOA TCP option: a client's address written into the TCP header by the proxy.
+//!
+//! Wire format (DPVS/LVS/Tencent compatible), port and address in network order:
+//! ```text
+//! IPv4:  kind  len=8   port(2)  address(4)
+//! IPv6:  kind  len=20  port(2)  address(16)
+//! ```
+//! The kind is a parameter: [`DEFAULT_KIND`] (254) by default, 200 for Tencent CLB IPv4.
+//!
+//! # Decisions the kernel receiver (`toa-ebpf`) must share
+//! - **Lengths other than 8 and 20 are not a TOA.** Kind 254 is the shared
+//!   experimental kind (RFC 6994) and 200 is unassigned, so other options legitimately
+//!   use them. Such an option is skipped like any unknown option; it neither counts as a
+//!   TOA nor fails the search ([`decode`] returns `Ok(None)` for it).
+//! - **The first TOA wins.** [`find`] returns the first option whose kind is in `kinds`
+//!   and whose length is 8 or 20, and stops there: options after it are not inspected.
+//!   This is what toa.ko does, and a receiver that picked another would let a second
+//!   option override the address the proxy wrote first.
+//! - **TFO magic is not special.** A kind-254 option whose bytes 2-3 are `0xF989` (the
+//!   experimental TCP Fast Open magic, RFC 7413) with length 8 or 20 is a TOA whose
+//!   port is 63881. TOA has no magic of its own, so 63881 is a legal client port (it is
+//!   inside the ephemeral range of Windows and the BSDs) and rejecting it would lose
+//!   those clients. TFO cookies only travel on SYN and SYN-ACK, while TOA is read from
+//!   the handshake-completing ACK, so in practice the two do not meet.
+//! - **Malformed blocks are errors.** A length below 2, or an option running past the
+//!   end of the block, makes the whole block unreadable: nothing after it can be
+//!   trusted to be aligned on an option boundary.
+//! - **IPv4-mapped addresses** are encoded in the 8-byte form and decoded as IPv4.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// The TOA option kind used unless configured otherwise.
+pub const DEFAULT_KIND: u8 = 254;
+/// Length of the IPv4 form: kind, len, port(2), address(4).
+pub const LEN_V4: u8 = 8;
+/// Length of the IPv6 form: kind, len, port(2), address(16).
+pub const LEN_V6: u8 = 20;
+/// The experimental TCP Fast Open magic that may follow kind 254 (see module docs).
+pub const TFO_EXPERIMENTAL_MAGIC: u16 = 0xF989;
+
+const END_OF_OPTIONS: u8 = 0;
+const NO_OPERATION: u8 = 1;
+
+/// Why a TCP option, or a block of them, cannot be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("empty TCP option: there is no kind byte")]
+    Empty,
+    #[error("TCP option of kind {kind} at offset {offset} is cut before its length byte")]
+    MissingLength { kind: u8, offset: usize },
+    #[error(
+        "TCP option of kind {kind} at offset {offset} has length {len}, below the minimum of 2"
+    )]
+    LengthTooSmall { kind: u8, offset: usize, len: u8 },
+    #[error(
+        "TCP option of kind {kind} at offset {offset} has length {len} but only {available} bytes remain"
+    )]
+    Truncated {
+        kind: u8,
+        offset: usize,
+        len: u8,
+        available: usize,
+    },
+    #[error("TCP option of kind {kind} is {actual} bytes long but its length byte says {len}")]
+    LengthMismatch { kind: u8, len: u8, actual: usize },
+}
+
+/// One encoded TOA option, ready to be copied into a TCP header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Encoded {
+    bytes: [u8; LEN_V6 as usize],
+    len: u8,
+}
+
+impl Encoded {
+    /// The option's bytes: 8 for an IPv4 client, 20 for an IPv6 one.
+    pub fn as_bytes(&self) -> &[u8] {
+        let (option, _) = self
+            .bytes
+            .split_at(usize::from(self.len).min(self.bytes.len()));
+        option
+    }
+
+    /// The option length, which is also its second byte.
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// Always false: an option holds at least kind, length and port.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl AsRef<[u8]> for Encoded {
+    fn as_ref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+/// Encodes `client` as a TOA option of the given kind. An IPv4-mapped IPv6 client is
+/// written in the IPv4 (length 8) form.
+pub fn encode(kind: u8, client: SocketAddr) -> Encoded {
+    let (len, address): (u8, &[u8]) = match client.ip().to_canonical() {
+        IpAddr::V4(ip) => (LEN_V4, &ip.octets()),
+        IpAddr::V6(ip) => (LEN_V6, &ip.octets()),
+    };
+    let mut bytes = [0; LEN_V6 as usize];
+    let header = [kind, len];
+    let port = client.port().to_be_bytes();
+    for (slot, byte) in bytes
+        .iter_mut()
+        .zip(header.iter().chain(&port).chain(address))
+    {
+        *slot = *byte;
+    }
+    Encoded { bytes, len }
+}
+
+/// Decodes one whole option (`option` starts at its kind byte and is exactly as long
+/// as its length byte says). Returns `Ok(None)` for a well-formed option that is not a
+/// TOA: its kind is not in `kinds`, or its length is neither 8 nor 20.
+pub fn decode(option: &[u8], kinds: &[u8]) -> Result<Option<SocketAddr>, Error> {
+    let (kind, len, value) = match *option {
+        [] => return Err(Error::Empty),
+        [kind] => return Err(Error::MissingLength { kind, offset: 0 }),
+        [kind, len, ref value @ ..] => (kind, len, value),
+    };
+    if len < 2 {
+        return Err(Error::LengthTooSmall {
+            kind,
+            offset: 0,
+            len,
+        });
+    }
+    if usize::from(len) != option.len() {
+        return Err(Error::LengthMismatch {
+            kind,
+            len,
+            actual: option.len(),
+        });
+    }
+    Ok(address_if_toa(kind, value, kinds))
+}
+
+/// Searches a TCP options block (the bytes after the 20-byte fixed TCP header) for the
+/// first TOA option whose kind is in `kinds`. NOPs are skipped and an end-of-options
+/// byte ends the search; see the module docs for the rules on length, order and errors.
+pub fn find(options: &[u8], kinds: &[u8]) -> Result<Option<SocketAddr>, Error> {
+    let mut rest = options;
+    let mut offset = 0;
+    loop {
+        let (kind, len) = match *rest {
+            [] | [END_OF_OPTIONS, ..] => return Ok(None),
+            [NO_OPERATION, ref tail @ ..] => {
+                rest = tail;
+                offset += 1;
+                continue;
+            }
+            [kind] => return Err(Error::MissingLength { kind, offset }),
+            [kind, len, ..] => (kind, len),
+        };
+        if len < 2 {
+            return Err(Error::LengthTooSmall { kind, offset, len });
+        }
+        let Some((option, tail)) = rest.split_at_checked(usize::from(len)) else {
+            return Err(Error::Truncated {
+                kind,
+                offset,
+                len,
+                available: rest.len(),
+            });
+        };
+        if let Some(address) = address_if_toa(kind, option.get(2..).unwrap_or_default(), kinds) {
+            return Ok(Some(address));
+        }
+        rest = tail;
+        offset += usize::from(len);
+    }
+}
+
+/// The client address in an option's value (the bytes after kind and length), if the
+/// option is a TOA of one of `kinds`.
+fn address_if_toa(kind: u8, value: &[u8], kinds: &[u8]) -> Option<SocketAddr> {
+    if !kinds.contains(&kind) {
+        return None;
+    }
+    let (port, address) = value.split_first_chunk::<2>()?;
+    let port = u16::from_be_bytes(*port);
+    let ip = if let Ok(v4) = <[u8; 4]>::try_from(address) {
+        IpAddr::V4(Ipv4Addr::from(v4))
+    } else {
+        IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(address).ok()?)).to_canonical()
+    };
+    Some(SocketAddr::new(ip, port))
+}
