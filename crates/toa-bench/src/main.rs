@@ -7,7 +7,7 @@
 //! - [`peers`]: the proxies under test and their configuration files.
 //! - [`load`]: `toa-bench load`, the load generator (client namespace).
 //! - [`serve`]: `toa-bench serve`, the origin server (origin namespace); [`message`]
-//!   and [`ppv2`] are what it speaks.
+//!   is what it speaks (PROXY v2 headers are parsed with `toa-wire`).
 //! - [`results`], [`report`], [`charts`]: raw samples, the Markdown report, the PNG charts.
 //! - [`procfs`], [`machine`]: CPU, memory, machine and version facts.
 
@@ -16,7 +16,6 @@ mod load;
 mod machine;
 mod message;
 mod peers;
-mod ppv2;
 mod procfs;
 mod report;
 mod results;

@@ -4,11 +4,12 @@
 //! proxy in front of it, not the origin, limits the rates measured.
 
 use crate::message::{MESSAGE_LEN, Reply};
-use crate::ppv2;
 use std::io;
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
+use toa_wire::Parsed;
+use toa_wire::proxy_v2::{self, Addresses};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
@@ -81,7 +82,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             socket.set_reuseaddr(true)?;
             socket.bind(l.addr)?;
             let listener = socket.listen(BACKLOG)?;
-            tasks.push(tokio::spawn(accept_loop(listener, l.mode)));
+            tasks.push(tokio::spawn(serve(listener, l.mode)));
         }
         for t in tasks {
             t.await?;
@@ -90,7 +91,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     })
 }
 
-async fn accept_loop(listener: TcpListener, mode: Mode) {
+/// Serves `mode` on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, mode: Mode) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
@@ -174,15 +176,19 @@ async fn respond(
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
         have += n;
-        if header_len.is_none() && have >= ppv2::FIXED_LEN {
+        if header_len.is_none() {
             let t = Instant::now();
-            let len = ppv2::header_len(&buf[..have])
-                .filter(|len| len + MESSAGE_LEN <= buf.len())
-                .ok_or(io::ErrorKind::InvalidData)?;
-            if have >= len {
-                peer = ppv2::source(&buf[..len]).ok_or(io::ErrorKind::InvalidData)?;
-                parse_ns = t.elapsed().as_nanos() as u64;
-                header_len = Some(len);
+            match proxy_v2::parse(&buf[..have]) {
+                Ok(Parsed::Complete { header, consumed }) => {
+                    parse_ns = t.elapsed().as_nanos() as u64;
+                    let Addresses::Inet { src, .. } = header.addresses else {
+                        return Err(io::ErrorKind::InvalidData.into());
+                    };
+                    (peer, header_len) = (src, Some(consumed));
+                }
+                // The proxy's headers are small; a full buffer means a bad one.
+                Ok(Parsed::Incomplete) if have < buf.len() => {}
+                _ => return Err(io::ErrorKind::InvalidData.into()),
             }
         }
         if let Some(h) = header_len {
@@ -208,4 +214,59 @@ async fn wait_for_close(s: &mut TcpStream) -> io::Result<()> {
     let mut buf = [0u8; 64];
     while s.read(&mut buf).await? > 0 {}
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use toa_wire::proxy_v2::{Header, Transport};
+
+    async fn start(mode: Mode) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve(listener, mode));
+        addr
+    }
+
+    async fn exchange(addr: SocketAddr, prefix: &[u8]) -> (Reply, SocketAddr) {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let local = s.local_addr().unwrap();
+        s.write_all(prefix).await.unwrap();
+        s.write_all(&[b'q'; MESSAGE_LEN]).await.unwrap();
+        let mut reply = [0u8; MESSAGE_LEN];
+        s.read_exact(&mut reply).await.unwrap();
+        (Reply::decode(&reply).unwrap(), local)
+    }
+
+    #[tokio::test]
+    async fn respond_reports_the_connecting_address_and_getpeername_cost() {
+        let addr = start(Mode::Getpeername).await;
+        let (reply, local) = exchange(addr, &[]).await;
+        assert_eq!(reply.peer, local);
+        assert!(reply.getpeername_ns > 0 && reply.ttfb_ns > 0);
+        assert_eq!(reply.parse_ns, 0);
+    }
+
+    #[tokio::test]
+    async fn respond_ppv2_reports_the_header_source_not_the_socket_peer() {
+        let addr = start(Mode::RespondPpv2).await;
+        let client: SocketAddr = "198.18.1.2:40000".parse().unwrap();
+        let header = Header::proxy(Transport::Stream, client, addr)
+            .encode()
+            .unwrap();
+        let (reply, _) = exchange(addr, &header).await;
+        assert_eq!(reply.peer, client);
+        assert!(reply.parse_ns > 0);
+    }
+
+    #[tokio::test]
+    async fn sink_replies_with_the_byte_count_after_half_close() {
+        let addr = start(Mode::Sink).await;
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(&[7u8; 300_000]).await.unwrap();
+        s.shutdown().await.unwrap();
+        let mut count = [0u8; 8];
+        s.read_exact(&mut count).await.unwrap();
+        assert_eq!(u64::from_le_bytes(count), 300_000);
+    }
 }
