@@ -9,7 +9,7 @@
 //! - [`serve`]: `toa-bench serve`, the origin server (origin namespace); [`message`]
 //!   is what it speaks (PROXY v2 headers are parsed with `toa-wire`).
 //! - [`results`], [`report`], [`charts`]: raw samples, the Markdown report, the PNG charts.
-//! - [`procfs`], [`machine`]: CPU, memory, machine and version facts.
+//! - [`procfs`], [`machine`]: CPU, memory, machine and version facts; [`profile`]: perf profiles.
 
 mod charts;
 mod load;
@@ -17,6 +17,7 @@ mod machine;
 mod message;
 mod peers;
 mod procfs;
+mod profile;
 mod report;
 mod results;
 mod run;

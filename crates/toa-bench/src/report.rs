@@ -17,6 +17,7 @@ pub fn write(run: &Run, out: &Path, dir: &Path) -> anyhow::Result<PathBuf> {
     header(&mut md, run, &rel)?;
     goals(&mut md, run)?;
     scenarios(&mut md, run, dir, &rel)?;
+    profiles(&mut md, run, &rel)?;
     notes(&mut md, run, dir)?;
     let path = out.join(format!("{}.md", run.date));
     std::fs::write(&path, md)?;
@@ -378,6 +379,28 @@ fn errors(md: &mut String, run: &Run, scenario: &str) -> anyhow::Result<()> {
             md,
             "Failed connections or transfers: {}.\n",
             failed.join("; ")
+        )?;
+    }
+    Ok(())
+}
+
+/// The top symbols of each proxy's profile, so a missed goal can be read against them.
+fn profiles(md: &mut String, run: &Run, rel: &str) -> anyhow::Result<()> {
+    if run.profiles.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        md,
+        "## CPU profiles\n\nOne extra run per case under `perf record -e cpu-clock -F 997` on the proxy's processes (not counted in any figure). Self time by command, object and symbol; `[k]` is kernel, `[.]` user space.\n"
+    )?;
+    for p in &run.profiles {
+        writeln!(
+            md,
+            "**{}, {}** ([full list]({rel}/{}))\n\n```\n{}\n```\n",
+            p.target,
+            p.case,
+            p.file,
+            p.top.join("\n")
         )?;
     }
     Ok(())

@@ -60,6 +60,8 @@ pub struct Run {
     pub settings: BTreeMap<String, String>,
     pub notes: Vec<String>,
     pub samples: Vec<Sample>,
+    #[serde(default)]
+    pub profiles: Vec<crate::profile::Profile>,
 }
 
 impl Run {
@@ -158,6 +160,7 @@ mod tests {
                 sample("a", 1, 30.0),
                 sample("b", 1, 10.0),
             ],
+            profiles: Vec::new(),
         };
         let r = run.ratio("rate", "c16", "conn_per_s", "a", "b").unwrap();
         assert_eq!((r.min, r.max), (2.0, 3.0));

@@ -147,6 +147,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         );
         bench.round(round)?;
     }
+    eprintln!("bench: profiling");
+    let profiles = bench.profiles(&dir)?;
     let mut versions = bench.versions();
     versions.insert(
         "toa-bench runtime".into(),
@@ -161,6 +163,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         settings: settings.describe(),
         notes: std::mem::take(&mut bench.notes),
         samples: std::mem::take(&mut bench.samples),
+        profiles,
     };
     drop(bench);
     std::fs::write(dir.join("raw.json"), serde_json::to_string_pretty(&run)?)?;
@@ -273,6 +276,17 @@ impl Bench {
         mode: ClientIp,
         concurrency: usize,
     ) -> anyhow::Result<RrResult> {
+        self.rr_for(target, service, mode, concurrency, self.settings.rr_ms)
+    }
+
+    pub fn rr_for(
+        &self,
+        target: Target,
+        service: Service,
+        mode: ClientIp,
+        concurrency: usize,
+        ms: u64,
+    ) -> anyhow::Result<RrResult> {
         let (side, addr) = target.endpoint(service, mode);
         self.load(
             side,
@@ -283,12 +297,16 @@ impl Bench {
                 "--concurrency".into(),
                 concurrency.to_string(),
                 "--duration-ms".into(),
-                self.settings.rr_ms.to_string(),
+                ms.to_string(),
             ],
         )
     }
 
     pub fn bulk(&self, target: Target, streams: usize) -> anyhow::Result<BulkResult> {
+        self.bulk_for(target, streams, self.settings.bulk_ms)
+    }
+
+    pub fn bulk_for(&self, target: Target, streams: usize, ms: u64) -> anyhow::Result<BulkResult> {
         let (side, addr) = target.endpoint(Service::Sink, ClientIp::Off);
         self.load(
             side,
@@ -299,7 +317,7 @@ impl Bench {
                 "--streams".into(),
                 streams.to_string(),
                 "--duration-ms".into(),
-                self.settings.bulk_ms.to_string(),
+                ms.to_string(),
             ],
         )
     }

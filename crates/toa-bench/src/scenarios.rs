@@ -4,7 +4,9 @@
 use crate::load::RrResult;
 use crate::peers::{ClientIp, Service, Target};
 use crate::procfs::{cpu_secs, rss_bytes};
+use crate::profile::{self, Profile};
 use crate::run::Bench;
+use std::path::Path;
 use std::time::Duration;
 
 /// Scenario names as stored in the raw results and used by the report.
@@ -27,6 +29,8 @@ pub const DIRECT_RATE: &str = "direct, c16";
 pub const PROXIED_RATE: &str = "via toa proxy (TOA), c16";
 pub const GETPEERNAME: &str = "getpeername";
 
+/// Minimum load duration of a profiled run.
+const PROFILE_MS: u64 = 2_000;
 /// Concurrency of the origin-cost rate cases and of the TTFB scenario's rate.
 const ORIGIN_CONCURRENCY: usize = 16;
 
@@ -53,6 +57,48 @@ fn rr_values(r: &RrResult) -> Vec<(&'static str, f64)> {
 }
 
 impl Bench {
+    /// One extra short-connection (c64) and bulk (8 streams) run per proxy under
+    /// `perf record`; not counted in any figure.
+    pub fn profiles(&mut self, dir: &Path) -> anyhow::Result<Vec<Profile>> {
+        let mut out = Vec::new();
+        if !profile::available() {
+            self.notes.push("No CPU profiles: `perf record -e cpu-clock` does not work here (install linux-perf).".into());
+            return Ok(out);
+        }
+        // Long enough for a few thousand samples whatever the round settings.
+        let load_ms = self.settings.rr_ms.max(PROFILE_MS);
+        for t in [Target::Toa, Target::Haproxy, Target::Nginx] {
+            let Some(peer) = self.peers.get(&t) else {
+                continue;
+            };
+            let pids = peer.pids();
+            for case in ["c64", "8 streams"] {
+                let slug = format!("{}-{}", t.name(), case)
+                    .replace(' ', "-")
+                    .to_lowercase();
+                let file = dir.join(format!("perf-{slug}.data"));
+                let recording = profile::start(&pids, &file, load_ms.div_ceil(1000) + 1)?;
+                // perf attaches asynchronously; start the load once it is sampling.
+                std::thread::sleep(Duration::from_millis(300));
+                if case == "c64" {
+                    self.rr_for(t, Service::Respond, ClientIp::Off, 64, load_ms)?;
+                } else {
+                    self.bulk_for(t, 8, load_ms)?;
+                }
+                let top = recording.finish()?;
+                let _ = std::fs::remove_file(&file);
+                std::fs::write(dir.join(format!("perf-{slug}.txt")), top.join("\n") + "\n")?;
+                out.push(Profile {
+                    target: t.name().into(),
+                    case: case.into(),
+                    top,
+                    file: format!("perf-{slug}.txt"),
+                });
+            }
+        }
+        Ok(out)
+    }
+
     pub fn round(&mut self, round: usize) -> anyhow::Result<()> {
         self.set_origin_toa(false)?;
         self.rate(round)?;
