@@ -20,6 +20,17 @@ pub struct Profile {
     /// `perf report` lines: share of samples, command, object, symbol.
     pub top: Vec<String>,
     pub file: String,
+    /// Share of samples per object (kernel, the proxy binary, libc, ...).
+    #[serde(default)]
+    pub objects: Vec<String>,
+    /// System calls and context switches during the run, per unit of work
+    /// (per connection for short connections, per MB for bulk).
+    #[serde(default)]
+    pub syscalls_per_unit: f64,
+    #[serde(default)]
+    pub switches_per_unit: f64,
+    #[serde(default)]
+    pub unit: String,
 }
 
 /// Whether `perf record` works here (installed, permitted).
@@ -42,59 +53,89 @@ pub fn available() -> bool {
 }
 
 pub struct Recording {
-    child: Child,
+    record: Child,
+    stat: Child,
     file: PathBuf,
+    stat_file: PathBuf,
 }
 
-/// Samples `pids` (all their threads) for `secs` seconds into `file`.
+/// What a recording found.
+pub struct Findings {
+    pub top: Vec<String>,
+    pub objects: Vec<String>,
+    pub syscalls: u64,
+    pub switches: u64,
+}
+
+/// Samples `pids` (all their threads) for `secs` seconds into `file`, and
+/// counts their system calls and context switches alongside.
 pub fn start(pids: &BTreeSet<u32>, file: &Path, secs: u64) -> anyhow::Result<Recording> {
     let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
-    let child = Command::new("perf")
-        .args([
-            "record",
-            "-q",
-            "-e",
-            "cpu-clock",
-            "-F",
-            FREQUENCY,
-            "-p",
-            &pids.join(","),
-        ])
-        .arg("-o")
-        .arg(file)
-        .args(["--", "sleep", &secs.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
+    let pids = pids.join(",");
+    let secs = secs.to_string();
+    let stat_file = file.with_extension("stat");
+    let perf = |args: &[&str], out: &Path| {
+        Command::new("perf")
+            .args(args)
+            .args(["-p", &pids, "-o"])
+            .arg(out)
+            .args(["--", "sleep", &secs])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+    };
+    let events = "raw_syscalls:sys_enter,context-switches";
     Ok(Recording {
-        child,
+        record: perf(&["record", "-q", "-e", "cpu-clock", "-F", FREQUENCY], file)?,
+        stat: perf(&["stat", "-x,", "-e", events], &stat_file)?,
         file: file.to_path_buf(),
+        stat_file,
     })
 }
 
 impl Recording {
-    /// Waits for the recording to end and returns the top symbols by self time.
-    pub fn finish(mut self) -> anyhow::Result<Vec<String>> {
-        self.child.wait()?;
-        let out = Command::new("perf")
-            .args([
-                "report",
-                "--stdio",
-                "--no-children",
-                "--sort",
-                "comm,dso,sym",
-                "--percent-limit",
-                "0.5",
-                "-i",
-            ])
-            .arg(&self.file)
-            .stderr(Stdio::null())
-            .output()?;
-        Ok(String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-            .take(TOP_SYMBOLS)
-            .map(|l| l.trim_end().to_string())
-            .collect())
+    /// Waits for the recording to end and reads it: top symbols by self time,
+    /// shares per object, and the system call and context switch counts.
+    pub fn finish(mut self) -> anyhow::Result<Findings> {
+        self.record.wait()?;
+        self.stat.wait()?;
+        let report = |sort: &str| -> anyhow::Result<Vec<String>> {
+            let out = Command::new("perf")
+                .args([
+                    "report",
+                    "--stdio",
+                    "--no-children",
+                    "--sort",
+                    sort,
+                    "--percent-limit",
+                    "0.5",
+                    "-i",
+                ])
+                .arg(&self.file)
+                .stderr(Stdio::null())
+                .output()?;
+            Ok(String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+                .take(TOP_SYMBOLS)
+                .map(|l| l.trim_end().to_string())
+                .collect())
+        };
+        let stat = std::fs::read_to_string(&self.stat_file).unwrap_or_default();
+        let count = |event: &str| {
+            stat.lines()
+                .find(|l| l.split(',').nth(2) == Some(event))
+                .and_then(|l| l.split(',').next()?.parse().ok())
+                .unwrap_or(0)
+        };
+        let findings = Findings {
+            top: report("comm,dso,sym")?,
+            objects: report("dso")?,
+            syscalls: count("raw_syscalls:sys_enter"),
+            switches: count("context-switches"),
+        };
+        let _ = std::fs::remove_file(&self.file);
+        let _ = std::fs::remove_file(&self.stat_file);
+        Ok(findings)
     }
 }

@@ -287,7 +287,7 @@ fn scenarios(md: &mut String, run: &Run, dir: &Path, rel: &str) -> anyhow::Resul
         heading: "1. Connection rate",
         intro: "Short connections: connect, 64-byte request, 64-byte response, close; `cN` is the number of concurrent clients. Latency is from connect to the response.",
         cases: &[],
-        tables: &[("conn_per_s", "Connections per second", 0), ("p50_us", "Latency p50, µs", 0), ("p99_us", "Latency p99, µs", 0), ("p999_us", "Latency p99.9, µs", 0)],
+        tables: &[("conn_per_s", "Connections per second", 0), ("p50_us", "Latency p50, µs", 0), ("p99_us", "Latency p99, µs", 0), ("p999_us", "Latency p99.9, µs", 0), ("cpu_us_per_conn", "Proxy CPU µs per connection (user+system of its processes; 10 ms clock ticks)", 1)],
         charts: &[("rate.png", "Connection rate (higher is better)", "connections/s", "conn_per_s"), ("latency-p99.png", "Latency p99 (lower is better)", "µs", "p99_us")],
     }
     .write(md, run, dir, rel)?;

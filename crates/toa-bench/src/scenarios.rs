@@ -80,19 +80,25 @@ impl Bench {
                 let recording = profile::start(&pids, &file, load_ms.div_ceil(1000) + 1)?;
                 // perf attaches asynchronously; start the load once it is sampling.
                 std::thread::sleep(Duration::from_millis(300));
-                if case == "c64" {
-                    self.rr_for(t, Service::Respond, ClientIp::Off, 64, load_ms)?;
+                let (units, unit) = if case == "c64" {
+                    let r = self.rr_for(t, Service::Respond, ClientIp::Off, 64, load_ms)?;
+                    (r.connections as f64, "connection")
                 } else {
-                    self.bulk_for(t, 8, load_ms)?;
-                }
-                let top = recording.finish()?;
-                let _ = std::fs::remove_file(&file);
-                std::fs::write(dir.join(format!("perf-{slug}.txt")), top.join("\n") + "\n")?;
+                    let r = self.bulk_for(t, 8, load_ms)?;
+                    (r.bytes as f64 / 1e6, "MB")
+                };
+                let found = recording.finish()?;
+                let text = format!("{}\n\n{}\n", found.objects.join("\n"), found.top.join("\n"));
+                std::fs::write(dir.join(format!("perf-{slug}.txt")), text)?;
                 out.push(Profile {
                     target: t.name().into(),
                     case: case.into(),
-                    top,
+                    top: found.top,
                     file: format!("perf-{slug}.txt"),
+                    objects: found.objects,
+                    syscalls_per_unit: found.syscalls as f64 / units.max(1.0),
+                    switches_per_unit: found.switches as f64 / units.max(1.0),
+                    unit: unit.into(),
                 });
             }
         }
@@ -119,14 +125,24 @@ impl Bench {
     fn rate(&mut self, round: usize) -> anyhow::Result<()> {
         for c in self.settings.concurrencies.clone() {
             for t in self.order(round) {
+                let pids = self.peers.get(&t).map(|p| p.pids());
+                let cpu0 = pids.as_ref().map(cpu_secs);
                 let r = self.rr(t, Service::Respond, ClientIp::Off, c)?;
-                self.push(RATE, t.name(), &case_c(c), round, &rr_values(&r));
+                let cpu1 = pids.as_ref().map(cpu_secs);
+                let mut values = rr_values(&r);
+                if let (Some(a), Some(b)) = (cpu0, cpu1) {
+                    values.push((
+                        "cpu_us_per_conn",
+                        (b - a) * 1e6 / r.connections.max(1) as f64,
+                    ));
+                }
+                self.push(RATE, t.name(), &case_c(c), round, &values);
             }
         }
         Ok(())
     }
 
-    /// Scenario 2: Bulk upload; the proxy's CPU is read from its cgroup around the transfer.
+    /// Scenario 2: Bulk upload; the proxy's CPU is read from /proc around the transfer.
     fn bulk_throughput(&mut self, round: usize) -> anyhow::Result<()> {
         for n in self.settings.streams.clone() {
             for t in self.order(round) {
