@@ -393,6 +393,29 @@ fn profiles(md: &mut String, run: &Run, rel: &str) -> anyhow::Result<()> {
         md,
         "## CPU profiles\n\nOne extra run per case under `perf record -e cpu-clock -F 997` on the proxy's processes (not counted in any figure). Self time by command, object and symbol; `[k]` is kernel, `[.]` user space.\n"
     )?;
+    writeln!(
+        md,
+        "| Proxy | Case | System calls | Context switches | Samples by object |\n|---|---|---|---|---|"
+    )?;
+    for p in &run.profiles {
+        let objects: Vec<String> = p
+            .objects
+            .iter()
+            .take(3)
+            .map(|o| o.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        writeln!(
+            md,
+            "| {} | {} | {:.1} per {u} | {:.2} per {u} | {} |",
+            p.target,
+            p.case,
+            p.syscalls_per_unit,
+            p.switches_per_unit,
+            objects.join(", "),
+            u = p.unit
+        )?;
+    }
+    writeln!(md)?;
     for p in &run.profiles {
         writeln!(
             md,
