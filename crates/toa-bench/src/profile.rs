@@ -31,6 +31,9 @@ pub struct Profile {
     pub switches_per_unit: f64,
     #[serde(default)]
     pub unit: String,
+    /// The most frequent system calls, per unit, from a separate traced run.
+    #[serde(default)]
+    pub syscall_mix: Vec<(String, f64)>,
 }
 
 /// Whether `perf record` works here (installed, permitted).
@@ -137,5 +140,56 @@ impl Recording {
         let _ = std::fs::remove_file(&self.file);
         let _ = std::fs::remove_file(&self.stat_file);
         Ok(findings)
+    }
+}
+
+/// Counts each system call `pids` make for `secs` seconds (`perf trace -s`).
+/// Tracing every call slows the proxy down, so it gets a run of its own.
+pub fn trace(pids: &BTreeSet<u32>, file: &Path, secs: u64) -> anyhow::Result<Child> {
+    let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
+    Ok(Command::new("perf")
+        .args(["trace", "-s", "-p", &pids.join(","), "-o"])
+        .arg(file)
+        .args(["--", "sleep", &secs.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?)
+}
+
+/// Calls per system call name, summed over the threads of a `perf trace -s`
+/// summary, most frequent first; the `sleep` that times the trace is left out.
+pub fn syscall_counts(summary: &str) -> Vec<(String, u64)> {
+    let mut counts = std::collections::BTreeMap::<String, u64>::new();
+    let mut in_timer = false;
+    for line in summary.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if line.contains(" events, ") {
+            in_timer = fields.first() == Some(&"sleep");
+            continue;
+        }
+        if let [name, calls, errors, ..] = fields[..]
+            && !in_timer
+            && errors.parse::<u64>().is_ok()
+            && let Ok(calls) = calls.parse::<u64>()
+        {
+            *counts.entry(name.to_string()).or_default() += calls;
+        }
+    }
+    let mut v: Vec<_> = counts.into_iter().collect();
+    v.sort_by_key(|(_, calls)| std::cmp::Reverse(*calls));
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syscall_counts_sum_threads_and_skip_the_timer() {
+        let summary = "\n Summary of events:\n\n toa (10), 9 events, 50.0%\n\n   syscall            calls  errors  total\n   --------------- --------  ------ --------\n   accept4                3      1     0.1\n   splice                 2      0     0.1\n\n toa (11), 4 events, 40.0%\n\n   accept4                2      0     0.1\n\n sleep (12), 3 events, 10.0%\n\n   nanosleep              1      0     1000.0\n";
+        assert_eq!(
+            syscall_counts(summary),
+            vec![("accept4".to_string(), 5), ("splice".to_string(), 2)]
+        );
     }
 }

@@ -416,6 +416,26 @@ fn profiles(md: &mut String, run: &Run, rel: &str) -> anyhow::Result<()> {
         )?;
     }
     writeln!(md)?;
+    let mixes: Vec<_> = run
+        .profiles
+        .iter()
+        .filter(|p| !p.syscall_mix.is_empty())
+        .collect();
+    if !mixes.is_empty() {
+        writeln!(
+            md,
+            "System calls per short connection (c64, from a separate `perf trace -s` run; tracing slows the proxy, so only the counts are used):\n"
+        )?;
+        for p in mixes {
+            let mix: Vec<String> = p
+                .syscall_mix
+                .iter()
+                .map(|(n, c)| format!("{n} {c:.2}"))
+                .collect();
+            writeln!(md, "- **{}**: {}", p.target, mix.join(", "))?;
+        }
+        writeln!(md)?;
+    }
     for p in &run.profiles {
         writeln!(
             md,

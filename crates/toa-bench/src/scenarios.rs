@@ -29,6 +29,8 @@ pub const DIRECT_RATE: &str = "direct, c16";
 pub const PROXIED_RATE: &str = "via toa proxy (TOA), c16";
 pub const GETPEERNAME: &str = "getpeername";
 
+/// System calls listed per proxy in the report's profile table.
+const SYSCALL_MIX_LEN: usize = 8;
 /// Minimum load duration of a profiled run.
 const PROFILE_MS: u64 = 2_000;
 /// Concurrency of the origin-cost rate cases and of the TTFB scenario's rate.
@@ -88,6 +90,11 @@ impl Bench {
                     (r.bytes as f64 / 1e6, "MB")
                 };
                 let found = recording.finish()?;
+                let syscall_mix = if case == "c64" {
+                    self.syscall_mix(t, dir, load_ms)?
+                } else {
+                    Vec::new()
+                };
                 let text = format!("{}\n\n{}\n", found.objects.join("\n"), found.top.join("\n"));
                 std::fs::write(dir.join(format!("perf-{slug}.txt")), text)?;
                 out.push(Profile {
@@ -99,10 +106,34 @@ impl Bench {
                     syscalls_per_unit: found.syscalls as f64 / units.max(1.0),
                     switches_per_unit: found.switches as f64 / units.max(1.0),
                     unit: unit.into(),
+                    syscall_mix,
                 });
             }
         }
         Ok(out)
+    }
+
+    /// The most frequent system calls per short connection (c64), from a
+    /// `perf trace` run of its own.
+    fn syscall_mix(
+        &mut self,
+        t: Target,
+        dir: &Path,
+        load_ms: u64,
+    ) -> anyhow::Result<Vec<(String, f64)>> {
+        let pids = self.peers[&t].pids();
+        let file = dir.join("perf-trace.txt");
+        let mut tracer = profile::trace(&pids, &file, load_ms.div_ceil(1000) + 1)?;
+        std::thread::sleep(Duration::from_millis(300));
+        let r = self.rr_for(t, Service::Respond, ClientIp::Off, 64, load_ms)?;
+        tracer.wait()?;
+        let summary = std::fs::read_to_string(&file).unwrap_or_default();
+        let _ = std::fs::remove_file(&file);
+        Ok(profile::syscall_counts(&summary)
+            .into_iter()
+            .take(SYSCALL_MIX_LEN)
+            .map(|(name, calls)| (name, calls as f64 / r.connections.max(1) as f64))
+            .collect())
     }
 
     pub fn round(&mut self, round: usize) -> anyhow::Result<()> {
