@@ -21,9 +21,7 @@ pub use topology::{Topology, addr};
 
 use std::path::PathBuf;
 
-/// Where labs mount cgroup2: outside /sys, because `ip netns exec` remounts
-/// /sys and would hide a cgroup2 mounted below it.
-pub const CGROUP2_ROOT: &str = "/run/toa/cgroup2";
+pub use toa_loader::CGROUP2_ROOT;
 
 /// Whether this process can build labs (root, network namespaces, BPF).
 ///
@@ -78,27 +76,10 @@ pub fn artifact(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-/// Mounts cgroup2 at [`CGROUP2_ROOT`] unless it is already there.
+/// The cgroup2 mount labs make their cgroups in: the same one `toa origin`
+/// and `toa proxy` use, mounted on demand.
 pub fn ensure_cgroup2() -> anyhow::Result<PathBuf> {
-    let root = PathBuf::from(CGROUP2_ROOT);
-    if root.join("cgroup.procs").exists() && is_cgroup2(&root) {
-        return Ok(root);
-    }
-    std::fs::create_dir_all(&root)?;
-    run_host(&["mount", "-t", "cgroup2", "none", CGROUP2_ROOT])?;
-    Ok(root)
-}
-
-fn is_cgroup2(path: &std::path::Path) -> bool {
-    const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
-        return false;
-    };
-    // SAFETY: statfs writes into the zeroed struct we own; c is NUL-terminated.
-    unsafe {
-        let mut st: libc::statfs = std::mem::zeroed();
-        libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as i64 == CGROUP2_SUPER_MAGIC
-    }
+    Ok(toa_loader::cgroup2_root()?)
 }
 
 /// Runs a command in the host namespaces; Err carries its stderr.

@@ -1,14 +1,32 @@
 //! The `toa` command line: parses arguments and hands each subcommand to its
 //! library crate. Subcommands live one per file under `cmd/`.
 
-use clap::Parser;
+mod cmd {
+    pub mod doctor;
+    pub mod origin;
+}
+
+use clap::{Parser, Subcommand};
 
 /// Pass a TCP/UDP client's real address across a layer-4 proxy to the origin.
 #[derive(Parser)]
 #[command(name = "toa", version, about, long_about = None)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check whether this host can run toa, and what is attached.
+    Doctor(cmd::doctor::DoctorArgs),
+    /// The TOA receiver on origin servers (eBPF, replaces toa.ko).
+    Origin(cmd::origin::OriginArgs),
+}
 
 fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
-    Ok(())
+    match Cli::parse().command {
+        Command::Doctor(args) => cmd::doctor::run(args),
+        Command::Origin(args) => cmd::origin::run(args),
+    }
 }

@@ -1,0 +1,34 @@
+//! A Rust TCP server reporting its clients the three ways a Rust program can
+//! ask: std's `peer_addr()`, `toa::peer_addr` (the TOA lookup) and
+//! `toa::client_addr` (lookup, else getpeername). The e2e test runs it behind a
+//! TOA relay.
+//!
+//! Usage: `toa-peer LISTEN COUNT`, e.g. `toa-peer 0.0.0.0:8000 1`. Prints
+//! `listening ADDR`, then per connection:
+//! `std ADDR`, `toa::peer_addr ADDR|none|error ERRNO`, `toa::client_addr ADDR`.
+
+use std::net::TcpListener;
+
+fn main() -> std::io::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some(listen), Some(count)) = (
+        args.get(1),
+        args.get(2).and_then(|c| c.parse::<usize>().ok()),
+    ) else {
+        eprintln!("usage: toa-peer LISTEN COUNT");
+        std::process::exit(2);
+    };
+    let listener = TcpListener::bind(listen)?;
+    println!("listening {}", listener.local_addr()?);
+    for _ in 0..count {
+        let (stream, _) = listener.accept()?;
+        println!("std {}", stream.peer_addr()?);
+        match toa::peer_addr(&stream) {
+            Ok(Some(client)) => println!("toa::peer_addr {client}"),
+            Ok(None) => println!("toa::peer_addr none"),
+            Err(err) => println!("toa::peer_addr error {}", err.raw_os_error().unwrap_or(0)),
+        }
+        println!("toa::client_addr {}", toa::client_addr(&stream)?);
+    }
+    Ok(())
+}

@@ -1,0 +1,158 @@
+//! The origin receiver's shared definitions: its config, the record kept per
+//! accepted socket, the trusted-proxy key and the `/proc/net/toa_stats` counters.
+
+use crate::ClientAddr;
+
+/// How many option kinds one origin accepts at once (e.g. 254 and 200).
+pub const MAX_KINDS: usize = 4;
+/// Capacity of the trusted-proxy allowlist.
+pub const MAX_TRUST_ENTRIES: u32 = 1024;
+
+/// Program names (the Rust function names in `toa-ebpf`'s origin binary).
+pub const PROG_RECEIVER: &str = "toa_receiver";
+/// See [`PROG_RECEIVER`].
+pub const PROG_GETPEERNAME4: &str = "toa_getpeername4";
+/// See [`PROG_RECEIVER`].
+pub const PROG_GETPEERNAME6: &str = "toa_getpeername6";
+/// See [`PROG_RECEIVER`].
+pub const PROG_LOOKUP: &str = "toa_lookup";
+
+/// Map names (at most 15 bytes: the kernel's object name limit).
+pub const MAP_CONFIG: &str = "TOA_CONFIG";
+/// [`TrustAddr`] prefix → 1: the trusted-proxy allowlist (LPM trie).
+pub const MAP_TRUST: &str = "TOA_TRUST";
+/// sk_storage: accepted socket → [`SocketToa`].
+pub const MAP_SOCKETS: &str = "TOA_SOCKETS";
+/// Per-CPU array of `u64`, indexed by [`Counter`].
+pub const MAP_COUNTERS: &str = "TOA_COUNTERS";
+
+/// Runtime configuration, the single entry of [`MAP_CONFIG`]. Updated in place
+/// by `toa origin load` on an already loaded cgroup.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OriginConfig {
+    /// Accepted option kinds; 0 marks an unused slot (kind 0 is End of Options).
+    pub kinds: [u8; MAX_KINDS],
+    /// 1: only TOAs from sources in [`MAP_TRUST`] are used; 0: every source is trusted.
+    pub trust_enabled: u8,
+    /// Explicit padding (zero).
+    pub _pad: [u8; 3],
+}
+
+impl OriginConfig {
+    /// Whether `kind` is one of the configured kinds.
+    #[inline(always)]
+    pub fn accepts(&self, kind: u8) -> bool {
+        kind != 0
+            && (kind == self.kinds[0]
+                || kind == self.kinds[1]
+                || kind == self.kinds[2]
+                || kind == self.kinds[3])
+    }
+}
+
+/// The TOA was used: getpeername/accept and the lookup report the client.
+pub const STATUS_TRUSTED: u8 = 1;
+/// The TOA came from a source outside the allowlist and is ignored.
+pub const STATUS_UNTRUSTED: u8 = 2;
+
+/// What the receiver stored for one accepted socket (sk_storage value).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SocketToa {
+    /// The address carried by the option.
+    pub client: ClientAddr,
+    /// [`STATUS_TRUSTED`] or [`STATUS_UNTRUSTED`].
+    pub status: u8,
+    /// Explicit padding (zero).
+    pub _pad: [u8; 3],
+}
+
+/// Data part of the allowlist's LPM trie key (the key is aya's
+/// `lpm_trie::Key<TrustAddr>`: a `u32` prefix length, then this). IPv4
+/// networks are stored v4-mapped (`::ffff:a.b.c.d/(96 + len)`), so one trie
+/// serves both families and a proxy that reached a dual-stack listener over
+/// IPv4 matches its IPv4 entry. The value is always 1.
+pub type TrustAddr = [u8; 16];
+
+/// The origin's per-CPU counters, one row each in `toa origin stats`. The
+/// first eight keep toa.ko's `/proc/net/toa_stats` names and order.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// Handshake completed with a usable TOA (ACK or saved SYN); address stored.
+    SynRecvSockToa = 0,
+    /// Handshake completed without any TOA of a configured kind; socket left alone.
+    SynRecvSockNoToa,
+    /// getpeername/accept rewritten to the client address.
+    GetnameToaOk,
+    /// getpeername on an AF_INET socket whose TOA is IPv6: address left unchanged
+    /// (the family cannot change; use the getsockopt lookup).
+    GetnameToaMismatch,
+    /// getpeername on a socket whose TOA was ignored as untrusted: left unchanged.
+    GetnameToaBypass,
+    /// getpeername on a socket without TOA: left unchanged.
+    GetnameToaEmpty,
+    /// Per-socket address records created (one per socket with a TOA).
+    Ip6AddressAlloc,
+    /// Per-socket address records released when the socket reached TCP_CLOSE.
+    Ip6AddressFree,
+    /// TOA from a source outside the `--trust` allowlist, ignored (anti-spoofing).
+    SynRecvSockUntrusted,
+    /// A TOA was found but no per-socket record could be allocated (no memory): ignored.
+    SynRecvSockNoMem,
+    /// getsockopt(IPPROTO_IP, 4096) answered with the client address.
+    LookupToaOk,
+    /// getsockopt(IPPROTO_IP, 4096) on a socket without (trusted) TOA: ENOENT.
+    LookupToaEmpty,
+    /// getsockopt(IPPROTO_IP, 4096) with a buffer under 18 bytes: EINVAL.
+    LookupShortBuffer,
+    /// Number of counters; sizes the per-CPU array.
+    COUNT,
+}
+
+impl Counter {
+    /// Every counter, in row order.
+    pub const ALL: [Counter; Counter::COUNT as usize] = [
+        Counter::SynRecvSockToa,
+        Counter::SynRecvSockNoToa,
+        Counter::GetnameToaOk,
+        Counter::GetnameToaMismatch,
+        Counter::GetnameToaBypass,
+        Counter::GetnameToaEmpty,
+        Counter::Ip6AddressAlloc,
+        Counter::Ip6AddressFree,
+        Counter::SynRecvSockUntrusted,
+        Counter::SynRecvSockNoMem,
+        Counter::LookupToaOk,
+        Counter::LookupToaEmpty,
+        Counter::LookupShortBuffer,
+    ];
+
+    /// The row name in `toa origin stats` (toa.ko's names for the first eight).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Counter::SynRecvSockToa => "syn_recv_sock_toa",
+            Counter::SynRecvSockNoToa => "syn_recv_sock_no_toa",
+            Counter::GetnameToaOk => "getname_toa_ok",
+            Counter::GetnameToaMismatch => "getname_toa_mismatch",
+            Counter::GetnameToaBypass => "getname_toa_bypass",
+            Counter::GetnameToaEmpty => "getname_toa_empty",
+            Counter::Ip6AddressAlloc => "ip6_address_alloc",
+            Counter::Ip6AddressFree => "ip6_address_free",
+            Counter::SynRecvSockUntrusted => "syn_recv_sock_untrusted",
+            Counter::SynRecvSockNoMem => "syn_recv_sock_nomem",
+            Counter::LookupToaOk => "lookup_toa_ok",
+            Counter::LookupToaEmpty => "lookup_toa_empty",
+            Counter::LookupShortBuffer => "lookup_short_buffer",
+            Counter::COUNT => "count",
+        }
+    }
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY (both): repr(C), Copy, plain data, padding explicit.
+    unsafe impl aya::Pod for super::OriginConfig {}
+    unsafe impl aya::Pod for super::SocketToa {}
+}

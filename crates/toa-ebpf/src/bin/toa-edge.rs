@@ -1,0 +1,192 @@
+//! The edge writer (sock_ops): puts the registered client's address into a TOA
+//! option on the upstream connection's SYN (and its retransmits), on the
+//! handshake ACK and on data packets until the origin's first packet after
+//! the handshake arrives, which survives the loss of the handshake ACK.
+//!
+//! The proxy registers each upstream socket in `TOA_EDGE_CLIENT` (sk_storage)
+//! between socket() and connect(); unregistered sockets are never touched. A
+//! packet without room for the option (-ENOSPC) goes out without it and is
+//! counted: the connection always keeps working.
+#![no_std]
+#![no_main]
+
+use aya_ebpf::{
+    bindings::{
+        BPF_SOCK_OPS_HDR_OPT_LEN_CB, BPF_SOCK_OPS_PARSE_ALL_HDR_OPT_CB_FLAG,
+        BPF_SOCK_OPS_PARSE_HDR_OPT_CB, BPF_SOCK_OPS_TCP_CONNECT_CB, BPF_SOCK_OPS_WRITE_HDR_OPT_CB,
+        BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG,
+    },
+    btf_maps::{Array, PerCpuArray, SkStorage},
+    helpers::generated::{bpf_reserve_hdr_opt, bpf_store_hdr_opt},
+    macros::{btf_map, sock_ops},
+    programs::SockOpsContext,
+};
+use toa_common::{
+    FAMILY_V4, OPTION_LEN_V4, OPTION_LEN_V6,
+    edge::{EdgeClient, EdgeConfig, EdgeCounter},
+};
+use toa_ebpf::{
+    bump,
+    kernel::{BPF_WRITE_HDR_TCP_CURRENT_MSS, sock_ops_sk},
+    stored,
+};
+
+#[btf_map]
+static TOA_EDGE_CLIENT: SkStorage<EdgeClient> = SkStorage::new();
+
+#[btf_map]
+static TOA_EDGE_CONFIG: Array<EdgeConfig, 1> = Array::new();
+
+#[btf_map]
+static TOA_EDGE_STATS: PerCpuArray<u64, { EdgeCounter::COUNT as usize }> = PerCpuArray::new();
+
+/// The callbacks that stay on while the option is being written.
+const WRITING_FLAGS: u32 =
+    BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG | BPF_SOCK_OPS_PARSE_ALL_HDR_OPT_CB_FLAG;
+
+#[inline(always)]
+fn count(counter: EdgeCounter) {
+    bump(&TOA_EDGE_STATS, counter as u32);
+}
+
+#[sock_ops]
+pub fn toa_writer(ctx: SockOpsContext) -> u32 {
+    let _ = try_toa_writer(&ctx);
+    1
+}
+
+fn try_toa_writer(ctx: &SockOpsContext) -> Result<(), i64> {
+    match ctx.op() {
+        BPF_SOCK_OPS_TCP_CONNECT_CB => on_connect(ctx),
+        BPF_SOCK_OPS_HDR_OPT_LEN_CB => reserve(ctx),
+        BPF_SOCK_OPS_WRITE_HDR_OPT_CB => write(ctx),
+        BPF_SOCK_OPS_PARSE_HDR_OPT_CB => stop_writing(ctx),
+        _ => Ok(()),
+    }
+}
+
+/// The client registered for this socket, if any.
+#[inline(always)]
+fn registered_client(ctx: &SockOpsContext) -> Option<EdgeClient> {
+    stored(&TOA_EDGE_CLIENT, sock_ops_sk(ctx.ops)?)
+}
+
+#[inline(always)]
+fn option_len(client: &EdgeClient) -> u8 {
+    if client.family == FAMILY_V4 {
+        OPTION_LEN_V4
+    } else {
+        OPTION_LEN_V6
+    }
+}
+
+/// connect() runs before the SYN is built: switch writing on for registered sockets.
+fn on_connect(ctx: &SockOpsContext) -> Result<(), i64> {
+    if registered_client(ctx).is_none() {
+        count(EdgeCounter::ConnectUnregistered);
+        return Ok(());
+    }
+    match ctx.set_cb_flags((ctx.cb_flags() | WRITING_FLAGS) as i32) {
+        Ok(()) => {
+            count(EdgeCounter::ConnectRegistered);
+            Ok(())
+        }
+        Err(err) => {
+            count(EdgeCounter::FlagsFailed);
+            Err(err.into())
+        }
+    }
+}
+
+/// Room for the option, on every packet while writing is on, and during the
+/// kernel's MSS sizing (no packet) so full-sized data segments still fit.
+fn reserve(ctx: &SockOpsContext) -> Result<(), i64> {
+    let Some(client) = registered_client(ctx) else {
+        return Ok(());
+    };
+    // SAFETY: valid sock_ops context in HDR_OPT_LEN_CB.
+    let ret = unsafe { bpf_reserve_hdr_opt(ctx.ops, option_len(&client).into(), 0) };
+    let sizing_only = ctx.arg(0) & BPF_WRITE_HDR_TCP_CURRENT_MSS != 0;
+    if ret != 0 && !sizing_only {
+        count(EdgeCounter::ReserveFailed);
+    }
+    Ok(())
+}
+
+fn write(ctx: &SockOpsContext) -> Result<(), i64> {
+    let Some(client) = registered_client(ctx) else {
+        return Ok(());
+    };
+    let kind = TOA_EDGE_CONFIG
+        .get(0)
+        .map_or(toa_common::DEFAULT_KIND, |c| c.kind);
+    let port = client.port_be.to_ne_bytes();
+    let a = client.addr;
+    // SAFETY (both stores): valid context in WRITE_HDR_OPT_CB and a stack
+    // buffer of exactly the stored length. A store without a matching reserve
+    // (reserve failed) returns an error, counted below.
+    let ret = if client.family == FAMILY_V4 {
+        let opt: [u8; 8] = [
+            kind,
+            OPTION_LEN_V4,
+            port[0],
+            port[1],
+            a[12],
+            a[13],
+            a[14],
+            a[15],
+        ];
+        unsafe { bpf_store_hdr_opt(ctx.ops, opt.as_ptr().cast(), 8, 0) }
+    } else {
+        let opt: [u8; 20] = [
+            kind,
+            OPTION_LEN_V6,
+            port[0],
+            port[1],
+            a[0],
+            a[1],
+            a[2],
+            a[3],
+            a[4],
+            a[5],
+            a[6],
+            a[7],
+            a[8],
+            a[9],
+            a[10],
+            a[11],
+            a[12],
+            a[13],
+            a[14],
+            a[15],
+        ];
+        unsafe { bpf_store_hdr_opt(ctx.ops, opt.as_ptr().cast(), 20, 0) }
+    };
+    count(if ret == 0 {
+        EdgeCounter::OptionsWritten
+    } else {
+        EdgeCounter::StoreFailed
+    });
+    Ok(())
+}
+
+/// The origin's first packet after the handshake proves it has the
+/// handshake ACK (and with it the option): stop writing.
+fn stop_writing(ctx: &SockOpsContext) -> Result<(), i64> {
+    if ctx.cb_flags() & BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG == 0 {
+        return Ok(());
+    }
+    ctx.set_cb_flags((ctx.cb_flags() & !WRITING_FLAGS) as i32)?;
+    count(EdgeCounter::WritingStopped);
+    Ok(())
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

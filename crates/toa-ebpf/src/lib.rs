@@ -1,0 +1,46 @@
+//! Code shared by toa's kernel programs: the packet-memory TCP header reader, address helpers
+//! and kernel constants missing from `aya_ebpf::bindings`.
+//!
+//! The programs themselves are the binaries: `toa-origin` (receiver,
+//! getpeername rewrite, getsockopt lookup) and `toa-edge` (option writer).
+//! Their maps and counter ids come from `toa-common`; `toa-loader` loads them.
+#![no_std]
+
+pub mod kernel;
+pub mod packet;
+
+use aya_ebpf::{
+    bindings::bpf_sock,
+    btf_maps::{PerCpuArray, SkStorage},
+    helpers::generated::bpf_sk_storage_get,
+};
+use core::ptr;
+
+/// Adds one to counter `index` of a per-CPU counter array.
+#[inline(always)]
+pub fn bump<const N: usize>(counters: &PerCpuArray<u64, N>, index: u32) {
+    if let Some(value) = counters.get_ptr_mut(index) {
+        // SAFETY: this CPU's slot; programs on one CPU do not run concurrently.
+        unsafe { *value += 1 };
+    }
+}
+
+/// The address of a map definition, as the map helpers take it.
+#[inline(always)]
+pub fn map_ptr<M>(map: &M) -> *mut core::ffi::c_void {
+    ptr::from_ref(map).cast_mut().cast()
+}
+
+/// A copy of `sk`'s value in an sk_storage map, if it has one.
+#[inline(always)]
+pub fn stored<T: Copy>(map: &SkStorage<T>, sk: *mut bpf_sock) -> Option<T> {
+    // SAFETY: `sk` is a socket pointer from the program context; without the
+    // create flag the helper only looks up, and null means "no value".
+    let value = unsafe { bpf_sk_storage_get(map_ptr(map), sk.cast(), ptr::null_mut(), 0) };
+    if value.is_null() {
+        None
+    } else {
+        // SAFETY: non-null storage holding a T.
+        Some(unsafe { *(value as *const T) })
+    }
+}

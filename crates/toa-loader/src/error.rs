@@ -1,0 +1,112 @@
+//! The loader's one error type: each variant is a one-line message that says
+//! what is missing and how to fix it.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while loading, attaching, pinning, querying or
+/// unloading toa's programs.
+#[derive(Debug, thiserror::Error)]
+pub enum LoaderError {
+    #[error(
+        "permission denied: loading eBPF needs root (or CAP_BPF and CAP_NET_ADMIN); run with sudo"
+    )]
+    NotPrivileged,
+    #[error(
+        "kernel {found} is too old: toa needs Linux >= 5.10 (TCP header options for BPF); upgrade the kernel"
+    )]
+    KernelTooOld { found: String },
+    #[error(
+        "kernel has no BTF (/sys/kernel/btf/vmlinux is missing): use a kernel built with CONFIG_DEBUG_INFO_BTF=y"
+    )]
+    NoBtf,
+    #[error(
+        "BPF is disabled in this kernel ({reason}): enable CONFIG_BPF_SYSCALL and CONFIG_CGROUP_BPF"
+    )]
+    BpfDisabled { reason: String },
+    #[error("{} is not a cgroup2 directory: pass a directory of a cgroup v2 mount, e.g. /run/toa/cgroup2/<name>", path.display())]
+    NotCgroup2 { path: PathBuf },
+    #[error(
+        "toa.ko is loaded (/proc/net/toa_stats exists): unload it first with `rmmod toa`, both would rewrite addresses"
+    )]
+    ToaKoLoaded,
+    #[error("bad trust CIDR {input:?}: {reason} (expected e.g. 198.18.1.0/24 or fd00:1::/64)")]
+    BadCidr { input: String, reason: &'static str },
+    #[error("bad option kind {kind}: {reason}")]
+    BadKind { kind: u8, reason: &'static str },
+    #[error("too many option kinds ({given}): at most {max} can be accepted at once")]
+    TooManyKinds { given: usize, max: usize },
+    #[error("too many trust entries ({given}): at most {max}")]
+    TooManyTrusted { given: usize, max: u32 },
+    #[error("toa origin is not loaded on {}: run `toa origin load --cgroup {}` first", cgroup.display(), cgroup.display())]
+    NotLoaded { cgroup: PathBuf },
+    #[error("cannot mount {fs} at {}: {source}", path.display())]
+    Mount {
+        fs: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("eBPF {action} failed: {source}")]
+    Ebpf {
+        action: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// Shorthand for the loader's results.
+pub type Result<T, E = LoaderError> = std::result::Result<T, E>;
+
+impl LoaderError {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| LoaderError::Io {
+            action,
+            path,
+            source,
+        }
+    }
+
+    /// Wraps an aya error, turning the errno values that mean "no privilege" or
+    /// "no BPF" into their own variants.
+    pub(crate) fn ebpf<E>(action: impl Into<String>) -> impl FnOnce(E) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let action = action.into();
+        move |source| {
+            match root_errno(&source) {
+                Some(libc::EPERM) => return LoaderError::NotPrivileged,
+                Some(libc::ENOSYS) => {
+                    return LoaderError::BpfDisabled {
+                        reason: "bpf() returned ENOSYS".into(),
+                    };
+                }
+                _ => {}
+            }
+            LoaderError::Ebpf {
+                action,
+                source: Box::new(source),
+            }
+        }
+    }
+}
+
+/// The errno at the bottom of an error chain, if any.
+fn root_errno(err: &(dyn std::error::Error + 'static)) -> Option<i32> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return io.raw_os_error();
+        }
+        cur = e.source();
+    }
+    None
+}

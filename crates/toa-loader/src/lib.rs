@@ -1,0 +1,29 @@
+//! The user side of toa's eBPF programs: loads them into the kernel, attaches
+//! them to cgroups, pins them so they outlive the loader, and reads their
+//! counters. The programs themselves are in `crates/toa-ebpf` (built by this
+//! crate's build.rs); the types they share with this crate are in `toa-common`.
+//! The `toa` binary (`toa origin ...`) and the proxy (`toa-proxy`) call this.
+//!
+//! # Layout
+//! - [`Origin`]: the receiver on one cgroup — load/update, unload, status, counters.
+//! - [`EdgeWriter`]: the proxy's option writer on its own cgroup2 child.
+//! - [`OriginCounters`], [`EdgeStats`]: counter snapshots.
+//! - [`cgroup2_root`], [`bpffs_root`], [`preflight`]: host setup and checks.
+//! - [`LoaderError`]: one-line errors that say how to fix the problem.
+
+mod counters;
+mod edge;
+mod error;
+mod origin;
+mod sys;
+mod system;
+mod trust;
+
+pub use counters::{EdgeStats, OriginCounters};
+pub use edge::EdgeWriter;
+pub use error::{LoaderError, Result};
+pub use origin::{AttachedProgram, LoadOutcome, Origin, Settings};
+pub use system::{BPFFS_ROOT, CGROUP2_ROOT, bpffs_root, cgroup2_root, preflight, require_cgroup2};
+pub use toa_common::edge::EdgeCounter;
+pub use toa_common::origin::Counter;
+pub use trust::TrustedNet;

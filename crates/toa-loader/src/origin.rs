@@ -1,0 +1,419 @@
+//! The origin receiver on one cgroup: load, attach and pin (so it outlives the
+//! loading process, like `insmod`), update the config in place, report, and
+//! unload (detach and unpin, nothing left).
+//!
+//! Pins live in `/run/toa/bpffs/origin/cgroup-<inode>/`: one directory per
+//! cgroup, named by the cgroup's inode so every path to it finds the same pins.
+
+use crate::counters::OriginCounters;
+use crate::sys::{AttachType, link_create, obj_pin};
+use crate::system::{bpffs_root, inode, preflight, require_cgroup2};
+use crate::trust::TrustedNet;
+use crate::{LoaderError, Result};
+use aya::maps::lpm_trie::Key;
+use aya::maps::{Array, LpmTrie, Map, MapData};
+use aya::programs::links::{FdLink, PinnedLink};
+use aya::programs::{CgroupSockAddr, CgroupSockopt, SockOps};
+use aya::{Ebpf, include_bytes_aligned};
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use toa_common::origin::{self as shared, MAX_KINDS, MAX_TRUST_ENTRIES, OriginConfig, TrustAddr};
+
+/// The origin programs, built by build.rs.
+static ORIGIN_OBJECT: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/toa-origin"));
+
+/// The programs, in attach order (the receiver first, so no socket is
+/// rewritten before its TOA can be recorded).
+const PROGRAMS: [(&str, AttachType); 4] = [
+    (shared::PROG_RECEIVER, AttachType::SockOps),
+    (shared::PROG_GETPEERNAME4, AttachType::Inet4GetPeername),
+    (shared::PROG_GETPEERNAME6, AttachType::Inet6GetPeername),
+    (shared::PROG_LOOKUP, AttachType::GetSockopt),
+];
+const MAPS: [&str; 4] = [
+    shared::MAP_CONFIG,
+    shared::MAP_TRUST,
+    shared::MAP_SOCKETS,
+    shared::MAP_COUNTERS,
+];
+
+/// What the origin accepts: option kinds and trusted proxy networks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Accepted option kinds (default `[254]`), at most [`MAX_KINDS`].
+    pub kinds: Vec<u8>,
+    /// Trusted proxies; empty means every source is trusted (toa.ko's behaviour).
+    pub trust: Vec<TrustedNet>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            kinds: vec![toa_common::DEFAULT_KIND],
+            trust: Vec::new(),
+        }
+    }
+}
+
+impl Settings {
+    /// The kernel-side config, or the reason these settings are invalid.
+    pub fn to_config(&self) -> Result<OriginConfig> {
+        let mut kinds: Vec<u8> = Vec::new();
+        for &kind in &self.kinds {
+            match kind {
+                0 => {
+                    return Err(LoaderError::BadKind {
+                        kind,
+                        reason: "kind 0 is End of Option List",
+                    });
+                }
+                1 => {
+                    return Err(LoaderError::BadKind {
+                        kind,
+                        reason: "kind 1 is No-Operation",
+                    });
+                }
+                _ if !kinds.contains(&kind) => kinds.push(kind),
+                _ => {}
+            }
+        }
+        if kinds.is_empty() {
+            kinds.push(toa_common::DEFAULT_KIND);
+        }
+        if kinds.len() > MAX_KINDS {
+            return Err(LoaderError::TooManyKinds {
+                given: kinds.len(),
+                max: MAX_KINDS,
+            });
+        }
+        if self.trust.len() > MAX_TRUST_ENTRIES as usize {
+            return Err(LoaderError::TooManyTrusted {
+                given: self.trust.len(),
+                max: MAX_TRUST_ENTRIES,
+            });
+        }
+        let mut config = OriginConfig {
+            trust_enabled: u8::from(!self.trust.is_empty()),
+            ..Default::default()
+        };
+        config.kinds[..kinds.len()].copy_from_slice(&kinds);
+        Ok(config)
+    }
+}
+
+/// What [`Origin::load`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadOutcome {
+    /// Programs were loaded, attached and pinned.
+    Attached,
+    /// Already attached: kinds and trust list were updated in place.
+    Updated,
+}
+
+/// One attached program, as seen through its pinned link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttachedProgram {
+    pub name: &'static str,
+    pub program_id: u32,
+    pub link_id: u32,
+}
+
+/// The origin receiver attached to one cgroup (a handle to its pins).
+#[derive(Debug)]
+pub struct Origin {
+    cgroup: PathBuf,
+    pins: PathBuf,
+}
+
+impl Origin {
+    /// Loads, attaches and pins the receiver on `cgroup`; if it is already
+    /// attached there, updates kinds and trust list in place instead. Bad
+    /// settings are rejected before anything changes; a failed first load
+    /// leaves nothing behind.
+    pub fn load(cgroup: &Path, settings: &Settings) -> Result<(Origin, LoadOutcome)> {
+        let config = settings.to_config()?;
+        preflight()?;
+        require_cgroup2(cgroup)?;
+        let origin = Origin {
+            cgroup: cgroup.to_path_buf(),
+            pins: pin_dir(cgroup)?,
+        };
+        if origin.is_attached() {
+            origin.apply(config, &settings.trust)?;
+            return Ok((origin, LoadOutcome::Updated));
+        }
+        // Leftovers of a cgroup that was removed, or of a crash mid-load.
+        remove_pins(&origin.pins)?;
+        std::fs::create_dir_all(&origin.pins).map_err(LoaderError::io("creating", &origin.pins))?;
+        if let Err(err) = origin.attach(config, &settings.trust) {
+            let _ = remove_pins(&origin.pins);
+            return Err(err);
+        }
+        Ok((origin, LoadOutcome::Attached))
+    }
+
+    /// The receiver attached to `cgroup`, or [`LoaderError::NotLoaded`].
+    pub fn open(cgroup: &Path) -> Result<Origin> {
+        let origin = Origin {
+            cgroup: cgroup.to_path_buf(),
+            pins: pin_dir(cgroup)?,
+        };
+        if origin.is_attached() {
+            Ok(origin)
+        } else {
+            Err(LoaderError::NotLoaded {
+                cgroup: cgroup.to_path_buf(),
+            })
+        }
+    }
+
+    /// Detaches and unpins everything on `cgroup`. Returns false if nothing
+    /// was loaded there.
+    pub fn unload(cgroup: &Path) -> Result<bool> {
+        preflight()?;
+        let pins = pin_dir(cgroup)?;
+        if !pins.exists() {
+            return Ok(false);
+        }
+        // Removing the last reference to a cgroup bpf_link detaches it.
+        remove_pins(&pins)?;
+        Ok(true)
+    }
+
+    /// The cgroup this receiver is attached to (as given).
+    pub fn cgroup(&self) -> &Path {
+        &self.cgroup
+    }
+
+    /// The bpffs directory holding the pins.
+    pub fn pin_dir(&self) -> &Path {
+        &self.pins
+    }
+
+    /// The attached programs, read from their pinned links.
+    pub fn programs(&self) -> Result<Vec<AttachedProgram>> {
+        PROGRAMS
+            .iter()
+            .map(|&(name, _)| {
+                let path = self.pins.join(link_pin(name));
+                let link = PinnedLink::from_pin(&path)
+                    .map_err(LoaderError::ebpf(format!("opening {}", path.display())))?;
+                let info = FdLink::from(link)
+                    .info()
+                    .map_err(LoaderError::ebpf("reading link info"))?;
+                Ok(AttachedProgram {
+                    name,
+                    program_id: info.program_id(),
+                    link_id: info.id(),
+                })
+            })
+            .collect()
+    }
+
+    /// The settings in force, read back from the kernel.
+    pub fn settings(&self) -> Result<Settings> {
+        let config: OriginConfig = config_map(&self.pins)?
+            .get(&0, 0)
+            .map_err(LoaderError::ebpf("reading config"))?;
+        let kinds = config.kinds.iter().copied().filter(|&k| k != 0).collect();
+        let trie = trust_map(&self.pins)?;
+        let mut trust = Vec::new();
+        for key in trie.keys() {
+            let key = key.map_err(LoaderError::ebpf("reading trust list"))?;
+            trust.push(TrustedNet::from_key(key.prefix_len(), key.data()));
+        }
+        trust.sort_by_key(|n| (n.addr.is_ipv6(), n.addr, n.prefix_len));
+        Ok(Settings { kinds, trust })
+    }
+
+    /// The per-CPU counters.
+    pub fn counters(&self) -> Result<OriginCounters> {
+        OriginCounters::read(&self.pins.join(shared::MAP_COUNTERS))
+    }
+
+    fn is_attached(&self) -> bool {
+        PROGRAMS
+            .iter()
+            .all(|(name, _)| self.pins.join(link_pin(name)).exists())
+    }
+
+    fn attach(&self, config: OriginConfig, trust: &[TrustedNet]) -> Result<()> {
+        let mut ebpf =
+            Ebpf::load(ORIGIN_OBJECT).map_err(LoaderError::ebpf("loading the origin programs"))?;
+        {
+            let map = ebpf
+                .map_mut(shared::MAP_CONFIG)
+                .expect("config map in object");
+            let mut config_map: Array<&mut MapData, OriginConfig> =
+                Array::try_from(map).map_err(LoaderError::ebpf("opening the config map"))?;
+            config_map
+                .set(0, config, 0)
+                .map_err(LoaderError::ebpf("writing the config"))?;
+        }
+        {
+            let map = ebpf
+                .map_mut(shared::MAP_TRUST)
+                .expect("trust map in object");
+            let mut trie: LpmTrie<&mut MapData, TrustAddr, u32> =
+                LpmTrie::try_from(map).map_err(LoaderError::ebpf("opening the trust map"))?;
+            for net in trust {
+                let (prefix, addr) = net.key();
+                trie.insert(&Key::new(prefix, addr), 1, 0)
+                    .map_err(LoaderError::ebpf("writing the trust list"))?;
+            }
+        }
+        for name in MAPS {
+            let map = ebpf.map(name).expect("map in object");
+            map.pin(self.pins.join(name))
+                .map_err(LoaderError::ebpf(format!("pinning map {name}")))?;
+        }
+        let cgroup_fd =
+            File::open(&self.cgroup).map_err(LoaderError::io("opening", &self.cgroup))?;
+        for (name, attach) in PROGRAMS {
+            let program = ebpf.program_mut(name).expect("program in object");
+            let action = |what: &str| format!("{what} {name}");
+            let prog_path = self.pins.join(prog_pin(name));
+            // Only loading needs the concrete program type.
+            match attach {
+                AttachType::SockOps => <&mut SockOps>::try_from(&mut *program).map(|p| p.load()),
+                AttachType::GetSockopt => {
+                    <&mut CgroupSockopt>::try_from(&mut *program).map(|p| p.load())
+                }
+                AttachType::Inet4GetPeername | AttachType::Inet6GetPeername => {
+                    <&mut CgroupSockAddr>::try_from(&mut *program).map(|p| p.load())
+                }
+            }
+            .map_err(LoaderError::ebpf(action("typing")))?
+            .map_err(LoaderError::ebpf(action("loading (verifier)")))?;
+            program
+                .pin(&prog_path)
+                .map_err(LoaderError::ebpf(action("pinning")))?;
+            let prog_fd = program
+                .fd()
+                .map_err(LoaderError::ebpf(action("opening")))?
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(LoaderError::io("duplicating the fd of", &prog_path))?;
+            let link = link_create(prog_fd.as_fd(), cgroup_fd.as_fd(), attach)
+                .map_err(LoaderError::ebpf(action("attaching")))?;
+            let link_path = self.pins.join(link_pin(name));
+            obj_pin(link.as_fd(), &link_path)
+                .map_err(LoaderError::ebpf(action("pinning the link of")))?;
+        }
+        Ok(())
+    }
+
+    /// Updates config and trust list of an attached receiver. New trusted
+    /// networks go in before the config can switch trust on, stale ones go
+    /// after, so no moment trusts less than both old and new lists agree on.
+    fn apply(&self, config: OriginConfig, trust: &[TrustedNet]) -> Result<()> {
+        let mut trie = trust_map(&self.pins)?;
+        let wanted: Vec<(u32, TrustAddr)> = trust.iter().map(TrustedNet::key).collect();
+        for &(prefix, addr) in &wanted {
+            trie.insert(&Key::new(prefix, addr), 1, 0)
+                .map_err(LoaderError::ebpf("writing the trust list"))?;
+        }
+        config_map(&self.pins)?
+            .set(0, config, 0)
+            .map_err(LoaderError::ebpf("writing the config"))?;
+        let stale: Vec<Key<TrustAddr>> = trie
+            .keys()
+            .filter_map(|k| k.ok())
+            .filter(|k| !wanted.contains(&(k.prefix_len(), k.data())))
+            .collect();
+        for key in stale {
+            trie.remove(&key)
+                .map_err(LoaderError::ebpf("pruning the trust list"))?;
+        }
+        Ok(())
+    }
+}
+
+fn pin_dir(cgroup: &Path) -> Result<PathBuf> {
+    let ino = inode(cgroup)?;
+    Ok(bpffs_root()?.join("origin").join(format!("cgroup-{ino}")))
+}
+
+fn prog_pin(name: &str) -> String {
+    format!("prog_{name}")
+}
+
+fn link_pin(name: &str) -> String {
+    format!("link_{name}")
+}
+
+/// Removes a pin directory; unpinned links detach, unpinned programs and maps
+/// are freed once nothing else holds them.
+fn remove_pins(pins: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(pins) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(LoaderError::Io {
+            action: "removing",
+            path: pins.to_path_buf(),
+            source: e,
+        }),
+    }
+}
+
+fn pinned_map(pins: &Path, name: &str) -> Result<Map> {
+    let path = pins.join(name);
+    let data = MapData::from_pin(&path)
+        .map_err(LoaderError::ebpf(format!("opening {}", path.display())))?;
+    Map::from_map_data(data).map_err(LoaderError::ebpf(format!("opening {}", path.display())))
+}
+
+fn config_map(pins: &Path) -> Result<Array<MapData, OriginConfig>> {
+    Array::try_from(pinned_map(pins, shared::MAP_CONFIG)?)
+        .map_err(LoaderError::ebpf("opening the config map"))
+}
+
+fn trust_map(pins: &Path) -> Result<LpmTrie<MapData, TrustAddr, u32>> {
+    LpmTrie::try_from(pinned_map(pins, shared::MAP_TRUST)?)
+        .map_err(LoaderError::ebpf("opening the trust map"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_reject_eol_and_nop_kinds() {
+        for kind in [0u8, 1] {
+            let s = Settings {
+                kinds: vec![kind],
+                trust: vec![],
+            };
+            assert!(matches!(s.to_config(), Err(LoaderError::BadKind { .. })));
+        }
+    }
+
+    #[test]
+    fn settings_dedupe_kinds_and_cap_their_number() {
+        let s = Settings {
+            kinds: vec![254, 200, 254],
+            trust: vec![],
+        };
+        assert_eq!(s.to_config().unwrap().kinds, [254, 200, 0, 0]);
+        let s = Settings {
+            kinds: vec![2, 3, 4, 5, 6],
+            trust: vec![],
+        };
+        assert!(matches!(
+            s.to_config(),
+            Err(LoaderError::TooManyKinds { given: 5, .. })
+        ));
+    }
+
+    #[test]
+    fn trust_list_switches_trust_on() {
+        let s = Settings {
+            kinds: vec![],
+            trust: vec!["198.18.2.1/32".parse().unwrap()],
+        };
+        let config = s.to_config().unwrap();
+        assert_eq!(config.trust_enabled, 1);
+        assert_eq!(config.kinds, [254, 0, 0, 0]);
+    }
+}

@@ -1,0 +1,148 @@
+//! The host side of loading: privilege and kernel checks, and the cgroup2 and
+//! bpffs mounts toa uses (both under /run/toa, outside /sys, because
+//! `ip netns exec` remounts /sys and would hide them).
+
+use crate::{LoaderError, Result};
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// Where toa mounts cgroup2 when it is not mounted there yet.
+pub const CGROUP2_ROOT: &str = "/run/toa/cgroup2";
+/// Where toa mounts bpffs; pins live below it.
+pub const BPFFS_ROOT: &str = "/run/toa/bpffs";
+
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+const CAP_NET_ADMIN: u32 = 12;
+const CAP_BPF: u32 = 39;
+
+/// The cgroup2 mount toa uses, mounting it at [`CGROUP2_ROOT`] if absent.
+pub fn cgroup2_root() -> Result<PathBuf> {
+    ensure_mounted(CGROUP2_ROOT, "cgroup2", CGROUP2_SUPER_MAGIC)
+}
+
+/// The bpffs mount toa pins into, mounting it at [`BPFFS_ROOT`] if absent.
+pub fn bpffs_root() -> Result<PathBuf> {
+    ensure_mounted(BPFFS_ROOT, "bpf", BPF_FS_MAGIC)
+}
+
+fn ensure_mounted(dir: &str, fs: &'static str, magic: i64) -> Result<PathBuf> {
+    let path = PathBuf::from(dir);
+    if fs_magic(&path) == Some(magic) {
+        return Ok(path);
+    }
+    std::fs::create_dir_all(&path).map_err(LoaderError::io("creating", &path))?;
+    let target = CString::new(dir).expect("no NUL in constant path");
+    let fstype = CString::new(fs).expect("no NUL in fs name");
+    // SAFETY: valid NUL-terminated strings; no mount data.
+    let ret = unsafe {
+        libc::mount(
+            fstype.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if ret != 0 {
+        let source = std::io::Error::last_os_error();
+        if source.raw_os_error() == Some(libc::EPERM) {
+            return Err(LoaderError::NotPrivileged);
+        }
+        return Err(LoaderError::Mount { fs, path, source });
+    }
+    Ok(path)
+}
+
+/// The filesystem magic of `path`, or None if it cannot be read.
+fn fs_magic(path: &Path) -> Option<i64> {
+    let c_path = CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statfs fills the zeroed struct; the path is NUL-terminated.
+    unsafe {
+        let mut st: libc::statfs = std::mem::zeroed();
+        (libc::statfs(c_path.as_ptr(), &mut st) == 0).then_some(st.f_type as i64)
+    }
+}
+
+/// Fails unless `path` is a directory of a cgroup v2 mount.
+pub fn require_cgroup2(path: &Path) -> Result<()> {
+    if path.is_dir() && fs_magic(path) == Some(CGROUP2_SUPER_MAGIC) {
+        Ok(())
+    } else {
+        Err(LoaderError::NotCgroup2 {
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+/// Everything that must hold before toa touches the kernel: no toa.ko, root
+/// or CAP_BPF + CAP_NET_ADMIN, Linux >= 5.10 with BTF.
+pub fn preflight() -> Result<()> {
+    if Path::new("/proc/net/toa_stats").exists() {
+        return Err(LoaderError::ToaKoLoaded);
+    }
+    if !privileged() {
+        return Err(LoaderError::NotPrivileged);
+    }
+    let release = kernel_release();
+    match parse_version(&release) {
+        Some(v) if v >= (5, 10) => {}
+        _ => return Err(LoaderError::KernelTooOld { found: release }),
+    }
+    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        return Err(LoaderError::NoBtf);
+    }
+    Ok(())
+}
+
+fn privileged() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let cap_eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .unwrap_or(0);
+    let has = |cap: u32| cap_eff & (1u64 << cap) != 0;
+    has(CAP_BPF) && has(CAP_NET_ADMIN)
+}
+
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// `(major, minor)` of a kernel release string like `6.18.0-1-amd64`.
+fn parse_version(release: &str) -> Option<(u32, u32)> {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+/// The inode number of a directory: identifies a cgroup however it is reached.
+pub(crate) fn inode(path: &Path) -> Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    Ok(std::fs::metadata(path)
+        .map_err(LoaderError::io("reading", path))?
+        .ino())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_versions_parse_major_minor() {
+        assert_eq!(parse_version("6.18.0-1-amd64"), Some((6, 18)));
+        assert_eq!(parse_version("5.10.0"), Some((5, 10)));
+        assert_eq!(parse_version("4.19.112+"), Some((4, 19)));
+        assert!(parse_version("5.9.1").unwrap() < (5, 10));
+        assert_eq!(parse_version("weird"), None);
+    }
+}

@@ -1,0 +1,252 @@
+//! `toa origin load|unload|status|stats`: the TOA receiver on an origin
+//! server, replacing toa.ko. The work is done by `toa-loader`; this file
+//! parses flags and prints.
+
+use anyhow::{Result, anyhow};
+use clap::{Args, Subcommand};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+use toa_loader::{Counter, LoadOutcome, Origin, OriginCounters, Settings, TrustedNet};
+
+/// The TOA receiver: real client addresses in accept()/getpeername() on this host.
+#[derive(Args)]
+pub struct OriginArgs {
+    #[command(subcommand)]
+    command: OriginCommand,
+}
+
+#[derive(Subcommand)]
+enum OriginCommand {
+    /// Load the receiver and attach it to a cgroup (again: update kinds and trust list in place).
+    Load {
+        #[command(flatten)]
+        target: Target,
+        /// TCP option kind to accept (repeatable; default 254; Tencent CLB IPv4 uses 200).
+        #[arg(long = "kind", value_name = "N")]
+        kinds: Vec<String>,
+        /// Only trust TOAs sent from this proxy network (repeatable), e.g. 198.18.2.0/24.
+        #[arg(long = "trust", value_name = "CIDR")]
+        trust: Vec<String>,
+    },
+    /// Detach and unpin the receiver; nothing is left behind.
+    Unload {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Whether the receiver is attached, where, with which kinds and trust list.
+    Status {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Per-CPU counters in the layout of /proc/net/toa_stats.
+    Stats {
+        #[command(flatten)]
+        target: Target,
+        /// Per-CPU values and totals as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Redraw every second, with rates.
+        #[arg(long)]
+        watch: bool,
+    },
+}
+
+#[derive(Args)]
+struct Target {
+    /// cgroup2 directory to attach to [default: the cgroup2 root, i.e. the whole host].
+    #[arg(long, value_name = "DIR")]
+    cgroup: Option<PathBuf>,
+}
+
+impl Target {
+    fn dir(&self) -> Result<PathBuf> {
+        match &self.cgroup {
+            Some(dir) => Ok(dir.clone()),
+            None => Ok(toa_loader::cgroup2_root()?),
+        }
+    }
+}
+
+pub fn run(args: OriginArgs) -> Result<()> {
+    match args.command {
+        OriginCommand::Load {
+            target,
+            kinds,
+            trust,
+        } => load(&target.dir()?, &kinds, &trust),
+        OriginCommand::Unload { target } => unload(&target.dir()?),
+        OriginCommand::Status { target } => status(&target.dir()?),
+        OriginCommand::Stats {
+            target,
+            json,
+            watch,
+        } => stats(&target.dir()?, json, watch),
+    }
+}
+
+fn load(cgroup: &std::path::Path, kinds: &[String], trust: &[String]) -> Result<()> {
+    let kinds = kinds
+        .iter()
+        .map(|k| {
+            k.parse::<u8>()
+                .map_err(|_| anyhow!("bad option kind {k:?}: must be a number from 2 to 255"))
+        })
+        .collect::<Result<Vec<u8>>>()?;
+    let trust = trust
+        .iter()
+        .map(|c| c.parse::<TrustedNet>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let settings = Settings {
+        kinds: if kinds.is_empty() {
+            Settings::default().kinds
+        } else {
+            kinds
+        },
+        trust,
+    };
+    let (origin, outcome) = Origin::load(cgroup, &settings)?;
+    let verb = match outcome {
+        LoadOutcome::Attached => "attached to",
+        LoadOutcome::Updated => "updated on",
+    };
+    println!(
+        "toa origin: {verb} {} ({})",
+        origin.cgroup().display(),
+        describe(&origin.settings()?)
+    );
+    if settings.trust.is_empty() {
+        eprintln!(
+            "warning: no --trust list: any host can claim any client address with a TOA option; add --trust <proxy CIDR>"
+        );
+    }
+    Ok(())
+}
+
+fn unload(cgroup: &std::path::Path) -> Result<()> {
+    if Origin::unload(cgroup)? {
+        println!("toa origin: unloaded from {}", cgroup.display());
+    } else {
+        println!("toa origin: nothing loaded on {}", cgroup.display());
+    }
+    Ok(())
+}
+
+fn status(cgroup: &std::path::Path) -> Result<()> {
+    let origin = Origin::open(cgroup)?;
+    let counters = origin.counters()?;
+    println!("toa origin: attached to {}", origin.cgroup().display());
+    println!("  pins:     {}", origin.pin_dir().display());
+    for p in origin.programs()? {
+        println!(
+            "  program:  {:<17} id {:<6} link {}",
+            p.name, p.program_id, p.link_id
+        );
+    }
+    let settings = origin.settings()?;
+    println!("  {}", describe(&settings).replace("; ", "\n  "));
+    let summary: Vec<String> = Counter::ALL
+        .iter()
+        .map(|&c| format!("{}={}", c.name(), counters.total(c)))
+        .collect();
+    println!("  counters: {}", summary.join(" "));
+    Ok(())
+}
+
+/// `kinds: 254, 200; trust: 198.18.2.0/24` (or `trust: any source`).
+fn describe(settings: &Settings) -> String {
+    let kinds: Vec<String> = settings.kinds.iter().map(u8::to_string).collect();
+    let trust = if settings.trust.is_empty() {
+        "any source (no --trust list)".to_string()
+    } else {
+        settings
+            .trust
+            .iter()
+            .map(TrustedNet::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!("kinds: {}; trust: {trust}", kinds.join(", "))
+}
+
+fn stats(cgroup: &std::path::Path, json: bool, watch: bool) -> Result<()> {
+    let origin = Origin::open(cgroup)?;
+    if !watch {
+        let counters = origin.counters()?;
+        print!(
+            "{}",
+            if json {
+                stats_json(&counters, None) + "\n"
+            } else {
+                stats_table(&counters, None)
+            }
+        );
+        return Ok(());
+    }
+    let mut previous = origin.counters()?;
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let current = origin.counters()?;
+        let mut out = std::io::stdout().lock();
+        if json {
+            writeln!(out, "{}", stats_json(&current, Some(&previous)))?;
+        } else {
+            // Clear the screen and home the cursor, then redraw.
+            write!(
+                out,
+                "\x1b[2J\x1b[H{}",
+                stats_table(&current, Some(&previous))
+            )?;
+        }
+        out.flush()?;
+        previous = current;
+    }
+}
+
+/// The /proc/net/toa_stats layout: a `CPU0 CPU1 …` header, then per counter
+/// the name padded to 25 characters, a colon and one column per CPU. With a
+/// previous snapshot (--watch), TOTAL and per-second rate columns follow.
+fn stats_table(counters: &OriginCounters, previous: Option<&OriginCounters>) -> String {
+    let mut out = " ".repeat(26);
+    for cpu in 0..counters.cpus() {
+        out += &format!("{:>10} ", format!("CPU{cpu}"));
+    }
+    if previous.is_some() {
+        out += &format!("{:>12} {:>10}", "TOTAL", "RATE/s");
+    }
+    out = out.trim_end().to_string() + "\n";
+    for counter in Counter::ALL {
+        let mut row = format!("{:<25}:", counter.name());
+        for value in counters.per_cpu(counter) {
+            row += &format!("{value:>10} ");
+        }
+        if let Some(prev) = previous {
+            let total = counters.total(counter);
+            row += &format!(
+                "{total:>12} {:>10}",
+                total.saturating_sub(prev.total(counter))
+            );
+        }
+        out += row.trim_end();
+        out += "\n";
+    }
+    out
+}
+
+fn stats_json(counters: &OriginCounters, previous: Option<&OriginCounters>) -> String {
+    let mut map = serde_json::Map::new();
+    for counter in Counter::ALL {
+        let mut entry = serde_json::json!({
+            "per_cpu": counters.per_cpu(counter),
+            "total": counters.total(counter),
+        });
+        if let Some(prev) = previous {
+            entry["rate_per_sec"] = counters
+                .total(counter)
+                .saturating_sub(prev.total(counter))
+                .into();
+        }
+        map.insert(counter.name().to_string(), entry);
+    }
+    serde_json::json!({ "cpus": counters.cpus(), "counters": map }).to_string()
+}

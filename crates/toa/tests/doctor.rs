@@ -1,0 +1,136 @@
+//! `toa doctor` on this host: all ✓ as root; with the BPF/network capabilities
+//! dropped (capsh) or as an unprivileged user (setpriv), it names the missing
+//! privilege and exits non-zero.
+
+use std::process::{Command, Output};
+
+const TOA: &str = env!("CARGO_BIN_EXE_toa");
+
+/// Every line `toa doctor` prints about the host, in order.
+const HOST_CHECKS: [&str; 8] = [
+    "kernel",
+    "BPF",
+    "BTF",
+    "cgroup2",
+    "bpffs",
+    "privileges",
+    "toa.ko",
+    "net.ipv4.tcp_syncookies",
+];
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The line about `subject`, which must be there.
+fn line<'a>(out: &'a str, subject: &str) -> &'a str {
+    out.lines()
+        .find(|l| l[l.find(' ').map_or(0, |i| i + 1)..].starts_with(&format!("{subject}:")))
+        .unwrap_or_else(|| panic!("no {subject} line in:\n{out}"))
+}
+
+#[test]
+fn doctor_as_root_passes_every_host_check() {
+    if !toa_lab::require_privileges("doctor_as_root_passes_every_host_check") {
+        return;
+    }
+    let output = Command::new(TOA).arg("doctor").output().unwrap();
+    let out = stdout(&output);
+    assert!(output.status.success(), "exit {:?}\n{out}", output.status);
+    for subject in HOST_CHECKS {
+        assert!(
+            line(&out, subject).starts_with('✓'),
+            "{subject} not ✓:\n{out}"
+        );
+    }
+    assert!(!out.contains('✗'), "{out}");
+    assert!(out.contains("this host can run toa origin"), "{out}");
+}
+
+#[test]
+fn doctor_without_bpf_capabilities_names_them_and_fails() {
+    if !toa_lab::require_privileges("doctor_without_bpf_capabilities_names_them_and_fails") {
+        return;
+    }
+    let output = Command::new("capsh")
+        .args(["--drop=cap_bpf,cap_net_admin,cap_sys_admin", "--", "-c"])
+        .arg(format!("exec {TOA} doctor"))
+        .output()
+        .unwrap();
+    let out = stdout(&output);
+    assert!(!output.status.success(), "{out}");
+    let privileges = line(&out, "privileges");
+    assert!(
+        privileges.starts_with("✗ privileges: uid 0 lacks CAP_BPF, CAP_NET_ADMIN"),
+        "{out}"
+    );
+    assert!(privileges.contains("fix: run as root"), "{out}");
+    assert!(
+        line(&out, "BPF").starts_with("✗ BPF: loading a sock_ops program failed"),
+        "{out}"
+    );
+    assert!(line(&out, "kernel").starts_with('✓'), "{out}");
+}
+
+#[test]
+fn doctor_as_nobody_names_the_missing_privilege_and_fails() {
+    if !toa_lab::require_privileges("doctor_as_nobody_names_the_missing_privilege_and_fails") {
+        return;
+    }
+    // The build tree may sit under a directory `nobody` cannot enter (/root).
+    let lab = toa_lab::Lab::new("doctor-nobody").unwrap();
+    let dir = lab.dir().join("bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    let toa = dir.join("toa");
+    std::fs::copy(TOA, &toa).unwrap();
+    for path in [lab.dir(), dir.as_path()] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let output = Command::new("setpriv")
+        .args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(&toa)
+        .arg("doctor")
+        .output()
+        .unwrap();
+    let out = stdout(&output);
+    assert!(
+        !output.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let privileges = line(&out, "privileges");
+    assert!(
+        privileges.starts_with("✗ privileges: uid 65534 lacks CAP_BPF, CAP_NET_ADMIN"),
+        "{out}"
+    );
+}
+
+#[test]
+fn doctor_reports_an_unreachable_proxy_metrics_endpoint() {
+    if !toa_lab::require_privileges("doctor_reports_an_unreachable_proxy_metrics_endpoint") {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoint = format!("127.0.0.1:{port}");
+    let output = Command::new(TOA)
+        .args(["doctor", "--metrics", &endpoint])
+        .output()
+        .unwrap();
+    let out = stdout(&output);
+    assert!(!output.status.success(), "{out}");
+    let metrics = line(&out, "proxy metrics");
+    assert!(
+        metrics.starts_with(&format!("✗ proxy metrics: {endpoint}: Connection refused")),
+        "{out}"
+    );
+}

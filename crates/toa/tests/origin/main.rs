@@ -1,0 +1,483 @@
+//! End-to-end tests of `toa origin`: real kernel, real namespaces, real
+//! servers. The topology is client ⇄ edge ⇄ origin (toa-lab); the edge runs
+//! the `toa-test-relay` example, which writes TOA through `EdgeWriter`, and
+//! the origin runs python servers inside a cgroup the receiver is loaded on.
+//! `crafted` sends hand-made option bytes with raw sockets.
+
+mod crafted;
+mod edge;
+mod lab;
+
+use lab::*;
+use std::time::{Duration, Instant};
+use toa_lab::addr;
+use toa_loader::{Counter, Origin};
+
+#[test]
+fn http_server_logs_real_ipv4_client_on_ipv4_and_dual_stack_listeners() {
+    let Some(OriginLab {
+        origin: _unloads_on_drop,
+        cg,
+        mut topo,
+    }) = origin_lab(
+        "http_server_logs_real_ipv4_client_on_ipv4_and_dual_stack_listeners",
+        "orig-v4",
+        &[],
+    )
+    else {
+        return;
+    };
+    let v4 = origin_server(
+        &mut topo,
+        &cg,
+        &[
+            "python3",
+            "-m",
+            "http.server",
+            "--bind",
+            addr::ORIGIN_V4,
+            "8000",
+        ],
+        8000,
+    );
+    let dual = origin_server(
+        &mut topo,
+        &cg,
+        &["python3", "-m", "http.server", "--bind", "::", "8001"],
+        8001,
+    );
+    relay(&mut topo, "198.18.1.1:8000", "198.18.2.2:8000");
+    // The dual-stack listener is reached over IPv6: the option stays IPv4 form.
+    relay(&mut topo, "198.18.1.1:8001", "[fd00:2::2]:8001");
+
+    curl(&topo.client, "http://198.18.1.1:8000/");
+    curl(&topo.client, "http://198.18.1.1:8001/");
+
+    let log = wait_log(&v4.log, "\"GET / HTTP/1.1\"");
+    assert!(
+        log.contains("198.18.1.2 - - ["),
+        "IPv4 listener log:\n{log}"
+    );
+    assert!(
+        !log.contains("198.18.2.1 - -"),
+        "IPv4 listener saw the edge:\n{log}"
+    );
+    let log = wait_log(&dual.log, "\"GET / HTTP/1.1\"");
+    assert!(
+        log.contains("::ffff:198.18.1.2 - - ["),
+        "dual-stack listener log:\n{log}"
+    );
+}
+
+#[test]
+fn http_server_logs_real_ipv6_client_on_ipv6_listener() {
+    let Some(OriginLab {
+        origin: _unloads_on_drop,
+        cg,
+        mut topo,
+    }) = origin_lab(
+        "http_server_logs_real_ipv6_client_on_ipv6_listener",
+        "orig-v6",
+        &[],
+    )
+    else {
+        return;
+    };
+    let server = origin_server(
+        &mut topo,
+        &cg,
+        &[
+            "python3",
+            "-m",
+            "http.server",
+            "--bind",
+            addr::ORIGIN_V6,
+            "8000",
+        ],
+        8000,
+    );
+    relay(&mut topo, "[fd00:1::1]:8000", "[fd00:2::2]:8000");
+
+    curl(&topo.client, "http://[fd00:1::1]:8000/");
+
+    let log = wait_log(&server.log, "\"GET / HTTP/1.1\"");
+    assert!(log.contains("fd00:1::2 - - ["), "IPv6 listener log:\n{log}");
+}
+
+#[test]
+fn ipv6_client_on_ipv4_listener_is_a_mismatch_answered_by_the_lookup() {
+    let Some(OriginLab {
+        origin,
+        cg,
+        mut topo,
+    }) = origin_lab(
+        "ipv6_client_on_ipv4_listener_is_a_mismatch_answered_by_the_lookup",
+        "orig-n64",
+        &[],
+    )
+    else {
+        return;
+    };
+    probe_server(&mut topo, &cg, addr::ORIGIN_V4, 9000);
+    relay(&mut topo, "[fd00:1::1]:9000", "198.18.2.2:9000");
+
+    let reply = probe(&topo.client, "fd00:1::1", 9000);
+
+    // An AF_INET address cannot hold the IPv6 client: unchanged, counted.
+    assert_eq!(reply["peer"], addr::EDGE_ORIGIN_SIDE_V4, "{reply:?}");
+    assert_eq!(reply["accept"], addr::EDGE_ORIGIN_SIDE_V4, "{reply:?}");
+    // The lookup has the real client and its port.
+    assert_eq!(reply["lookup"], addr::CLIENT_V6, "{reply:?}");
+    assert_eq!(reply["lookup_port"], reply["local_port"], "{reply:?}");
+    assert_eq!(reply["short"], "EINVAL", "{reply:?}");
+    assert_eq!(reply["tos"], "0", "{reply:?}");
+    let c = origin.counters();
+    assert_eq!(c.getname_toa_mismatch(), 2, "accept + getpeername");
+    assert_eq!(c.getname_toa_ok(), 0);
+    assert_eq!(c.lookup_toa_ok(), 1);
+}
+
+#[test]
+fn connection_without_toa_is_untouched() {
+    let Some(OriginLab {
+        origin,
+        cg,
+        mut topo,
+    }) = origin_lab("connection_without_toa_is_untouched", "orig-none", &[])
+    else {
+        return;
+    };
+    probe_server(&mut topo, &cg, "::", 9000);
+
+    // Straight from the edge, no relay: no option on the wire.
+    let reply = probe(&topo.edge, addr::ORIGIN_V6, 9000);
+
+    assert_eq!(reply["peer"], addr::EDGE_ORIGIN_SIDE_V6, "{reply:?}");
+    assert_eq!(reply["peer_port"], reply["local_port"], "{reply:?}");
+    assert_eq!(reply["lookup"], "ENOENT", "{reply:?}");
+    let c = origin.counters();
+    assert_eq!((c.syn_recv_sock_no_toa(), c.syn_recv_sock_toa()), (1, 0));
+    assert_eq!(c.getname_toa_empty(), 2, "accept + getpeername");
+    assert_eq!(c.ip6_address_alloc(), 0);
+}
+
+#[test]
+fn syn_cookies_still_deliver_the_real_client() {
+    let Some(OriginLab {
+        origin: _unloads_on_drop,
+        cg,
+        mut topo,
+    }) = origin_lab(
+        "syn_cookies_still_deliver_the_real_client",
+        "orig-cookie",
+        &[],
+    )
+    else {
+        return;
+    };
+    // 2: every SYN is answered with a cookie, no request socket, no saved SYN.
+    topo.origin
+        .run(&["sysctl", "-qw", "net.ipv4.tcp_syncookies=2"])
+        .unwrap();
+    probe_server(&mut topo, &cg, "::", 9000);
+    relay(&mut topo, "198.18.1.1:9000", "198.18.2.2:9000");
+    relay(&mut topo, "[fd00:1::1]:9000", "[fd00:2::2]:9000");
+
+    let v4 = probe(&topo.client, addr::EDGE_CLIENT_SIDE_V4, 9000);
+    let v6 = probe(&topo.client, addr::EDGE_CLIENT_SIDE_V6, 9000);
+
+    assert_eq!(v4["peer"], "::ffff:198.18.1.2", "{v4:?}");
+    assert_eq!(v4["peer_port"], v4["local_port"], "{v4:?}");
+    assert_eq!(v6["peer"], addr::CLIENT_V6, "{v6:?}");
+}
+
+#[test]
+fn untrusted_sender_is_ignored_and_counted_until_trusted() {
+    let Some(OriginLab {
+        origin,
+        cg,
+        mut topo,
+    }) = origin_lab(
+        "untrusted_sender_is_ignored_and_counted_until_trusted",
+        "orig-trust",
+        &["--trust", "198.18.9.0/24", "--trust", "fd00:9::/64"],
+    )
+    else {
+        return;
+    };
+    probe_server(&mut topo, &cg, addr::ORIGIN_V4, 9000);
+    relay(&mut topo, "198.18.1.1:9000", "198.18.2.2:9000");
+
+    let spoofed = probe(&topo.client, addr::EDGE_CLIENT_SIDE_V4, 9000);
+    assert_eq!(spoofed["peer"], addr::EDGE_ORIGIN_SIDE_V4, "{spoofed:?}");
+    assert_eq!(spoofed["lookup"], "ENOENT", "{spoofed:?}");
+    let c = origin.counters();
+    assert_eq!((c.syn_recv_sock_untrusted(), c.syn_recv_sock_toa()), (1, 0));
+    assert_eq!(c.getname_toa_bypass(), 2, "accept + getpeername");
+
+    // A bad reload is rejected whole and keeps the old list.
+    let out = toa(&[
+        "origin",
+        "load",
+        "--cgroup",
+        origin.arg(),
+        "--trust",
+        "198.18.2.0/24",
+        "--trust",
+        "198.18.2.0/33",
+    ]);
+    assert!(!out.status.success());
+    let status = toa_ok(&["origin", "status", "--cgroup", origin.arg()]);
+    assert!(
+        status.contains("trust: 198.18.9.0/24, fd00:9::/64"),
+        "{status}"
+    );
+
+    // Trusting the edge, in place: new connections get the client.
+    toa_ok(&[
+        "origin",
+        "load",
+        "--cgroup",
+        origin.arg(),
+        "--trust",
+        "198.18.2.0/24",
+    ]);
+    let trusted = probe(&topo.client, addr::EDGE_CLIENT_SIDE_V4, 9000);
+    assert_eq!(trusted["peer"], addr::CLIENT_V4, "{trusted:?}");
+    let status = toa_ok(&["origin", "status", "--cgroup", origin.arg()]);
+    assert!(status.contains("trust: 198.18.2.0/24\n"), "{status}");
+}
+
+#[test]
+fn counters_match_a_scripted_set_of_connections() {
+    let Some(OriginLab {
+        origin,
+        cg,
+        mut topo,
+    }) = origin_lab(
+        "counters_match_a_scripted_set_of_connections",
+        "orig-count",
+        &[],
+    )
+    else {
+        return;
+    };
+    probe_server(&mut topo, &cg, addr::ORIGIN_V4, 9000);
+    relay(&mut topo, "198.18.1.1:9000", "198.18.2.2:9000");
+    relay(&mut topo, "[fd00:1::1]:9000", "198.18.2.2:9000");
+
+    for _ in 0..3 {
+        let r = probe(&topo.client, addr::EDGE_CLIENT_SIDE_V4, 9000);
+        assert_eq!(
+            (r["peer"].as_str(), &r["peer_port"]),
+            (addr::CLIENT_V4, &r["local_port"])
+        );
+        assert_eq!(r["lookup"], "::ffff:198.18.1.2", "{r:?}");
+    }
+    for _ in 0..2 {
+        probe(&topo.edge, addr::ORIGIN_V4, 9000);
+    }
+    probe(&topo.client, addr::EDGE_CLIENT_SIDE_V6, 9000);
+
+    let c = origin.wait_all_released();
+    let expected = [
+        (Counter::SynRecvSockToa, 4),
+        (Counter::SynRecvSockNoToa, 2),
+        (Counter::GetnameToaOk, 6),
+        (Counter::GetnameToaMismatch, 2),
+        (Counter::GetnameToaBypass, 0),
+        (Counter::GetnameToaEmpty, 4),
+        (Counter::Ip6AddressAlloc, 4),
+        (Counter::Ip6AddressFree, 4),
+        (Counter::SynRecvSockUntrusted, 0),
+        (Counter::SynRecvSockNoMem, 0),
+        (Counter::LookupToaOk, 4),
+        (Counter::LookupToaEmpty, 4),
+        (Counter::LookupShortBuffer, 4),
+    ];
+    for (counter, value) in expected {
+        assert_eq!(c.total(counter), value, "{}", counter.name());
+    }
+
+    // The same numbers in the /proc/net/toa_stats layout and as JSON.
+    let table = toa_ok(&["origin", "stats", "--cgroup", origin.arg()]);
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        (0..c.cpus()).map(|i| format!("CPU{i}")).collect::<Vec<_>>()
+    );
+    for ((counter, value), line) in expected.iter().zip(lines) {
+        let (name, columns) = line.split_at(25);
+        assert_eq!(name.trim_end(), counter.name());
+        let columns: Vec<u64> = columns[1..]
+            .split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect();
+        assert_eq!(
+            (columns.len(), columns.iter().sum::<u64>()),
+            (c.cpus(), *value),
+            "{line}"
+        );
+    }
+    let json = toa_ok(&["origin", "stats", "--cgroup", origin.arg(), "--json"]);
+    assert!(
+        json.contains("\"syn_recv_sock_toa\":{\"per_cpu\":["),
+        "{json}"
+    );
+    assert!(json.contains("\"total\":4"), "{json}");
+}
+
+#[test]
+fn programs_outlive_the_loader_and_reloading_keeps_existing_connections() {
+    let Some(OriginLab {
+        origin,
+        cg,
+        mut topo,
+    }) = origin_lab(
+        "programs_outlive_the_loader_and_reloading_keeps_existing_connections",
+        "orig-keep",
+        &[],
+    )
+    else {
+        return;
+    };
+    // The loader process has exited here: only the pins hold the programs.
+    probe_server(&mut topo, &cg, addr::ORIGIN_V4, 9000);
+    relay(&mut topo, "198.18.1.1:9000", "198.18.2.2:9000");
+    let held = topo
+        .lab
+        .spawn(
+            &topo.client,
+            None,
+            &[
+                "python3",
+                "-c",
+                PROBE_CLIENT,
+                addr::EDGE_CLIENT_SIDE_V4,
+                "9000",
+                "2",
+                "3",
+            ],
+        )
+        .unwrap();
+    let first = fields(wait_log(&held.log, "peer=").lines().next().unwrap());
+    assert_eq!(first["peer"], addr::CLIENT_V4);
+
+    // A second loader run (a restart) while the connection is open.
+    toa_ok(&[
+        "origin",
+        "load",
+        "--cgroup",
+        origin.arg(),
+        "--kind",
+        "254",
+        "--kind",
+        "200",
+    ]);
+    let fresh = probe(&topo.client, addr::EDGE_CLIENT_SIDE_V4, 9000);
+    assert_eq!(fresh["peer"], addr::CLIENT_V4, "{fresh:?}");
+
+    let deadline = Instant::now() + WAIT;
+    let log = loop {
+        let log = std::fs::read_to_string(&held.log).unwrap();
+        if log.lines().count() >= 2 || Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let second = fields(
+        log.lines()
+            .nth(1)
+            .expect("second reply on the held connection"),
+    );
+    assert_eq!(second["peer"], addr::CLIENT_V4, "{second:?}");
+    assert_eq!(second["local_port"], first["local_port"], "same connection");
+}
+
+#[test]
+fn unload_leaves_nothing_attached() {
+    let Some(OriginLab {
+        origin,
+        cg,
+        mut topo,
+    }) = origin_lab("unload_leaves_nothing_attached", "orig-unload", &[])
+    else {
+        return;
+    };
+    let loaded = Origin::open(&cg).unwrap();
+    let (pins, programs) = (loaded.pin_dir().to_path_buf(), loaded.programs().unwrap());
+    let shown = std::process::Command::new("bpftool")
+        .args(["cgroup", "show", origin.arg()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&shown.stdout)
+            .matches("toa_")
+            .count(),
+        4
+    );
+
+    let out = toa_ok(&["origin", "unload", "--cgroup", origin.arg()]);
+    assert!(out.contains("unloaded"), "{out}");
+
+    let shown = std::process::Command::new("bpftool")
+        .args(["cgroup", "show", origin.arg()])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&shown.stdout).contains("toa_"),
+        "still attached"
+    );
+    assert!(!pins.exists(), "pins left in {}", pins.display());
+    for p in programs {
+        let gone = std::process::Command::new("bpftool")
+            .args(["prog", "show", "id", &p.program_id.to_string()])
+            .output()
+            .unwrap();
+        assert!(!gone.status.success(), "program {} still loaded", p.name);
+    }
+    // And connections are plain again.
+    probe_server(&mut topo, &cg, addr::ORIGIN_V4, 9000);
+    relay(&mut topo, "198.18.1.1:9000", "198.18.2.2:9000");
+    let reply = probe(&topo.client, addr::EDGE_CLIENT_SIDE_V4, 9000);
+    assert_eq!(reply["peer"], addr::EDGE_ORIGIN_SIDE_V4, "{reply:?}");
+    assert_eq!(reply["lookup"], "ENOPROTOOPT", "{reply:?}");
+    let status = toa(&["origin", "status", "--cgroup", origin.arg()]);
+    assert!(!status.status.success());
+}
+
+#[test]
+fn bad_input_gets_a_one_line_error() {
+    if !toa_lab::require_privileges("bad_input_gets_a_one_line_error") {
+        return;
+    }
+    let not_cgroup = std::env::temp_dir();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--trust", "198.18.0.0/33"],
+            "bad trust CIDR \"198.18.0.0/33\": IPv4 prefix length over 32",
+        ),
+        (
+            &["--kind", "0"],
+            "bad option kind 0: kind 0 is End of Option List",
+        ),
+        (
+            &["--kind", "300"],
+            "bad option kind \"300\": must be a number from 2 to 255",
+        ),
+        (
+            &["--cgroup", not_cgroup.to_str().unwrap()],
+            "is not a cgroup2 directory",
+        ),
+    ];
+    for (extra, message) in cases {
+        let mut args = vec!["origin", "load"];
+        args.extend_from_slice(extra);
+        let out = toa(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+}
