@@ -27,7 +27,8 @@ pub const VIA_PPV2: &str = "PROXY v2";
 /// Origin-cost cases.
 pub const DIRECT_RATE: &str = "direct, c16";
 pub const PROXIED_RATE: &str = "via toa proxy (TOA), c16";
-pub const GETPEERNAME: &str = "getpeername";
+pub const GETPEERNAME_DIRECT: &str = "getpeername, direct";
+pub const GETPEERNAME_PROXIED: &str = "getpeername, via toa proxy (TOA)";
 
 /// System calls listed per proxy in the report's profile table.
 const SYSCALL_MIX_LEN: usize = 8;
@@ -266,6 +267,13 @@ impl Bench {
                 ORIGIN_CONCURRENCY,
             )?;
             self.push(ORIGIN_COST, name, DIRECT_RATE, round, &rr_values(&direct));
+            self.getpeername_cost(
+                Target::Direct,
+                ClientIp::Off,
+                name,
+                GETPEERNAME_DIRECT,
+                round,
+            )?;
             if self.peers.contains_key(&Target::Toa) {
                 let proxied = self.rr(
                     Target::Toa,
@@ -274,12 +282,31 @@ impl Bench {
                     ORIGIN_CONCURRENCY,
                 )?;
                 self.push(ORIGIN_COST, name, PROXIED_RATE, round, &rr_values(&proxied));
-                let calls = self.rr(Target::Toa, Service::Getpeername, ClientIp::Toa, 1)?;
-                let mut values = rr_values(&calls);
-                values.push(("getpeername_ns", calls.getpeername_ns as f64));
-                self.push(ORIGIN_COST, name, GETPEERNAME, round, &values);
+                self.getpeername_cost(
+                    Target::Toa,
+                    ClientIp::Toa,
+                    name,
+                    GETPEERNAME_PROXIED,
+                    round,
+                )?;
             }
         }
+        Ok(())
+    }
+
+    /// ns per getpeername() as the origin measures it, one connection at a time.
+    fn getpeername_cost(
+        &mut self,
+        t: Target,
+        mode: ClientIp,
+        state: &str,
+        case: &str,
+        round: usize,
+    ) -> anyhow::Result<()> {
+        let calls = self.rr(t, Service::Getpeername, mode, 1)?;
+        let mut values = rr_values(&calls);
+        values.push(("getpeername_ns", calls.getpeername_ns as f64));
+        self.push(ORIGIN_COST, state, case, round, &values);
         Ok(())
     }
 
