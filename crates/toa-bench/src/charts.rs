@@ -66,7 +66,7 @@ pub fn draw(path: &Path, bars: &Bars) -> anyhow::Result<()> {
         .configure_mesh()
         .disable_x_mesh()
         .x_label_formatter(&|_| String::new())
-        .y_label_formatter(&|v| short(*v))
+        .y_label_formatter(&|v| axis_label(*v, y_max))
         .y_desc(bars.y_label)
         .bold_line_style(BLACK.mix(0.15))
         .light_line_style(TRANSPARENT)
@@ -136,6 +136,17 @@ pub fn draw(path: &Path, bars: &Bars) -> anyhow::Result<()> {
     root.present()
         .map_err(|e| anyhow!("writing {}: {e}", path.display()))?;
     Ok(())
+}
+
+/// One format for every label of an axis, chosen by its largest value.
+fn axis_label(v: f64, axis_max: f64) -> String {
+    if axis_max >= 1e4 {
+        format!("{:.0}k", v / 1e3)
+    } else if axis_max >= 10.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
 }
 
 /// 3 significant digits, with k/M suffixes: bar labels must stay narrow.
