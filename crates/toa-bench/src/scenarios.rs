@@ -33,7 +33,7 @@ pub const GETPEERNAME_PROXIED: &str = "getpeername, via toa proxy (TOA)";
 /// System calls listed per proxy in the report's profile table.
 const SYSCALL_MIX_LEN: usize = 8;
 /// Minimum load duration of a profiled run.
-const PROFILE_MS: u64 = 2_000;
+const PROFILE_MS: u64 = 1_000;
 /// Concurrency of the origin-cost rate cases and of the TTFB scenario's rate.
 const ORIGIN_CONCURRENCY: usize = 16;
 
