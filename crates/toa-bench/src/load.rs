@@ -17,6 +17,11 @@ const OP_TIMEOUT: Duration = Duration::from_secs(5);
 const BULK_CHUNK: usize = 128 * 1024;
 /// Idle connections opened at once while filling up to `--count`.
 const IDLE_OPEN_PARALLEL: usize = 64;
+/// An idle connection that takes longer to open counts as failed.
+const IDLE_OPEN_TIMEOUT: Duration = Duration::from_secs(2);
+/// Failed idle connections after which the holder stops opening more: the
+/// proxy is out of descriptors or memory, and waiting on it proves nothing.
+const IDLE_MAX_ERRORS: u64 = 50;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum LoadCmd {
@@ -248,15 +253,19 @@ async fn upload(target: SocketAddr, deadline: Instant) -> anyhow::Result<u64> {
 async fn idle(a: IdleArgs) -> anyhow::Result<()> {
     let start = Instant::now();
     let next = Arc::new(AtomicU64::new(a.count as u64));
+    let failed = Arc::new(AtomicU64::new(0));
     let openers: Vec<_> = (0..IDLE_OPEN_PARALLEL.min(a.count.max(1)))
         .map(|_| {
-            let next = next.clone();
+            let (next, failed) = (next.clone(), failed.clone());
             tokio::spawn(async move {
                 let (mut held, mut errors) = (Vec::new(), 0u64);
-                while take(&next) {
-                    match tokio::time::timeout(OP_TIMEOUT, open_idle(a.target)).await {
+                while failed.load(Ordering::Relaxed) < IDLE_MAX_ERRORS && take(&next) {
+                    match tokio::time::timeout(IDLE_OPEN_TIMEOUT, open_idle(a.target)).await {
                         Ok(Ok(s)) => held.push(s),
-                        _ => errors += 1,
+                        _ => {
+                            errors += 1;
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                 }
                 (held, errors)

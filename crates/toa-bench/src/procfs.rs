@@ -41,6 +41,14 @@ pub fn cpu_secs(pids: &BTreeSet<u32>) -> f64 {
     total as f64 / ticks
 }
 
+/// Open file descriptors of `pids`.
+pub fn fd_count(pids: &BTreeSet<u32>) -> u64 {
+    pids.iter()
+        .filter_map(|pid| fs::read_dir(format!("/proc/{pid}/fd")).ok())
+        .map(|dir| dir.count() as u64)
+        .sum()
+}
+
 /// Sum of VmRSS over `pids`, in bytes.
 pub fn rss_bytes(pids: &BTreeSet<u32>) -> u64 {
     let mut total = 0;

@@ -303,9 +303,9 @@ fn scenarios(md: &mut String, run: &Run, dir: &Path, rel: &str) -> anyhow::Resul
     Section {
         scenario: MEMORY,
         heading: "3. Memory per idle connection",
-        intro: "The proxy is restarted, its RSS read, then the client opens the connections (one byte each way on each, so every connection is established end to end) and the RSS is read again. socat is left out: it forks a process per connection.",
+        intro: "The proxy is restarted, its RSS read, then the client opens the connections (one byte each way on each, so every connection is established end to end) and the RSS is read again. socat is left out: it forks a process per connection. RSS is user-space memory; kernel memory of sockets and pipes is not in it.",
         cases: &[],
-        tables: &[("kib_per_conn", "KiB per idle connection", 2), ("baseline_mib", "Baseline RSS, MiB", 1)],
+        tables: &[("kib_per_conn", "KiB per idle connection", 2), ("baseline_mib", "Baseline RSS, MiB", 1), ("fds_per_conn", "Descriptors per idle connection", 1), ("established", "Connections held", 0)],
         charts: &[("memory.png", "Memory per idle connection (lower is better)", "KiB", "kib_per_conn")],
     }
     .write(md, run, dir, rel)?;

@@ -18,8 +18,11 @@ use toa_lab::{Netns, Spawned, Topology};
 /// Descriptors for 10,000 idle connections through a proxy (client, proxy both
 /// sides, origin), with room to spare.
 const NOFILE: u64 = 1 << 20;
-/// Descriptors a proxy needs besides two per idle connection (listeners, logs, epoll).
+/// Descriptors a proxy needs besides those of its connections (listeners, logs, epoll).
 const NOFILE_RESERVE: u64 = 256;
+/// Descriptors a proxy may hold per idle connection: two sockets, and two
+/// pipes (four descriptors) where it splices, as toa proxy does by default.
+const FDS_PER_IDLE: u64 = 6;
 /// Applied in every lab namespace: a wide ephemeral range and TIME_WAIT reuse,
 /// so tens of thousands of short connections per round never run out of ports.
 const SYSCTLS: [(&str, &str); 4] = [
@@ -110,11 +113,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut settings = Settings::new(args.quick, args.rounds);
     // A proxy holds two descriptors per connection; without CAP_SYS_RESOURCE the
     // hard limit may not allow 10,000, so hold as many as it allows.
-    let idle_cap = (nofile.saturating_sub(NOFILE_RESERVE) / 2 / 100 * 100) as usize;
+    let idle_cap = (nofile.saturating_sub(NOFILE_RESERVE) / FDS_PER_IDLE / 100 * 100) as usize;
     let mut limit_note = None;
     if settings.idle_connections > idle_cap {
         limit_note = Some(format!(
-            "The descriptor limit here is {nofile} (RLIMIT_NOFILE hard limit; no CAP_SYS_RESOURCE to raise it), so the memory scenario holds {idle_cap} idle connections instead of {}: a proxy needs two descriptors per connection.",
+            "The descriptor limit here is {nofile} (RLIMIT_NOFILE hard limit; no CAP_SYS_RESOURCE to raise it), so the memory scenario holds {idle_cap} idle connections instead of {}, the number every proxy can hold within it: a splicing proxy keeps up to {FDS_PER_IDLE} descriptors per connection (two sockets, two pipes).",
             settings.idle_connections
         ));
         settings.idle_connections = idle_cap;

@@ -3,7 +3,7 @@
 
 use crate::load::RrResult;
 use crate::peers::{ClientIp, Service, Target};
-use crate::procfs::{cpu_secs, rss_bytes};
+use crate::procfs::{cpu_secs, fd_count, rss_bytes};
 use crate::profile::{self, Profile};
 use crate::run::Bench;
 use std::path::Path;
@@ -212,11 +212,13 @@ impl Bench {
             self.peers.insert(t, peer);
             restarted?;
             std::thread::sleep(Duration::from_millis(300));
-            let before = rss_bytes(&self.peers[&t].pids());
+            let pids = self.peers[&t].pids();
+            let (before, fds_before) = (rss_bytes(&pids), fd_count(&pids));
             let (holder, opened) = self.idle(t)?;
             // Let the proxy finish its per-connection setup before reading RSS.
             std::thread::sleep(Duration::from_millis(500));
-            let after = rss_bytes(&self.peers[&t].pids());
+            let pids = self.peers[&t].pids();
+            let (after, fds_after) = (rss_bytes(&pids), fd_count(&pids));
             self.topo.lab.kill(&holder);
             let per_conn = after.saturating_sub(before) as f64 / opened.established.max(1) as f64;
             self.push(
@@ -228,6 +230,11 @@ impl Bench {
                     ("kib_per_conn", per_conn / 1024.0),
                     ("baseline_mib", before as f64 / (1024.0 * 1024.0)),
                     ("established", opened.established as f64),
+                    (
+                        "fds_per_conn",
+                        fds_after.saturating_sub(fds_before) as f64
+                            / opened.established.max(1) as f64,
+                    ),
                     ("errors", opened.errors as f64),
                 ],
             );
