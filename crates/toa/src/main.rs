@@ -4,6 +4,7 @@
 mod cmd {
     pub mod doctor;
     pub mod origin;
+    pub mod proxy;
 }
 
 use clap::{Parser, Subcommand};
@@ -18,6 +19,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The edge L4 proxy: forwarding rules, balancing, health checks, client IP by TOA or PROXY v1/v2.
+    Proxy(cmd::proxy::ProxyArgs),
     /// Check whether this host can run toa, and what is attached.
     Doctor(cmd::doctor::DoctorArgs),
     /// The TOA receiver on origin servers (eBPF, replaces toa.ko).
@@ -26,6 +29,7 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Proxy(args) => cmd::proxy::run(args),
         Command::Doctor(args) => cmd::doctor::run(args),
         Command::Origin(args) => cmd::origin::run(args),
     }

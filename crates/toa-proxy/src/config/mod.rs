@@ -1,0 +1,197 @@
+//! The proxy's config file: TOML in, a fully validated [`Config`] out, or one
+//! [`ConfigError`] line naming file, line, field and reason. Nothing is half-loaded:
+//! origins are resolved and listeners checked for overlap before a `Config` exists.
+//!
+//! ```toml
+//! [proxy]                       # all optional
+//! max_connections = 100000      # global cap on concurrent client connections
+//! connect_timeout = "5s"
+//! idle_timeout = "900s"
+//! drain_timeout = "30s"         # SIGTERM waits this long for connections to finish
+//! access_log = true             # one log line per closed connection
+//!
+//! [health]                      # active TCP connect checks, all optional
+//! interval = "5s"
+//! timeout = "2s"
+//! rise = 2
+//! fall = 3
+//!
+//! [[rule]]
+//! tag = "web"
+//! ports = "81-85"
+//! origins = ["198.18.2.2"]
+//! origin_ports = "9081-9085"
+//! pass_client_ip = "ppv2"
+//! ```
+
+mod error;
+mod raw;
+mod sections;
+mod validate;
+mod values;
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use error::{ConfigError, Located};
+pub use values::{Balance, ClientIpMode, PortRange, Protocol, format_duration, parse_duration};
+
+/// A validated config: every rule has resolved origins and no two listeners overlap.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file it came from (errors and logs name it).
+    pub path: PathBuf,
+    pub proxy: ProxySettings,
+    pub health: HealthSettings,
+    pub toa: ToaSettings,
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProxySettings {
+    pub max_connections: usize,
+    pub connect_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub drain_timeout: Duration,
+    pub access_log: bool,
+    /// Bytes buffered per direction per connection: the bound on per-connection memory.
+    pub buffer_size: usize,
+    /// Forward with splice(2) (payload stays in the kernel) instead of buffered copies.
+    pub splice: bool,
+}
+
+impl Default for ProxySettings {
+    fn default() -> Self {
+        ProxySettings {
+            max_connections: 100_000,
+            connect_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(900),
+            drain_timeout: Duration::from_secs(30),
+            access_log: false,
+            buffer_size: 64 * 1024,
+            splice: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthSettings {
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Consecutive successful checks that bring a down origin back.
+    pub rise: u32,
+    /// Consecutive failed checks that take an up origin down.
+    pub fall: u32,
+}
+
+impl Default for HealthSettings {
+    fn default() -> Self {
+        HealthSettings {
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(2),
+            rise: 2,
+            fall: 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToaSettings {
+    /// TCP option kind the edge writer uses (254 by default, 200 for Tencent-CLB-style receivers).
+    pub kind: u8,
+}
+
+impl Default for ToaSettings {
+    fn default() -> Self {
+        ToaSettings { kind: 254 }
+    }
+}
+
+/// One forwarding rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub tag: String,
+    /// Line of the `[[rule]]` header, for logs.
+    pub line: usize,
+    pub protocol: Protocol,
+    pub listen: Vec<ListenAddr>,
+    pub ports: PortRange,
+    /// Same length as `ports` (mapped 1:1) or a single port.
+    pub origin_ports: PortRange,
+    pub origins: Vec<OriginSpec>,
+    /// Set when the origins came from an `[[origin_group]]`.
+    pub origin_group: Option<String>,
+    pub balance: Balance,
+    pub pass_client_ip: ClientIpMode,
+    /// `Some(ttl)` when `session_persist = true`.
+    pub session_persist: Option<Duration>,
+    /// `status = "offline"` rules are validated but not listened on.
+    pub online: bool,
+    pub max_connections: Option<usize>,
+    /// PROXY v2 only: send a UNIQUE_ID TLV with the connection id.
+    pub ppv2_unique_id: bool,
+}
+
+/// An origin with its address resolved at load time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginSpec {
+    /// As written in the config (an IP or a host name).
+    pub name: String,
+    pub address: IpAddr,
+    pub weight: u32,
+}
+
+/// Where a rule listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ListenAddr {
+    /// No `listen` key: one `[::]` socket that also takes IPv4 (v4-mapped, normalized at accept).
+    DualStack,
+    /// An explicit address; `::` here is IPv6 only.
+    Ip(IpAddr),
+}
+
+impl ListenAddr {
+    /// Whether two listeners on the same port would fight over the same packets.
+    pub fn conflicts(self, other: ListenAddr) -> bool {
+        match (self, other) {
+            (ListenAddr::DualStack, _) | (_, ListenAddr::DualStack) => true,
+            (ListenAddr::Ip(a), ListenAddr::Ip(b)) => {
+                a.is_ipv4() == b.is_ipv4() && (a == b || a.is_unspecified() || b.is_unspecified())
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenAddr::DualStack => f.write_str("all addresses"),
+            ListenAddr::Ip(ip) => write!(f, "{ip}"),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates `path`, resolving origin host names (blocking).
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Validates `text` as if read from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        validate::validate(path, text)
+    }
+
+    /// Rules that accept connections now.
+    pub fn online_rules(&self) -> impl Iterator<Item = &Rule> {
+        self.rules.iter().filter(|r| r.online)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,197 @@
+//! Validation of the settings sections (`[proxy]`, `[health]`) and `[[origin_group]]`,
+//! plus the value helpers rule validation shares with them.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::error::{ConfigError, Source};
+use super::raw::{RawGroup, RawHealth, RawProxy, Text};
+use super::values::parse_duration;
+use super::{HealthSettings, OriginSpec, ProxySettings};
+
+pub(super) fn groups(
+    src: &Source,
+    raw: &[Spanned<RawGroup>],
+) -> Result<HashMap<String, Vec<OriginSpec>>, ConfigError> {
+    let mut out = HashMap::new();
+    for g in raw {
+        let Some(name) = &g.get_ref().name else {
+            return Err(src.error(
+                g.span().start,
+                "origin_group",
+                "name",
+                "missing; every origin group needs a name",
+            ));
+        };
+        let section = format!("origin_group \"{}\"", name.get_ref());
+        let list = match &g.get_ref().origins {
+            Some(list) if !list.get_ref().is_empty() => list,
+            Some(list) => {
+                return Err(src.error(
+                    list.span().start,
+                    section,
+                    "origins",
+                    "empty; list at least one origin",
+                ));
+            }
+            None => {
+                return Err(src.error(
+                    g.span().start,
+                    section,
+                    "origins",
+                    "missing; list origins = [{ address = \"...\", weight = 1 }]",
+                ));
+            }
+        };
+        let mut origins = Vec::new();
+        for o in list.get_ref() {
+            let entry = o.get_ref();
+            if !(1..=1000).contains(&entry.weight) {
+                return Err(src.error(
+                    o.span().start,
+                    section,
+                    "origins",
+                    format!(
+                        "weight {} of \"{}\" is out of range; use 1..1000",
+                        entry.weight, entry.address
+                    ),
+                ));
+            }
+            let address = resolve(&entry.address)
+                .map_err(|r| src.error(o.span().start, section.clone(), "origins", r))?;
+            origins.push(OriginSpec {
+                name: entry.address.clone(),
+                address,
+                weight: entry.weight as u32,
+            });
+        }
+        if out.insert(name.get_ref().clone(), origins).is_some() {
+            return Err(src.error(
+                name.span().start,
+                section,
+                "name",
+                "duplicate origin group name",
+            ));
+        }
+    }
+    Ok(out)
+}
+
+pub(super) fn proxy(
+    src: &Source,
+    raw: Option<&Spanned<RawProxy>>,
+) -> Result<ProxySettings, ConfigError> {
+    let mut s = ProxySettings::default();
+    let Some(raw) = raw.map(Spanned::get_ref) else {
+        return Ok(s);
+    };
+    let sec = "[proxy]";
+    if let Some(v) = &raw.max_connections {
+        s.max_connections = positive(src, sec, "max_connections", v)? as usize;
+    }
+    if let Some(v) = &raw.buffer_size {
+        let n = positive(src, sec, "buffer_size", v)?;
+        if !(1024..=16 * 1024 * 1024).contains(&n) {
+            return Err(src.error(
+                v.span().start,
+                sec,
+                "buffer_size",
+                format!("{n} is out of range; use 1024..16777216 bytes"),
+            ));
+        }
+        s.buffer_size = n as usize;
+    }
+    if let Some(v) = &raw.splice {
+        s.splice = *v.get_ref();
+    }
+    for (field, value, slot) in [
+        (
+            "connect_timeout",
+            &raw.connect_timeout,
+            &mut s.connect_timeout,
+        ),
+        ("idle_timeout", &raw.idle_timeout, &mut s.idle_timeout),
+        ("drain_timeout", &raw.drain_timeout, &mut s.drain_timeout),
+    ] {
+        if let Some(v) = value {
+            *slot = duration(src, sec, field, v)?;
+        }
+    }
+    if let Some(v) = &raw.access_log {
+        s.access_log = *v.get_ref();
+    }
+    Ok(s)
+}
+
+pub(super) fn health(
+    src: &Source,
+    raw: Option<&Spanned<RawHealth>>,
+) -> Result<HealthSettings, ConfigError> {
+    let mut s = HealthSettings::default();
+    let Some(raw) = raw.map(Spanned::get_ref) else {
+        return Ok(s);
+    };
+    let sec = "[health]";
+    if let Some(v) = &raw.interval {
+        s.interval = duration(src, sec, "interval", v)?;
+    }
+    if let Some(v) = &raw.timeout {
+        s.timeout = duration(src, sec, "timeout", v)?;
+    }
+    if let Some(v) = &raw.rise {
+        s.rise = positive(src, sec, "rise", v)? as u32;
+    }
+    if let Some(v) = &raw.fall {
+        s.fall = positive(src, sec, "fall", v)? as u32;
+    }
+    Ok(s)
+}
+
+pub(super) fn duration(
+    src: &Source,
+    sec: &str,
+    field: &str,
+    v: &Spanned<Text>,
+) -> Result<Duration, ConfigError> {
+    match parse_duration(&v.get_ref().as_string()) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err(src.error(v.span().start, sec, field, "must be longer than zero")),
+        Err(r) => Err(src.error(v.span().start, sec, field, r)),
+    }
+}
+
+pub(super) fn positive(
+    src: &Source,
+    sec: &str,
+    field: &str,
+    v: &Spanned<i64>,
+) -> Result<u64, ConfigError> {
+    u64::try_from(*v.get_ref())
+        .ok()
+        .filter(|n| *n >= 1 && *n <= u32::MAX as u64)
+        .ok_or_else(|| {
+            src.error(
+                v.span().start,
+                sec,
+                field,
+                format!("{} is out of range; use a positive number", v.get_ref()),
+            )
+        })
+}
+
+/// An IP literal, or the first address a host name resolves to (blocking getaddrinfo).
+pub(super) fn resolve(name: &str) -> Result<IpAddr, String> {
+    if let Ok(ip) = name.parse::<IpAddr>() {
+        return Ok(ip);
+    }
+    let unresolvable = || format!("cannot resolve host name \"{name}\"");
+    (name, 0)
+        .to_socket_addrs()
+        .map_err(|_| unresolvable())?
+        .next()
+        .map(|sa| sa.ip())
+        .ok_or_else(unresolvable)
+}

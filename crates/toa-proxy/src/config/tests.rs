@@ -1,0 +1,248 @@
+//! Config validation: good files load, and every bad file gets its exact one-line error.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+
+fn load(text: &str) -> Result<Config, String> {
+    Config::parse(Path::new("proxy.toml"), text).map_err(|e| e.to_string())
+}
+
+fn error(text: &str) -> String {
+    load(text).expect_err("config should be rejected")
+}
+
+#[test]
+fn full_example_from_the_issue_loads() {
+    let cfg = load(
+        r#"
+[[rule]]
+tag = "web"
+protocol = "tcp"
+listen = ["198.18.1.1", "fd00:1::1"]
+ports = "81-85"
+origins = ["198.18.2.2", "localhost"]
+origin_ports = "9081-9085"
+pass_client_ip = "toa"
+session_persist = true
+session_persist_ttl = "600s"
+status = "online"
+
+[[rule]]
+tag = "grouped"
+ports = "10000"
+origin_group = "g1"
+
+[[origin_group]]
+name = "g1"
+origins = [{ address = "198.18.2.2", weight = 10 }, { address = "198.18.2.3", weight = 5 }]
+
+[toa]
+kind = 200
+"#,
+    )
+    .unwrap();
+    let web = &cfg.rules[0];
+    assert_eq!(web.line, 2);
+    assert_eq!(web.listen.len(), 2);
+    assert_eq!(
+        web.ports,
+        PortRange {
+            first: 81,
+            last: 85
+        }
+    );
+    assert_eq!(web.origins[1].name, "localhost");
+    assert!(web.origins[1].address.is_loopback());
+    assert_eq!(web.pass_client_ip, ClientIpMode::Toa);
+    assert_eq!(web.session_persist, Some(Duration::from_secs(600)));
+    let grouped = &cfg.rules[1];
+    assert_eq!(grouped.listen, vec![ListenAddr::DualStack]);
+    assert_eq!(grouped.origin_ports, PortRange::single(10000));
+    assert_eq!(grouped.origins[0].weight, 10);
+    assert_eq!(
+        grouped.origins[1].address,
+        "198.18.2.3".parse::<IpAddr>().unwrap()
+    );
+    assert_eq!(cfg.toa.kind, 200);
+}
+
+#[test]
+fn settings_sections_override_defaults() {
+    let cfg = load(
+        r#"
+[proxy]
+max_connections = 10
+connect_timeout = "500ms"
+idle_timeout = 60
+access_log = true
+[health]
+interval = "1s"
+rise = 1
+"#,
+    )
+    .unwrap();
+    assert_eq!(cfg.proxy.max_connections, 10);
+    assert_eq!(cfg.proxy.connect_timeout, Duration::from_millis(500));
+    assert_eq!(cfg.proxy.idle_timeout, Duration::from_secs(60));
+    assert!(cfg.proxy.access_log);
+    assert_eq!(cfg.health.interval, Duration::from_secs(1));
+    assert_eq!((cfg.health.rise, cfg.health.fall), (1, 3));
+}
+
+#[test]
+fn port_range_length_mismatch_names_line_and_field() {
+    let e = error(
+        "[[rule]]\ntag = \"web\"\nports = \"81-85\"\norigins = [\"198.18.2.2\"]\norigin_ports = \"9081-9083\"\n",
+    );
+    assert_eq!(
+        e,
+        "proxy.toml:5: rule \"web\": origin_ports: \"9081-9083\" has 3 ports but ports \"81-85\" has 5; use one port or a range of the same length"
+    );
+}
+
+#[test]
+fn overlapping_listeners_are_rejected() {
+    let e = error(
+        r#"[[rule]]
+tag = "a"
+ports = "10000-10010"
+origins = ["198.18.2.2"]
+
+[[rule]]
+tag = "b"
+listen = ["198.18.1.1"]
+ports = "10005"
+origins = ["198.18.2.2"]
+"#,
+    );
+    assert_eq!(
+        e,
+        "proxy.toml:9: rule \"b\": ports: tcp port 10005 on 198.18.1.1 overlaps rule \"a\" (line 1) on all addresses"
+    );
+}
+
+#[test]
+fn same_port_on_different_addresses_or_protocols_does_not_overlap() {
+    let cfg = load(
+        r#"[[rule]]
+tag = "a"
+listen = ["198.18.1.1"]
+ports = "80"
+origins = ["198.18.2.2"]
+[[rule]]
+tag = "b"
+listen = ["198.18.1.9", "fd00:1::1"]
+ports = "80"
+origins = ["198.18.2.2"]
+[[rule]]
+tag = "c"
+protocol = "udp"
+ports = "80"
+origins = ["198.18.2.2"]
+"#,
+    );
+    assert_eq!(cfg.unwrap().rules.len(), 3);
+}
+
+#[test]
+fn ttl_out_of_range_is_rejected() {
+    let e = error(
+        "[[rule]]\ntag = \"web\"\nports = \"80\"\norigins = [\"198.18.2.2\"]\nsession_persist = true\nsession_persist_ttl = \"10s\"\n",
+    );
+    assert_eq!(
+        e,
+        "proxy.toml:6: rule \"web\": session_persist_ttl: \"10s\" is out of range; use 30s..3600s"
+    );
+}
+
+#[test]
+fn unknown_mode_is_rejected() {
+    let e = error(
+        "[[rule]]\ntag = \"web\"\nports = \"80\"\norigins = [\"198.18.2.2\"]\npass_client_ip = \"tao\"\n",
+    );
+    assert_eq!(
+        e,
+        "proxy.toml:5: rule \"web\": pass_client_ip: unknown mode \"tao\"; expected toa, ppv1, ppv2, spp or off"
+    );
+}
+
+#[test]
+fn spp_on_tcp_is_rejected() {
+    let e = error(
+        "[[rule]]\ntag = \"web\"\nports = \"80\"\norigins = [\"198.18.2.2\"]\npass_client_ip = \"spp\"\n",
+    );
+    assert_eq!(
+        e,
+        "proxy.toml:5: rule \"web\": pass_client_ip: spp is for UDP rules only; on tcp use toa, ppv1, ppv2 or off"
+    );
+}
+
+#[test]
+fn toa_on_udp_is_rejected() {
+    let e = error(
+        "[[rule]]\ntag = \"dns\"\nprotocol = \"udp\"\nports = \"53\"\norigins = [\"198.18.2.2\"]\npass_client_ip = \"toa\"\n",
+    );
+    assert_eq!(
+        e,
+        "proxy.toml:6: rule \"dns\": pass_client_ip: toa is for TCP rules only; on udp use ppv2, spp or off"
+    );
+}
+
+#[test]
+fn unresolvable_origin_is_rejected() {
+    let e = error(
+        "[[rule]]\ntag = \"web\"\nports = \"80\"\norigins = [\"198.18.2.2\", \"no-such-origin.invalid\"]\n",
+    );
+    assert_eq!(
+        e,
+        "proxy.toml:4: rule \"web\": origins: cannot resolve host name \"no-such-origin.invalid\""
+    );
+}
+
+#[test]
+fn missing_and_duplicate_and_unknown_keys_are_located() {
+    assert_eq!(
+        error("\n[[rule]]\ntag = \"web\"\norigins = [\"198.18.2.2\"]\n"),
+        "proxy.toml:2: rule \"web\": ports: missing; a port like \"80\" or a range like \"81-85\""
+    );
+    assert_eq!(
+        error(
+            "[[rule]]\ntag = \"a\"\nports = \"80\"\norigins = [\"198.18.2.2\"]\n[[rule]]\ntag = \"a\"\nlisten = [\"::1\"]\nports = \"81\"\norigins = [\"198.18.2.2\"]\n"
+        ),
+        "proxy.toml:6: rule \"a\": tag: duplicate tag; rule on line 1 has it already"
+    );
+    let unknown = error("[[rule]]\ntag = \"web\"\nportz = \"80\"\n");
+    assert!(
+        unknown.starts_with("proxy.toml:3: portz: unknown field `portz`"),
+        "{unknown}"
+    );
+    let wrong_type = error("[proxy]\naccess_log = \"yes\"\n");
+    assert!(
+        wrong_type.starts_with("proxy.toml:2: access_log: invalid type"),
+        "{wrong_type}"
+    );
+}
+
+#[test]
+fn tag_length_is_bounded() {
+    let long = "x".repeat(51);
+    let e = error(&format!(
+        "[[rule]]\ntag = \"{long}\"\nports = \"80\"\norigins = [\"198.18.2.2\"]\n"
+    ));
+    assert_eq!(
+        e,
+        format!("proxy.toml:2: rule \"{long}\": tag: must be 1-50 characters, has 51")
+    );
+}
+
+#[test]
+fn unknown_origin_group_is_rejected() {
+    let e = error("[[rule]]\ntag = \"web\"\nports = \"80\"\norigin_group = \"nope\"\n");
+    assert_eq!(
+        e,
+        "proxy.toml:4: rule \"web\": origin_group: no [[origin_group]] named \"nope\""
+    );
+}

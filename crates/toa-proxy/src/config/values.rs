@@ -1,0 +1,251 @@
+//! Small value types of the config (ports, durations, modes) and their parsers.
+//! Parsers return a plain reason string; the caller adds file, line and field.
+
+use std::fmt;
+use std::time::Duration;
+
+/// `"80"` or `"81-85"`: an inclusive, non-empty port range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl PortRange {
+    pub fn single(port: u16) -> PortRange {
+        PortRange {
+            first: port,
+            last: port,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        usize::from(self.last - self.first) + 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = u16> + use<> {
+        self.first..=self.last
+    }
+
+    pub fn overlaps(&self, other: &PortRange) -> bool {
+        self.first <= other.last && other.first <= self.last
+    }
+
+    /// The origin port for listener `port` when this range (the listener's) maps onto `origin`:
+    /// a single origin port takes everything, a range of equal length maps 1:1.
+    pub fn map_to(&self, port: u16, origin: &PortRange) -> u16 {
+        if origin.first == origin.last {
+            origin.first
+        } else {
+            origin.first + (port - self.first)
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<PortRange, String> {
+        let port = |s: &str| -> Result<u16, String> {
+            match s.trim().parse::<u16>() {
+                Ok(0) | Err(_) => Err(format!(
+                    "\"{text}\" is not a port or a range like \"81-85\" (ports are 1-65535)"
+                )),
+                Ok(p) => Ok(p),
+            }
+        };
+        let range = match text.split_once('-') {
+            None => PortRange::single(port(text)?),
+            Some((a, b)) => PortRange {
+                first: port(a)?,
+                last: port(b)?,
+            },
+        };
+        if range.first > range.last {
+            return Err(format!("range \"{text}\" runs backwards"));
+        }
+        Ok(range)
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.first == self.last {
+            write!(f, "{}", self.first)
+        } else {
+            write!(f, "{}-{}", self.first, self.last)
+        }
+    }
+}
+
+/// `"3600s"`, `"500ms"`, `"5m"`, `"1h"`; a bare integer (TOML or string) means seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let bad = || format!("\"{text}\" is not a duration like \"30s\", \"500ms\", \"5m\" or \"1h\"");
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    Ok(match unit {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return Err(bad()),
+    })
+}
+
+/// Formats a duration the way the config writes it (`"30s"`, `"500ms"`).
+pub fn format_duration(d: Duration) -> String {
+    if d.subsec_millis() != 0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}s", d.as_secs())
+    }
+}
+
+/// Transport of a rule. UDP rules are validated here; UDP forwarding is its own module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    pub fn parse(text: &str) -> Result<Protocol, String> {
+        match text {
+            "tcp" => Ok(Protocol::Tcp),
+            "udp" => Ok(Protocol::Udp),
+            other => Err(format!("unknown protocol \"{other}\"; expected tcp or udp")),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+/// How the client's address reaches the origin (`pass_client_ip`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClientIpMode {
+    /// TCP option written by the eBPF edge writer on SYN and handshake ACK.
+    Toa,
+    /// PROXY protocol v1 text header before the first client byte.
+    ProxyV1,
+    /// PROXY protocol v2 binary header (TCP: before the first byte; UDP: on the first datagram).
+    ProxyV2,
+    /// Tencent SPP header on every UDP datagram.
+    Spp,
+    Off,
+}
+
+impl ClientIpMode {
+    pub fn parse(text: &str) -> Result<ClientIpMode, String> {
+        match text.to_ascii_lowercase().as_str() {
+            "toa" => Ok(ClientIpMode::Toa),
+            "ppv1" => Ok(ClientIpMode::ProxyV1),
+            "ppv2" => Ok(ClientIpMode::ProxyV2),
+            "spp" => Ok(ClientIpMode::Spp),
+            "off" => Ok(ClientIpMode::Off),
+            _ => Err(format!(
+                "unknown mode \"{text}\"; expected toa, ppv1, ppv2, spp or off"
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientIpMode::Toa => "toa",
+            ClientIpMode::ProxyV1 => "ppv1",
+            ClientIpMode::ProxyV2 => "ppv2",
+            ClientIpMode::Spp => "spp",
+            ClientIpMode::Off => "off",
+        }
+    }
+
+    /// Whether the mode exists for `protocol`; the reason names the modes that do.
+    pub fn check_protocol(self, protocol: Protocol) -> Result<(), String> {
+        match (protocol, self) {
+            (Protocol::Tcp, ClientIpMode::Spp) => {
+                Err("spp is for UDP rules only; on tcp use toa, ppv1, ppv2 or off".to_string())
+            }
+            (Protocol::Udp, ClientIpMode::Toa | ClientIpMode::ProxyV1) => Err(format!(
+                "{} is for TCP rules only; on udp use ppv2, spp or off",
+                self.as_str()
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Balancing algorithm (`balance`). Session persistence overrides it with a consistent hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    /// Round robin; weighted (smooth WRR) when origins carry different weights.
+    RoundRobin,
+    /// Fewest active connections relative to weight.
+    LeastConnections,
+}
+
+impl Balance {
+    pub fn parse(text: &str) -> Result<Balance, String> {
+        match text {
+            "round_robin" => Ok(Balance::RoundRobin),
+            "least_connections" => Ok(Balance::LeastConnections),
+            other => Err(format!(
+                "unknown algorithm \"{other}\"; expected round_robin or least_connections"
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_range_single_and_range_parse() {
+        assert_eq!(PortRange::parse("80").unwrap(), PortRange::single(80));
+        let r = PortRange::parse("81-85").unwrap();
+        assert_eq!((r.first, r.last, r.len()), (81, 85, 5));
+        assert!(PortRange::parse("85-81").is_err());
+        assert!(PortRange::parse("0").is_err());
+        assert!(PortRange::parse("70000").is_err());
+        assert!(PortRange::parse("a-b").is_err());
+    }
+
+    #[test]
+    fn listener_ports_map_one_to_one_onto_origin_range() {
+        let listen = PortRange::parse("81-85").unwrap();
+        let origin = PortRange::parse("9081-9085").unwrap();
+        let mapped: Vec<u16> = listen.iter().map(|p| listen.map_to(p, &origin)).collect();
+        assert_eq!(mapped, vec![9081, 9082, 9083, 9084, 9085]);
+    }
+
+    #[test]
+    fn listener_range_onto_single_origin_port_maps_all_to_it() {
+        let listen = PortRange::parse("81-85").unwrap();
+        let origin = PortRange::single(8080);
+        assert!(listen.iter().all(|p| listen.map_to(p, &origin) == 8080));
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("3600s").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
+    }
+
+    #[test]
+    fn spp_is_udp_only_and_toa_tcp_only() {
+        assert!(ClientIpMode::Spp.check_protocol(Protocol::Tcp).is_err());
+        assert!(ClientIpMode::Spp.check_protocol(Protocol::Udp).is_ok());
+        assert!(ClientIpMode::Toa.check_protocol(Protocol::Udp).is_err());
+        assert!(ClientIpMode::ProxyV2.check_protocol(Protocol::Udp).is_ok());
+    }
+}

@@ -1,0 +1,187 @@
+//! One client connection, start to end: limits, origin choice with one retry, the
+//! pass-client-IP mode, the copy, and the access log line.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::balance::{ActiveGuard, Backend};
+use crate::client_ip::{ConnInfo, normalize};
+use crate::error::ConnectError;
+use crate::forward::{ByteCounters, CloseReason, DataPath, Limits, forward};
+use crate::server::{Route, RuleRuntime, Shared};
+
+/// Counts a connection as active in its rule's gauge until dropped.
+struct ActiveConnection<'a>(&'a RuleRuntime);
+
+impl Drop for ActiveConnection<'_> {
+    fn drop(&mut self) {
+        self.0
+            .metrics
+            .connections_active
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    route: Arc<Route>,
+    client: TcpStream,
+    peer: SocketAddr,
+    abort: CancellationToken,
+) {
+    let rule = &*route.rule;
+    let metrics = &rule.metrics;
+    // Over a limit the client is closed at once: queueing would only hide overload.
+    let Ok(_global) = shared.global_limit.clone().try_acquire_owned() else {
+        metrics.reject("global_limit");
+        tracing::debug!(rule = %rule.tag, client = %peer, "closed: global max_connections reached");
+        return;
+    };
+    let _rule_permit = match &rule.limit {
+        None => None,
+        Some(limit) => match limit.clone().try_acquire_owned() {
+            Ok(p) => Some(p),
+            Err(_) => {
+                metrics.reject("rule_limit");
+                tracing::debug!(rule = %rule.tag, client = %peer, "closed: rule max_connections reached");
+                return;
+            }
+        },
+    };
+    metrics.connections_total.fetch_add(1, Ordering::Relaxed);
+    metrics.connections_active.fetch_add(1, Ordering::Relaxed);
+    let _active = ActiveConnection(rule);
+    let started = Instant::now();
+
+    let Ok(local) = client.local_addr() else {
+        return;
+    };
+    let conn = ConnInfo {
+        id: shared.next_connection_id.fetch_add(1, Ordering::Relaxed),
+        client: normalize(peer),
+        proxy: normalize(local),
+    };
+    let (mut origin, backend, _open) = match connect(rule, route.origin_port, &conn).await {
+        Ok(c) => c,
+        Err(e) => {
+            if matches!(e, ConnectError::NoHealthyOrigin) {
+                metrics.connect_error(e.kind());
+                tracing::warn!(rule = %rule.tag, client = %conn.client, "every origin is down: closing the client");
+                // RST instead of FIN: the client learns at once instead of after a read.
+                let _ = socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO));
+            } else {
+                tracing::warn!(rule = %rule.tag, client = %conn.client, "closing the client: {e}");
+            }
+            return;
+        }
+    };
+    let target = origin
+        .peer_addr()
+        .unwrap_or_else(|_| backend.target(route.origin_port));
+    if let Some(preamble) = rule.writer.preamble(&conn)
+        && let Err(e) = origin.write_all(&preamble).await
+    {
+        tracing::warn!(rule = %rule.tag, client = %conn.client, origin = %target, "origin error: cannot send the {} header: {e}", rule.writer.name());
+        return;
+    }
+    // Small writes (prompts, TLS records) go out at once, as the client sent them.
+    let _ = (client.set_nodelay(true), origin.set_nodelay(true));
+
+    let limits = Limits {
+        buffer_size: rule.settings.buffer_size,
+        idle_timeout: rule.settings.idle_timeout,
+        data_path: if rule.settings.splice {
+            DataPath::Splice
+        } else {
+            DataPath::Buffered
+        },
+    };
+    let counters = ByteCounters {
+        to_origin: &metrics.bytes_to_origin,
+        to_client: &metrics.bytes_to_client,
+    };
+    let t = forward(client, origin, &limits, counters, &abort).await;
+    let quiet = matches!(
+        t.reason,
+        CloseReason::Done { .. } | CloseReason::IdleTimeout
+    );
+    let reason = t.reason.to_string();
+    let duration_ms = started.elapsed().as_millis() as u64;
+    if rule.settings.access_log {
+        tracing::info!(target: "toa_proxy::access", rule = %rule.tag, client = %conn.client, origin = %target,
+            mode = %rule.writer.name(), bytes_to_origin = t.to_origin, bytes_to_client = t.to_client, duration_ms, close = %reason, "connection closed");
+    } else if !quiet {
+        tracing::debug!(rule = %rule.tag, client = %conn.client, origin = %target, close = %reason, "connection closed");
+    }
+}
+
+/// Connects to an origin the selector picks; if that fails, once more to a different one.
+async fn connect(
+    rule: &RuleRuntime,
+    port: u16,
+    conn: &ConnInfo,
+) -> Result<(TcpStream, Arc<Backend>, ActiveGuard), ConnectError> {
+    let mut failed: Option<usize> = None;
+    let mut last_error = None;
+    for _attempt in 0..2 {
+        let usable = |i: usize| Some(i) != failed && rule.backends[i].is_up();
+        let Some(i) = rule
+            .selector
+            .select(conn.client.ip(), &rule.backends, &usable)
+        else {
+            break;
+        };
+        let backend = &rule.backends[i];
+        let open = backend.open();
+        match connect_one(rule, backend, port, conn).await {
+            Ok(stream) => return Ok((stream, backend.clone(), open)),
+            Err(e) => {
+                rule.metrics.connect_error(e.kind());
+                if e.blames_origin() {
+                    backend
+                        .health
+                        .mark_failed(rule.health_rise, rule.health_fall);
+                }
+                let next = if failed.is_none() {
+                    "trying another origin if one is up"
+                } else {
+                    "giving up"
+                };
+                tracing::warn!(rule = %rule.tag, client = %conn.client, side = %e.side(), "connect failed, {next}: {e}");
+                failed = Some(i);
+                last_error = Some(e);
+            }
+        }
+    }
+    Err(last_error.unwrap_or(ConnectError::NoHealthyOrigin))
+}
+
+async fn connect_one(
+    rule: &RuleRuntime,
+    backend: &Backend,
+    port: u16,
+    conn: &ConnInfo,
+) -> Result<TcpStream, ConnectError> {
+    let origin = backend.target(port);
+    let socket_error = |source: io::Error| ConnectError::Socket { origin, source };
+    let socket = if origin.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(socket_error)?;
+    rule.writer.prepare(&socket, conn).map_err(socket_error)?;
+    let timeout = rule.settings.connect_timeout;
+    match tokio::time::timeout(timeout, socket.connect(origin)).await {
+        Err(_) => Err(ConnectError::Timeout { origin, timeout }),
+        Ok(Err(e)) => Err(ConnectError::from_io(origin, e)),
+        Ok(Ok(stream)) => Ok(stream),
+    }
+}

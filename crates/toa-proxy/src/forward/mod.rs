@@ -1,0 +1,358 @@
+//! The data path: moves bytes both ways between client and origin with bounded memory,
+//! propagates half-close (EOF on one side becomes `shutdown(SHUT_WR)` on the other while
+//! the other direction keeps flowing), and ends on idle timeout, error or shutdown.
+//! Each direction is either a buffered copy ([`copy`]) or kernel-side `splice(2)` through
+//! a pipe ([`splice`]), chosen per connection by [`DataPath`].
+
+mod copy;
+mod splice;
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::Side;
+
+/// Why a forwarded connection ended.
+#[derive(Debug)]
+pub enum CloseReason {
+    /// Both directions reached EOF; `first` is the side that closed first.
+    Done {
+        first: Side,
+    },
+    IdleTimeout,
+    /// The proxy is shutting down and the drain deadline passed.
+    Shutdown,
+    /// A read or write on `side` failed.
+    Error {
+        side: Side,
+        error: io::Error,
+    },
+}
+
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CloseReason::Done { first } => write!(f, "{first} closed"),
+            CloseReason::IdleTimeout => f.write_str("idle timeout"),
+            CloseReason::Shutdown => f.write_str("proxy shutdown"),
+            CloseReason::Error { side, error } => write!(f, "{side} error: {error}"),
+        }
+    }
+}
+
+/// Rule-wide byte counters the directions add to as data moves, so metrics are live.
+pub struct ByteCounters<'a> {
+    pub to_origin: &'a AtomicU64,
+    pub to_client: &'a AtomicU64,
+}
+
+/// What one connection moved, and why it ended.
+#[derive(Debug)]
+pub struct Transfer {
+    pub to_origin: u64,
+    pub to_client: u64,
+    pub reason: CloseReason,
+}
+
+/// How bytes cross the proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataPath {
+    /// read() into a user-space buffer, write() it out.
+    Buffered,
+    /// splice(2) socket → pipe → socket: the payload never enters user space.
+    Splice,
+}
+
+pub struct Limits {
+    /// Bytes in flight per direction (buffer or pipe size): the per-connection memory bound.
+    pub buffer_size: usize,
+    pub idle_timeout: Duration,
+    pub data_path: DataPath,
+}
+
+/// One direction's identity and accounting.
+struct Direction<'a> {
+    from: Side,
+    to: Side,
+    /// Rule-wide counter.
+    counter: &'a AtomicU64,
+    /// This connection's count.
+    total: AtomicU64,
+    activity: &'a Activity,
+}
+
+impl Direction<'_> {
+    fn moved(&self, n: usize) {
+        self.total.fetch_add(n as u64, Ordering::Relaxed);
+        self.counter.fetch_add(n as u64, Ordering::Relaxed);
+        self.activity.touch();
+    }
+
+    fn read_error(&self, error: io::Error) -> CloseReason {
+        CloseReason::Error {
+            side: self.from,
+            error,
+        }
+    }
+
+    fn write_error(&self, error: io::Error) -> CloseReason {
+        CloseReason::Error {
+            side: self.to,
+            error,
+        }
+    }
+}
+
+type HalfFuture<'a> = Pin<Box<dyn Future<Output = Result<(), CloseReason>> + Send + 'a>>;
+
+/// Moves bytes until both directions are done, one fails, the connection idles out, or `abort` fires.
+pub async fn forward(
+    client: TcpStream,
+    origin: TcpStream,
+    limits: &Limits,
+    counters: ByteCounters<'_>,
+    abort: &CancellationToken,
+) -> Transfer {
+    let activity = Activity::new();
+    let up = Direction {
+        from: Side::Client,
+        to: Side::Origin,
+        counter: counters.to_origin,
+        total: AtomicU64::new(0),
+        activity: &activity,
+    };
+    let down = Direction {
+        from: Side::Origin,
+        to: Side::Client,
+        counter: counters.to_client,
+        total: AtomicU64::new(0),
+        activity: &activity,
+    };
+    let pipes = match limits.data_path {
+        DataPath::Splice => splice::Pipe::pair(limits.buffer_size)
+            .inspect_err(|e| tracing::debug!("no pipes for splice, copying through buffers: {e}"))
+            .ok(),
+        DataPath::Buffered => None,
+    };
+    let (upstream, downstream): (HalfFuture, HalfFuture) = match pipes {
+        Some((up_pipe, down_pipe)) => (
+            Box::pin(splice::splice_half(&client, &origin, up_pipe, &up)),
+            Box::pin(splice::splice_half(&origin, &client, down_pipe, &down)),
+        ),
+        None => (
+            Box::pin(copy::copy_half(&client, &origin, limits.buffer_size, &up)),
+            Box::pin(copy::copy_half(&origin, &client, limits.buffer_size, &down)),
+        ),
+    };
+    let reason = run(upstream, downstream, &activity, limits.idle_timeout, abort).await;
+    Transfer {
+        to_origin: up.total.into_inner(),
+        to_client: down.total.into_inner(),
+        reason,
+    }
+}
+
+async fn run(
+    mut upstream: HalfFuture<'_>,
+    mut downstream: HalfFuture<'_>,
+    activity: &Activity,
+    idle: Duration,
+    abort: &CancellationToken,
+) -> CloseReason {
+    let (mut up_done, mut down_done) = (false, false);
+    let mut first_eof = None;
+    loop {
+        tokio::select! {
+            r = &mut upstream, if !up_done => match r {
+                Ok(()) => { up_done = true; first_eof.get_or_insert(Side::Client); }
+                Err(e) => return e,
+            },
+            r = &mut downstream, if !down_done => match r {
+                Ok(()) => { down_done = true; first_eof.get_or_insert(Side::Origin); }
+                Err(e) => return e,
+            },
+            _ = activity.idle(idle) => return CloseReason::IdleTimeout,
+            _ = abort.cancelled() => return CloseReason::Shutdown,
+        }
+        if up_done && down_done {
+            return CloseReason::Done {
+                first: first_eof.unwrap_or(Side::Client),
+            };
+        }
+    }
+}
+
+/// Shuts down the write side of `stream` so its peer sees EOF. The peer may already be
+/// gone (it reset): then there is nobody left to tell.
+fn half_close(stream: &TcpStream) {
+    let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write);
+}
+
+struct Activity {
+    start: Instant,
+    /// Milliseconds since `start` of the last byte moved in either direction.
+    last: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            start: Instant::now(),
+            last: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        self.last
+            .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Resolves once nothing has moved for `idle`.
+    async fn idle(&self, idle: Duration) {
+        loop {
+            let deadline =
+                self.start + Duration::from_millis(self.last.load(Ordering::Relaxed)) + idle;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// A connected pair (a, b) over loopback.
+    async fn pair() -> (TcpStream, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a = TcpStream::connect(l.local_addr().unwrap());
+        let (a, b) = tokio::join!(a, l.accept());
+        (a.unwrap(), b.unwrap().0)
+    }
+
+    async fn run(
+        idle: Duration,
+        data_path: DataPath,
+    ) -> (
+        TcpStream,
+        TcpStream,
+        tokio::task::JoinHandle<(Transfer, u64, u64)>,
+    ) {
+        let (client, proxy_client_side) = pair().await;
+        let (proxy_origin_side, origin) = pair().await;
+        let task = tokio::spawn(async move {
+            let (up, down) = (AtomicU64::new(0), AtomicU64::new(0));
+            let limits = Limits {
+                buffer_size: 1024,
+                idle_timeout: idle,
+                data_path,
+            };
+            let t = forward(
+                proxy_client_side,
+                proxy_origin_side,
+                &limits,
+                ByteCounters {
+                    to_origin: &up,
+                    to_client: &down,
+                },
+                &CancellationToken::new(),
+            )
+            .await;
+            (t, up.into_inner(), down.into_inner())
+        });
+        (client, origin, task)
+    }
+
+    #[tokio::test]
+    async fn client_half_close_keeps_the_reply_flowing() {
+        for path in [DataPath::Buffered, DataPath::Splice] {
+            client_half_close(path).await;
+        }
+    }
+
+    async fn client_half_close(path: DataPath) {
+        let (mut client, mut origin, task) = run(Duration::from_secs(10), path).await;
+        client.write_all(b"request").await.unwrap();
+        client.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        origin.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"request");
+        let reply = vec![7u8; 100_000];
+        origin.write_all(&reply).await.unwrap();
+        origin.shutdown().await.unwrap();
+        let mut back = Vec::new();
+        client.read_to_end(&mut back).await.unwrap();
+        assert_eq!(back, reply);
+        let (t, up, down) = task.await.unwrap();
+        assert!(
+            matches!(
+                t.reason,
+                CloseReason::Done {
+                    first: Side::Client
+                }
+            ),
+            "{}",
+            t.reason
+        );
+        assert_eq!(
+            (t.to_origin, t.to_client, up, down),
+            (7, 100_000, 7, 100_000)
+        );
+    }
+
+    #[tokio::test]
+    async fn origin_half_close_keeps_the_upload_flowing() {
+        for path in [DataPath::Buffered, DataPath::Splice] {
+            origin_half_close(path).await;
+        }
+    }
+
+    async fn origin_half_close(path: DataPath) {
+        let (mut client, mut origin, task) = run(Duration::from_secs(10), path).await;
+        origin.write_all(b"banner").await.unwrap();
+        origin.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"banner");
+        client.write_all(b"still sending").await.unwrap();
+        client.shutdown().await.unwrap();
+        let mut up = Vec::new();
+        origin.read_to_end(&mut up).await.unwrap();
+        assert_eq!(up, b"still sending");
+        let (t, _, _) = task.await.unwrap();
+        assert!(
+            matches!(
+                t.reason,
+                CloseReason::Done {
+                    first: Side::Origin
+                }
+            ),
+            "{}",
+            t.reason
+        );
+    }
+
+    #[tokio::test]
+    async fn idle_connection_is_closed_after_the_timeout() {
+        let (mut client, _origin, task) = run(Duration::from_millis(100), DataPath::Splice).await;
+        client.write_all(b"x").await.unwrap();
+        let (t, _, _) = tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(t.reason, CloseReason::IdleTimeout), "{}", t.reason);
+        let mut rest = Vec::new();
+        assert_eq!(client.read_to_end(&mut rest).await.unwrap_or(0), 0);
+    }
+}

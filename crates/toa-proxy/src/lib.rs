@@ -1,0 +1,39 @@
+//! toa-proxy — the edge side of toa: an L4 proxy in the spirit of HAProxy's `mode tcp`.
+//!
+//! It accepts client connections on the ports its rules list, picks an origin (balancing,
+//! session persistence, health), opens the upstream connection while passing the client's
+//! address (TOA option, PROXY v1/v2 header, or nothing), and copies bytes both ways.
+//! The `toa` binary (`toa proxy`) only parses the command line and calls [`serve`].
+//! Wire codecs live in `toa-wire`; the eBPF TOA writer is loaded through `toa-loader`.
+//!
+//! # Layout
+//! - [`config`]: the TOML file, validated into [`config::Config`]; every error names file:line and field.
+//! - [`rules`]: a validated rule turned into the listener keys it binds and the origin ports they map to.
+//! - [`listener`]: binding listeners (dual stack by default) that survive reloads.
+//! - [`balance`]: one file per algorithm behind [`balance::Selector`].
+//! - [`health`]: active connect checks and passive marking.
+//! - [`client_ip`]: one file per pass-client-IP mode behind [`client_ip::ClientIpWriter`].
+//! - [`forward`]: moving bytes both ways (splice or bounded buffers, half-close, idle timeout).
+//! - [`metrics`]: counters and the Prometheus text endpoint.
+//! - [`server`]: the running proxy: accept loops, routes, reload and drain; `connection` handles one client.
+//! - [`serve`]: the foreground process: signals drive reload and drain.
+//! - [`import`]: EdgeOne rule lists (JSON/CSV) converted to TOML.
+
+pub mod balance;
+pub mod client_ip;
+pub mod config;
+mod connection;
+pub mod error;
+pub mod forward;
+pub mod health;
+pub mod import;
+pub mod listener;
+pub mod metrics;
+pub mod rules;
+pub mod serve;
+pub mod server;
+
+pub use config::Config;
+pub use error::{ConnectError, Side};
+pub use serve::serve;
+pub use server::{Applied, Server, ServerError};

@@ -1,0 +1,62 @@
+//! The foreground process behind `toa proxy --config FILE`: start the [`Server`], then
+//! SIGHUP reloads (the file is validated in full first; a rejected one is logged and the
+//! old config keeps running) and SIGTERM/SIGINT drain and exit.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::server::{Server, ServerError};
+
+/// Runs the proxy for `toa proxy --config FILE`: loads the file, serves until SIGTERM or
+/// SIGINT (then drains), and reloads on SIGHUP, keeping the old config when the new one
+/// is rejected.
+pub async fn serve(path: &Path, metrics: Option<SocketAddr>) -> Result<(), ServerError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    // Installed first: a SIGHUP that arrives while starting must not kill the process.
+    let mut hangup = signal(SignalKind::hangup()).map_err(ServerError::Signals)?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(ServerError::Signals)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(ServerError::Signals)?;
+
+    let server = Server::start(load(path).await?).await?;
+    if let Some(addr) = metrics {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Metrics { addr, source })?;
+        server.serve_metrics(listener);
+    }
+    tracing::info!(config = %path.display(), "toa proxy running (SIGHUP reloads, SIGTERM drains and exits)");
+    loop {
+        tokio::select! {
+            _ = hangup.recv() => {
+                let outcome = match load(path).await {
+                    Ok(config) => server.reload(config).await,
+                    Err(e) => {
+                        server.count_rejected_reload();
+                        Err(e)
+                    }
+                };
+                match outcome {
+                    Ok(a) => tracing::info!(rules = a.rules, kept = a.listeners_kept, opened = a.listeners_opened,
+                        closed = a.listeners_closed, "reloaded {}", path.display()),
+                    Err(e) => tracing::error!("reload rejected, old config still running: {e}"),
+                }
+            }
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+        }
+    }
+    tracing::info!("draining");
+    server.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Loads a config off the async threads (host names resolve with blocking getaddrinfo).
+async fn load(path: &Path) -> Result<Config, ServerError> {
+    let path = path.to_path_buf();
+    let loaded = tokio::task::spawn_blocking(move || Config::load(&path)).await;
+    Ok(loaded.expect("config loading does not panic")?)
+}

@@ -1,0 +1,364 @@
+//! The running proxy: listeners, their routes, health checks, reload and drain.
+//!
+//! Each listener's accept loop reads its [`Route`] per connection, so a reload only swaps
+//! routes: listeners whose (protocol, address, port) stays are never closed, new ones are
+//! bound *before* anything changes (a bind failure rejects the reload whole), and removed
+//! ones stop accepting while their connections finish.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{Mutex, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::balance::{Backend, Selector, selector_for};
+use crate::client_ip::{self, ClientIpWriter};
+use crate::config::{Config, ConfigError, Protocol, ProxySettings};
+use crate::health::HealthRegistry;
+use crate::metrics::{Metrics, RuleMetrics};
+use crate::rules::{self, ListenKey};
+use crate::{connection, listener};
+
+/// Why the proxy could not start or a reload was rejected (the old config keeps running).
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("proxy: cannot listen on {key}: {source}")]
+    Bind {
+        key: ListenKey,
+        source: std::io::Error,
+    },
+    #[error("proxy: rule \"{tag}\": {reason}")]
+    Mode { tag: String, reason: String },
+    #[error("proxy: cannot serve metrics on {addr}: {source}")]
+    Metrics {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("proxy: cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// State every connection task reads.
+pub(crate) struct Shared {
+    pub metrics: Metrics,
+    pub health: HealthRegistry,
+    pub global_limit: Arc<Semaphore>,
+    pub next_connection_id: AtomicU64,
+    pub modes: client_ip::Modes,
+}
+
+/// A rule as the data path uses it, built fresh on every (re)load.
+pub(crate) struct RuleRuntime {
+    pub tag: String,
+    pub writer: Arc<dyn ClientIpWriter>,
+    pub backends: Vec<Arc<Backend>>,
+    pub selector: Box<dyn Selector>,
+    pub limit: Option<Arc<Semaphore>>,
+    pub metrics: Arc<RuleMetrics>,
+    pub settings: ProxySettings,
+    pub health_rise: u32,
+    pub health_fall: u32,
+}
+
+/// Where one listener's connections go now.
+pub(crate) struct Route {
+    pub rule: Arc<RuleRuntime>,
+    pub origin_port: u16,
+}
+
+struct ListenerHandle {
+    route: Arc<RwLock<Arc<Route>>>,
+    stop: CancellationToken,
+}
+
+struct State {
+    config: Option<Config>,
+    listeners: HashMap<ListenKey, ListenerHandle>,
+    health_stop: CancellationToken,
+    global_permits: usize,
+}
+
+/// Summary of an applied (re)load, for the log line.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    pub rules: usize,
+    pub listeners_kept: usize,
+    pub listeners_opened: usize,
+    pub listeners_closed: usize,
+}
+
+pub struct Server {
+    shared: Arc<Shared>,
+    state: Mutex<State>,
+    /// Stops accept loops and health checks (first step of a drain).
+    stop_accepting: CancellationToken,
+    /// Ends every open connection (the drain deadline passed).
+    abort: CancellationToken,
+    /// Accept loops, connections and health checks; drained on shutdown.
+    tasks: TaskTracker,
+    metrics_stop: CancellationToken,
+}
+
+impl Server {
+    /// Binds every listener of `config` and starts accepting.
+    pub async fn start(config: Config) -> Result<Server, ServerError> {
+        let server = Server {
+            shared: Arc::new(Shared {
+                metrics: Metrics::default(),
+                health: HealthRegistry::default(),
+                global_limit: Arc::new(Semaphore::new(0)),
+                next_connection_id: AtomicU64::new(1),
+                modes: client_ip::Modes::default(),
+            }),
+            state: Mutex::new(State {
+                config: None,
+                listeners: HashMap::new(),
+                health_stop: CancellationToken::new(),
+                global_permits: 0,
+            }),
+            stop_accepting: CancellationToken::new(),
+            abort: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            metrics_stop: CancellationToken::new(),
+        };
+        server.apply(config).await?;
+        Ok(server)
+    }
+
+    /// Applies a validated config: all of it, or (on error) none of it.
+    pub async fn reload(&self, config: Config) -> Result<Applied, ServerError> {
+        let result = self.apply(config).await;
+        let counter = if result.is_ok() {
+            &self.shared.metrics.reloads_ok
+        } else {
+            &self.shared.metrics.reloads_rejected
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        result
+    }
+
+    /// Counts a reload rejected before it reached the server (the file did not validate).
+    pub fn count_rejected_reload(&self) {
+        self.shared
+            .metrics
+            .reloads_rejected
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Serves `/metrics` on `listener` until shutdown completes.
+    pub fn serve_metrics(&self, listener: TcpListener) {
+        let shared = self.shared.clone();
+        let render = move || shared.metrics.render(&shared.health);
+        tokio::spawn(crate::metrics::serve_http(
+            listener,
+            render,
+            self.metrics_stop.clone(),
+        ));
+    }
+
+    /// The Prometheus text, as `/metrics` serves it.
+    pub fn render_metrics(&self) -> String {
+        self.shared.metrics.render(&self.shared.health)
+    }
+
+    /// Stops accepting, lets open connections finish for up to `drain_timeout`, then ends them.
+    pub async fn shutdown(&self) {
+        let drain = {
+            let state = self.state.lock().await;
+            state.health_stop.cancel();
+            state
+                .config
+                .as_ref()
+                .map_or(Duration::ZERO, |c| c.proxy.drain_timeout)
+        };
+        self.stop_accepting.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(drain, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "drain deadline ({}ms) passed: closing the connections still open",
+                drain.as_millis()
+            );
+            self.abort.cancel();
+            self.tasks.wait().await;
+        }
+        self.metrics_stop.cancel();
+    }
+
+    async fn apply(&self, config: Config) -> Result<Applied, ServerError> {
+        let mut state = self.state.lock().await;
+        let wanted = rules::bindings(&config);
+        for rule in config
+            .online_rules()
+            .filter(|r| r.protocol == Protocol::Udp)
+        {
+            tracing::warn!(rule = %rule.tag, "udp rules are validated but not forwarded by this build");
+        }
+        let wanted: Vec<_> = wanted
+            .into_iter()
+            .filter(|(k, _)| k.protocol == Protocol::Tcp)
+            .collect();
+
+        // Everything that can fail happens before anything changes.
+        let runtimes = self.build_rules(&config)?;
+        let mut fresh = HashMap::new();
+        for (key, _) in wanted
+            .iter()
+            .filter(|(k, _)| !state.listeners.contains_key(k))
+        {
+            let bound = listener::bind_tcp(key)
+                .map_err(|source| ServerError::Bind { key: *key, source })?;
+            fresh.insert(*key, bound);
+        }
+
+        let mut applied = Applied {
+            rules: runtimes.len(),
+            ..Applied::default()
+        };
+        let mut keep = HashMap::new();
+        for (key, binding) in &wanted {
+            let route = Arc::new(Route {
+                rule: runtimes[binding.rule].clone(),
+                origin_port: binding.origin_port,
+            });
+            if let Some(handle) = state.listeners.remove(key) {
+                *handle.route.write().unwrap_or_else(|p| p.into_inner()) = route;
+                keep.insert(*key, handle);
+                applied.listeners_kept += 1;
+            } else {
+                let listener = fresh.remove(key).expect("bound above");
+                keep.insert(*key, self.spawn_accept_loop(*key, listener, route));
+                applied.listeners_opened += 1;
+            }
+        }
+        for (key, gone) in state.listeners.drain() {
+            tracing::info!(listener = %key, "listener closed: no rule uses it any more");
+            gone.stop.cancel();
+            applied.listeners_closed += 1;
+        }
+        state.listeners = keep;
+
+        let targets: Vec<SocketAddr> = {
+            let mut t: Vec<_> = config
+                .online_rules()
+                .flat_map(rules::health_targets)
+                .collect();
+            t.sort();
+            t.dedup();
+            t
+        };
+        let health_stop = self.stop_accepting.child_token();
+        self.shared
+            .health
+            .spawn_checks(&targets, &config.health, &health_stop, &self.tasks);
+        std::mem::replace(&mut state.health_stop, health_stop).cancel();
+        self.shared.health.retain(&targets);
+
+        let permits = config.proxy.max_connections;
+        if permits > state.global_permits {
+            self.shared
+                .global_limit
+                .add_permits(permits - state.global_permits);
+        } else {
+            // Permits held by open connections are forgotten as those connections end.
+            self.shared
+                .global_limit
+                .forget_permits(state.global_permits - permits);
+        }
+        state.global_permits = permits;
+        state.config = Some(config);
+        Ok(applied)
+    }
+
+    fn build_rules(&self, config: &Config) -> Result<Vec<Arc<RuleRuntime>>, ServerError> {
+        config
+            .rules
+            .iter()
+            .map(|rule| {
+                let writer = self
+                    .shared
+                    .modes
+                    .writer(rule, &config.toa, &self.shared.metrics)
+                    .map_err(|reason| ServerError::Mode {
+                        tag: rule.tag.clone(),
+                        reason,
+                    })?;
+                let backends = rule
+                    .origins
+                    .iter()
+                    .zip(rules::health_targets(rule))
+                    .map(|(o, target)| {
+                        Arc::new(Backend {
+                            address: o.address,
+                            weight: o.weight,
+                            health: self.shared.health.get(target, &config.health),
+                            active: Default::default(),
+                        })
+                    })
+                    .collect();
+                Ok(Arc::new(RuleRuntime {
+                    tag: rule.tag.clone(),
+                    writer,
+                    backends,
+                    selector: selector_for(rule),
+                    limit: rule.max_connections.map(|n| Arc::new(Semaphore::new(n))),
+                    metrics: self.shared.metrics.rule(&rule.tag),
+                    settings: config.proxy.clone(),
+                    health_rise: config.health.rise,
+                    health_fall: config.health.fall,
+                }))
+            })
+            .collect()
+    }
+
+    fn spawn_accept_loop(
+        &self,
+        key: ListenKey,
+        listener: TcpListener,
+        route: Arc<Route>,
+    ) -> ListenerHandle {
+        let handle = ListenerHandle {
+            route: Arc::new(RwLock::new(route)),
+            stop: self.stop_accepting.child_token(),
+        };
+        let (routes, stop, shared, abort, tasks) = (
+            handle.route.clone(),
+            handle.stop.clone(),
+            self.shared.clone(),
+            self.abort.clone(),
+            self.tasks.clone(),
+        );
+        tracing::debug!(listener = %key, "listening");
+        self.tasks.spawn(async move {
+            let mut backoff = Duration::from_millis(10);
+            loop {
+                let (stream, peer) = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    accepted = listener.accept() => match accepted {
+                        Ok(a) => a,
+                        Err(e) => {
+                            // Out of file descriptors or memory: wait and try again, never exit.
+                            tracing::warn!(listener = %key, "accept failed, retrying in {}ms: {e}", backoff.as_millis());
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(Duration::from_secs(1));
+                            continue;
+                        }
+                    },
+                };
+                backoff = Duration::from_millis(10);
+                let route = routes.read().unwrap_or_else(|p| p.into_inner()).clone();
+                tasks.spawn(connection::handle(shared.clone(), route, stream, peer, abort.clone()));
+            }
+        });
+        handle
+    }
+}

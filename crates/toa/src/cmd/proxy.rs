@@ -1,0 +1,100 @@
+//! `toa proxy`: run the edge L4 proxy, validate its config, or import EdgeOne rule lists.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+/// Run the edge L4 proxy in the foreground (SIGHUP reloads the config, SIGTERM drains and exits).
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ProxyArgs {
+    #[command(subcommand)]
+    command: Option<ProxyCommand>,
+    /// Config file (TOML): rules, origin groups, [proxy], [health], [toa].
+    #[arg(long, short, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
+}
+
+#[derive(Subcommand, Debug)]
+enum ProxyCommand {
+    /// Validate a config file and exit: prints one line naming file, line and field on error.
+    Check {
+        /// Config file to validate.
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Forwarding rule lists.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RulesCommand {
+    /// Convert an EdgeOne L4 rule list (FILE.json or FILE.csv, EdgeOne field names) to TOML on stdout.
+    Import {
+        /// The rule list; the extension (.json or .csv) picks the format.
+        file: PathBuf,
+    },
+}
+
+pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
+    match args.command {
+        Some(ProxyCommand::Check { config }) => check(&config),
+        Some(ProxyCommand::Rules {
+            command: RulesCommand::Import { file },
+        }) => {
+            let toml = toa_proxy::import::import_file(&file)?;
+            print!("{toml}");
+            Ok(())
+        }
+        None => {
+            let config = args
+                .config
+                .context("missing --config FILE (try: toa proxy --config proxy.toml)")?;
+            serve(config, args.metrics)
+        }
+    }
+}
+
+fn check(path: &std::path::Path) -> anyhow::Result<()> {
+    match toa_proxy::Config::load(path) {
+        Ok(cfg) => {
+            let online = cfg.online_rules().count();
+            println!(
+                "{}: ok ({} rules, {online} online)",
+                path.display(),
+                cfg.rules.len()
+            );
+            Ok(())
+        }
+        Err(e) => {
+            // The one line is the whole message: no "Error:" prefix, no backtrace.
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn serve(config: PathBuf, metrics: Option<SocketAddr>) -> anyhow::Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(toa_proxy::serve(&config, metrics))?;
+    Ok(())
+}

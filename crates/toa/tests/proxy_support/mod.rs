@@ -1,0 +1,294 @@
+//! Shared pieces of the proxy end-to-end tests: the standard topology with a running
+//! `toa proxy` on the edge, the Python data peer, metrics and log helpers.
+
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use toa_lab::{Spawned, Topology, addr};
+
+pub const PEER_PY: &str = include_str!("peer.py");
+/// The edge serves metrics on its own loopback; tests read them with curl in the edge.
+pub const METRICS: &str = "127.0.0.1:9100";
+
+pub struct ProxyLab {
+    pub topo: Topology,
+    pub proxy: Spawned,
+    pub config: PathBuf,
+    pub peer: String,
+    /// Whether the proxy runs the fast test health checks (the config had no `[health]`).
+    pub fast_health: bool,
+}
+
+impl ProxyLab {
+    /// The topology, the peer script in the lab dir, and `toa proxy` running `config` on the edge.
+    /// A config without `[health]` gets fast checks, so origins started after the proxy are
+    /// seen up quickly (see [`ProxyLab::spawn_origin`]).
+    pub fn start(tag: &str, config: &str, first_port: u16) -> ProxyLab {
+        let fast_health = !config.contains("[health]");
+        let config = if !fast_health {
+            config.to_string()
+        } else {
+            format!(
+                "[health]\ninterval = \"250ms\"\ntimeout = \"250ms\"\nrise = 1\nfall = 3\n\n{config}"
+            )
+        };
+        let config = config.as_str();
+        let mut topo = Topology::new(tag).expect("topology");
+        let peer = topo.lab.dir().join("peer.py");
+        std::fs::write(&peer, PEER_PY).unwrap();
+        let path = topo.lab.dir().join("proxy.toml");
+        std::fs::write(&path, config).unwrap();
+        let proxy = topo
+            .lab
+            .spawn(
+                &topo.edge,
+                None,
+                &[
+                    // Debug logs name the side of every connection that ends in an error.
+                    "env",
+                    "RUST_LOG=info,toa_proxy=debug",
+                    env!("CARGO_BIN_EXE_toa"),
+                    "proxy",
+                    "--config",
+                    path.to_str().unwrap(),
+                    "--metrics",
+                    METRICS,
+                ],
+            )
+            .expect("spawn toa proxy");
+        let lab = ProxyLab {
+            topo,
+            proxy,
+            config: path,
+            peer: peer.to_string_lossy().into_owned(),
+            fast_health,
+        };
+        if let Err(e) = lab
+            .topo
+            .edge
+            .wait_listening(first_port, false, Duration::from_secs(10))
+        {
+            panic!("proxy not listening: {e}\n{}", lab.proxy_log());
+        }
+        lab.topo
+            .edge
+            .wait_listening(9100, false, Duration::from_secs(5))
+            .expect("metrics listening");
+        lab
+    }
+
+    pub fn proxy_log(&self) -> String {
+        std::fs::read_to_string(&self.proxy.log).unwrap_or_default()
+    }
+
+    pub fn metrics(&self) -> String {
+        self.topo
+            .edge
+            .run(&[
+                "curl",
+                "-sS",
+                "--max-time",
+                "5",
+                &format!("http://{METRICS}/metrics"),
+            ])
+            .expect("scrape metrics")
+    }
+
+    /// The value of one exposition line, e.g. `toa_proxy_origin_up{origin="198.18.2.2:8000"}`.
+    pub fn metric(&self, series: &str) -> Option<u64> {
+        self.metrics()
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    /// Starts `cmd` in the origin namespace and waits until it listens on `port`.
+    pub fn spawn_origin(&mut self, cmd: &[&str], port: u16) -> Spawned {
+        self.spawn_origin_in(None, cmd, port)
+    }
+
+    /// [`ProxyLab::spawn_origin`] inside `cgroup` (where the TOA receiver is attached).
+    pub fn spawn_origin_in(
+        &mut self,
+        cgroup: Option<&std::path::Path>,
+        cmd: &[&str],
+        port: u16,
+    ) -> Spawned {
+        let s = self.topo.lab.spawn(&self.topo.origin, cgroup, cmd).unwrap();
+        if let Err(e) = self
+            .topo
+            .origin
+            .wait_listening(port, false, Duration::from_secs(10))
+        {
+            panic!(
+                "{e}\n{}",
+                std::fs::read_to_string(&s.log).unwrap_or_default()
+            );
+        }
+        // Checks that ran before the origin listened may have taken it down. Once every
+        // check in flight has finished (timeout) and a few ran against the live origin
+        // (rise = 1), the state is the origin's own.
+        if self.fast_health {
+            std::thread::sleep(Duration::from_millis(1000));
+            if let Some(ip) = cmd.iter().find_map(|a| a.parse::<std::net::IpAddr>().ok()) {
+                let series = format!(
+                    "toa_proxy_origin_up{{origin=\"{}\"}}",
+                    std::net::SocketAddr::new(ip, port)
+                );
+                eventually(Duration::from_secs(10), &format!("{series} up"), || {
+                    self.metric(&series) != Some(0)
+                });
+            }
+        }
+        s
+    }
+
+    /// Starts a peer origin (`peer.py serve`) in the origin namespace.
+    pub fn serve_peer(&mut self, host: &str, port: u16, bytes: u64, order: &str) -> Spawned {
+        let peer = self.peer.clone();
+        self.spawn_origin(
+            &[
+                "python3",
+                &peer,
+                "serve",
+                host,
+                &port.to_string(),
+                &bytes.to_string(),
+                order,
+            ],
+            port,
+        )
+    }
+
+    /// Runs `peer.py client` in the client namespace; one JSON line per connection.
+    pub fn run_client(
+        &self,
+        host: &str,
+        port: u16,
+        bytes: u64,
+        order: &str,
+        conns: usize,
+    ) -> Vec<String> {
+        let out = self
+            .topo
+            .client
+            .run(&[
+                "python3",
+                &self.peer,
+                "client",
+                host,
+                &port.to_string(),
+                &bytes.to_string(),
+                order,
+                &conns.to_string(),
+            ])
+            .unwrap_or_else(|e| panic!("client failed: {e}\nproxy log:\n{}", self.proxy_log()));
+        out.lines().map(str::to_string).collect()
+    }
+
+    /// Starts `python3 -m http.server` on the origin serving a file `who` containing `name`.
+    pub fn serve_http(&mut self, host: &str, port: u16, name: &str) -> Spawned {
+        let dir = self.topo.lab.dir().join(format!("www-{name}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("who"), name).unwrap();
+        self.spawn_origin(
+            &[
+                "python3",
+                "-m",
+                "http.server",
+                "-b",
+                host,
+                "-d",
+                dir.to_str().unwrap(),
+                &port.to_string(),
+            ],
+            port,
+        )
+    }
+
+    /// GET http://host:port/who from the client; the origin's name, or the curl error.
+    pub fn who(&self, host: &str, port: u16) -> Result<String, String> {
+        self.get(host, port, "/who", None)
+    }
+
+    /// GET `path` through the proxy at host:port from the client, optionally from a fixed
+    /// source port (so a test knows the exact client address the origin must report).
+    pub fn get(
+        &self,
+        host: &str,
+        port: u16,
+        path: &str,
+        local_port: Option<u16>,
+    ) -> Result<String, String> {
+        let url = if host.contains(':') {
+            format!("http://[{host}]:{port}{path}")
+        } else {
+            format!("http://{host}:{port}{path}")
+        };
+        let local = local_port.map(|p| p.to_string());
+        let mut cmd = vec!["curl", "-sS", "--fail", "--max-time", "10"];
+        if let Some(p) = &local {
+            cmd.extend(["--local-port", p.as_str()]);
+        }
+        cmd.push(&url);
+        self.topo
+            .client
+            .run(&cmd)
+            .map_err(|e| format!("{e}\n{}", self.proxy_log()))
+    }
+
+    /// Whether the proxy process still runs (a zombie — exited, not yet reaped — does not).
+    pub fn proxy_running(&self) -> bool {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.proxy.pid)).unwrap_or_default();
+        // The state letter follows the ")" that closes the command name.
+        stat.rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X'))
+    }
+
+    pub fn signal(&self, sig: &str) {
+        self.topo
+            .edge
+            .run(&["kill", &format!("-{sig}"), &self.proxy.pid.to_string()])
+            .unwrap();
+    }
+
+    /// Replaces the config file and sends SIGHUP.
+    pub fn reload(&self, config: &str) {
+        std::fs::write(&self.config, config).unwrap();
+        self.signal("HUP");
+    }
+}
+
+/// Polls `check` every 100 ms until it holds or `timeout` passes.
+pub fn eventually(timeout: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+/// The value of `key` in a one-line JSON object printed by peer.py (strings and numbers).
+pub fn field(line: &str, key: &str) -> String {
+    let start = line
+        .find(&format!("\"{key}\": "))
+        .unwrap_or_else(|| panic!("no {key} in {line}"))
+        + key.len()
+        + 4;
+    line[start..]
+        .split([',', '}'])
+        .next()
+        .unwrap()
+        .trim()
+        .trim_matches('"')
+        .to_string()
+}
+
+pub fn edge_v4() -> &'static str {
+    addr::EDGE_CLIENT_SIDE_V4
+}

@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""Test peer for the proxy end-to-end tests: a data origin and a data client.
+
+Each connection moves N seeded-random bytes each way and reports the sha256 of
+what it sent and what it received, one JSON line per connection, so a test can
+compare both ends. `order` decides half-close: "together" (both send at once),
+"client-first" (the origin replies only after the client's EOF), "origin-first"
+(the client sends only after the origin's EOF).
+
+  peer.py serve HOST PORT BYTES ORDER        # origin, runs until killed
+  peer.py client HOST PORT BYTES ORDER CONNS # client, CONNS connections at once
+  peer.py hammer HOST PORT COUNT             # COUNT sequential HTTP GETs; prints failures
+  peer.py hold HOST PORT CONNS SECONDS       # opens CONNS idle connections, reports how many
+                                             # the proxy kept open, holds them SECONDS
+  peer.py capture HOST PORT                  # origin: per connection, prints the hex of the
+                                             # bytes that arrive before the client sends "END"
+"""
+import hashlib, json, random, socket, sys, threading
+
+CHUNK = 1 << 20
+lock = threading.Lock()
+
+
+def send(sock, nbytes, seed):
+    rng = random.Random(seed)
+    h = hashlib.sha256()
+    left = nbytes
+    while left:
+        data = rng.randbytes(min(CHUNK, left))
+        sock.sendall(data)
+        h.update(data)
+        left -= len(data)
+    sock.shutdown(socket.SHUT_WR)
+    return h.hexdigest()
+
+
+def recv(sock):
+    h = hashlib.sha256()
+    n = 0
+    while True:
+        data = sock.recv(CHUNK)
+        if not data:
+            return n, h.hexdigest()
+        h.update(data)
+        n += len(data)
+
+
+def exchange(sock, nbytes, order, seed, i_am_origin):
+    """Runs both directions; an OSError in either lands in result["error"]."""
+    result = {"recv": 0}
+    def guarded(fn):
+        try:
+            fn()
+        except OSError as e:
+            result.setdefault("error", str(e))
+    def do_send():
+        result["sent"] = nbytes
+        result["sent_sha"] = send(sock, nbytes, seed)
+    def do_recv():
+        result["recv"], result["recv_sha"] = recv(sock)
+    first_sender = "origin-first" if i_am_origin else "client-first"
+    if order == "together":
+        t = threading.Thread(target=guarded, args=(do_send,))
+        t.start()
+        guarded(do_recv)
+        t.join()
+    elif order == first_sender:
+        guarded(do_send)
+        guarded(do_recv)
+    else:
+        guarded(do_recv)
+        guarded(do_send)
+    return result
+
+
+def emit(obj):
+    with lock:
+        print(json.dumps(obj), flush=True)
+
+
+def serve(host, port, nbytes, order):
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    srv = socket.socket(family, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind((host, int(port)))
+    srv.listen(1024)
+    seq = 0
+    while True:
+        conn, peer = srv.accept()
+        seq += 1
+        def run(conn=conn, peer=peer, seed=f"origin-{seq}"):
+            r = exchange(conn, int(nbytes), order, seed, True)
+            conn.close()
+            # A health check connects and closes without sending: not a client connection.
+            if r["recv"] > 0:
+                r["peer"] = peer[0]
+                emit(r)
+        threading.Thread(target=run, daemon=True).start()
+
+
+def client(host, port, nbytes, order, conns):
+    results = [None] * int(conns)
+    def run(i):
+        try:
+            s = socket.create_connection((host, int(port)), timeout=120)
+        except OSError as e:
+            results[i] = {"error": f"connect: {e}"}
+            return
+        results[i] = exchange(s, int(nbytes), order, f"client-{i}", False)
+        s.close()
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(int(conns))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for r in results:
+        emit(r)
+
+
+def hammer(host, port, count):
+    failures = 0
+    for _ in range(int(count)):
+        try:
+            s = socket.create_connection((host, int(port)), timeout=10)
+            s.sendall(b"GET /who HTTP/1.0\r\n\r\n")
+            _, body = b"", b""
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                body += d
+            s.close()
+            if not body.startswith(b"HTTP/1.0 200"):
+                failures += 1
+        except OSError:
+            failures += 1
+    print(json.dumps({"count": int(count), "failures": failures}), flush=True)
+
+
+def hold(host, port, conns, seconds):
+    import time
+    kept, closed = [], 0
+    for _ in range(int(conns)):
+        s = socket.create_connection((host, int(port)), timeout=5)
+        s.settimeout(0.5)
+        try:
+            if s.recv(1) == b"":
+                closed += 1
+                continue
+        except socket.timeout:
+            pass
+        except OSError:
+            closed += 1
+            continue
+        kept.append(s)
+    print(json.dumps({"open": len(kept), "closed": closed}), flush=True)
+    time.sleep(float(seconds))
+
+
+def capture(host, port):
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    srv = socket.socket(family, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind((host, int(port)))
+    srv.listen(64)
+    while True:
+        conn, _ = srv.accept()
+        data = b""
+        conn.settimeout(5)
+        try:
+            while not data.endswith(b"END"):
+                d = conn.recv(4096)
+                if not d:
+                    break
+                data += d
+        except OSError:
+            pass
+        if data:
+            emit({"hex": data.hex()})
+        conn.close()
+
+
+if __name__ == "__main__":
+    {"serve": serve, "client": client, "hammer": hammer, "hold": hold, "capture": capture}[sys.argv[1]](*sys.argv[2:])

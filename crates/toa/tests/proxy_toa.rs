@@ -1,0 +1,276 @@
+//! TOA mode end to end: `toa proxy` writes the client into a TCP option on the upstream
+//! SYN and handshake ACK (eBPF edge writer), `toa origin load` on the origin's cgroup
+//! reads it, and an unmodified `python3 -m http.server` logs the real client.
+
+mod proxy_support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use proxy_support::{ProxyLab, eventually};
+use toa_lab::{Spawned, addr, require_privileges};
+
+/// `toa origin load` on a lab cgroup, unloaded on drop (before the lab removes the cgroup).
+struct LoadedOrigin(PathBuf);
+
+impl LoadedOrigin {
+    fn load(cgroup: &Path) -> LoadedOrigin {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_toa"))
+            .args(["origin", "load", "--cgroup", cgroup.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "toa origin load: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        LoadedOrigin(cgroup.to_path_buf())
+    }
+}
+
+impl Drop for LoadedOrigin {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(env!("CARGO_BIN_EXE_toa"))
+            .args(["origin", "unload", "--cgroup", self.0.to_str().unwrap()])
+            .output();
+    }
+}
+
+fn wait_log(s: &Spawned, needle: &str) -> String {
+    let mut text = String::new();
+    eventually(Duration::from_secs(10), needle, || {
+        text = std::fs::read_to_string(&s.log).unwrap_or_default();
+        text.contains(needle)
+    });
+    text
+}
+
+/// The TOA option as it appears in the packet: kind 254, length 8 or 20, port, address.
+fn toa_hex(port: u16, ip: &str) -> String {
+    let octets = match ip.parse::<std::net::IpAddr>().unwrap() {
+        std::net::IpAddr::V4(v4) => v4.octets().to_vec(),
+        std::net::IpAddr::V6(v6) => v6.octets().to_vec(),
+    };
+    let hex: String = octets.iter().map(|b| format!("{b:02x}")).collect();
+    format!("fe{:02x}{port:04x}{hex}", 4 + octets.len())
+}
+
+/// One captured packet from `tcpdump -nn -x`: its summary line and its bytes as hex.
+struct Packet {
+    summary: String,
+    hex: String,
+}
+
+fn packets(dump: &str) -> Vec<Packet> {
+    let mut out: Vec<Packet> = Vec::new();
+    for line in dump.lines() {
+        if line.starts_with(|c: char| c.is_ascii_digit()) {
+            out.push(Packet {
+                summary: line.to_string(),
+                hex: String::new(),
+            });
+        } else if let (Some(p), Some(bytes)) =
+            (out.last_mut(), line.trim_start().strip_prefix("0x"))
+        {
+            // "0x0010:  4500 003c ..." → the words after the offset.
+            let words = bytes.split_once(':').map_or("", |(_, w)| w);
+            p.hex
+                .extend(words.split_whitespace().flat_map(|w| w.chars()));
+        }
+    }
+    out
+}
+
+#[test]
+fn origin_logs_the_real_ipv4_and_ipv6_client_and_the_option_is_on_syn_and_handshake_ack() {
+    if !require_privileges(
+        "origin_logs_the_real_ipv4_and_ipv6_client_and_the_option_is_on_syn_and_handshake_ack",
+    ) {
+        return;
+    }
+    let config = format!(
+        r#"
+[[rule]]
+tag = "v4"
+ports = "16000"
+origins = ["{o4}"]
+origin_ports = "8000"
+pass_client_ip = "toa"
+
+[[rule]]
+tag = "v6"
+ports = "16001"
+origins = ["{o6}"]
+origin_ports = "8001"
+pass_client_ip = "toa"
+
+[[rule]]
+tag = "v4-client-v6-origin"
+listen = ["{e4}"]
+ports = "16002"
+origins = ["{o6}"]
+origin_ports = "8001"
+pass_client_ip = "toa"
+"#,
+        o4 = addr::ORIGIN_V4,
+        o6 = addr::ORIGIN_V6,
+        e4 = addr::EDGE_CLIENT_SIDE_V4,
+    );
+    let mut lab = ProxyLab::start("ptoa", &config, 16000);
+    let cgroup = lab.topo.lab.cgroup("origin").unwrap();
+    let _receiver = LoadedOrigin::load(&cgroup);
+    let pcap = lab.topo.lab.dir().join("origin.pcap");
+    let tcpdump = lab
+        .topo
+        .lab
+        .spawn(
+            &lab.topo.origin,
+            None,
+            &[
+                "tcpdump",
+                "-i",
+                "any",
+                "-U",
+                "-nn",
+                "-w",
+                pcap.to_str().unwrap(),
+                "tcp port 8000 or tcp port 8001",
+            ],
+        )
+        .unwrap();
+    wait_log(&tcpdump, "listening on");
+    let v4 = lab.spawn_origin_in(
+        Some(&cgroup),
+        &[
+            "python3",
+            "-m",
+            "http.server",
+            "--bind",
+            addr::ORIGIN_V4,
+            "8000",
+        ],
+        8000,
+    );
+    let v6 = lab.spawn_origin_in(
+        Some(&cgroup),
+        &[
+            "python3",
+            "-m",
+            "http.server",
+            "--bind",
+            addr::ORIGIN_V6,
+            "8001",
+        ],
+        8001,
+    );
+
+    // IPv4 client to an IPv4 origin, and an IPv6 client to an IPv6 origin.
+    lab.get(addr::EDGE_CLIENT_SIDE_V4, 16000, "/", Some(43001))
+        .unwrap();
+    lab.get(addr::EDGE_CLIENT_SIDE_V6, 16001, "/", Some(43002))
+        .unwrap();
+    // An IPv4 client whose upstream is IPv6: still the IPv4 form of the option.
+    lab.get(addr::EDGE_CLIENT_SIDE_V4, 16002, "/", Some(43003))
+        .unwrap();
+
+    let log = wait_log(&v4, "\"GET / HTTP/1.1\"");
+    assert!(
+        log.contains(&format!("{} - - [", addr::CLIENT_V4)),
+        "IPv4 origin log:\n{log}"
+    );
+    let log = wait_log(&v6, "\"GET / HTTP/1.1\"");
+    assert!(
+        log.contains(&format!("{} - - [", addr::CLIENT_V6)),
+        "IPv6 origin log:\n{log}"
+    );
+    let log = wait_log(&v6, &format!("::ffff:{} - - [", addr::CLIENT_V4));
+    assert!(
+        !log.contains(addr::EDGE_ORIGIN_SIDE_V6),
+        "IPv6 origin saw the edge:\n{log}"
+    );
+    eventually(Duration::from_secs(5), "options counted", || {
+        lab.metric("toa_proxy_toa_options_written_total")
+            .unwrap_or(0)
+            >= 4
+    });
+    assert_eq!(lab.metric("toa_proxy_toa_options_failed_total"), Some(0));
+
+    // The packets on the origin's wire: the option on the SYN and on the ACK completing
+    // the handshake, IPv4 form (length 8) for the IPv4 client, IPv6 form for the IPv6 one.
+    // tcpdump writes each packet as it reads it, but may still be reading: poll the file
+    // until both connections' requests are in, then stop it.
+    let read_pcap = || {
+        let out = lab
+            .topo
+            .origin
+            .output(&["tcpdump", "-r", pcap.to_str().unwrap(), "-nn", "-x"])
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let mut dump = String::new();
+    eventually(
+        Duration::from_secs(10),
+        "client connections in the capture",
+        || {
+            dump = read_pcap();
+            dump.contains(".8000: Flags [P.]") && dump.contains(".8001: Flags [P.]")
+        },
+    );
+    lab.topo.lab.kill(&tcpdump);
+    let packets = packets(&dump);
+    for (edge, origin, client_port, client) in [
+        (
+            addr::EDGE_ORIGIN_SIDE_V4,
+            format!("{}.8000", addr::ORIGIN_V4),
+            43001,
+            addr::CLIENT_V4,
+        ),
+        (
+            addr::EDGE_ORIGIN_SIDE_V6,
+            format!("{}.8001", addr::ORIGIN_V6),
+            43002,
+            addr::CLIENT_V6,
+        ),
+        (
+            addr::EDGE_ORIGIN_SIDE_V6,
+            format!("{}.8001", addr::ORIGIN_V6),
+            43003,
+            addr::CLIENT_V4,
+        ),
+    ] {
+        let option = toa_hex(client_port, client);
+        let to_origin: Vec<&Packet> = packets
+            .iter()
+            .filter(|p| {
+                p.summary.contains(&format!(" {edge}."))
+                    && p.summary.contains(&format!(" > {origin}:"))
+            })
+            .collect();
+        // Health checks connect too, from unregistered sockets and so without the option:
+        // the client's connection is the one whose SYN carries it.
+        let syn = to_origin
+            .iter()
+            .find(|p| p.summary.contains("Flags [S]") && p.hex.contains(&option))
+            .unwrap_or_else(|| panic!("no SYN to {origin} carries {option}:\n{dump}"));
+        let source = syn
+            .summary
+            .split(" > ")
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .last()
+            .unwrap();
+        let ack = to_origin
+            .iter()
+            .find(|p| {
+                p.summary.contains(&format!(" {source} > ")) && p.summary.contains("Flags [.]")
+            })
+            .unwrap_or_else(|| panic!("no ACK from {source}:\n{dump}"));
+        assert!(
+            ack.hex.contains(&option),
+            "handshake ACK without {option}:\n{}\n{}",
+            ack.summary,
+            ack.hex
+        );
+    }
+}
