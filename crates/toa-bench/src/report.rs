@@ -314,7 +314,7 @@ fn scenarios(md: &mut String, run: &Run, dir: &Path, rel: &str) -> anyhow::Resul
         heading: "4. TOA cost on the edge",
         intro: "toa proxy forwarding to the same origin with `pass_client_ip = toa` and `off`, measured back to back; the origin has `toa origin` loaded so the option is consumed. *Origin saw the client* is the share of connections on which the origin's `accept()` returned the client's own address and port.",
         cases: &[],
-        tables: &[("conn_per_s", "Connections per second", 0), ("p99_us", "Latency p99, µs", 0), ("peer_is_client_pct", "Origin saw the client, %", 1)],
+        tables: &[("conn_per_s", "Connections per second", 0), ("p99_us", "Latency p99, µs", 0), ("peer_is_client_pct", "Origin saw the client, %", 1), ("cpu_us_per_conn", "toa proxy CPU µs per connection", 1)],
         charts: &[("toa-cost.png", "toa proxy: TOA against off (higher is better)", "connections/s", "conn_per_s")],
     }
     .write(md, run, dir, rel)?;
@@ -325,7 +325,7 @@ fn scenarios(md: &mut String, run: &Run, dir: &Path, rel: &str) -> anyhow::Resul
         heading: "5. Origin-side cost",
         intro: "The origin server accepts, calls `getpeername()`, reads 64 bytes and answers 64, with `toa origin` loaded on its cgroup and not, alternately. *Direct* connections carry no TOA option (the programs run and find none); connections *via toa proxy (TOA)* carry one, which is parsed and served by `getpeername()`.",
         cases: &[DIRECT_RATE, PROXIED_RATE],
-        tables: &[("conn_per_s", "Connections per second", 0)],
+        tables: &[("conn_per_s", "Connections per second", 0), ("cpu_us_per_conn", "Origin server CPU µs per connection (its process; softirq work runs wherever the kernel takes it)", 1)],
         charts: &[("origin-cost.png", "Origin with toa origin loaded and not (higher is better)", "connections/s", "conn_per_s")],
     }
     .write(md, run, dir, rel)?;

@@ -3,9 +3,10 @@
 
 use crate::load::RrResult;
 use crate::peers::{ClientIp, Service, Target};
-use crate::procfs::{cpu_secs, fd_count, rss_bytes};
+use crate::procfs::{cgroup_pids, cpu_secs, fd_count, rss_bytes};
 use crate::profile::{self, Profile};
 use crate::run::Bench;
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
@@ -153,21 +154,35 @@ impl Bench {
         self.set_origin_toa(false)
     }
 
+    /// Short connections as in scenario 1, with the CPU time `cpu_of` (a peer's
+    /// or the origin's processes) spent per connection when given.
+    fn rr_measured(
+        &mut self,
+        t: Target,
+        service: Service,
+        mode: ClientIp,
+        concurrency: usize,
+        cpu_of: Option<BTreeSet<u32>>,
+    ) -> anyhow::Result<Vec<(&'static str, f64)>> {
+        let cpu0 = cpu_of.as_ref().map(cpu_secs);
+        let r = self.rr(t, service, mode, concurrency)?;
+        let cpu1 = cpu_of.as_ref().map(cpu_secs);
+        let mut values = rr_values(&r);
+        if let (Some(a), Some(b)) = (cpu0, cpu1) {
+            values.push((
+                "cpu_us_per_conn",
+                (b - a) * 1e6 / r.connections.max(1) as f64,
+            ));
+        }
+        Ok(values)
+    }
+
     /// Scenario 1: Short connections at each concurrency, every target.
     fn rate(&mut self, round: usize) -> anyhow::Result<()> {
         for c in self.settings.concurrencies.clone() {
             for t in self.order(round) {
                 let pids = self.peers.get(&t).map(|p| p.pids());
-                let cpu0 = pids.as_ref().map(cpu_secs);
-                let r = self.rr(t, Service::Respond, ClientIp::Off, c)?;
-                let cpu1 = pids.as_ref().map(cpu_secs);
-                let mut values = rr_values(&r);
-                if let (Some(a), Some(b)) = (cpu0, cpu1) {
-                    values.push((
-                        "cpu_us_per_conn",
-                        (b - a) * 1e6 / r.connections.max(1) as f64,
-                    ));
-                }
+                let values = self.rr_measured(t, Service::Respond, ClientIp::Off, c, pids)?;
                 self.push(RATE, t.name(), &case_c(c), round, &values);
             }
         }
@@ -250,8 +265,9 @@ impl Bench {
                 modes.reverse();
             }
             for (mode, name) in modes {
-                let r = self.rr(Target::Toa, Service::Respond, mode, c)?;
-                self.push(TOA_COST, name, &case_c(c), round, &rr_values(&r));
+                let pids = Some(self.peers[&Target::Toa].pids());
+                let values = self.rr_measured(Target::Toa, Service::Respond, mode, c, pids)?;
+                self.push(TOA_COST, name, &case_c(c), round, &values);
             }
         }
         Ok(())
@@ -267,13 +283,15 @@ impl Bench {
         }
         for (loaded, name) in states {
             self.set_origin_toa(loaded)?;
-            let direct = self.rr(
+            let origin = Some(cgroup_pids(&self.origin_cgroup));
+            let direct = self.rr_measured(
                 Target::Direct,
                 Service::Respond,
                 ClientIp::Off,
                 ORIGIN_CONCURRENCY,
+                origin.clone(),
             )?;
-            self.push(ORIGIN_COST, name, DIRECT_RATE, round, &rr_values(&direct));
+            self.push(ORIGIN_COST, name, DIRECT_RATE, round, &direct);
             self.getpeername_cost(
                 Target::Direct,
                 ClientIp::Off,
@@ -282,13 +300,14 @@ impl Bench {
                 round,
             )?;
             if self.peers.contains_key(&Target::Toa) {
-                let proxied = self.rr(
+                let proxied = self.rr_measured(
                     Target::Toa,
                     Service::Respond,
                     ClientIp::Toa,
                     ORIGIN_CONCURRENCY,
+                    origin,
                 )?;
-                self.push(ORIGIN_COST, name, PROXIED_RATE, round, &rr_values(&proxied));
+                self.push(ORIGIN_COST, name, PROXIED_RATE, round, &proxied);
                 self.getpeername_cost(
                     Target::Toa,
                     ClientIp::Toa,
