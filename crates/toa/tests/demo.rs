@@ -3,18 +3,23 @@
 //! client's real addresses, twice in a row, leaving nothing behind.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn toa_demo(args: &[&str]) -> (u32, Output) {
-    let child = Command::new(env!("CARGO_BIN_EXE_toa"))
+/// `toa demo ARGS` in the background, its stdout and stderr piped.
+fn spawn_demo(args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_toa"))
         .arg("demo")
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn toa demo");
+        .expect("spawn toa demo")
+}
+
+fn toa_demo(args: &[&str]) -> (u32, Output) {
+    let child = spawn_demo(args);
     let pid = child.id();
     (pid, child.wait_with_output().expect("wait for toa demo"))
 }
@@ -104,13 +109,7 @@ fn demo_interrupted_with_ctrl_c_cleans_up() {
     if !toa_lab::require_privileges("demo_interrupted_with_ctrl_c_cleans_up") {
         return;
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_toa"))
-        .arg("demo")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn toa demo");
+    let mut child = spawn_demo(&[]);
     let pid = child.id();
     // Interrupt once everything is up: origin loaded, servers and proxy running.
     let mut stdout = BufReader::new(child.stdout.take().unwrap());

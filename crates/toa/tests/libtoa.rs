@@ -6,8 +6,12 @@
 #[path = "origin/lab.rs"]
 #[allow(dead_code)]
 mod lab;
+#[path = "support/log.rs"]
+mod logs;
 #[path = "../../libtoa/tests/c/peer_server.rs"]
 mod peer_server_build;
+#[path = "support/receiver.rs"]
+mod receiver;
 
 use lab::*;
 use toa_lab::{Topology, addr};

@@ -6,9 +6,17 @@
 
 mod crafted;
 mod edge;
+#[path = "../support/http.rs"]
+mod http;
 mod lab;
+#[path = "../support/log.rs"]
+mod logs;
+#[path = "../support/receiver.rs"]
+mod receiver;
 
+use http::http_server;
 use lab::*;
+use receiver::{toa, toa_ok};
 use std::time::{Duration, Instant};
 use toa_lab::addr;
 use toa_loader::{Counter, Origin};
@@ -24,25 +32,8 @@ fn http_server_logs_real_ipv4_client_on_ipv4_and_dual_stack_listeners() {
     };
     // Borrowed, not moved: `lab` drops as a whole, receiver (unload) first.
     let OriginLab { cg, topo, .. } = &mut lab;
-    let v4 = origin_server(
-        topo,
-        cg,
-        &[
-            "python3",
-            "-m",
-            "http.server",
-            "--bind",
-            addr::ORIGIN_V4,
-            "8000",
-        ],
-        8000,
-    );
-    let dual = origin_server(
-        topo,
-        cg,
-        &["python3", "-m", "http.server", "--bind", "::", "8001"],
-        8001,
-    );
+    let v4 = origin_server(topo, cg, &http_server(addr::ORIGIN_V4, "8000"), 8000);
+    let dual = origin_server(topo, cg, &http_server("::", "8001"), 8001);
     relay(topo, "198.18.1.1:8000", "198.18.2.2:8000");
     // The dual-stack listener is reached over IPv6: the option stays IPv4 form.
     relay(topo, "198.18.1.1:8001", "[fd00:2::2]:8001");
@@ -77,19 +68,7 @@ fn http_server_logs_real_ipv6_client_on_ipv6_listener() {
     };
     // Borrowed, not moved: `lab` drops as a whole, receiver (unload) first.
     let OriginLab { cg, topo, .. } = &mut lab;
-    let server = origin_server(
-        topo,
-        cg,
-        &[
-            "python3",
-            "-m",
-            "http.server",
-            "--bind",
-            addr::ORIGIN_V6,
-            "8000",
-        ],
-        8000,
-    );
+    let server = origin_server(topo, cg, &http_server(addr::ORIGIN_V6, "8000"), 8000);
     relay(topo, "[fd00:1::1]:8000", "[fd00:2::2]:8000");
 
     curl(&topo.client, "http://[fd00:1::1]:8000/");
