@@ -55,6 +55,17 @@ pub fn origin_lab(test: &str, tag: &str, load_args: &[&str]) -> Option<OriginLab
     Some(OriginLab { origin, cg, topo })
 }
 
+/// The test's [`OriginLab`] from [`origin_lab`], or returns from the test
+/// (skipped without privileges).
+macro_rules! origin_lab_or_skip {
+    ($test:expr, $tag:expr, $load_args:expr) => {
+        match $crate::lab::origin_lab($test, $tag, $load_args) {
+            Some(lab) => lab,
+            None => return,
+        }
+    };
+}
+
 /// Starts the TOA-writing relay on the edge: `listen` → `upstream`.
 pub fn relay(topo: &mut Topology, listen: &str, upstream: &str) -> Spawned {
     let exe = toa_lab::artifact("examples/toa-test-relay");

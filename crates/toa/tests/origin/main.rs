@@ -4,21 +4,14 @@
 //! the origin runs python servers inside a cgroup the receiver is loaded on.
 //! `crafted` sends hand-made option bytes with raw sockets.
 
-/// The test's [`lab::OriginLab`], or returns from the test (skipped without privileges).
-macro_rules! origin_lab_or_skip {
-    ($test:expr, $tag:expr, $load_args:expr) => {
-        match origin_lab($test, $tag, $load_args) {
-            Some(lab) => lab,
-            None => return,
-        }
-    };
-}
+// First: the modules below use its `origin_lab_or_skip!`.
+#[macro_use]
+mod lab;
 
 mod crafted;
 mod edge;
 #[path = "../support/http.rs"]
 mod http;
-mod lab;
 #[path = "../support/log.rs"]
 mod logs;
 #[path = "../support/receiver.rs"]
