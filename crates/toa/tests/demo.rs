@@ -3,18 +3,23 @@
 //! client's real addresses, twice in a row, leaving nothing behind.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn toa_demo(args: &[&str]) -> (u32, Output) {
-    let child = Command::new(env!("CARGO_BIN_EXE_toa"))
+/// `toa demo ARGS` in the background, its stdout and stderr piped.
+fn spawn_demo(args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_toa"))
         .arg("demo")
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn toa demo");
+        .expect("spawn toa demo")
+}
+
+fn toa_demo(args: &[&str]) -> (u32, Output) {
+    let child = spawn_demo(args);
     let pid = child.id();
     (pid, child.wait_with_output().expect("wait for toa demo"))
 }
@@ -44,6 +49,13 @@ fn text(out: &Output) -> String {
     )
 }
 
+/// Every one of `lines` is in `stdout`; a failure names the line after `run`.
+fn assert_lines(stdout: &str, lines: &[&str], run: &str, all: &str) {
+    for line in lines {
+        assert!(stdout.contains(line), "{run}no `{line}`:\n{all}");
+    }
+}
+
 #[test]
 fn demo_origin_logs_real_client_addresses_twice_in_a_row() {
     if !toa_lab::require_privileges("demo_origin_logs_real_client_addresses_twice_in_a_row") {
@@ -55,18 +67,24 @@ fn demo_origin_logs_real_client_addresses_twice_in_a_row() {
         assert!(out.status.success(), "run {attempt} failed:\n{all}");
         let stdout = String::from_utf8_lossy(&out.stdout);
         // The origin's access log shows each client form, not the proxy.
-        for line in [
-            "log: 198.18.1.2 - - ",
-            "log: fd00:1::2 - - ",
-            "log: ::ffff:198.18.1.2 - - ",
-            "log: fd00:1::2 port ",
-        ] {
-            assert!(stdout.contains(line), "run {attempt}: no `{line}`:\n{all}");
-        }
+        assert_lines(
+            &stdout,
+            &[
+                "log: 198.18.1.2 - - ",
+                "log: fd00:1::2 - - ",
+                "log: ::ffff:198.18.1.2 - - ",
+                "log: fd00:1::2 port ",
+            ],
+            &format!("run {attempt}: "),
+            &all,
+        );
         // With TOA off, the same origin logs the proxy.
-        for line in ["log: 198.18.2.1 - - ", "log: fd00:2::1 - - "] {
-            assert!(stdout.contains(line), "run {attempt}: no `{line}`:\n{all}");
-        }
+        assert_lines(
+            &stdout,
+            &["log: 198.18.2.1 - - ", "log: fd00:2::1 - - "],
+            &format!("run {attempt}: "),
+            &all,
+        );
         assert!(
             stdout.contains("syn_recv_sock_toa"),
             "no stats table:\n{all}"
@@ -88,14 +106,17 @@ fn demo_ppv2_nginx_logs_real_client_addresses() {
     let all = text(&out);
     assert!(out.status.success(), "{all}");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    for line in [
-        "log: 198.18.1.2 port ",
-        "log: fd00:1::2 port ",
-        "log: 198.18.2.1 port ",
-        "✓ PROXY v2 works: the origin saw 3/3 real client addresses",
-    ] {
-        assert!(stdout.contains(line), "no `{line}`:\n{all}");
-    }
+    assert_lines(
+        &stdout,
+        &[
+            "log: 198.18.1.2 port ",
+            "log: fd00:1::2 port ",
+            "log: 198.18.2.1 port ",
+            "✓ PROXY v2 works: the origin saw 3/3 real client addresses",
+        ],
+        "",
+        &all,
+    );
     assert_nothing_left(pid);
 }
 
@@ -104,13 +125,7 @@ fn demo_interrupted_with_ctrl_c_cleans_up() {
     if !toa_lab::require_privileges("demo_interrupted_with_ctrl_c_cleans_up") {
         return;
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_toa"))
-        .arg("demo")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn toa demo");
+    let mut child = spawn_demo(&[]);
     let pid = child.id();
     // Interrupt once everything is up: origin loaded, servers and proxy running.
     let mut stdout = BufReader::new(child.stdout.take().unwrap());

@@ -2,13 +2,12 @@
 //! dropped (capsh) or as an unprivileged user (setpriv), it names the missing
 //! privilege and exits non-zero.
 
-#[path = "origin/lab.rs"]
-#[allow(dead_code)]
-mod lab;
+#[path = "support/receiver.rs"]
+mod receiver;
 
 use std::process::{Command, Output};
 
-const TOA: &str = env!("CARGO_BIN_EXE_toa");
+use receiver::{LoadedOrigin, TOA};
 
 /// Every line `toa doctor` prints about the host, in order.
 const HOST_CHECKS: [&str; 9] = [
@@ -150,7 +149,7 @@ fn doctor_shows_where_toa_origin_is_attached_with_kinds_and_trust() {
     let mut lab = toa_lab::Lab::new("doctor-origin").unwrap();
     let cgroup = lab.cgroup("origin").unwrap();
     // Declared after the lab: unloaded before the lab removes the cgroup.
-    let _origin = lab::LoadedOrigin::load(
+    let _origin = LoadedOrigin::load(
         &cgroup,
         &["--kind", "254", "--kind", "200", "--trust", "198.18.2.0/24"],
     );

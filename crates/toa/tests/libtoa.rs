@@ -5,9 +5,14 @@
 
 #[path = "origin/lab.rs"]
 #[allow(dead_code)]
+#[macro_use]
 mod lab;
+#[path = "support/log.rs"]
+mod logs;
 #[path = "../../libtoa/tests/c/peer_server.rs"]
 mod peer_server_build;
+#[path = "support/receiver.rs"]
+mod receiver;
 
 use lab::*;
 use toa_lab::{Topology, addr};
@@ -46,18 +51,15 @@ fn connect_from_ipv6_client(topo: &Topology, edge_port: u16) -> String {
 
 #[test]
 fn c_server_gets_ipv6_client_from_toa_get_peer_and_under_the_preload_shim() {
-    let Some(OriginLab {
+    let OriginLab {
         origin: _unloads_on_drop,
         cg,
         mut topo,
-    }) = origin_lab(
+    } = origin_lab_or_skip!(
         "c_server_gets_ipv6_client_from_toa_get_peer_and_under_the_preload_shim",
         "libtoa-c",
-        &[],
-    )
-    else {
-        return;
-    };
+        &[]
+    );
     let server = peer_server_build::build(topo.lab.dir());
     let server = server.to_str().unwrap();
     let preload = preload_env();
@@ -98,18 +100,15 @@ fn c_server_gets_ipv6_client_from_toa_get_peer_and_under_the_preload_shim() {
 
 #[test]
 fn rust_server_gets_ipv6_client_from_peer_addr() {
-    let Some(OriginLab {
+    let OriginLab {
         origin: _unloads_on_drop,
         cg,
         mut topo,
-    }) = origin_lab(
+    } = origin_lab_or_skip!(
         "rust_server_gets_ipv6_client_from_peer_addr",
         "libtoa-rs",
-        &[],
-    )
-    else {
-        return;
-    };
+        &[]
+    );
     let exe = toa_lab::artifact("examples/toa-peer");
     let server = origin_server(
         &mut topo,
@@ -148,18 +147,15 @@ fn socat_form(client: std::net::SocketAddr) -> String {
 
 #[test]
 fn unmodified_socat_sees_ipv6_client_under_the_preload_shim() {
-    let Some(OriginLab {
+    let OriginLab {
         origin: _unloads_on_drop,
         cg,
         mut topo,
-    }) = origin_lab(
+    } = origin_lab_or_skip!(
         "unmodified_socat_sees_ipv6_client_under_the_preload_shim",
         "libtoa-socat",
-        &[],
-    )
-    else {
-        return;
-    };
+        &[]
+    );
     // socat accepts into a sockaddr union that holds IPv6, the case the shim is
     // for. (nginx and Python size their text or buffer by the listener's
     // family; see crates/libtoa/README.md.)

@@ -2,48 +2,21 @@
 //! SYN and handshake ACK (eBPF edge writer), `toa origin load` on the origin's cgroup
 //! reads it, and an unmodified `python3 -m http.server` logs the real client.
 
+#[path = "support/http.rs"]
+mod http;
+#[path = "support/log.rs"]
+mod logs;
 mod proxy_support;
+#[path = "support/receiver.rs"]
+mod receiver;
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use http::http_server;
+use logs::wait_log;
 use proxy_support::{ProxyLab, eventually};
-use toa_lab::{Spawned, addr, require_privileges};
-
-/// `toa origin load` on a lab cgroup, unloaded on drop (before the lab removes the cgroup).
-struct LoadedOrigin(PathBuf);
-
-impl LoadedOrigin {
-    fn load(cgroup: &Path) -> LoadedOrigin {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_toa"))
-            .args(["origin", "load", "--cgroup", cgroup.to_str().unwrap()])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "toa origin load: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        LoadedOrigin(cgroup.to_path_buf())
-    }
-}
-
-impl Drop for LoadedOrigin {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new(env!("CARGO_BIN_EXE_toa"))
-            .args(["origin", "unload", "--cgroup", self.0.to_str().unwrap()])
-            .output();
-    }
-}
-
-fn wait_log(s: &Spawned, needle: &str) -> String {
-    let mut text = String::new();
-    eventually(Duration::from_secs(10), needle, || {
-        text = std::fs::read_to_string(&s.log).unwrap_or_default();
-        text.contains(needle)
-    });
-    text
-}
+use receiver::LoadedOrigin;
+use toa_lab::{addr, require_privileges};
 
 /// The TOA option as it appears in the packet: kind 254, length 8 or 20, port, address.
 fn toa_hex(port: u16, ip: &str) -> String {
@@ -118,7 +91,7 @@ pass_client_ip = "toa"
     );
     let mut lab = ProxyLab::start("ptoa", &config, 16000);
     let cgroup = lab.topo.lab.cgroup("origin").unwrap();
-    let _receiver = LoadedOrigin::load(&cgroup);
+    let _receiver = LoadedOrigin::load(&cgroup, &[]);
     let pcap = lab.topo.lab.dir().join("origin.pcap");
     let tcpdump = lab
         .topo
@@ -138,31 +111,9 @@ pass_client_ip = "toa"
             ],
         )
         .unwrap();
-    wait_log(&tcpdump, "listening on");
-    let v4 = lab.spawn_origin_in(
-        Some(&cgroup),
-        &[
-            "python3",
-            "-m",
-            "http.server",
-            "--bind",
-            addr::ORIGIN_V4,
-            "8000",
-        ],
-        8000,
-    );
-    let v6 = lab.spawn_origin_in(
-        Some(&cgroup),
-        &[
-            "python3",
-            "-m",
-            "http.server",
-            "--bind",
-            addr::ORIGIN_V6,
-            "8001",
-        ],
-        8001,
-    );
+    wait_log(&tcpdump.log, "listening on");
+    let v4 = lab.spawn_origin_in(Some(&cgroup), &http_server(addr::ORIGIN_V4, "8000"), 8000);
+    let v6 = lab.spawn_origin_in(Some(&cgroup), &http_server(addr::ORIGIN_V6, "8001"), 8001);
 
     // IPv4 client to an IPv4 origin, and an IPv6 client to an IPv6 origin.
     lab.get(addr::EDGE_CLIENT_SIDE_V4, 16000, "/", Some(43001))
@@ -173,17 +124,17 @@ pass_client_ip = "toa"
     lab.get(addr::EDGE_CLIENT_SIDE_V4, 16002, "/", Some(43003))
         .unwrap();
 
-    let log = wait_log(&v4, "\"GET / HTTP/1.1\"");
+    let log = wait_log(&v4.log, "\"GET / HTTP/1.1\"");
     assert!(
         log.contains(&format!("{} - - [", addr::CLIENT_V4)),
         "IPv4 origin log:\n{log}"
     );
-    let log = wait_log(&v6, "\"GET / HTTP/1.1\"");
+    let log = wait_log(&v6.log, "\"GET / HTTP/1.1\"");
     assert!(
         log.contains(&format!("{} - - [", addr::CLIENT_V6)),
         "IPv6 origin log:\n{log}"
     );
-    let log = wait_log(&v6, &format!("::ffff:{} - - [", addr::CLIENT_V4));
+    let log = wait_log(&v6.log, &format!("::ffff:{} - - [", addr::CLIENT_V4));
     assert!(
         !log.contains(addr::EDGE_ORIGIN_SIDE_V6),
         "IPv6 origin saw the edge:\n{log}"

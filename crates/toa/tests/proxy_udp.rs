@@ -103,22 +103,14 @@ pass_client_ip = "spp"
     }
     // 65,469 payload bytes + the 38-byte header is the largest datagram (65,507) that fits;
     // one byte more is dropped and counted.
-    let out = lab
-        .topo
-        .client
-        .run(&[
-            "timeout",
-            "30",
-            "python3",
-            &peer,
-            "send",
-            edge(false),
-            "10000",
-            "2",
-            "@65469",
-            "@65470",
-        ])
-        .unwrap();
+    let out = send(
+        &lab,
+        &peer,
+        edge(false),
+        "10000",
+        "2",
+        &["@65469", "@65470"],
+    );
     let replies: Vec<&str> = out.lines().filter(|l| l.starts_with("reply")).collect();
     assert_eq!(replies, ["reply-len 65469"], "{out}");
     assert_eq!(
@@ -214,24 +206,14 @@ pass_client_ip = "spp"
         ECHO_PORT,
     );
     for v6 in [false, true] {
-        let out = lab
-            .topo
-            .client
-            .run(&[
-                "timeout",
-                "30",
-                "python3",
-                &peer,
-                "send",
-                edge(v6),
-                "10004",
-                "2",
-                "good-1",
-                "short-1",
-                "wrong-1",
-                "good-2",
-            ])
-            .unwrap();
+        let out = send(
+            &lab,
+            &peer,
+            edge(v6),
+            "10004",
+            "2",
+            &["good-1", "short-1", "wrong-1", "good-2"],
+        );
         let replies: Vec<&str> = out
             .lines()
             .filter_map(|l| l.strip_prefix("reply "))

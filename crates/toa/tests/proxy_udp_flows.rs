@@ -2,11 +2,14 @@
 //! line each), the flow cap drops and counts new flows, session persistence keeps a client
 //! IP on one origin, and a reload keeps listeners and open flows while opening new rules.
 
+#[path = "support/log.rs"]
+mod logs;
 mod proxy_support;
 mod udp_support;
 
 use std::time::Duration;
 
+use logs::wait_log;
 use proxy_support::{eventually, field};
 use toa_lab::{Spawned, addr, require_privileges};
 use udp_support::*;
@@ -98,7 +101,7 @@ pass_client_ip = "spp"
             let listen = socket_addr(ip, ECHO_PORT);
             let cmd = [env!("CARGO_BIN_EXE_toa"), "spp-echo", "--listen", &listen];
             let s = lab.topo.lab.spawn(&lab.topo.origin, None, &cmd).unwrap();
-            wait_log(&s, "spp-echo listening");
+            wait_log(&s.log, "spp-echo listening");
             s
         })
         .collect();
@@ -167,7 +170,7 @@ fn reload_keeps_udp_listeners_and_open_flows_and_opens_new_rules() {
             ],
         )
         .unwrap();
-    wait_log(&echo, "spp client");
+    wait_log(&echo.log, "spp client");
     // Same listener, its mode changed, and a new rule: the open flow keeps its origin and
     // mode, the new rule is live at once.
     lab.reload(&format!(
@@ -184,7 +187,7 @@ fn reload_keeps_udp_listeners_and_open_flows_and_opens_new_rules() {
     );
     let added = load(&lab, &peer, edge(true), 10008, 1, 3, "3");
     assert_eq!(field(&added[0], "own"), "true", "{added:?}");
-    wait_log(&pulse, "\"received\"");
+    wait_log(&pulse.log, "\"received\"");
     let result = log_of(&pulse);
     assert_eq!(
         field(result.trim(), "received"),

@@ -95,13 +95,11 @@ fn describe(segments: &[Segment]) -> String {
 
 #[test]
 fn edge_writer_puts_the_option_on_syn_handshake_ack_and_early_data() {
-    let Some(mut lab) = origin_lab(
+    let mut lab = origin_lab_or_skip!(
         "edge_writer_puts_the_option_on_syn_handshake_ack_and_early_data",
         "orig-edge",
-        &[],
-    ) else {
-        return;
-    };
+        &[]
+    );
     // Borrowed, not moved: `lab` drops as a whole, receiver (unload) first.
     let OriginLab { cg, topo, .. } = &mut lab;
     probe_server(topo, cg, "::", 9000);

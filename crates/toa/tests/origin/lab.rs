@@ -1,63 +1,26 @@
 //! Helpers of the origin tests: the `toa` binary, a loaded receiver that
 //! unloads on drop, the relay, servers and probes.
 
+pub use crate::logs::{WAIT, wait_log};
+pub use crate::receiver::LoadedOrigin;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::time::{Duration, Instant};
 use toa_lab::{Netns, Spawned, Topology};
 use toa_loader::{Origin, OriginCounters};
-
-pub const TOA: &str = env!("CARGO_BIN_EXE_toa");
-pub const WAIT: Duration = Duration::from_secs(10);
 
 /// Echo-style probe server (see the script's header).
 pub const PROBE_SERVER: &str = include_str!("probe_server.py");
 /// Probe client: `HOST PORT [ROUNDS PAUSE]`; prints one reply line per round.
 pub const PROBE_CLIENT: &str = include_str!("probe_client.py");
 
-/// Runs the `toa` binary on the host (plain one-line errors, no backtraces).
-pub fn toa(args: &[&str]) -> Output {
-    std::process::Command::new(TOA)
-        .args(args)
-        .env("RUST_BACKTRACE", "0")
-        .env("RUST_LIB_BACKTRACE", "0")
-        .output()
-        .expect("running toa")
-}
-
-pub fn toa_ok(args: &[&str]) -> String {
-    let out = toa(args);
-    assert!(
-        out.status.success(),
-        "toa {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// `toa origin load` on a test cgroup; unloads again on drop (declare it after
-/// the topology, so it drops first, before the lab removes the cgroup).
-pub struct LoadedOrigin {
-    cgroup: PathBuf,
-}
-
+/// Counters of the receiver (the struct itself is shared: `support/receiver.rs`).
 impl LoadedOrigin {
-    pub fn load(cgroup: &Path, extra: &[&str]) -> LoadedOrigin {
-        let mut args = vec!["origin", "load", "--cgroup", cgroup.to_str().unwrap()];
-        args.extend_from_slice(extra);
-        toa_ok(&args);
-        LoadedOrigin {
-            cgroup: cgroup.to_path_buf(),
-        }
-    }
-
-    pub fn arg(&self) -> &str {
-        self.cgroup.to_str().unwrap()
-    }
-
     pub fn counters(&self) -> OriginCounters {
-        Origin::open(&self.cgroup).unwrap().counters().unwrap()
+        Origin::open(Path::new(self.arg()))
+            .unwrap()
+            .counters()
+            .unwrap()
     }
 
     /// Waits until every stored address was released (alloc == free).
@@ -69,15 +32,6 @@ impl LoadedOrigin {
                 return c;
             }
             std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for LoadedOrigin {
-    fn drop(&mut self) {
-        let out = toa(&["origin", "unload", "--cgroup", self.arg()]);
-        if !out.status.success() {
-            eprintln!("unload failed: {}", String::from_utf8_lossy(&out.stderr));
         }
     }
 }
@@ -101,21 +55,15 @@ pub fn origin_lab(test: &str, tag: &str, load_args: &[&str]) -> Option<OriginLab
     Some(OriginLab { origin, cg, topo })
 }
 
-/// Polls a spawned process's log until it contains `needle`.
-pub fn wait_log(log: &Path, needle: &str) -> String {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if text.contains(needle) {
-            return text;
+/// The test's [`OriginLab`] from [`origin_lab`], or returns from the test
+/// (skipped without privileges).
+macro_rules! origin_lab_or_skip {
+    ($test:expr, $tag:expr, $load_args:expr) => {
+        match $crate::lab::origin_lab($test, $tag, $load_args) {
+            Some(lab) => lab,
+            None => return,
         }
-        assert!(
-            Instant::now() < deadline,
-            "no {needle:?} in {}:\n{text}",
-            log.display()
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    };
 }
 
 /// Starts the TOA-writing relay on the edge: `listen` → `upstream`.

@@ -4,45 +4,37 @@
 //! the origin runs python servers inside a cgroup the receiver is loaded on.
 //! `crafted` sends hand-made option bytes with raw sockets.
 
-mod crafted;
-mod edge;
+// First: the modules below use its `origin_lab_or_skip!`.
+#[macro_use]
 mod lab;
 
+mod crafted;
+mod edge;
+#[path = "../support/http.rs"]
+mod http;
+#[path = "../support/log.rs"]
+mod logs;
+#[path = "../support/receiver.rs"]
+mod receiver;
+
+use http::http_server;
 use lab::*;
+use receiver::{toa, toa_ok};
 use std::time::{Duration, Instant};
 use toa_lab::addr;
 use toa_loader::{Counter, Origin};
 
 #[test]
 fn http_server_logs_real_ipv4_client_on_ipv4_and_dual_stack_listeners() {
-    let Some(mut lab) = origin_lab(
+    let mut lab = origin_lab_or_skip!(
         "http_server_logs_real_ipv4_client_on_ipv4_and_dual_stack_listeners",
         "orig-v4",
-        &[],
-    ) else {
-        return;
-    };
+        &[]
+    );
     // Borrowed, not moved: `lab` drops as a whole, receiver (unload) first.
     let OriginLab { cg, topo, .. } = &mut lab;
-    let v4 = origin_server(
-        topo,
-        cg,
-        &[
-            "python3",
-            "-m",
-            "http.server",
-            "--bind",
-            addr::ORIGIN_V4,
-            "8000",
-        ],
-        8000,
-    );
-    let dual = origin_server(
-        topo,
-        cg,
-        &["python3", "-m", "http.server", "--bind", "::", "8001"],
-        8001,
-    );
+    let v4 = origin_server(topo, cg, &http_server(addr::ORIGIN_V4, "8000"), 8000);
+    let dual = origin_server(topo, cg, &http_server("::", "8001"), 8001);
     relay(topo, "198.18.1.1:8000", "198.18.2.2:8000");
     // The dual-stack listener is reached over IPv6: the option stays IPv4 form.
     relay(topo, "198.18.1.1:8001", "[fd00:2::2]:8001");
@@ -68,28 +60,14 @@ fn http_server_logs_real_ipv4_client_on_ipv4_and_dual_stack_listeners() {
 
 #[test]
 fn http_server_logs_real_ipv6_client_on_ipv6_listener() {
-    let Some(mut lab) = origin_lab(
+    let mut lab = origin_lab_or_skip!(
         "http_server_logs_real_ipv6_client_on_ipv6_listener",
         "orig-v6",
-        &[],
-    ) else {
-        return;
-    };
+        &[]
+    );
     // Borrowed, not moved: `lab` drops as a whole, receiver (unload) first.
     let OriginLab { cg, topo, .. } = &mut lab;
-    let server = origin_server(
-        topo,
-        cg,
-        &[
-            "python3",
-            "-m",
-            "http.server",
-            "--bind",
-            addr::ORIGIN_V6,
-            "8000",
-        ],
-        8000,
-    );
+    let server = origin_server(topo, cg, &http_server(addr::ORIGIN_V6, "8000"), 8000);
     relay(topo, "[fd00:1::1]:8000", "[fd00:2::2]:8000");
 
     curl(&topo.client, "http://[fd00:1::1]:8000/");
@@ -100,13 +78,11 @@ fn http_server_logs_real_ipv6_client_on_ipv6_listener() {
 
 #[test]
 fn ipv6_client_on_ipv4_listener_is_a_mismatch_answered_by_the_lookup() {
-    let Some(mut lab) = origin_lab(
+    let mut lab = origin_lab_or_skip!(
         "ipv6_client_on_ipv4_listener_is_a_mismatch_answered_by_the_lookup",
         "orig-n64",
-        &[],
-    ) else {
-        return;
-    };
+        &[]
+    );
     // Borrowed, not moved: `lab` drops as a whole, receiver (unload) first.
     let OriginLab { origin, cg, topo } = &mut lab;
     probe_server(topo, cg, addr::ORIGIN_V4, 9000);
@@ -130,9 +106,7 @@ fn ipv6_client_on_ipv4_listener_is_a_mismatch_answered_by_the_lookup() {
 
 #[test]
 fn connection_without_toa_is_untouched() {
-    let Some(mut lab) = origin_lab("connection_without_toa_is_untouched", "orig-none", &[]) else {
-        return;
-    };
+    let mut lab = origin_lab_or_skip!("connection_without_toa_is_untouched", "orig-none", &[]);
     // Borrowed, not moved: `lab` drops as a whole, receiver (unload) first.
     let OriginLab { origin, cg, topo } = &mut lab;
     probe_server(topo, cg, "::", 9000);
@@ -151,13 +125,11 @@ fn connection_without_toa_is_untouched() {
 
 #[test]
 fn syn_cookies_still_deliver_the_real_client() {
-    let Some(mut lab) = origin_lab(
+    let mut lab = origin_lab_or_skip!(
         "syn_cookies_still_deliver_the_real_client",
         "orig-cookie",
-        &[],
-    ) else {
-        return;
-    };
+        &[]
+    );
     // Borrowed, not moved: `lab` drops as a whole, receiver (unload) first.
     let OriginLab { cg, topo, .. } = &mut lab;
     // 2: every SYN is answered with a cookie, no request socket, no saved SYN.
@@ -178,13 +150,11 @@ fn syn_cookies_still_deliver_the_real_client() {
 
 #[test]
 fn untrusted_sender_is_ignored_and_counted_until_trusted() {
-    let Some(mut lab) = origin_lab(
+    let mut lab = origin_lab_or_skip!(
         "untrusted_sender_is_ignored_and_counted_until_trusted",
         "orig-trust",
-        &["--trust", "198.18.9.0/24", "--trust", "fd00:9::/64"],
-    ) else {
-        return;
-    };
+        &["--trust", "198.18.9.0/24", "--trust", "fd00:9::/64"]
+    );
     // Borrowed, not moved: `lab` drops as a whole, receiver (unload) first.
     let OriginLab { origin, cg, topo } = &mut lab;
     probe_server(topo, cg, addr::ORIGIN_V4, 9000);
@@ -232,13 +202,11 @@ fn untrusted_sender_is_ignored_and_counted_until_trusted() {
 
 #[test]
 fn counters_match_a_scripted_set_of_connections() {
-    let Some(mut lab) = origin_lab(
+    let mut lab = origin_lab_or_skip!(
         "counters_match_a_scripted_set_of_connections",
         "orig-count",
-        &[],
-    ) else {
-        return;
-    };
+        &[]
+    );
     // Borrowed, not moved: `lab` drops as a whole, receiver (unload) first.
     let OriginLab { origin, cg, topo } = &mut lab;
     probe_server(topo, cg, addr::ORIGIN_V4, 9000);
@@ -309,13 +277,11 @@ fn counters_match_a_scripted_set_of_connections() {
 
 #[test]
 fn programs_outlive_the_loader_and_reloading_keeps_existing_connections() {
-    let Some(mut lab) = origin_lab(
+    let mut lab = origin_lab_or_skip!(
         "programs_outlive_the_loader_and_reloading_keeps_existing_connections",
         "orig-keep",
-        &[],
-    ) else {
-        return;
-    };
+        &[]
+    );
     // Borrowed, not moved: `lab` drops as a whole, receiver (unload) first.
     let OriginLab { origin, cg, topo } = &mut lab;
     // The loader process has exited here: only the pins hold the programs.
@@ -373,9 +339,7 @@ fn programs_outlive_the_loader_and_reloading_keeps_existing_connections() {
 
 #[test]
 fn unload_leaves_nothing_attached() {
-    let Some(mut lab) = origin_lab("unload_leaves_nothing_attached", "orig-unload", &[]) else {
-        return;
-    };
+    let mut lab = origin_lab_or_skip!("unload_leaves_nothing_attached", "orig-unload", &[]);
     // Borrowed, not moved: `lab` drops as a whole, receiver (unload) first.
     let OriginLab { origin, cg, topo } = &mut lab;
     let loaded = Origin::open(cg).unwrap();
@@ -457,13 +421,11 @@ fn bad_input_gets_a_one_line_error() {
 
 #[test]
 fn pins_of_a_removed_cgroup_are_swept_by_the_next_load() {
-    let Some(lab) = origin_lab(
+    let lab = origin_lab_or_skip!(
         "pins_of_a_removed_cgroup_are_swept_by_the_next_load",
         "orig-sweep",
-        &[],
-    ) else {
-        return;
-    };
+        &[]
+    );
     // A cgroup of this test's own that goes away without `unload`.
     let gone = std::path::PathBuf::from(toa_lab::CGROUP2_ROOT)
         .join(format!("toa-orig-sweep-{}", std::process::id()));

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::proxy_support::{ProxyLab, eventually};
+use crate::proxy_support::ProxyLab;
 use toa_lab::{Spawned, addr};
 
 pub const UDP_PEER_PY: &str = include_str!("udp_peer.py");
@@ -112,7 +112,17 @@ pub fn socket_addr(host: &str, port: u16) -> String {
     }
 }
 
-/// Waits until `s`'s log contains `text`.
-pub fn wait_log(s: &Spawned, text: &str) {
-    eventually(Duration::from_secs(10), text, || log_of(s).contains(text));
+/// `udp_peer.py send` from the client namespace: `payloads` to host:port, then the replies
+/// until `quiet` seconds pass without one; its output, one line per reply.
+pub fn send(
+    lab: &ProxyLab,
+    peer: &str,
+    host: &str,
+    port: &str,
+    quiet: &str,
+    payloads: &[&str],
+) -> String {
+    let mut cmd = vec!["timeout", "30", "python3", peer, "send", host, port, quiet];
+    cmd.extend_from_slice(payloads);
+    lab.topo.client.run(&cmd).unwrap()
 }
