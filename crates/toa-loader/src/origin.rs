@@ -6,7 +6,7 @@
 //! cgroup, named by the cgroup's inode so every path to it finds the same pins.
 
 use crate::counters::OriginCounters;
-use crate::sys::{AttachType, link_cgroup_id, link_create, obj_get, obj_pin};
+use crate::sys::{self, AttachType, link_cgroup_id, link_create, obj_get, obj_pin};
 use crate::system::{bpffs_root, inode, preflight, require_cgroup2};
 use crate::trust::TrustedNet;
 use crate::{LoaderError, Result};
@@ -177,8 +177,26 @@ impl Origin {
         if !pins.exists() {
             return Ok(false);
         }
-        // Removing the last reference to a cgroup bpf_link detaches it.
+        let programs = Origin::open(cgroup)
+            .and_then(|o| o.programs())
+            .unwrap_or_default();
+        // Unpinning alone detaches only after an RCU grace period and a
+        // workqueue run (bpffs frees inodes asynchronously), so a `bpftool`
+        // right after `unload` could still see the hooks. Detach explicitly,
+        // then wait (bounded) until the kernel has freed the programs, so that
+        // "unloaded" means nothing is left.
+        for &(name, _) in PROGRAMS.iter() {
+            if let Ok(link) = obj_get(&pins.join(link_pin(name))) {
+                let _ = sys::link_detach(link.as_fd());
+            }
+        }
         remove_pins(&pins)?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        while programs.iter().any(|p| sys::prog_exists(p.program_id))
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         Ok(true)
     }
 

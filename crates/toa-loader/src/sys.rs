@@ -3,7 +3,8 @@
 //! `SkStorage::insert` needs `&mut`), creating + pinning cgroup links for
 //! every program type alike (it cannot turn a `cgroup/getsockopt` link into a
 //! pinnable `FdLink`), and reading a cgroup link's cgroup id (its `LinkInfo`
-//! does not expose it).
+//! does not expose it), detaching a link synchronously, and asking whether a
+//! program id is still loaded.
 
 use std::ffi::CString;
 use std::io;
@@ -15,7 +16,9 @@ const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_OBJ_PIN: libc::c_long = 6;
 const BPF_OBJ_GET: libc::c_long = 7;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
 const BPF_LINK_CREATE: libc::c_long = 28;
+const BPF_LINK_DETACH: libc::c_long = 34;
 
 /// `enum bpf_attach_type` values (uapi, stable) of the hooks toa uses.
 #[derive(Clone, Copy, Debug)]
@@ -92,6 +95,27 @@ pub(crate) fn obj_get(path: &Path) -> io::Result<OwnedFd> {
     let fd = bpf(BPF_OBJ_GET, &attr)?;
     // SAFETY: the kernel returned a new file descriptor we now own.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Detaches a bpf_link from its hook now, whoever else still holds the link.
+pub(crate) fn link_detach(link: BorrowedFd<'_>) -> io::Result<()> {
+    let mut attr = Attr([0; 16]);
+    attr.0[0] = link.as_raw_fd() as u32;
+    bpf(BPF_LINK_DETACH, &attr).map(drop)
+}
+
+/// Whether a program with this id is still loaded in the kernel.
+pub(crate) fn prog_exists(id: u32) -> bool {
+    let mut attr = Attr([0; 16]);
+    attr.0[0] = id;
+    match bpf(BPF_PROG_GET_FD_BY_ID, &attr) {
+        Ok(fd) => {
+            // SAFETY: the kernel returned a new file descriptor we now own.
+            drop(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+            true
+        }
+        Err(e) => e.raw_os_error() != Some(libc::ENOENT),
+    }
 }
 
 /// The cgroup id a cgroup bpf_link is attached to; 0 once that cgroup has
