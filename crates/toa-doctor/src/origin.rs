@@ -5,7 +5,7 @@
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-use toa_loader::{BPFFS_ROOT, CGROUP2_ROOT, LoaderError, Origin, Settings};
+use toa_loader::{BPFFS_ROOT, CGROUP2_ROOT, LoaderError, Origin};
 
 use crate::mounts::FsState;
 use crate::report::Check;
@@ -45,7 +45,7 @@ pub fn check(cgroup2: &FsState, bpffs: &FsState) -> Vec<Check> {
         match Origin::open(&cgroup).and_then(|origin| origin.settings()) {
             Ok(settings) => checks.push(Check::ok(
                 SUBJECT,
-                format!("attached to {} ({})", cgroup.display(), describe(&settings)),
+                format!("attached to {} ({settings})", cgroup.display()),
             )),
             Err(LoaderError::NotLoaded { .. }) => {}
             // Unloaded, or the cgroup removed, while we looked: not attached.
@@ -77,18 +77,6 @@ fn not_attached() -> Check {
     )
 }
 
-/// `kinds 254, 200; trust 198.18.2.0/24` or `...; trust any source`.
-fn describe(settings: &Settings) -> String {
-    let kinds: Vec<String> = settings.kinds.iter().map(u8::to_string).collect();
-    let trust: Vec<String> = settings.trust.iter().map(ToString::to_string).collect();
-    let trust = if trust.is_empty() {
-        "any source".to_string()
-    } else {
-        trust.join(", ")
-    };
-    format!("kinds {}; trust {trust}", kinds.join(", "))
-}
-
 /// `root` and every cgroup below it, parents first. Unreadable parts are skipped.
 fn cgroups_under(root: &Path) -> Vec<PathBuf> {
     let mut found = vec![root.to_path_buf()];
@@ -109,20 +97,6 @@ fn cgroups_under(root: &Path) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use toa_loader::TrustedNet;
-
-    #[test]
-    fn settings_read_as_kinds_and_trust_list() {
-        let mut settings = Settings {
-            kinds: vec![254, 200],
-            trust: vec![],
-        };
-        assert_eq!(describe(&settings), "kinds 254, 200; trust any source");
-        settings
-            .trust
-            .push("198.18.2.0/24".parse::<TrustedNet>().unwrap());
-        assert_eq!(describe(&settings), "kinds 254, 200; trust 198.18.2.0/24");
-    }
 
     #[test]
     fn without_toa_bpffs_nothing_is_attached() {

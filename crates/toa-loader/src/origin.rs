@@ -56,6 +56,20 @@ impl Default for Settings {
     }
 }
 
+/// The one text for settings, everywhere toa shows them:
+/// `kinds 254, 200; trust 198.18.2.0/24, fd00:2::/64`, or `...; trust any source`.
+impl std::fmt::Display for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kinds: Vec<String> = self.kinds.iter().map(u8::to_string).collect();
+        write!(f, "kinds {}; trust ", kinds.join(", "))?;
+        if self.trust.is_empty() {
+            return f.write_str("any source");
+        }
+        let trust: Vec<String> = self.trust.iter().map(TrustedNet::to_string).collect();
+        f.write_str(&trust.join(", "))
+    }
+}
+
 impl Settings {
     /// The kernel-side config, or the reason these settings are invalid.
     pub fn to_config(&self) -> Result<OriginConfig> {
@@ -426,6 +440,21 @@ mod tests {
             s.to_config(),
             Err(LoaderError::TooManyKinds { given: 5, .. })
         ));
+    }
+
+    #[test]
+    fn settings_read_as_kinds_and_trust_list() {
+        let mut settings = Settings {
+            kinds: vec![254, 200],
+            trust: vec![],
+        };
+        assert_eq!(settings.to_string(), "kinds 254, 200; trust any source");
+        settings.trust.push("198.18.2.0/24".parse().unwrap());
+        settings.trust.push("fd00:2::/64".parse().unwrap());
+        assert_eq!(
+            settings.to_string(),
+            "kinds 254, 200; trust 198.18.2.0/24, fd00:2::/64"
+        );
     }
 
     #[test]
