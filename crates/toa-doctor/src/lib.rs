@@ -48,7 +48,7 @@ pub fn diagnose(options: &Options) -> Report {
         privileges::check(toa_loader::effective_capabilities(), needs_mount),
         toa_ko::check(),
     ];
-    checks.extend(origin::check(&cgroup2, &bpffs));
+    checks.extend(origin::check());
     checks.push(syncookies::check());
     if let Some(endpoint) = &options.metrics {
         checks.push(metrics::check(endpoint));

@@ -57,6 +57,26 @@ fn ensure_mounted(dir: &str, fs: &'static str, magic: i64) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// A cgroup2 mount showing this host's tree, mounting nothing: toa's own
+/// ([`CGROUP2_ROOT`]) if mounted, else the first one in /proc/self/mounts.
+pub(crate) fn mounted_cgroup2() -> Option<PathBuf> {
+    let own = Path::new(CGROUP2_ROOT);
+    if fs_magic(own) == Some(CGROUP2_SUPER_MAGIC) {
+        return Some(own.to_path_buf());
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
+    mounts.lines().find_map(|line| {
+        let mut fields = line.split_whitespace().skip(1);
+        let (dir, fs) = (fields.next()?, fields.next()?);
+        (fs == "cgroup2").then(|| PathBuf::from(dir))
+    })
+}
+
+/// Whether toa's bpffs is mounted at [`BPFFS_ROOT`] (mounting nothing).
+pub(crate) fn bpffs_mounted() -> bool {
+    fs_magic(Path::new(BPFFS_ROOT)) == Some(BPF_FS_MAGIC)
+}
+
 /// The filesystem magic of `path`, or None if it cannot be read.
 fn fs_magic(path: &Path) -> Option<i64> {
     let c_path = CString::new(path.as_os_str().as_bytes()).ok()?;
