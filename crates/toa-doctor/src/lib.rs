@@ -45,10 +45,10 @@ pub fn diagnose(options: &Options) -> Report {
         kernel::check_btf(),
         mounts::check_cgroup2(&cgroup2),
         mounts::check_bpffs(&bpffs),
-        privileges::check(privileges::effective(), needs_mount),
+        privileges::check(toa_loader::effective_capabilities(), needs_mount),
         toa_ko::check(),
     ];
-    checks.extend(origin::check(&cgroup2, &bpffs));
+    checks.extend(origin::check());
     checks.push(syncookies::check());
     if let Some(endpoint) = &options.metrics {
         checks.push(metrics::check(endpoint));

@@ -9,8 +9,10 @@
 //! - [`EdgeWriter`]: the proxy's option writer on its own cgroup2 child.
 //! - [`OriginCounters`], [`EdgeStats`]: counter snapshots.
 //! - [`cgroup2_root`], [`bpffs_root`], [`preflight`]: host setup and checks.
+//! - [`effective_capabilities`]: this process's `CapEff`, with the checks loading needs.
 //! - [`LoaderError`]: one-line errors that say how to fix the problem.
 
+mod caps;
 mod counters;
 mod edge;
 mod error;
@@ -19,6 +21,7 @@ mod sys;
 mod system;
 mod trust;
 
+pub use caps::{CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN, Capabilities, effective_capabilities};
 pub use counters::{EdgeStats, OriginCounters};
 pub use edge::EdgeWriter;
 pub use error::{LoaderError, Result};

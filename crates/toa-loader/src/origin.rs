@@ -7,7 +7,9 @@
 
 use crate::counters::OriginCounters;
 use crate::sys::{self, AttachType, link_cgroup_id, link_create, obj_get, obj_pin};
-use crate::system::{bpffs_root, inode, preflight, require_cgroup2};
+use crate::system::{
+    BPFFS_ROOT, bpffs_mounted, bpffs_root, inode, mounted_cgroup2, preflight, require_cgroup2,
+};
 use crate::trust::TrustedNet;
 use crate::{LoaderError, Result};
 use aya::maps::lpm_trie::Key;
@@ -53,6 +55,20 @@ impl Default for Settings {
             kinds: vec![toa_common::DEFAULT_KIND],
             trust: Vec::new(),
         }
+    }
+}
+
+/// The one text for settings, everywhere toa shows them:
+/// `kinds 254, 200; trust 198.18.2.0/24, fd00:2::/64`, or `...; trust any source`.
+impl std::fmt::Display for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kinds: Vec<String> = self.kinds.iter().map(u8::to_string).collect();
+        write!(f, "kinds {}; trust ", kinds.join(", "))?;
+        if self.trust.is_empty() {
+            return f.write_str("any source");
+        }
+        let trust: Vec<String> = self.trust.iter().map(TrustedNet::to_string).collect();
+        f.write_str(&trust.join(", "))
     }
 }
 
@@ -169,6 +185,60 @@ impl Origin {
         }
     }
 
+    /// Every cgroup the receiver is attached to on this host, parents first,
+    /// found from the pin directories under `/run/toa/bpffs/origin`. Mounts
+    /// nothing: without toa's bpffs mount nothing can be attached. Pins whose
+    /// cgroup is gone (or outside the visible cgroup2 tree) are left out.
+    pub fn attached() -> Result<Vec<Origin>> {
+        if !bpffs_mounted() {
+            return Ok(Vec::new());
+        }
+        let dir = Path::new(BPFFS_ROOT).join("origin");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(LoaderError::io("reading", &dir)(e)),
+        };
+        let mut pinned: Vec<(u64, PathBuf)> = entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name();
+                let ino = name.to_str()?.strip_prefix("cgroup-")?.parse().ok()?;
+                Some((ino, e.path()))
+            })
+            .filter(|(_, pins)| has_all_links(pins))
+            .collect();
+        let Some(root) = mounted_cgroup2() else {
+            return Ok(Vec::new());
+        };
+        // Breadth-first over the cgroup tree until every pinned inode is placed.
+        let mut found = Vec::new();
+        let mut queue = std::collections::VecDeque::from([root]);
+        while !pinned.is_empty() {
+            let Some(cgroup) = queue.pop_front() else {
+                break;
+            };
+            if let Ok(ino) = inode(&cgroup)
+                && let Some(i) = pinned.iter().position(|&(p, _)| p == ino)
+            {
+                let (_, pins) = pinned.swap_remove(i);
+                found.push(Origin {
+                    cgroup: cgroup.clone(),
+                    pins,
+                });
+            }
+            if let Ok(children) = std::fs::read_dir(&cgroup) {
+                queue.extend(
+                    children
+                        .flatten()
+                        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                        .map(|e| e.path()),
+                );
+            }
+        }
+        Ok(found)
+    }
+
     /// Detaches and unpins everything on `cgroup`. Returns false if nothing
     /// was loaded there.
     pub fn unload(cgroup: &Path) -> Result<bool> {
@@ -252,9 +322,7 @@ impl Origin {
     }
 
     fn is_attached(&self) -> bool {
-        PROGRAMS
-            .iter()
-            .all(|(name, _)| self.pins.join(link_pin(name)).exists())
+        has_all_links(&self.pins)
     }
 
     fn attach(&self, config: OriginConfig, trust: &[TrustedNet]) -> Result<()> {
@@ -370,6 +438,13 @@ fn remove_defunct_pins(bpffs: &Path) {
     }
 }
 
+/// Every program's link is pinned in `pins`.
+fn has_all_links(pins: &Path) -> bool {
+    PROGRAMS
+        .iter()
+        .all(|(name, _)| pins.join(link_pin(name)).exists())
+}
+
 fn pin_dir(cgroup: &Path) -> Result<PathBuf> {
     let ino = inode(cgroup)?;
     Ok(bpffs_root()?.join("origin").join(format!("cgroup-{ino}")))
@@ -444,6 +519,21 @@ mod tests {
             s.to_config(),
             Err(LoaderError::TooManyKinds { given: 5, .. })
         ));
+    }
+
+    #[test]
+    fn settings_read_as_kinds_and_trust_list() {
+        let mut settings = Settings {
+            kinds: vec![254, 200],
+            trust: vec![],
+        };
+        assert_eq!(settings.to_string(), "kinds 254, 200; trust any source");
+        settings.trust.push("198.18.2.0/24".parse().unwrap());
+        settings.trust.push("fd00:2::/64".parse().unwrap());
+        assert_eq!(
+            settings.to_string(),
+            "kinds 254, 200; trust 198.18.2.0/24, fd00:2::/64"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! bpffs mounts toa uses (both under /run/toa, outside /sys, because
 //! `ip netns exec` remounts /sys and would hide them).
 
+use crate::caps::effective_capabilities;
 use crate::{LoaderError, Result};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -17,8 +18,6 @@ pub const MIN_KERNEL: (u32, u32) = (5, 10);
 
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
-const CAP_NET_ADMIN: u32 = 12;
-const CAP_BPF: u32 = 39;
 
 /// The cgroup2 mount toa uses, mounting it at [`CGROUP2_ROOT`] if absent.
 pub fn cgroup2_root() -> Result<PathBuf> {
@@ -58,6 +57,26 @@ fn ensure_mounted(dir: &str, fs: &'static str, magic: i64) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// A cgroup2 mount showing this host's tree, mounting nothing: toa's own
+/// ([`CGROUP2_ROOT`]) if mounted, else the first one in /proc/self/mounts.
+pub(crate) fn mounted_cgroup2() -> Option<PathBuf> {
+    let own = Path::new(CGROUP2_ROOT);
+    if fs_magic(own) == Some(CGROUP2_SUPER_MAGIC) {
+        return Some(own.to_path_buf());
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
+    mounts.lines().find_map(|line| {
+        let mut fields = line.split_whitespace().skip(1);
+        let (dir, fs) = (fields.next()?, fields.next()?);
+        (fs == "cgroup2").then(|| PathBuf::from(dir))
+    })
+}
+
+/// Whether toa's bpffs is mounted at [`BPFFS_ROOT`] (mounting nothing).
+pub(crate) fn bpffs_mounted() -> bool {
+    fs_magic(Path::new(BPFFS_ROOT)) == Some(BPF_FS_MAGIC)
+}
+
 /// The filesystem magic of `path`, or None if it cannot be read.
 fn fs_magic(path: &Path) -> Option<i64> {
     let c_path = CString::new(path.as_os_str().as_bytes()).ok()?;
@@ -79,8 +98,8 @@ pub fn require_cgroup2(path: &Path) -> Result<()> {
     }
 }
 
-/// Everything that must hold before toa touches the kernel: no toa.ko, root
-/// or CAP_BPF + CAP_NET_ADMIN, Linux >= 5.10 with BTF.
+/// Everything that must hold before toa touches the kernel: no toa.ko,
+/// effective CAP_BPF (or CAP_SYS_ADMIN) + CAP_NET_ADMIN, Linux >= 5.10 with BTF.
 pub fn preflight() -> Result<()> {
     if Path::new("/proc/net/toa_stats").exists() {
         return Err(LoaderError::ToaKoLoaded);
@@ -99,19 +118,15 @@ pub fn preflight() -> Result<()> {
     Ok(())
 }
 
+/// Decided by the effective capabilities, not the uid: root with its
+/// capabilities dropped cannot load. Only if they cannot be read (no /proc)
+/// does uid 0 count, and the kernel has the last word.
 fn privileged() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
+    match effective_capabilities() {
+        Some(caps) => caps.can_load(),
+        // SAFETY: geteuid has no preconditions.
+        None => (unsafe { libc::geteuid() }) == 0,
     }
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let cap_eff = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        .unwrap_or(0);
-    let has = |cap: u32| cap_eff & (1u64 << cap) != 0;
-    has(CAP_BPF) && has(CAP_NET_ADMIN)
 }
 
 /// The running kernel's release string (`/proc/sys/kernel/osrelease`), or `unknown`.

@@ -139,7 +139,11 @@ async fn open(
         .select(info.client.ip(), &rule.backends, &usable)
     else {
         rule.metrics.connect_error("no_healthy_origin");
-        tracing::warn!(rule = %rule.tag, client = %info.client, "every origin is down: datagram dropped");
+        // At most once a second per rule, like TCP: during an outage every datagram lands here.
+        if let Some(held_back) = rule.all_down_log.allow() {
+            tracing::warn!(rule = %rule.tag, client = %info.client, held_back,
+                "every origin is down: datagram dropped (held_back: datagrams dropped since the last line)");
+        }
         return Err("no_healthy_origin");
     };
     let backend = &rule.backends[i];

@@ -113,7 +113,7 @@ fn load(cgroup: &std::path::Path, kinds: &[String], trust: &[String]) -> Result<
     println!(
         "toa origin: {verb} {} ({})",
         origin.cgroup().display(),
-        describe(&origin.settings()?)
+        origin.settings()?
     );
     if settings.trust.is_empty() {
         eprintln!(
@@ -143,30 +143,13 @@ fn status(cgroup: &std::path::Path) -> Result<()> {
             p.name, p.program_id, p.link_id
         );
     }
-    let settings = origin.settings()?;
-    println!("  {}", describe(&settings).replace("; ", "\n  "));
+    println!("  settings: {}", origin.settings()?);
     let summary: Vec<String> = Counter::ALL
         .iter()
         .map(|&c| format!("{}={}", c.name(), counters.total(c)))
         .collect();
     println!("  counters: {}", summary.join(" "));
     Ok(())
-}
-
-/// `kinds: 254, 200; trust: 198.18.2.0/24` (or `trust: any source`).
-fn describe(settings: &Settings) -> String {
-    let kinds: Vec<String> = settings.kinds.iter().map(u8::to_string).collect();
-    let trust = if settings.trust.is_empty() {
-        "any source (no --trust list)".to_string()
-    } else {
-        settings
-            .trust
-            .iter()
-            .map(TrustedNet::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    format!("kinds: {}; trust: {trust}", kinds.join(", "))
 }
 
 fn stats(cgroup: &std::path::Path, json: bool, watch: bool) -> Result<()> {
