@@ -16,8 +16,8 @@ pub(super) enum Copied {
 
 /// Copies `from` → `to` through a buffer of `buffer_size` bytes until EOF or, with
 /// `stop_after`, until that many bytes have moved (checked between chunks, so the buffer
-/// is always empty when it returns). The buffer is allocated only once `from` is first
-/// readable, so a connection that sits idle holds no buffer.
+/// is always empty when it returns). The buffer is allocated when `from` turns readable
+/// and freed whenever it has nothing more to read, so an idle connection holds no buffer.
 pub(super) async fn copy_half(
     from: &TcpStream,
     to: &TcpStream,
@@ -38,7 +38,11 @@ pub(super) async fn copy_half(
             }
             match from.try_read(&mut buf) {
                 Ok(n) => break n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    // Nothing to move (the buffer is empty here): hold no memory while waiting.
+                    buf = Vec::new();
+                    continue;
+                }
                 Err(e) => return Err(dir.read_error(e)),
             }
         };
