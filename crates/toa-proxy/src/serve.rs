@@ -55,7 +55,7 @@ pub async fn serve(path: &Path, metrics: Option<SocketAddr>) -> Result<(), Serve
     Ok(())
 }
 
-/// Every client connection holds two sockets (plus a splice pipe) and every UDP flow one,
+/// Every client connection holds two sockets (plus a pipe per splicing direction) and every UDP flow one,
 /// so the usual soft limit of 1024 descriptors would cap the proxy long before
 /// `max_connections`/`max_flows` do. Raise the soft limit to the hard limit.
 fn raise_open_file_limit() {

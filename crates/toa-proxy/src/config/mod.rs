@@ -58,7 +58,8 @@ pub struct ProxySettings {
     pub access_log: bool,
     /// Bytes buffered per direction per connection: the bound on per-connection memory.
     pub buffer_size: usize,
-    /// Forward with splice(2) (payload stays in the kernel) instead of buffered copies.
+    /// Switch each direction to splice(2) (payload stays in the kernel) once it has moved
+    /// 64 KiB; `false` keeps buffered copies throughout.
     pub splice: bool,
     /// A UDP flow with no datagram in either direction for this long is forgotten.
     pub udp_idle_timeout: Duration,

@@ -1,6 +1,9 @@
 //! Zero-copy forwarding of one direction with splice(2): socket → pipe → socket, so the
 //! payload stays in kernel pages. The pipe is the bounded buffer (sized like `buffer_size`).
+//! Pipes come from a small per-thread pool ([`Pipe::take`]) and go back to it when a
+//! direction ends cleanly with the pipe empty ([`Pipe::recycle`]).
 
+use std::cell::RefCell;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
@@ -10,10 +13,20 @@ use tokio::net::TcpStream;
 use super::{Direction, half_close};
 use crate::forward::CloseReason;
 
+/// Empty pipes kept per thread for reuse. Bounded so that a burst of bulk connections
+/// leaves at most this many idle pipes (2 descriptors each) per worker thread behind.
+const POOL_MAX: usize = 16;
+
+thread_local! {
+    static POOL: RefCell<Vec<Pipe>> = const { RefCell::new(Vec::new()) };
+}
+
 /// One non-blocking pipe: bytes spliced in from one socket wait here for the other.
 pub(super) struct Pipe {
     read: OwnedFd,
     write: OwnedFd,
+    /// The size asked for at creation (pooled pipes are only reused for the same size).
+    requested: usize,
     capacity: usize,
 }
 
@@ -34,14 +47,38 @@ impl Pipe {
         Ok(Pipe {
             read,
             write,
+            requested: size,
             capacity: usize::try_from(capacity).unwrap_or(64 * 1024).max(4096),
         })
     }
 
-    /// One pipe per direction.
-    pub(super) fn pair(size: usize) -> io::Result<(Pipe, Pipe)> {
-        Ok((Pipe::new(size)?, Pipe::new(size)?))
+    /// An empty pipe of `size` bytes: from this thread's pool if it has one, else a new one.
+    pub(super) fn take(size: usize) -> io::Result<Pipe> {
+        let pooled = POOL.with_borrow_mut(|pool| {
+            let i = pool.iter().rposition(|p| p.requested == size)?;
+            Some(pool.swap_remove(i))
+        });
+        match pooled {
+            Some(pipe) => Ok(pipe),
+            None => Pipe::new(size),
+        }
     }
+
+    /// Returns an empty pipe to this thread's pool (or closes it if the pool is full).
+    /// Only call this when every byte spliced in was spliced out again.
+    fn recycle(self) {
+        POOL.with_borrow_mut(|pool| {
+            if pool.len() < POOL_MAX {
+                pool.push(self);
+            }
+        });
+    }
+}
+
+/// Pipes in this thread's pool.
+#[cfg(test)]
+pub(super) fn pooled() -> usize {
+    POOL.with_borrow(Vec::len)
 }
 
 fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
@@ -84,6 +121,8 @@ pub(super) async fn splice_half(
         };
         if n == 0 {
             half_close(to);
+            // Empty (the previous chunk was fully written out): safe to hand to another connection.
+            pipe.recycle();
             return Ok(());
         }
         // Pipe → socket until the pipe is empty again.
