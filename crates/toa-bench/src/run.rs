@@ -20,9 +20,10 @@ use toa_lab::{Netns, Spawned, Topology};
 const NOFILE: u64 = 1 << 20;
 /// Descriptors a proxy needs besides those of its connections (listeners, logs, epoll).
 const NOFILE_RESERVE: u64 = 256;
-/// Descriptors a proxy may hold per idle connection: two sockets, and two
-/// pipes (four descriptors) where it splices, as toa proxy does by default.
-const FDS_PER_IDLE: u64 = 6;
+/// Descriptors a proxy holds per idle connection: its two sockets. toa proxy
+/// takes splice pipes only once a direction has moved 64 KiB, and idle
+/// connections here never do; NOFILE_RESERVE covers its per-thread pipe pool.
+const FDS_PER_IDLE: u64 = 2;
 /// Applied in every lab namespace: a wide ephemeral range and TIME_WAIT reuse,
 /// so tens of thousands of short connections per round never run out of ports.
 const SYSCTLS: [(&str, &str); 4] = [
@@ -117,7 +118,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut limit_note = None;
     if settings.idle_connections > idle_cap {
         limit_note = Some(format!(
-            "The descriptor limit here is {nofile} (RLIMIT_NOFILE hard limit; no CAP_SYS_RESOURCE to raise it), so the memory scenario holds {idle_cap} idle connections instead of {}, the number every proxy can hold within it: a splicing proxy keeps up to {FDS_PER_IDLE} descriptors per connection (two sockets, two pipes).",
+            "The descriptor limit here is {nofile} (RLIMIT_NOFILE hard limit; no CAP_SYS_RESOURCE to raise it), so the memory scenario holds {idle_cap} idle connections instead of {}, the number every proxy can hold within it: each proxy keeps {FDS_PER_IDLE} descriptors per idle connection (its two sockets).",
             settings.idle_connections
         ));
         settings.idle_connections = idle_cap;
