@@ -17,6 +17,19 @@ use crate::balance::ActiveGuard;
 use crate::server::RuleRuntime;
 
 pub struct Flow {
+    /// What the flow was opened with (a reload does not move open flows).
+    pub setup: FlowSetup,
+    pub opened: Instant,
+    /// What this flow moved, for the access log line.
+    pub counts: FlowCounts,
+    /// Set once a datagram carrying `setup.headers.first` reached the origin's socket.
+    first_delivered: AtomicBool,
+    /// Milliseconds since the table's epoch at the last datagram either way.
+    last_seen: AtomicU64,
+}
+
+/// Everything a flow is opened with.
+pub struct FlowSetup {
     pub info: FlowInfo,
     /// The client and the address it sent to, in the listening socket's form (v4-mapped
     /// on a dual-stack socket): replies are sent with these.
@@ -29,52 +42,22 @@ pub struct Flow {
     pub headers: FlowHeaders,
     /// The rule as it was when the flow opened (a reload does not move open flows).
     pub rule: Arc<RuleRuntime>,
-    pub opened: Instant,
-    /// What this flow moved, for the access log line.
-    pub counts: FlowCounts,
-    /// Set once a datagram carrying `headers.first` reached the origin's socket.
-    first_delivered: AtomicBool,
-    /// Milliseconds since the table's epoch at the last datagram either way.
-    last_seen: AtomicU64,
     /// Held for the flow's life: the rule's flow cap and the origin's active count.
-    _permit: Option<OwnedSemaphorePermit>,
-    _open: ActiveGuard,
-}
-
-/// Everything a new flow is made of; see [`Flow`] for the fields.
-pub struct NewFlow {
-    pub info: FlowInfo,
-    pub peer: SocketAddr,
-    pub local: IpAddr,
-    pub origin: SocketAddr,
-    pub upstream: UdpSocket,
-    pub writer: Arc<dyn DatagramWriter>,
-    pub headers: FlowHeaders,
-    pub rule: Arc<RuleRuntime>,
-    pub permit: Option<OwnedSemaphorePermit>,
-    pub open: ActiveGuard,
+    pub _permit: Option<OwnedSemaphorePermit>,
+    pub _open: ActiveGuard,
 }
 
 impl Flow {
-    pub fn new(f: NewFlow) -> Flow {
-        let udp = &f.rule.metrics.udp;
+    pub fn new(setup: FlowSetup) -> Flow {
+        let udp = &setup.rule.metrics.udp;
         udp.flows_total.fetch_add(1, Ordering::Relaxed);
         udp.flows_active.fetch_add(1, Ordering::Relaxed);
         Flow {
-            info: f.info,
-            peer: f.peer,
-            local: f.local,
-            origin: f.origin,
-            upstream: f.upstream,
-            writer: f.writer,
-            headers: f.headers,
-            rule: f.rule,
+            setup,
             opened: Instant::now(),
             counts: FlowCounts::default(),
             first_delivered: AtomicBool::new(false),
             last_seen: AtomicU64::new(0),
-            _permit: f.permit,
-            _open: f.open,
         }
     }
 
@@ -83,9 +66,9 @@ impl Flow {
         let first = if self.first_delivered.load(Ordering::Relaxed) {
             &[][..]
         } else {
-            &self.headers.first[..]
+            &self.setup.headers.first[..]
         };
-        (first, &self.headers.every)
+        (first, &self.setup.headers.every)
     }
 
     /// Records that a datagram went to the origin (with `headers.first` if it was due).
@@ -99,7 +82,7 @@ impl Flow {
 
     /// Counts a datagram of `payload` bytes forwarded to the origin, in the rule and the flow.
     pub fn count_to_origin(&self, payload: usize) {
-        let m = &self.rule.metrics;
+        let m = &self.setup.rule.metrics;
         m.udp.datagrams_to_origin.fetch_add(1, Ordering::Relaxed);
         m.bytes_to_origin
             .fetch_add(payload as u64, Ordering::Relaxed);
@@ -113,7 +96,7 @@ impl Flow {
 
     /// Counts a datagram of `payload` bytes forwarded to the client, in the rule and the flow.
     pub fn count_to_client(&self, payload: usize) {
-        let m = &self.rule.metrics;
+        let m = &self.setup.rule.metrics;
         m.udp.datagrams_to_client.fetch_add(1, Ordering::Relaxed);
         m.bytes_to_client
             .fetch_add(payload as u64, Ordering::Relaxed);
@@ -136,7 +119,8 @@ pub struct FlowCounts {
 
 impl Drop for Flow {
     fn drop(&mut self) {
-        self.rule
+        self.setup
+            .rule
             .metrics
             .udp
             .flows_active
@@ -176,7 +160,7 @@ impl FlowTable {
     pub fn insert(&self, flow: Arc<Flow>) {
         flow.touch(self.now_ms());
         let mut flows = self.flows.lock().unwrap_or_else(|p| p.into_inner());
-        flows.insert(flow.peer, flow);
+        flows.insert(flow.setup.peer, flow);
     }
 
     /// Removes `flow` if it has seen no datagram for `idle`; otherwise returns how long
@@ -200,8 +184,11 @@ impl FlowTable {
     }
 
     fn remove_locked(flows: &mut HashMap<SocketAddr, Arc<Flow>>, flow: &Arc<Flow>) {
-        if flows.get(&flow.peer).is_some_and(|f| Arc::ptr_eq(f, flow)) {
-            flows.remove(&flow.peer);
+        if flows
+            .get(&flow.setup.peer)
+            .is_some_and(|f| Arc::ptr_eq(f, flow))
+        {
+            flows.remove(&flow.setup.peer);
         }
     }
 

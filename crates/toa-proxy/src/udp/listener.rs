@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::client_ip::{FlowInfo, MAX_DATAGRAM, Off};
-use super::flow::{Flow, FlowTable, NewFlow};
+use super::flow::{Flow, FlowSetup, FlowTable};
 use super::socket::{ListenSocket, Received};
 use super::upstream;
 use crate::client_ip::normalize;
@@ -87,25 +87,25 @@ pub(crate) async fn run(
 
 /// Sends the payload at `buf[HEADROOM..HEADROOM + len]` to the origin, header in front.
 async fn forward(flow: &Flow, buf: &mut [u8], len: usize) {
-    let udp = &flow.rule.metrics.udp;
+    let udp = &flow.setup.rule.metrics.udp;
     let (first, every) = flow.next_header();
     let header_len = first.len() + every.len();
     if len + header_len > MAX_DATAGRAM {
         udp.drop("too_large");
-        tracing::debug!(client = %flow.info.client, "dropped a {len}-byte datagram: with the {header_len}-byte header it exceeds {MAX_DATAGRAM}");
+        tracing::debug!(client = %flow.setup.info.client, "dropped a {len}-byte datagram: with the {header_len}-byte header it exceeds {MAX_DATAGRAM}");
         return;
     }
     let start = HEADROOM - header_len;
     buf[start..start + first.len()].copy_from_slice(first);
     buf[start + first.len()..HEADROOM].copy_from_slice(every);
-    match flow.upstream.send(&buf[start..HEADROOM + len]).await {
+    match flow.setup.upstream.send(&buf[start..HEADROOM + len]).await {
         Ok(_) => {
             flow.delivered();
             flow.count_to_origin(len);
         }
         Err(e) => {
             udp.drop("origin_send_failed");
-            tracing::debug!(client = %flow.info.client, origin = %flow.origin, "origin error: send failed: {e}");
+            tracing::debug!(client = %flow.setup.info.client, origin = %flow.setup.origin, "origin error: send failed: {e}");
         }
     }
 }
@@ -165,7 +165,7 @@ async fn open(
         .map_err(|e| proxy_error(format!("cannot open the upstream socket: {e}")))?;
     tracing::debug!(rule = %rule.tag, client = %info.client, proxy = %info.proxy, origin = %origin,
         mode = writer.name(), "flow opened");
-    Ok(Flow::new(NewFlow {
+    Ok(Flow::new(FlowSetup {
         info,
         peer: got.peer,
         local: got.local,
@@ -174,7 +174,7 @@ async fn open(
         writer,
         headers,
         rule: route.rule.clone(),
-        permit,
-        open: backend.open(),
+        _permit: permit,
+        _open: backend.open(),
     }))
 }

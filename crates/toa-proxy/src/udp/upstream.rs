@@ -44,7 +44,10 @@ async fn relay_queued(flow: &Flow, listener: &ListenSocket, table: &FlowTable) {
         match step {
             Relayed::Empty => return,
             Relayed::Done => {}
-            Relayed::Blocked(reply) => match listener.send(&reply, flow.peer, flow.local).await {
+            Relayed::Blocked(reply) => match listener
+                .send(&reply, flow.setup.peer, flow.setup.local)
+                .await
+            {
                 Ok(()) => flow.count_to_client(reply.len()),
                 Err(e) => client_send_failed(flow, &e),
             },
@@ -53,19 +56,19 @@ async fn relay_queued(flow: &Flow, listener: &ListenSocket, table: &FlowTable) {
 }
 
 fn relay_one(flow: &Flow, listener: &ListenSocket, table: &FlowTable, buf: &mut [u8]) -> Relayed {
-    let udp = &flow.rule.metrics.udp;
-    let datagram = match flow.upstream.try_recv(buf) {
+    let udp = &flow.setup.rule.metrics.udp;
+    let datagram = match flow.setup.upstream.try_recv(buf) {
         Ok(n) => &buf[..n],
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Relayed::Empty,
         Err(e) => {
             // ICMP unreachable for an earlier datagram: that one is lost, the flow goes on.
             udp.drop("origin_unreachable");
-            tracing::debug!(client = %flow.info.client, origin = %flow.origin, "origin error: {e}");
+            tracing::debug!(client = %flow.setup.info.client, origin = %flow.setup.origin, "origin error: {e}");
             return Relayed::Done;
         }
     };
     flow.touch(table.now_ms());
-    let reply = match flow.writer.reply(datagram) {
+    let reply = match flow.setup.writer.reply(datagram) {
         Reply::Forward(r) => r,
         Reply::Unmarked(r) => {
             udp.replies_unmarked.fetch_add(1, Ordering::Relaxed);
@@ -73,11 +76,11 @@ fn relay_one(flow: &Flow, listener: &ListenSocket, table: &FlowTable, buf: &mut 
         }
         Reply::Drop(reason) => {
             udp.drop(reason);
-            tracing::debug!(client = %flow.info.client, origin = %flow.origin, "origin reply dropped: {reason}");
+            tracing::debug!(client = %flow.setup.info.client, origin = %flow.setup.origin, "origin reply dropped: {reason}");
             return Relayed::Done;
         }
     };
-    match listener.try_send(reply, flow.peer, flow.local) {
+    match listener.try_send(reply, flow.setup.peer, flow.setup.local) {
         Ok(()) => flow.count_to_client(reply.len()),
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Relayed::Blocked(reply.to_vec()),
         Err(e) => client_send_failed(flow, &e),
@@ -86,8 +89,8 @@ fn relay_one(flow: &Flow, listener: &ListenSocket, table: &FlowTable, buf: &mut 
 }
 
 fn client_send_failed(flow: &Flow, e: &io::Error) {
-    flow.rule.metrics.udp.drop("client_send_failed");
-    tracing::debug!(client = %flow.info.client, "client error: cannot send the reply: {e}");
+    flow.setup.rule.metrics.udp.drop("client_send_failed");
+    tracing::debug!(client = %flow.setup.info.client, "client error: cannot send the reply: {e}");
 }
 
 /// A socket on an ephemeral port connected to `origin`.
@@ -122,10 +125,10 @@ pub async fn relay_replies(
                 None => break "idle timeout",
                 Some(left) => deadline = Instant::now() + left,
             },
-            ready = flow.upstream.readable() => match ready {
+            ready = flow.setup.upstream.readable() => match ready {
                 Ok(()) => relay_queued(&flow, &listener, &table).await,
                 Err(e) => {
-                    tracing::warn!(client = %flow.info.client, origin = %flow.origin, "proxy error: upstream socket failed: {e}");
+                    tracing::warn!(client = %flow.setup.info.client, origin = %flow.setup.origin, "proxy error: upstream socket failed: {e}");
                     table.remove(&flow);
                     break "upstream socket error";
                 }
@@ -135,13 +138,13 @@ pub async fn relay_replies(
     let c = &flow.counts;
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     let duration_ms = flow.opened.elapsed().as_millis() as u64;
-    if flow.rule.settings.access_log {
-        tracing::info!(target: "toa_proxy::access", rule = %flow.rule.tag, client = %flow.info.client,
-            proxy = %flow.info.proxy, origin = %flow.origin, mode = flow.writer.name(),
+    if flow.setup.rule.settings.access_log {
+        tracing::info!(target: "toa_proxy::access", rule = %flow.setup.rule.tag, client = %flow.setup.info.client,
+            proxy = %flow.setup.info.proxy, origin = %flow.setup.origin, mode = flow.setup.writer.name(),
             datagrams_to_origin = load(&c.datagrams_to_origin), datagrams_to_client = load(&c.datagrams_to_client),
             bytes_to_origin = load(&c.bytes_to_origin), bytes_to_client = load(&c.bytes_to_client),
             duration_ms, close = ended, "udp flow ended");
     } else {
-        tracing::debug!(rule = %flow.rule.tag, client = %flow.info.client, origin = %flow.origin, "udp flow ended: {ended}");
+        tracing::debug!(rule = %flow.setup.rule.tag, client = %flow.setup.info.client, origin = %flow.setup.origin, "udp flow ended: {ended}");
     }
 }
