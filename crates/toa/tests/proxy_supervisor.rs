@@ -1,26 +1,21 @@
 //! `toa proxy` under a supervisor: the systemd notification protocol (READY=1,
-//! RELOADING=1 … READY=1, STOPPING=1 on a real `$NOTIFY_SOCKET`), `--watch-config`
-//! reloading on a file change and on a Kubernetes-ConfigMap-style symlink swap, and TOA
-//! mode staying in the cgroup it was started in, with a SIGKILLed proxy leaving nothing
-//! that breaks the next start.
+//! RELOADING=1 … READY=1, STOPPING=1 on a real `$NOTIFY_SOCKET`) and `--watch-config`
+//! reloading on a file change and on a Kubernetes-ConfigMap-style symlink swap.
+//! (TOA mode staying in its cgroup is in `proxy_toa_cgroup.rs`.)
 
-#[path = "support/http.rs"]
-mod http;
 #[path = "support/log.rs"]
 mod logs;
 mod proxy_support;
-#[path = "support/receiver.rs"]
-mod receiver;
 
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use http::http_server;
 use logs::wait_log;
-use proxy_support::{ProxyLab, eventually};
-use receiver::{LoadedOrigin, TOA};
-use toa_lab::{Lab, Netns, Spawned, addr, require_privileges};
+use proxy_support::{eventually, exited};
+use toa_lab::{Lab, Netns, Spawned, require_privileges};
+
+const TOA: &str = env!("CARGO_BIN_EXE_toa");
 
 /// The supervisor's end of `$NOTIFY_SOCKET`: a unix datagram socket in the lab dir.
 struct Supervisor {
@@ -102,12 +97,6 @@ fn spawn_proxy(lab: &mut Lab, ns: &Netns, notify: &Path, config: &Path, extra: &
     ];
     cmd.extend_from_slice(extra);
     lab.spawn(ns, None, &cmd).expect("spawn toa proxy")
-}
-
-fn exited(pid: u32) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    stat.rsplit_once(") ")
-        .is_none_or(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X'))
 }
 
 #[test]
@@ -257,110 +246,4 @@ fn watch_config_reloads_on_a_configmap_symlink_swap_and_on_a_file_change() {
     supervisor.expect("RELOADING=1", &proxy.log);
     supervisor.expect("READY=1", &proxy.log);
     supervisor.expect_silence(Duration::from_millis(2500));
-}
-
-/// The `0::` line of a process's /proc/PID/cgroup.
-fn cgroup_of(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .unwrap_or_default()
-        .to_string()
-}
-
-/// The sock_ops programs attached directly to `cgroup`, as `bpftool` lists them.
-fn sock_ops_attached(cgroup: &Path) -> usize {
-    let out = std::process::Command::new("bpftool")
-        .args(["cgroup", "show", cgroup.to_str().unwrap()])
-        .output()
-        .expect("bpftool");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.contains("sock_ops"))
-        .count()
-}
-
-#[test]
-fn toa_proxy_stays_in_its_cgroup_and_a_sigkilled_one_leaves_nothing_behind() {
-    if !require_privileges(
-        "toa_proxy_stays_in_its_cgroup_and_a_sigkilled_one_leaves_nothing_behind",
-    ) {
-        return;
-    }
-    let mut lab = ProxyLab::new("psup");
-    let origin_cgroup = lab.topo.lab.cgroup("origin").unwrap();
-    let proxy_cgroup = lab.topo.lab.cgroup("proxy").unwrap();
-    let _receiver = LoadedOrigin::load(&origin_cgroup, &[]);
-    let origin = lab.spawn_origin_in(
-        Some(&origin_cgroup),
-        &http_server(addr::ORIGIN_V4, "8000"),
-        8000,
-    );
-    std::fs::write(
-        &lab.config,
-        format!(
-            "[[rule]]\ntag = \"toa\"\nports = \"17200\"\norigins = [\"{}\"]\norigin_ports = \"8000\"\npass_client_ip = \"toa\"\n",
-            addr::ORIGIN_V4
-        ),
-    )
-    .unwrap();
-    let relative = format!("/{}", proxy_cgroup.file_name().unwrap().to_str().unwrap());
-    let edge = lab.topo.edge.clone();
-    let start = |lab: &mut ProxyLab| {
-        let cmd = [TOA, "proxy", "--config", lab.config.to_str().unwrap()];
-        let proxy = lab
-            .topo
-            .lab
-            .spawn(&edge, Some(&proxy_cgroup), &cmd)
-            .unwrap();
-        edge.wait_listening(17200, false, Duration::from_secs(10))
-            .unwrap_or_else(|e| panic!("{e}\n{}", std::fs::read_to_string(&proxy.log).unwrap()));
-        proxy
-    };
-
-    for (round, client_port) in [(1, 43101u16), (2, 43102)] {
-        let proxy = start(&mut lab);
-        wait_log(&proxy.log, "TOA edge writer attached");
-        // Still where it was started: the writer sits on that cgroup, not on a new one.
-        assert_eq!(cgroup_of(proxy.pid), relative, "round {round}");
-        assert_eq!(sock_ops_attached(&proxy_cgroup), 1, "round {round}");
-        assert!(
-            std::fs::read_dir(&proxy_cgroup)
-                .unwrap()
-                .flatten()
-                .all(|e| !e.file_type().unwrap().is_dir()),
-            "round {round}: the proxy made a child cgroup"
-        );
-        lab.get(addr::EDGE_CLIENT_SIDE_V4, 17200, "/", Some(client_port))
-            .unwrap_or_else(|e| panic!("round {round}: {e}"));
-        let log = wait_log(&origin.log, "\"GET / HTTP/1.1\"");
-        eventually(
-            Duration::from_secs(5),
-            "the client in the origin log",
-            || {
-                std::fs::read_to_string(&origin.log)
-                    .unwrap_or_default()
-                    .lines()
-                    .filter(|l| l.starts_with(&format!("{} - - [", addr::CLIENT_V4)))
-                    .count()
-                    == round
-            },
-        );
-        assert!(
-            !log.contains(addr::EDGE_ORIGIN_SIDE_V4),
-            "origin saw the edge:\n{log}"
-        );
-
-        // SIGKILL: no Drop, no cleanup code runs. The writer goes with the process.
-        // SAFETY: signalling the proxy this test started.
-        unsafe { libc::kill(proxy.pid as i32, libc::SIGKILL) };
-        eventually(Duration::from_secs(10), "proxy killed", || {
-            exited(proxy.pid)
-        });
-        eventually(Duration::from_secs(10), "writer detached", || {
-            sock_ops_attached(&proxy_cgroup) == 0
-        });
-        lab.topo.lab.kill(&proxy);
-    }
 }
