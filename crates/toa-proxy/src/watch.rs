@@ -14,6 +14,11 @@ use std::time::Duration;
 /// reach the pod; one more second is noise, and a read per second is free.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How long a changed content must stay the same before it is loaded: a file rewritten
+/// in place (truncated, then written) can be read half-written; two reads this far apart
+/// that agree cannot both catch one small write midway.
+pub const SETTLE: Duration = Duration::from_millis(200);
+
 /// The config file and the content the proxy last loaded (or tried to load) from it.
 #[derive(Debug)]
 pub struct ConfigWatch {
@@ -34,16 +39,28 @@ impl ConfigWatch {
         }
     }
 
-    /// Waits until the content differs from the last one seen, then remembers it.
-    /// Cancel-safe: dropping the future loses at most one poll.
+    /// Waits until the content differs from the last one seen and has settled, then
+    /// remembers it. Cancel-safe: dropping the future loses at most one poll.
     pub async fn changed(&mut self) {
         loop {
             self.ticks.tick().await;
             // Missing or unreadable (mid-rename, or removed): not a change. The running
             // config stays until a readable file with new content appears.
-            if let Some(content) = read(&self.path).await
-                && self.seen.as_ref() != Some(&content)
-            {
+            let Some(mut content) = read(&self.path).await else {
+                continue;
+            };
+            if self.seen.as_ref() == Some(&content) {
+                continue;
+            }
+            loop {
+                tokio::time::sleep(SETTLE).await;
+                match read(&self.path).await {
+                    Some(again) if again == content => break,
+                    Some(again) => content = again,
+                    None => break,
+                }
+            }
+            if self.seen.as_ref() != Some(&content) {
                 self.seen = Some(content);
                 return;
             }
