@@ -14,7 +14,6 @@
 //! - [`lookup`]: the raw, allocation-free lookup returning an errno.
 //! - [`sockaddr`]: `SocketAddr` <-> C `sockaddr_in`/`sockaddr_in6`.
 //! - `capi`: `toa_get_peer` for C.
-//! - [`SONAME`]: the shared library's ELF SONAME.
 
 pub mod abi;
 mod capi;
@@ -26,10 +25,6 @@ use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd};
 
 pub use capi::toa_get_peer;
-
-/// The ELF SONAME of `libtoa.so` (set by `build.rs`): what a program linked
-/// with `-ltoa` loads at run time.
-pub const SONAME: &str = env!("LIBTOA_SONAME");
 
 /// The real client of a connected TCP socket, as carried by TOA.
 ///

@@ -21,12 +21,6 @@ pub fn build(out_dir: &Path) -> PathBuf {
     let libtoa = Path::new(env!("CARGO_MANIFEST_DIR")).join("../libtoa");
     let lib_dir = dependency_dir();
     let out = out_dir.join("peer_server");
-    // libtoa.so records its SONAME (libtoa.so.0), which the program then asks
-    // for at run time: cargo builds only the unversioned file, so link it here.
-    let soname_link = out_dir.join(toa::SONAME);
-    let _ = std::fs::remove_file(&soname_link);
-    std::os::unix::fs::symlink(lib_dir.join("libtoa.so"), &soname_link)
-        .expect("symlink for the SONAME");
     let status = std::process::Command::new("gcc")
         .args(["-Wall", "-Wextra", "-Werror", "-o"])
         .arg(&out)
@@ -39,7 +33,7 @@ pub fn build(out_dir: &Path) -> PathBuf {
         // LD_LIBRARY_PATH, whose libtoa.so may be an older uplifted copy.
         .arg(format!(
             "-Wl,--disable-new-dtags,-rpath,{}",
-            out_dir.display()
+            lib_dir.display()
         ))
         .arg("-ltoa")
         .status()
