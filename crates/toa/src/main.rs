@@ -4,6 +4,7 @@
 mod cmd {
     pub mod demo;
     pub mod doctor;
+    pub mod generate_docs;
     pub mod origin;
     pub mod proxy;
     pub mod spp_echo;
@@ -31,6 +32,9 @@ enum Command {
     Doctor(cmd::doctor::DoctorArgs),
     /// UDP echo server that understands SPP and PROXY v2: the reference origin for UDP rules.
     SppEcho(cmd::spp_echo::SppEchoArgs),
+    /// Man pages and shell completions from these definitions (used by scripts/package).
+    #[command(hide = true)]
+    GenerateDocs(cmd::generate_docs::GenerateDocsArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -40,5 +44,6 @@ fn main() -> anyhow::Result<()> {
         Command::Origin(args) => cmd::origin::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::SppEcho(args) => cmd::spp_echo::run(args),
+        Command::GenerateDocs(args) => cmd::generate_docs::run::<Cli>(args),
     }
 }

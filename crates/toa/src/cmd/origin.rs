@@ -27,11 +27,11 @@ enum OriginCommand {
     Load {
         #[command(flatten)]
         target: Target,
-        /// TCP option kind to accept (repeatable; default 254; Tencent CLB IPv4 uses 200).
-        #[arg(long = "kind", value_name = "N")]
+        /// TCP option kind to accept (repeatable or comma-separated; default 254; Tencent CLB IPv4 uses 200).
+        #[arg(long = "kind", value_name = "N", value_delimiter = ',')]
         kinds: Vec<String>,
-        /// Only trust TOAs sent from this proxy network (repeatable), e.g. 198.18.2.0/24.
-        #[arg(long = "trust", value_name = "CIDR")]
+        /// Only trust TOAs sent from this proxy network (repeatable or comma-separated), e.g. 198.18.2.0/24.
+        #[arg(long = "trust", value_name = "CIDR", value_delimiter = ',')]
         trust: Vec<String>,
     },
     /// Detach and unpin the receiver; nothing is left behind.
@@ -74,7 +74,8 @@ enum OriginCommand {
 #[derive(Args)]
 struct Target {
     /// cgroup2 directory to attach to [default: the cgroup2 root, i.e. the whole host].
-    #[arg(long, value_name = "DIR")]
+    // The variable serves where no flag can be passed (a Kubernetes preStop hook).
+    #[arg(long, value_name = "DIR", env = "TOA_ORIGIN_CGROUP")]
     cgroup: Option<PathBuf>,
 }
 
