@@ -177,7 +177,9 @@ fn recv_with_pktinfo(fd: RawFd, buf: &mut [u8]) -> io::Result<PktinfoDatagram> {
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = size_of::<ControlBuffer>();
+    // msg_controllen and cmsg_len are size_t in glibc but socklen_t in musl
+    // (the static builds): `as _` converts to whichever the target has.
+    msg.msg_controllen = size_of::<ControlBuffer>() as _;
     // SAFETY: every pointer in `msg` points at a live buffer of the length given with it.
     let n = unsafe { libc::recvmsg(fd, &mut msg, 0) };
     if n < 0 {
@@ -252,11 +254,11 @@ fn send_with_pktinfo(
                 size_of::<libc::in_pktinfo>(),
             )
         };
-        msg.msg_controllen = libc::CMSG_SPACE(len as u32) as usize;
+        msg.msg_controllen = libc::CMSG_SPACE(len as u32) as _;
         let cmsg = libc::CMSG_FIRSTHDR(&msg);
         (*cmsg).cmsg_level = level;
         (*cmsg).cmsg_type = kind;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(len as u32) as usize;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(len as u32) as _;
         let data = libc::CMSG_DATA(cmsg);
         match from {
             IpAddr::V4(v4) if !v6_socket => {
