@@ -213,10 +213,8 @@ impl Peer {
         }
     }
 
-    /// Every process of this peer: those it started with, and any still in its
-    /// cgroup (nginx workers, socat children). toa proxy moves itself into a
-    /// cgroup of its own when it attaches its TOA writer, so cgroup membership
-    /// alone would lose it.
+    /// Every process of this peer: those it started with, and any in its
+    /// cgroup (nginx workers, socat children).
     pub fn pids(&self) -> BTreeSet<u32> {
         let mut pids = crate::procfs::cgroup_pids(&self.cgroup);
         pids.extend(self.running.iter().map(|s| s.pid));

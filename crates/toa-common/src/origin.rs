@@ -148,6 +148,30 @@ impl Counter {
             Counter::COUNT => "count",
         }
     }
+
+    /// One line on what the counter counts (the variant's doc, for Prometheus HELP).
+    pub const fn help(self) -> &'static str {
+        match self {
+            Counter::SynRecvSockToa => "Handshakes completed with a usable TOA; address stored.",
+            Counter::SynRecvSockNoToa => "Handshakes completed without a TOA of a configured kind.",
+            Counter::GetnameToaOk => "getpeername/accept calls rewritten to the client address.",
+            Counter::GetnameToaMismatch => {
+                "getpeername on an AF_INET socket whose TOA is IPv6 (left unchanged)."
+            }
+            Counter::GetnameToaBypass => {
+                "getpeername on a socket whose TOA was ignored as untrusted (left unchanged)."
+            }
+            Counter::GetnameToaEmpty => "getpeername on a socket without TOA (left unchanged).",
+            Counter::Ip6AddressAlloc => "Per-socket address records created.",
+            Counter::Ip6AddressFree => "Per-socket address records released at TCP_CLOSE.",
+            Counter::SynRecvSockUntrusted => "TOAs from sources outside the --trust list, ignored.",
+            Counter::SynRecvSockNoMem => "TOAs found but not stored (no memory for the record).",
+            Counter::LookupToaOk => "getsockopt(IPPROTO_IP, 4096) lookups answered.",
+            Counter::LookupToaEmpty => "Lookups on sockets without (trusted) TOA: ENOENT.",
+            Counter::LookupShortBuffer => "Lookups with a buffer under 18 bytes: EINVAL.",
+            Counter::COUNT => "Number of counters.",
+        }
+    }
 }
 
 #[cfg(feature = "user")]

@@ -1,10 +1,10 @@
-//! The edge writer for the proxy: attach the option writer to a cgroup2 child
-//! holding just this process, then register each upstream socket's client
-//! before connect(). Nothing is pinned: the writer goes away with the process.
+//! The edge writer for the proxy: attach the option writer to the cgroup the
+//! process already runs in, then register each upstream socket's client before
+//! connect(). Nothing is pinned: the writer goes away with the process.
 
 use crate::counters::EdgeStats;
 use crate::sys::{AttachType, link_create};
-use crate::system::{cgroup2_root, preflight};
+use crate::system::{cgroup2_root, mounted_cgroup2, preflight};
 use crate::{LoaderError, Result};
 use aya::maps::{Map, MapData, PerCpuArray};
 use aya::programs::SockOps;
@@ -19,24 +19,37 @@ use toa_common::{FAMILY_V4, FAMILY_V6};
 /// The edge program, built by build.rs.
 static EDGE_OBJECT: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/toa-edge"));
 
-/// The TOA option writer, attached to this process's own cgroup2 child
-/// (`/run/toa/cgroup2/toa-proxy-<pid>`). Dropping it detaches the program,
-/// moves the process back to the cgroup it came from and removes the child.
+/// The TOA option writer, attached to the cgroup2 cgroup this process runs in, so a
+/// supervisor (systemd's MemoryMax, TasksMax, KillMode, `systemctl status`; a
+/// container runtime) keeps covering it. Only a process in the cgroup2 *root* moves:
+/// the writer is never attached to the root (it would see every socket on the host),
+/// so such a process gets a child `toa-proxy-<pid>` of the root and moves into it.
+/// Dropping the writer detaches the program (and undoes that move).
 ///
 /// It is `Send + Sync`: share one writer (e.g. in an `Arc`) across tasks.
 pub struct EdgeWriter {
-    /// The bpf_link attaching the writer; closing it detaches.
+    /// The bpf_link attaching the writer; closing it detaches. Held by this process
+    /// only, so a killed process takes the attachment with it.
     link: Option<OwnedFd>,
     clients: MapData,
     counters: PerCpuArray<MapData, u64>,
     cgroup: PathBuf,
-    home: PathBuf,
+    placement: Placement,
+}
+
+/// Where the writer went, and what to undo on drop.
+#[derive(Debug)]
+enum Placement {
+    /// The process's own cgroup: nothing was moved or created.
+    Own,
+    /// The process was in the cgroup2 root and moved into a child made for it.
+    RootChild { root: PathBuf },
 }
 
 impl EdgeWriter {
-    /// Moves the current process (all its threads) into a new cgroup2 child
-    /// and attaches the writer there, writing option `kind`. Sockets created
-    /// from now on are covered; only registered ones get the option.
+    /// Attaches the writer to this process's cgroup (a new child of it only if it
+    /// is the cgroup2 root), writing option `kind`. Sockets in that cgroup get
+    /// the option only once registered.
     pub fn attach_to_self(kind: u8) -> Result<EdgeWriter> {
         if kind <= 1 {
             let reason = if kind == 0 {
@@ -47,9 +60,19 @@ impl EdgeWriter {
             return Err(LoaderError::BadKind { kind, reason });
         }
         preflight()?;
-        let root = cgroup2_root()?;
+        let own = own_cgroup()?;
+        if !is_cgroup2_root(&own) {
+            let (link, clients, counters) = Self::attach(&own, kind)?;
+            return Ok(EdgeWriter {
+                link: Some(link),
+                clients,
+                counters,
+                cgroup: own,
+                placement: Placement::Own,
+            });
+        }
+        let root = own;
         remove_stale_children(&root);
-        let home = current_cgroup(&root);
         let cgroup = root.join(format!("toa-proxy-{}", std::process::id()));
         match std::fs::create_dir(&cgroup) {
             Ok(()) => {}
@@ -69,10 +92,10 @@ impl EdgeWriter {
                 clients,
                 counters,
                 cgroup,
-                home,
+                placement: Placement::RootChild { root },
             }),
             Err(err) => {
-                let _ = join_cgroup(&home);
+                let _ = join_cgroup(&root);
                 let _ = std::fs::remove_dir(&cgroup);
                 Err(err)
             }
@@ -138,7 +161,8 @@ impl EdgeWriter {
         EdgeStats::read(&self.counters).unwrap_or_default()
     }
 
-    /// The cgroup2 child this process runs in while the writer is attached.
+    /// The cgroup the writer is attached to (this process's own, or the child of
+    /// the cgroup2 root it moved into).
     pub fn cgroup(&self) -> &Path {
         &self.cgroup
     }
@@ -148,7 +172,7 @@ impl std::fmt::Debug for EdgeWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EdgeWriter")
             .field("cgroup", &self.cgroup)
-            .field("home", &self.home)
+            .field("placement", &self.placement)
             .finish_non_exhaustive()
     }
 }
@@ -156,8 +180,10 @@ impl std::fmt::Debug for EdgeWriter {
 impl Drop for EdgeWriter {
     fn drop(&mut self) {
         drop(self.link.take()); // detaches
-        let _ = join_cgroup(&self.home);
-        let _ = std::fs::remove_dir(&self.cgroup);
+        if let Placement::RootChild { root } = &self.placement {
+            let _ = join_cgroup(root);
+            let _ = std::fs::remove_dir(&self.cgroup);
+        }
     }
 }
 
@@ -205,14 +231,41 @@ fn join_cgroup(cgroup: &Path) -> Result<()> {
         .map_err(LoaderError::io("joining", procs))
 }
 
-/// The process's current cgroup2 directory under `root` (the root if unknown).
-fn current_cgroup(root: &Path) -> PathBuf {
-    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    own.lines()
+/// This process's cgroup2 directory: the `0::` line of /proc/self/cgroup (the
+/// root when there is none, as on a host that uses only cgroup v1), under a
+/// cgroup2 mount this process can see. An existing mount is used when it shows
+/// the cgroup (on a unified host, /sys/fs/cgroup); otherwise toa mounts its own
+/// at [`crate::CGROUP2_ROOT`] (`ip netns exec` hides the ones under /sys).
+fn own_cgroup() -> Result<PathBuf> {
+    let own = std::fs::read_to_string("/proc/self/cgroup")
+        .map_err(LoaderError::io("reading", "/proc/self/cgroup"))?;
+    let relative = own_cgroup_path(&own);
+    if let Some(dir) = mounted_cgroup2().map(|m| m.join(relative))
+        && dir.is_dir()
+    {
+        return Ok(dir);
+    }
+    let dir = cgroup2_root()?.join(relative);
+    if dir.is_dir() {
+        Ok(dir)
+    } else {
+        Err(LoaderError::OwnCgroupHidden { path: dir })
+    }
+}
+
+/// The cgroup2 path in /proc/self/cgroup's text, relative to the mount root.
+fn own_cgroup_path(proc_self_cgroup: &str) -> &str {
+    proc_self_cgroup
+        .lines()
         .find_map(|l| l.strip_prefix("0::"))
-        .map(|rel| root.join(rel.trim().trim_start_matches('/')))
-        .filter(|p| p.is_dir())
-        .unwrap_or_else(|| root.to_path_buf())
+        .map_or("", |p| p.trim().trim_start_matches('/'))
+}
+
+/// Whether `dir` is the root of the whole cgroup2 hierarchy. The kernel gives
+/// every cgroup but the root a `cgroup.events` file, which also tells the real
+/// root from the root of a container's cgroup namespace (that one has it).
+fn is_cgroup2_root(dir: &Path) -> bool {
+    !dir.join("cgroup.events").exists()
 }
 
 #[cfg(test)]
@@ -223,6 +276,15 @@ mod tests {
     fn edge_writer_can_be_shared_across_threads() {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<EdgeWriter>();
+    }
+
+    #[test]
+    fn own_cgroup_is_the_unified_line_of_proc_self_cgroup() {
+        let hybrid = "9:name=systemd:/\n4:memory:/x\n0::/system.slice/toa-proxy.service\n";
+        assert_eq!(own_cgroup_path(hybrid), "system.slice/toa-proxy.service");
+        assert_eq!(own_cgroup_path("0::/\n"), "");
+        // cgroup v1 only: every process is in the (unused) cgroup2 root.
+        assert_eq!(own_cgroup_path("4:memory:/x\n"), "");
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub enum LoaderError {
     TooManyTrusted { given: usize, max: u32 },
     #[error("toa origin is not loaded on {}: run `toa origin load --cgroup {}` first", cgroup.display(), cgroup.display())]
     NotLoaded { cgroup: PathBuf },
+    #[error("this process's cgroup {} is not visible under the cgroup2 mount (another cgroup namespace?): run toa proxy where its own cgroup2 tree is mounted", path.display())]
+    OwnCgroupHidden { path: PathBuf },
     #[error("cannot mount {fs} at {}: {source}", path.display())]
     Mount {
         fs: &'static str,

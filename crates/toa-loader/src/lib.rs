@@ -6,7 +6,7 @@
 //!
 //! # Layout
 //! - [`Origin`]: the receiver on one cgroup — load/update, unload, status, counters.
-//! - [`EdgeWriter`]: the proxy's option writer on its own cgroup2 child.
+//! - [`EdgeWriter`]: the proxy's option writer on the proxy's own cgroup.
 //! - [`OriginCounters`], [`EdgeStats`]: counter snapshots.
 //! - [`cgroup2_root`], [`bpffs_root`], [`preflight`]: host setup and checks.
 //! - [`effective_capabilities`]: this process's `CapEff`, with the checks loading needs.

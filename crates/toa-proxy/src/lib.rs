@@ -17,7 +17,8 @@
 //! - [`metrics`]: counters and the Prometheus text endpoint.
 //! - [`udp`]: UDP flows, their upstream sockets and the datagram modes (PROXY v2, SPP).
 //! - [`server`]: the running proxy: accept loops, routes, reload and drain; `connection` handles one client.
-//! - [`serve`]: the foreground process: signals drive reload and drain.
+//! - [`serve`]: the foreground process: signals (and [`watch`]ed config changes) drive reload
+//!   and drain; [`notify`] tells a systemd supervisor.
 //! - [`import`]: EdgeOne rule lists (JSON/CSV) converted to TOML.
 
 pub mod balance;
@@ -30,13 +31,15 @@ pub mod health;
 pub mod import;
 pub mod listener;
 pub mod metrics;
+pub mod notify;
 pub mod rules;
 pub mod serve;
 pub mod server;
 mod throttle;
 pub mod udp;
+pub mod watch;
 
 pub use config::Config;
 pub use error::{ConnectError, Side};
-pub use serve::serve;
+pub use serve::{ServeOptions, serve};
 pub use server::{Applied, Server, ServerError};

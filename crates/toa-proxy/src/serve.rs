@@ -1,6 +1,9 @@
 //! The foreground process behind `toa proxy --config FILE`: start the [`Server`], then
-//! SIGHUP reloads (the file is validated in full first; a rejected one is logged and the
-//! old config keeps running) and SIGTERM/SIGINT drain and exit.
+//! SIGHUP (or, with `--watch-config`, a change of the file's content) reloads (the file
+//! is validated in full first; a rejected one is logged and the old config keeps
+//! running) and SIGTERM/SIGINT drain and exit. A systemd supervisor (`Type=notify`) is
+//! told READY=1 once the listeners are bound, RELOADING=1 … READY=1 around each
+//! reload, and STOPPING=1 when draining starts.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -8,51 +11,98 @@ use std::path::Path;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::notify::{Notifier, State};
 use crate::server::{Server, ServerError};
+use crate::watch::ConfigWatch;
+
+/// How `toa proxy` runs besides its config file.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Serve Prometheus metrics at `http://ADDR/metrics`.
+    pub metrics: Option<SocketAddr>,
+    /// Reload when the config file's content changes (`--watch-config`), as on SIGHUP.
+    pub watch_config: bool,
+}
 
 /// Runs the proxy for `toa proxy --config FILE`: loads the file, serves until SIGTERM or
-/// SIGINT (then drains), and reloads on SIGHUP, keeping the old config when the new one
-/// is rejected.
-pub async fn serve(path: &Path, metrics: Option<SocketAddr>) -> Result<(), ServerError> {
+/// SIGINT (then drains), and reloads on SIGHUP (and on content changes with
+/// [`ServeOptions::watch_config`]), keeping the old config when the new one is rejected.
+pub async fn serve(path: &Path, options: ServeOptions) -> Result<(), ServerError> {
     use tokio::signal::unix::{SignalKind, signal};
     // Installed first: a SIGHUP that arrives while starting must not kill the process.
     let mut hangup = signal(SignalKind::hangup()).map_err(ServerError::Signals)?;
     let mut terminate = signal(SignalKind::terminate()).map_err(ServerError::Signals)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(ServerError::Signals)?;
+    let notifier = Notifier::from_env();
 
     raise_open_file_limit();
+    let mut watch = match options.watch_config {
+        // Read before loading: a change made while starting is then seen as one.
+        true => Some(ConfigWatch::new(path).await),
+        false => None,
+    };
     let server = Server::start(load(path).await?).await?;
-    if let Some(addr) = metrics {
+    if let Some(addr) = options.metrics {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Metrics { addr, source })?;
         server.serve_metrics(listener);
     }
-    tracing::info!(config = %path.display(), "toa proxy running (SIGHUP reloads, SIGTERM drains and exits)");
+    tracing::info!(config = %path.display(), watch = options.watch_config,
+        "toa proxy running (SIGHUP reloads, SIGTERM drains and exits)");
+    notifier.notify(State::Ready, &format!("serving {}", path.display()));
     loop {
         tokio::select! {
             _ = hangup.recv() => {
-                let outcome = match load(path).await {
-                    Ok(config) => server.reload(config).await,
-                    Err(e) => {
-                        server.count_rejected_reload();
-                        Err(e)
-                    }
-                };
-                match outcome {
-                    Ok(a) => tracing::info!(rules = a.rules, kept = a.listeners_kept, opened = a.listeners_opened,
-                        closed = a.listeners_closed, "reloaded {}", path.display()),
-                    Err(e) => tracing::error!("reload rejected, old config still running: {e}"),
+                if let Some(watch) = watch.as_mut() {
+                    watch.mark_seen().await;
                 }
+                reload(&server, path, &notifier).await;
+            }
+            _ = async { watch.as_mut().expect("guarded").changed().await }, if watch.is_some() => {
+                tracing::info!("{} changed", path.display());
+                reload(&server, path, &notifier).await;
             }
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
         }
     }
     tracing::info!("draining");
+    notifier.notify(State::Stopping, "draining connections");
     server.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// One reload, whatever asked for it: all of the file or none of it.
+async fn reload(server: &Server, path: &Path, notifier: &Notifier) {
+    notifier.notify(State::Reloading, &format!("reloading {}", path.display()));
+    let outcome = match load(path).await {
+        Ok(config) => server.reload(config).await,
+        Err(e) => {
+            server.count_rejected_reload();
+            Err(e)
+        }
+    };
+    let status = match outcome {
+        Ok(a) => {
+            tracing::info!(
+                rules = a.rules,
+                kept = a.listeners_kept,
+                opened = a.listeners_opened,
+                closed = a.listeners_closed,
+                "reloaded {}",
+                path.display()
+            );
+            format!("serving {}", path.display())
+        }
+        Err(e) => {
+            tracing::error!("reload rejected, old config still running: {e}");
+            format!("reload rejected, old config still running: {e}")
+        }
+    };
+    // Running either way: with the new config, or with the old one.
+    notifier.notify(State::Ready, &status);
 }
 
 /// Every client connection holds two sockets (plus a pipe per splicing direction) and every UDP flow one,

@@ -1,13 +1,18 @@
-//! `toa origin load|unload|status|stats`: the TOA receiver on an origin
-//! server, replacing toa.ko. The work is done by `toa-loader`; this file
-//! parses flags and prints.
+//! `toa origin load|unload|status|stats|exporter`: the TOA receiver on an origin
+//! server, replacing toa.ko. The work is done by `toa-loader` (and `toa-exporter`
+//! for Prometheus); this file parses flags and prints.
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result, anyhow};
 use clap::{Args, Subcommand};
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
-use toa_loader::{Counter, LoadOutcome, Origin, OriginCounters, Settings, TrustedNet};
+use toa_loader::{Counter, LoadOutcome, LoaderError, Origin, OriginCounters, Settings, TrustedNet};
+
+/// The exit status of `status` and `stats` when nothing is loaded: systemd's and
+/// LSB's "program is not running".
+const EXIT_NOT_LOADED: i32 = 3;
 
 /// The TOA receiver: real client addresses in accept()/getpeername() on this host.
 #[derive(Args)]
@@ -34,21 +39,35 @@ enum OriginCommand {
         #[command(flatten)]
         target: Target,
     },
-    /// Whether the receiver is attached, where, with which kinds and trust list.
+    /// Whether the receiver is attached, where, with which kinds and trust list (exit 3: not loaded).
     Status {
         #[command(flatten)]
         target: Target,
+        /// As JSON (errors too).
+        #[arg(long)]
+        json: bool,
     },
-    /// Per-CPU counters in the layout of /proc/net/toa_stats.
+    /// Per-CPU counters in the layout of /proc/net/toa_stats (exit 3: not loaded).
     Stats {
         #[command(flatten)]
         target: Target,
-        /// Per-CPU values and totals as JSON.
-        #[arg(long)]
+        /// Per-CPU values and totals as JSON (errors too).
+        #[arg(long, conflicts_with = "prometheus")]
         json: bool,
+        /// Totals in the Prometheus text format (toa_origin_<counter>_total).
+        #[arg(long, conflicts_with = "watch")]
+        prometheus: bool,
         /// Redraw every second, with rates.
         #[arg(long)]
         watch: bool,
+    },
+    /// Serve the counters for Prometheus at http://ADDR/metrics until SIGTERM.
+    Exporter {
+        #[command(flatten)]
+        target: Target,
+        /// Address to listen on, e.g. 0.0.0.0:9101.
+        #[arg(long, value_name = "ADDR")]
+        listen: SocketAddr,
     },
 }
 
@@ -76,13 +95,75 @@ pub fn run(args: OriginArgs) -> Result<()> {
             trust,
         } => load(&target.dir()?, &kinds, &trust),
         OriginCommand::Unload { target } => unload(&target.dir()?),
-        OriginCommand::Status { target } => status(&target.dir()?),
+        OriginCommand::Status { target, json } => query(json, || status(&target.dir()?, json)),
         OriginCommand::Stats {
             target,
             json,
+            prometheus,
             watch,
-        } => stats(&target.dir()?, json, watch),
+        } => query(json, || {
+            let cgroup = target.dir()?;
+            if prometheus {
+                let counters = Origin::open(&cgroup)?.counters()?;
+                emit(&toa_exporter::render(Some(&counters)))
+            } else {
+                stats(&cgroup, json, watch)
+            }
+        }),
+        OriginCommand::Exporter { target, listen } => exporter(target.dir()?, listen),
     }
+}
+
+/// Runs `status` or `stats`: exit 3 when nothing is loaded, 1 on other errors, and with
+/// `--json` the error is a JSON object on stdout, so a script's JSON parser sees it.
+fn query(json: bool, run: impl FnOnce() -> Result<()>) -> Result<()> {
+    let Err(err) = run() else {
+        return Ok(());
+    };
+    let not_loaded = matches!(
+        err.downcast_ref::<LoaderError>(),
+        Some(LoaderError::NotLoaded { .. })
+    );
+    if json {
+        let error = serde_json::json!({
+            "error": {
+                "kind": if not_loaded { "not_loaded" } else { "failed" },
+                "message": format!("{err:#}"),
+            },
+        });
+        println!("{error}");
+    } else {
+        eprintln!("Error: {err:#}");
+    }
+    std::process::exit(if not_loaded { EXIT_NOT_LOADED } else { 1 });
+}
+
+fn exporter(cgroup: PathBuf, listen: SocketAddr) -> Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+        };
+        toa_exporter::serve(listen, cgroup, shutdown).await?;
+        Ok(())
+    })
 }
 
 fn load(cgroup: &std::path::Path, kinds: &[String], trust: &[String]) -> Result<()> {
@@ -132,9 +213,12 @@ fn unload(cgroup: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-fn status(cgroup: &std::path::Path) -> Result<()> {
+fn status(cgroup: &std::path::Path, json: bool) -> Result<()> {
     let origin = Origin::open(cgroup)?;
     let counters = origin.counters()?;
+    if json {
+        return emit(&(status_json(&origin, &counters)? + "\n"));
+    }
     println!("toa origin: attached to {}", origin.cgroup().display());
     println!("  pins:     {}", origin.pin_dir().display());
     for p in origin.programs()? {
@@ -213,6 +297,29 @@ fn stats_table(counters: &OriginCounters, previous: Option<&OriginCounters>) -> 
         out += "\n";
     }
     out
+}
+
+fn status_json(origin: &Origin, counters: &OriginCounters) -> Result<String> {
+    let settings = origin.settings()?;
+    let programs: Vec<_> = origin
+        .programs()?
+        .iter()
+        .map(|p| serde_json::json!({"name": p.name, "program_id": p.program_id, "link_id": p.link_id}))
+        .collect();
+    let totals: serde_json::Map<_, _> = Counter::ALL
+        .iter()
+        .map(|&c| (c.name().to_string(), counters.total(c).into()))
+        .collect();
+    Ok(serde_json::json!({
+        "loaded": true,
+        "cgroup": origin.cgroup(),
+        "pins": origin.pin_dir(),
+        "programs": programs,
+        "kinds": settings.kinds,
+        "trust": settings.trust.iter().map(TrustedNet::to_string).collect::<Vec<_>>(),
+        "counters": totals,
+    })
+    .to_string())
 }
 
 fn stats_json(counters: &OriginCounters, previous: Option<&OriginCounters>) -> String {

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-/// Run the edge L4 proxy in the foreground (SIGHUP reloads the config, SIGTERM drains and exits).
+/// Run the edge L4 proxy in the foreground (SIGHUP reloads the config, SIGTERM drains and exits;
+/// under systemd `Type=notify` it reports ready, reloading and stopping).
 #[derive(Args, Debug)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct ProxyArgs {
@@ -18,6 +19,10 @@ pub struct ProxyArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100).
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
+    /// Also reload when the config file's content changes (checked every second; follows
+    /// symlinks, so a Kubernetes ConfigMap update is seen). A rejected file keeps the old config.
+    #[arg(long)]
+    watch_config: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -58,7 +63,13 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
             let config = args
                 .config
                 .context("missing --config FILE (try: toa proxy --config proxy.toml)")?;
-            serve(config, args.metrics)
+            serve(
+                config,
+                toa_proxy::ServeOptions {
+                    metrics: args.metrics,
+                    watch_config: args.watch_config,
+                },
+            )
         }
     }
 }
@@ -82,7 +93,7 @@ fn check(path: &std::path::Path) -> anyhow::Result<()> {
     }
 }
 
-fn serve(config: PathBuf, metrics: Option<SocketAddr>) -> anyhow::Result<()> {
+fn serve(config: PathBuf, options: toa_proxy::ServeOptions) -> anyhow::Result<()> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -95,6 +106,6 @@ fn serve(config: PathBuf, metrics: Option<SocketAddr>) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(toa_proxy::serve(&config, metrics))?;
+    runtime.block_on(toa_proxy::serve(&config, options))?;
     Ok(())
 }

@@ -269,11 +269,7 @@ impl ProxyLab {
 
     /// Whether the proxy process still runs (a zombie — exited, not yet reaped — does not).
     pub fn proxy_running(&self) -> bool {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.proxy().pid)).unwrap_or_default();
-        // The state letter follows the ")" that closes the command name.
-        stat.rsplit_once(") ")
-            .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X'))
+        !exited(self.proxy().pid)
     }
 
     pub fn signal(&self, sig: &str) {
@@ -288,6 +284,14 @@ impl ProxyLab {
         std::fs::write(&self.config, config).unwrap();
         self.signal("HUP");
     }
+}
+
+/// Whether process `pid` is gone (a zombie — exited, not yet reaped — counts as gone).
+pub fn exited(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The state letter follows the ")" that closes the command name.
+    stat.rsplit_once(") ")
+        .is_none_or(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X'))
 }
 
 /// Polls `check` every 100 ms until it holds or `timeout` passes.
