@@ -1,11 +1,12 @@
-//! A Rust TCP server reporting its clients the three ways a Rust program can
-//! ask: std's `peer_addr()`, `toa::peer_addr` (the TOA lookup) and
-//! `toa::client_addr` (lookup, else getpeername). The e2e test runs it behind a
-//! TOA relay.
+//! A Rust TCP server reporting its clients the four ways a Rust program can
+//! ask: the address `accept()` returned, std's `peer_addr()` (getpeername),
+//! `toa::peer_addr` (the TOA lookup) and `toa::client_addr` (lookup, else
+//! getpeername). The e2e test runs it behind a TOA relay; the arm64 kernel run
+//! (scripts/kernel/arm64) runs it, built static, behind `toa proxy`.
 //!
 //! Usage: `toa-peer LISTEN COUNT`, e.g. `toa-peer 0.0.0.0:8000 1`. Prints
-//! `listening ADDR`, then per connection:
-//! `std ADDR`, `toa::peer_addr ADDR|none|error ERRNO`, `toa::client_addr ADDR`.
+//! `listening ADDR`, then per connection: `accept ADDR`, `std ADDR`,
+//! `toa::peer_addr ADDR|none|error ERRNO`, `toa::client_addr ADDR`.
 
 use std::net::TcpListener;
 
@@ -21,7 +22,8 @@ fn main() -> std::io::Result<()> {
     let listener = TcpListener::bind(listen)?;
     println!("listening {}", listener.local_addr()?);
     for _ in 0..count {
-        let (stream, _) = listener.accept()?;
+        let (stream, accepted) = listener.accept()?;
+        println!("accept {accepted}");
         println!("std {}", stream.peer_addr()?);
         match toa::peer_addr(&stream) {
             Ok(Some(client)) => println!("toa::peer_addr {client}"),
