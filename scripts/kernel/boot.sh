@@ -25,7 +25,11 @@ kt_accel() {
 # CI=true so tests fail rather than skip, and the toa/Rust knobs).
 kt_write_env() {
   local v
-  for v in PATH HOME LANG CI RUST_BACKTRACE RUST_LOG $(compgen -e | grep -E '^TOA_' || true); do
+  # Minus pyenv's shims: each is a bash script forking dozens of processes,
+  # which over 9p under TCG took 27 s per python3 start (1.3 s for
+  # /usr/bin/python3), so every test server missed its 10 s start-up wait.
+  printf 'PATH=%q\n' "$(tr ':' '\n' <<<"$PATH" | grep -v '/\.pyenv/' | paste -sd:)"
+  for v in HOME LANG CI RUST_BACKTRACE RUST_LOG $(compgen -e | grep -E '^TOA_' || true); do
     [ -n "${!v+x}" ] && printf '%s=%q\n' "$v" "${!v}"
   done
   echo "TERM=dumb"
