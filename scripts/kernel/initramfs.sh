@@ -21,7 +21,8 @@ kt_initramfs() {
 }
 
 kt_build_initramfs() {
-  local release=$1 root=$2 out=$3 stage="$out.d" m line path n=0 base
+  local release=$1 root=$2 out=$3 m line path n=0 base
+  local stage="$out.d"
   rm -rf "$stage" "$out.tmp"
   mkdir -p "$stage"/{bin,dev,proc,sys,modules}
   cp /bin/busybox "$stage/bin/busybox"

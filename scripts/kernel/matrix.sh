@@ -51,7 +51,7 @@ kt_matrix_summary() {
     return
   fi
   while read -r name s; do
-    [ -n "$name" ] && [ "$s" != 0 ] || continue
+    if [ -z "$name" ] || [ "$s" = 0 ]; then continue; fi
     if [ "$name" = origin ]; then
       tests=$(sed -nE 's/^test (.*) \.\.\. FAILED$/\1/p' "$log" | paste -sd, | sed 's/,/, /g')
       failed+=("origin: ${tests:-exit $s}")
