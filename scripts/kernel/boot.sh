@@ -33,6 +33,11 @@ kt_write_env() {
     [ -n "${!v+x}" ] && printf '%s=%q\n' "$v" "${!v}"
   done
   echo "TERM=dumb"
+  # The tests' start-up waits are sized for real hardware; under TCG a python3
+  # start alone took 1.3–3 s, and 10 s waits failed on a loaded machine.
+  if [ -z "${TOA_TEST_TIME_SCALE:-}" ] && [[ $(kt_accel) == *tcg* ]]; then
+    echo "TOA_TEST_TIME_SCALE=4"
+  fi
 }
 
 # kt_boot RELEASE RUNDIR TIMEOUT STREAM: RUNDIR/share/cmd must hold the
