@@ -34,6 +34,9 @@ struct toa_lookup_reply {
 #ifndef __cplusplus
 _Static_assert(sizeof(struct toa_lookup_reply) == 18, "the lookup answer is 18 bytes");
 #endif
+/* Raw getsockopt(IPPROTO_IP, TOA_SO_GET_LOOKUP) users: on Linux < 5.18 a
+ * getsockopt BPF program cannot fail with ENOENT, so "no TOA" is a success
+ * with an all-zero reply (address ::, port 0). toa_get_peer() hides this. */
 
 /* Store the real client of the connected TCP socket `fd` in `*out`.
  *

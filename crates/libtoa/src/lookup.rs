@@ -9,7 +9,8 @@ use crate::abi::{LOOKUP_ANSWER_LEN, LookupReply, TOA_SO_GET_LOOKUP};
 
 /// The real client of `fd`, or the errno of the failed lookup:
 /// `ENOENT` when the socket carries no TOA, `ENOPROTOOPT` when nothing answers
-/// the lookup (toa origin not attached to the socket's cgroup), anything else
+/// the lookup (toa origin not attached to the socket's cgroup; also on Linux <
+/// 5.18 when the reply is the all-zero `LOOKUP_NONE`), anything else
 /// from `getsockopt` itself (`EBADF`, `ENOTSOCK`, ...). A reply shorter than
 /// [`LookupReply`] is `EPROTO`.
 pub fn client_of(fd: RawFd) -> Result<SocketAddr, i32> {
@@ -30,6 +31,11 @@ pub fn client_of(fd: RawFd) -> Result<SocketAddr, i32> {
     }
     if (len as usize) < LOOKUP_ANSWER_LEN {
         return Err(libc::EPROTO);
+    }
+    // Kernels before 5.18 cannot fail the lookup with ENOENT; "no TOA" arrives
+    // as a success with this answer instead.
+    if reply == LookupReply::default() {
+        return Err(libc::ENOENT);
     }
     Ok(decode(&reply))
 }

@@ -34,6 +34,10 @@ pub const FAMILY_V6: u8 = 6;
 pub const TOA_SO_GET_LOOKUP: i32 = 4096;
 /// Size of the lookup answer: `struct { struct in6_addr saddr; __be16 port; }`.
 pub const LOOKUP_ANSWER_LEN: usize = 18;
+/// The lookup's "no TOA" answer on kernels where the program cannot fail with
+/// ENOENT (see `OriginConfig::lookup_errno`): address `::`, port 0, which no
+/// real client has.
+pub const LOOKUP_NONE: [u8; LOOKUP_ANSWER_LEN] = [0; LOOKUP_ANSWER_LEN];
 
 /// A client address as it travels in a TOA option: IPv4 addresses are kept
 /// in the v4-mapped form `::ffff:a.b.c.d` so one layout serves both families.

@@ -35,8 +35,13 @@ pub struct OriginConfig {
     pub kinds: [u8; MAX_KINDS],
     /// 1: only TOAs from sources in [`MAP_TRUST`] are used; 0: every source is trusted.
     pub trust_enabled: u8,
+    /// 1: the kernel lets a getsockopt program fail with any errno (Linux ≥
+    /// 5.18), so the lookup answers "no TOA" with ENOENT. 0: older kernels turn
+    /// any retval but 0 into EFAULT, so "no TOA" is a success with the all-zero
+    /// answer [`LOOKUP_NONE`], which libtoa reads as ENOENT.
+    pub lookup_errno: u8,
     /// Explicit padding (zero).
-    pub _pad: [u8; 3],
+    pub _pad: [u8; 2],
 }
 
 impl OriginConfig {

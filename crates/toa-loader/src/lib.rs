@@ -27,8 +27,8 @@ pub use edge::EdgeWriter;
 pub use error::{LoaderError, Result};
 pub use origin::{AttachedProgram, LoadOutcome, Origin, Settings};
 pub use system::{
-    BPFFS_ROOT, CGROUP2_ROOT, MIN_KERNEL, bpffs_root, cgroup2_root, kernel_release, parse_version,
-    preflight, require_cgroup2,
+    BPFFS_ROOT, CGROUP2_ROOT, LOOKUP_ERRNO_KERNEL, MIN_KERNEL, bpffs_root, cgroup2_root,
+    kernel_release, lookup_errno_supported, parse_version, preflight, require_cgroup2,
 };
 pub use toa_common::edge::EdgeCounter;
 pub use toa_common::origin::Counter;

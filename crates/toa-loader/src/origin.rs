@@ -148,8 +148,9 @@ impl Origin {
     /// settings are rejected before anything changes; a failed first load
     /// leaves nothing behind.
     pub fn load(cgroup: &Path, settings: &Settings) -> Result<(Origin, LoadOutcome)> {
-        let config = settings.to_config()?;
+        let mut config = settings.to_config()?;
         preflight()?;
+        config.lookup_errno = u8::from(crate::system::lookup_errno_supported());
         require_cgroup2(cgroup)?;
         remove_defunct_pins(&bpffs_root()?);
         let origin = Origin {

@@ -15,6 +15,16 @@ pub const BPFFS_ROOT: &str = "/run/toa/bpffs";
 
 /// The oldest kernel with everything toa uses (sock_ops TCP header-option callbacks).
 pub const MIN_KERNEL: (u32, u32) = (5, 10);
+/// The first kernel whose getsockopt programs may fail with any errno
+/// (commit c4dcfdd406aa, "bpf: Move getsockopt retval to struct
+/// bpf_cg_run_ctx"); before it, any retval but 0 or the kernel's own became
+/// EFAULT. Found by scripts/kernel-test on 5.10.
+pub const LOOKUP_ERRNO_KERNEL: (u32, u32) = (5, 18);
+
+/// Whether the running kernel lets the lookup fail with ENOENT/EINVAL.
+pub fn lookup_errno_supported() -> bool {
+    parse_version(&kernel_release()).is_some_and(|v| v >= LOOKUP_ERRNO_KERNEL)
+}
 
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;

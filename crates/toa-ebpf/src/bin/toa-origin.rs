@@ -27,7 +27,7 @@ use aya_ebpf::{
 };
 use core::ptr::{self, write_volatile};
 use toa_common::{
-    ClientAddr, LOOKUP_ANSWER_LEN, TOA_SO_GET_LOOKUP,
+    ClientAddr, LOOKUP_ANSWER_LEN, LOOKUP_NONE, TOA_SO_GET_LOOKUP,
     options::{CopiedHeader, MAX_TCP_HEADER, find_toa},
     origin::{
         Counter, MAX_TRUST_ENTRIES, OriginConfig, STATUS_TRUSTED, STATUS_UNTRUSTED, SocketToa,
@@ -279,14 +279,20 @@ fn try_toa_lookup(ctx: &SockoptContext) {
     // SAFETY: `sk` is never null in getsockopt programs.
     let sk = unsafe { (*opt).__bindgen_anon_1.sk };
     let rec = match record_of(sk) {
-        Some(rec) if rec.status == STATUS_TRUSTED => rec,
+        Some(rec) if rec.status == STATUS_TRUSTED => Some(rec),
         _ => {
             count(Counter::LookupToaEmpty);
-            // SAFETY: retval is a writable 4-byte context field.
-            unsafe { write_volatile(&mut (*opt).retval, -ENOENT) };
-            return;
+            None
         }
     };
+    // Before Linux 5.18 any retval but 0 becomes EFAULT: there "no TOA" is a
+    // success with the all-zero answer (OriginConfig::lookup_errno).
+    let errno_ok = TOA_CONFIG.get(0).is_some_and(|c| c.lookup_errno != 0);
+    if rec.is_none() && errno_ok {
+        // SAFETY: retval is a writable 4-byte context field.
+        unsafe { write_volatile(&mut (*opt).retval, -ENOENT) };
+        return;
+    }
     // SAFETY: reading context fields.
     let (optval, optval_end) = unsafe {
         (
@@ -295,14 +301,18 @@ fn try_toa_lookup(ctx: &SockoptContext) {
         )
     };
     if optval + LOOKUP_ANSWER_LEN > optval_end {
-        count(Counter::LookupShortBuffer);
+        if rec.is_some() {
+            count(Counter::LookupShortBuffer);
+        }
         // SAFETY: retval is a writable 4-byte context field.
         unsafe { write_volatile(&mut (*opt).retval, -EINVAL) };
         return;
     }
-    let mut answer = [0u8; LOOKUP_ANSWER_LEN];
-    answer[..16].copy_from_slice(&rec.client.addr);
-    answer[16..].copy_from_slice(&rec.client.port_be.to_ne_bytes());
+    let mut answer = LOOKUP_NONE;
+    if let Some(rec) = &rec {
+        answer[..16].copy_from_slice(&rec.client.addr);
+        answer[16..].copy_from_slice(&rec.client.port_be.to_ne_bytes());
+    }
     // SAFETY: optval..optval+18 was checked against optval_end above.
     unsafe {
         ptr::write_unaligned(optval as *mut [u8; LOOKUP_ANSWER_LEN], answer);
@@ -311,7 +321,9 @@ fn try_toa_lookup(ctx: &SockoptContext) {
         write_volatile(&mut (*opt).optlen, LOOKUP_ANSWER_LEN as i32);
         write_volatile(&mut (*opt).retval, 0);
     }
-    count(Counter::LookupToaOk);
+    if rec.is_some() {
+        count(Counter::LookupToaOk);
+    }
 }
 
 #[cfg(not(test))]

@@ -17,6 +17,10 @@ def lookup(c, size):
         b = c.getsockopt(socket.IPPROTO_IP, 4096, size)
     except OSError as e:
         return errno.errorcode[e.errno]
+    # Linux < 5.18: a getsockopt program cannot fail with ENOENT, so toa answers
+    # "no TOA" with 18 zero bytes (toa_common::LOOKUP_NONE); libtoa reads it as ENOENT.
+    if len(b) >= 18 and b[:18] == bytes(18):
+        return 'ENOENT'
     return socket.inet_ntop(socket.AF_INET6, b[:16]) + ' lookup_port=' + str(int.from_bytes(b[16:18], 'big'))
 def serve(c, a):
     with c, c.makefile('rw') as f:
