@@ -3,6 +3,7 @@
 //! before connect(). Nothing is pinned: the writer goes away with the process.
 
 use crate::counters::EdgeStats;
+use toa_common::edge::EdgeCounter;
 use crate::sys::{AttachType, link_create};
 use crate::system::{cgroup2_root, preflight};
 use crate::{LoaderError, Result};
@@ -136,6 +137,18 @@ impl EdgeWriter {
         // Reading an array map through a held fd fails only if the kernel is
         // out of memory; zero counts are the honest answer then.
         EdgeStats::read(&self.counters).unwrap_or_default()
+    }
+
+    /// Every counter of [`EdgeCounter::ALL`] with its total over CPUs, in row order, so
+    /// exporters list each one, new ones included. Zeros if the map cannot be read.
+    pub fn totals(&self) -> Vec<(EdgeCounter, u64)> {
+        let rows = crate::counters::read_per_cpu(&self.counters, EdgeCounter::ALL.len())
+            .unwrap_or_default();
+        EdgeCounter::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (*c, rows.get(i).map_or(0, |r| r.iter().sum())))
+            .collect()
     }
 
     /// The cgroup2 child this process runs in while the writer is attached.

@@ -12,6 +12,8 @@
 //! - [`listener`]: binding listeners (dual stack by default) that survive reloads.
 //! - [`balance`]: one file per algorithm behind [`balance::Selector`].
 //! - [`health`]: active connect checks and passive marking.
+//! - [`limit`]: connection and flow limits that stay exact across reloads.
+//! - `upstream`: opening one upstream connection (source addresses, the mode, connect).
 //! - [`client_ip`]: one file per pass-client-IP mode behind [`client_ip::ClientIpWriter`].
 //! - [`forward`]: moving bytes both ways (splice or bounded buffers, half-close, idle timeout).
 //! - [`metrics`]: counters and the Prometheus text endpoint.
@@ -28,6 +30,7 @@ pub mod error;
 pub mod forward;
 pub mod health;
 pub mod import;
+pub mod limit;
 pub mod listener;
 pub mod metrics;
 pub mod rules;
@@ -35,8 +38,9 @@ pub mod serve;
 pub mod server;
 mod throttle;
 pub mod udp;
+mod upstream;
 
 pub use config::Config;
-pub use error::{ConnectError, Side};
+pub use error::{ConnectError, ConnectErrorKind, LocalResource, Side};
 pub use serve::serve;
 pub use server::{Applied, Server, ServerError};

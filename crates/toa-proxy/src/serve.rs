@@ -12,8 +12,13 @@ use crate::server::{Server, ServerError};
 
 /// Runs the proxy for `toa proxy --config FILE`: loads the file, serves until SIGTERM or
 /// SIGINT (then drains), and reloads on SIGHUP, keeping the old config when the new one
-/// is rejected.
-pub async fn serve(path: &Path, metrics: Option<SocketAddr>) -> Result<(), ServerError> {
+/// is rejected. A file without online rules is refused, at start and on reload, unless
+/// `allow_empty`.
+pub async fn serve(
+    path: &Path,
+    metrics: Option<SocketAddr>,
+    allow_empty: bool,
+) -> Result<(), ServerError> {
     use tokio::signal::unix::{SignalKind, signal};
     // Installed first: a SIGHUP that arrives while starting must not kill the process.
     let mut hangup = signal(SignalKind::hangup()).map_err(ServerError::Signals)?;
@@ -21,18 +26,20 @@ pub async fn serve(path: &Path, metrics: Option<SocketAddr>) -> Result<(), Serve
     let mut interrupt = signal(SignalKind::interrupt()).map_err(ServerError::Signals)?;
 
     raise_open_file_limit();
-    let server = Server::start(load(path).await?).await?;
+    let config = load(path, allow_empty).await?;
+    let metrics_max_connections = config.proxy.metrics_max_connections;
+    let server = Server::start(config).await?;
     if let Some(addr) = metrics {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Metrics { addr, source })?;
-        server.serve_metrics(listener);
+        server.serve_metrics(listener, metrics_max_connections);
     }
     tracing::info!(config = %path.display(), "toa proxy running (SIGHUP reloads, SIGTERM drains and exits)");
     loop {
         tokio::select! {
             _ = hangup.recv() => {
-                let outcome = match load(path).await {
+                let outcome = match load(path, allow_empty).await {
                     Ok(config) => server.reload(config).await,
                     Err(e) => {
                         server.count_rejected_reload();
@@ -79,8 +86,12 @@ fn raise_open_file_limit() {
 }
 
 /// Loads a config off the async threads (host names resolve with blocking getaddrinfo).
-async fn load(path: &Path) -> Result<Config, ServerError> {
+async fn load(path: &Path, allow_empty: bool) -> Result<Config, ServerError> {
     let path = path.to_path_buf();
     let loaded = tokio::task::spawn_blocking(move || Config::load(&path)).await;
-    Ok(loaded.expect("config loading does not panic")?)
+    let config = loaded.expect("config loading does not panic")?;
+    if !allow_empty {
+        config.require_online_rules()?;
+    }
+    Ok(config)
 }

@@ -118,15 +118,13 @@ async fn open(
     port: u16,
 ) -> Result<Flow, &'static str> {
     let rule = &*route.rule;
-    let permit = match &rule.limit {
-        None => None,
-        Some(limit) => match limit.clone().try_acquire_owned() {
-            Ok(p) => Some(p),
-            Err(_) => {
-                tracing::debug!(rule = %rule.tag, client = %got.peer, "datagram dropped: max_flows reached");
-                return Err("flow_limit");
-            }
-        },
+    let Some(permit) = rule.limits.open.try_acquire() else {
+        tracing::debug!(rule = %rule.tag, client = %got.peer, "datagram dropped: max_flows reached");
+        return Err("flow_limit");
+    };
+    let Some(client_permit) = rule.limits.per_client.try_acquire(normalize(got.peer).ip()) else {
+        tracing::debug!(rule = %rule.tag, client = %got.peer, "datagram dropped: max_connections_per_client reached");
+        return Err("client_limit");
     };
     let info = FlowInfo {
         id: shared.next_connection_id.fetch_add(1, Ordering::Relaxed),
@@ -138,7 +136,8 @@ async fn open(
         .selector
         .select(info.client.ip(), &rule.backends, &usable)
     else {
-        rule.metrics.connect_error("no_healthy_origin");
+        rule.metrics
+            .connect_error(crate::error::ConnectErrorKind::NoHealthyOrigin);
         // At most once a second per rule, like TCP: during an outage every datagram lands here.
         if let Some(held_back) = rule.all_down_log.allow() {
             tracing::warn!(rule = %rule.tag, client = %info.client, held_back,
@@ -160,9 +159,14 @@ async fn open(
             writer.name()
         )));
     }
-    let upstream = upstream::connect(origin)
-        .await
-        .map_err(|e| proxy_error(format!("cannot open the upstream socket: {e}")))?;
+    let upstream = upstream::connect(origin).await.map_err(|e| {
+        // Out of descriptors, every new client's datagrams land here: one line a second.
+        if let Some(held_back) = rule.local_error_log.allow() {
+            tracing::warn!(rule = %rule.tag, client = %info.client, origin = %origin, held_back,
+                "proxy error: cannot open the upstream socket: {e} (held_back: datagrams dropped since the last line)");
+        }
+        "proxy_socket"
+    })?;
     tracing::debug!(rule = %rule.tag, client = %info.client, proxy = %info.proxy, origin = %origin,
         mode = writer.name(), "flow opened");
     Ok(Flow::new(FlowSetup {
@@ -175,6 +179,7 @@ async fn open(
         headers,
         rule: route.rule.clone(),
         _permit: permit,
+        _client: client_permit,
         _open: backend.open(),
     }))
 }

@@ -8,9 +8,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::metrics::{RuleMetrics, escape};
 
 /// Why a datagram was not delivered (the `reason` label of `toa_proxy_udp_drops_total`).
-pub const DROP_REASONS: [&str; 8] = [
+pub const DROP_REASONS: [&str; 9] = [
     // A new flow above the rule's max_flows.
     "flow_limit",
+    // A new flow above the rule's max_connections_per_client (flows per client IP).
+    "client_limit",
     // A new flow while every origin of the rule is down.
     "no_healthy_origin",
     // The proxy could not open the flow's upstream socket or build its header.

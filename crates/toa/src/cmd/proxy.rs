@@ -18,6 +18,10 @@ pub struct ProxyArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100).
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
+    /// Accept a config without online rules (at start and on reload): the proxy then
+    /// listens on nothing. Without it such a file is refused as empty or truncated.
+    #[arg(long)]
+    allow_empty: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -27,6 +31,9 @@ enum ProxyCommand {
         /// Config file to validate.
         #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
+        /// Accept a config without online rules, as `toa proxy --allow-empty` would.
+        #[arg(long)]
+        allow_empty: bool,
     },
     /// Forwarding rule lists.
     Rules {
@@ -46,7 +53,10 @@ enum RulesCommand {
 
 pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
     match args.command {
-        Some(ProxyCommand::Check { config }) => check(&config),
+        Some(ProxyCommand::Check {
+            config,
+            allow_empty,
+        }) => check(&config, allow_empty),
         Some(ProxyCommand::Rules {
             command: RulesCommand::Import { file },
         }) => {
@@ -58,13 +68,19 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
             let config = args
                 .config
                 .context("missing --config FILE (try: toa proxy --config proxy.toml)")?;
-            serve(config, args.metrics)
+            serve(config, args.metrics, args.allow_empty)
         }
     }
 }
 
-fn check(path: &std::path::Path) -> anyhow::Result<()> {
-    match toa_proxy::Config::load(path) {
+fn check(path: &std::path::Path, allow_empty: bool) -> anyhow::Result<()> {
+    let loaded = toa_proxy::Config::load(path).and_then(|cfg| {
+        if !allow_empty {
+            cfg.require_online_rules()?;
+        }
+        Ok(cfg)
+    });
+    match loaded {
         Ok(cfg) => {
             let online = cfg.online_rules().count();
             println!(
@@ -82,7 +98,7 @@ fn check(path: &std::path::Path) -> anyhow::Result<()> {
     }
 }
 
-fn serve(config: PathBuf, metrics: Option<SocketAddr>) -> anyhow::Result<()> {
+fn serve(config: PathBuf, metrics: Option<SocketAddr>, allow_empty: bool) -> anyhow::Result<()> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -95,6 +111,6 @@ fn serve(config: PathBuf, metrics: Option<SocketAddr>) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(toa_proxy::serve(&config, metrics))?;
+    runtime.block_on(toa_proxy::serve(&config, metrics, allow_empty))?;
     Ok(())
 }
