@@ -11,12 +11,16 @@ pub fn check() -> Check {
     let read = |p: &str| std::fs::read_to_string(p).map(|s| s.trim().to_string());
     match (read(TW_REUSE), read(PORT_RANGE)) {
         (Ok(reuse), Ok(range)) => describe(&reuse, &range),
-        (Err(e), _) | (_, Err(e)) => Check::ok("net.ipv4.tcp_tw_reuse", format!("unreadable ({e})")),
+        (Err(e), _) | (_, Err(e)) => {
+            Check::ok("net.ipv4.tcp_tw_reuse", format!("unreadable ({e})"))
+        }
     }
 }
 
 fn describe(reuse: &str, range: &str) -> Check {
-    let mut it = range.split_whitespace().filter_map(|w| w.parse::<u64>().ok());
+    let mut it = range
+        .split_whitespace()
+        .filter_map(|w| w.parse::<u64>().ok());
     let ports = match (it.next(), it.next()) {
         (Some(lo), Some(hi)) if hi >= lo => hi - lo + 1,
         _ => 0,
@@ -53,6 +57,10 @@ mod tests {
         assert!(line.contains("28232 ephemeral ports"), "{line}");
         assert!(line.contains("about 470 new connections/s"), "{line}");
         assert!(line.contains("tcp_tw_reuse=1"), "{line}");
-        assert!(!describe("1", "32768 60999").to_string().contains("tcp_tw_reuse=1"));
+        assert!(
+            !describe("1", "32768 60999")
+                .to_string()
+                .contains("tcp_tw_reuse=1")
+        );
     }
 }

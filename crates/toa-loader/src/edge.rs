@@ -3,7 +3,6 @@
 //! before connect(). Nothing is pinned: the writer goes away with the process.
 
 use crate::counters::EdgeStats;
-use toa_common::edge::EdgeCounter;
 use crate::sys::{AttachType, link_create};
 use crate::system::{cgroup2_root, preflight};
 use crate::{LoaderError, Result};
@@ -14,6 +13,7 @@ use std::fs::File;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use toa_common::edge::EdgeCounter;
 use toa_common::edge::{self as shared, EdgeClient, EdgeConfig};
 use toa_common::{FAMILY_V4, FAMILY_V6};
 

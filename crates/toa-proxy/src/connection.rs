@@ -79,8 +79,11 @@ pub(crate) async fn handle(
                 }
                 // RST instead of FIN: the client learns at once instead of after a read.
                 let _ = socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO));
-            } else {
+            } else if e.blames_origin() {
                 tracing::warn!(rule = %rule.tag, client = %conn.client, "closing the client: {e}");
+            } else {
+                // Already logged (throttled) where the connect failed.
+                tracing::debug!(rule = %rule.tag, client = %conn.client, "closing the client: {e}");
             }
             return;
         }

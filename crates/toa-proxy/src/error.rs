@@ -218,9 +218,13 @@ mod tests {
             (libc::ENOBUFS, ConnectErrorKind::LocalMemory),
         ] {
             let e = ConnectError::from_io(origin, io::Error::from_raw_os_error(errno));
-            assert_eq!((e.kind(), e.side(), e.blames_origin()), (kind, Side::Proxy, false));
+            assert_eq!(
+                (e.kind(), e.side(), e.blames_origin()),
+                (kind, Side::Proxy, false)
+            );
         }
-        let refused = ConnectError::from_io(origin, io::Error::from_raw_os_error(libc::ECONNREFUSED));
+        let refused =
+            ConnectError::from_io(origin, io::Error::from_raw_os_error(libc::ECONNREFUSED));
         assert!(refused.blames_origin());
     }
 }

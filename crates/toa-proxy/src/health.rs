@@ -128,12 +128,7 @@ async fn check_loop(health: Arc<OriginHealth>, settings: HealthSettings, stop: C
         }
         let ok = match tokio::time::timeout(settings.timeout, TcpStream::connect(health.addr)).await
         {
-            Ok(Ok(stream)) => {
-                // Closed with RST: a check leaves no TIME_WAIT holding one of the ports
-                // client connections to this origin need.
-                let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
-                true
-            }
+            Ok(Ok(_)) => true,
             Ok(Err(e)) if LocalResource::of(&e).is_some() => {
                 // The proxy's own ports or descriptors ran out: says nothing about the origin.
                 tracing::debug!(origin = %health.addr, "health check skipped: {e}");

@@ -42,7 +42,9 @@ impl Limit {
     pub fn try_acquire(self: &Arc<Self>) -> Option<LimitGuard> {
         let max = self.max.load(Ordering::Relaxed);
         self.open
-            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| (n < max).then_some(n + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
+                (n < max).then_some(n + 1)
+            })
             .ok()?;
         Some(LimitGuard(self.clone()))
     }
@@ -126,9 +128,10 @@ impl RuleLimits {
             Protocol::Tcp => rule.max_connections.unwrap_or(UNLIMITED),
             Protocol::Udp => rule.max_flows,
         });
-        self.per_client
-            .max
-            .store(rule.max_connections_per_client.unwrap_or(UNLIMITED), Ordering::Relaxed);
+        self.per_client.max.store(
+            rule.max_connections_per_client.unwrap_or(UNLIMITED),
+            Ordering::Relaxed,
+        );
     }
 }
 
@@ -193,7 +196,10 @@ mod tests {
         counts.max.store(2, Ordering::Relaxed);
         let a: IpAddr = "198.18.1.2".parse().unwrap();
         let b: IpAddr = "198.18.1.3".parse().unwrap();
-        let held = [counts.try_acquire(a).unwrap(), counts.try_acquire(a).unwrap()];
+        let held = [
+            counts.try_acquire(a).unwrap(),
+            counts.try_acquire(a).unwrap(),
+        ];
         assert!(counts.try_acquire(a).is_none());
         let other = counts.try_acquire(b).unwrap();
         drop((held, other));

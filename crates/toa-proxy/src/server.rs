@@ -38,7 +38,9 @@ pub enum ServerError {
     },
     #[error("proxy: rule \"{tag}\": {reason}")]
     Mode { tag: String, reason: String },
-    #[error("proxy: rule \"{tag}\": source_addresses: cannot use {addr}: {source} (is it an address of this host?)")]
+    #[error(
+        "proxy: rule \"{tag}\": source_addresses: cannot use {addr}: {source} (is it an address of this host?)"
+    )]
     Source {
         tag: String,
         addr: IpAddr,

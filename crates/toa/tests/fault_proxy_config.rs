@@ -42,7 +42,10 @@ fn overflowing_and_out_of_range_durations_are_refused_naming_file_line_and_field
         let (ok, err) = toa(&["proxy", "check", "--config", path.to_str().unwrap()]);
         assert!(!ok, "{field} = {value} accepted");
         let want = format!("{f}:2: [{section}]: {field}: ");
-        assert!(err.starts_with(&want), "{field} = {value}: {err:?} does not start with {want:?}");
+        assert!(
+            err.starts_with(&want),
+            "{field} = {value}: {err:?} does not start with {want:?}"
+        );
         assert!(err.contains("use "), "{err:?} names no range");
         assert_eq!(err.lines().count(), 1, "{err}");
     }
@@ -57,7 +60,10 @@ fn a_config_without_rules_is_refused_at_start_unless_allow_empty() {
     let (ok, err) = toa(&["proxy", "check", "--config", p]);
     assert!(!ok && err.contains("no online rules"), "{err}");
     let (ok, err) = toa(&["proxy", "--config", p]);
-    assert!(!ok && err.contains("no online rules") && err.contains("--allow-empty"), "{err}");
+    assert!(
+        !ok && err.contains("no online rules") && err.contains("--allow-empty"),
+        "{err}"
+    );
     // With the flag it starts and keeps running (it listens on nothing).
     let mut child = Command::new(env!("CARGO_BIN_EXE_toa"))
         .args(["proxy", "--allow-empty", "--config", p])

@@ -20,7 +20,12 @@ fn rule(tag: &str, port: u16, extra: &str) -> String {
 }
 
 /// `peer.py hold`: (open, closed) of `conns` idle connections held for 60 s.
-fn hold(lab: &mut ProxyLab, host: &str, port: u16, conns: usize) -> (toa_lab::Spawned, usize, usize) {
+fn hold(
+    lab: &mut ProxyLab,
+    host: &str,
+    port: u16,
+    conns: usize,
+) -> (toa_lab::Spawned, usize, usize) {
     let (s, line) = lab.spawn_peer(&["hold", host, &port.to_string(), &conns.to_string(), "60"]);
     let open = field(&line, "open").parse().unwrap();
     let closed = field(&line, "closed").parse().unwrap();
@@ -35,10 +40,17 @@ fn wait_reloads(lab: &ProxyLab, ok: u64) {
 
 #[test]
 fn global_limit_lowered_with_connections_open_holds_exactly_and_raises_from_there() {
-    if !require_privileges("global_limit_lowered_with_connections_open_holds_exactly_and_raises_from_there") {
+    if !require_privileges(
+        "global_limit_lowered_with_connections_open_holds_exactly_and_raises_from_there",
+    ) {
         return;
     }
-    let config = |max: usize| format!("[proxy]\nmax_connections = {max}\n\n{}", rule("g", 14100, ""));
+    let config = |max: usize| {
+        format!(
+            "[proxy]\nmax_connections = {max}\n\n{}",
+            rule("g", 14100, "")
+        )
+    };
     let mut lab = ProxyLab::new("fglobal");
     lab.serve_http(addr::ORIGIN_V4, 8000, "A");
     lab.start_proxy(&config(10), 14100);
@@ -50,7 +62,11 @@ fn global_limit_lowered_with_connections_open_holds_exactly_and_raises_from_ther
     lab.reload(&config(4));
     wait_reloads(&lab, 1);
     let (_s, open, closed) = hold(&mut lab, EDGE, 14100, 2);
-    assert_eq!((open, closed), (0, 2), "lowered limit let new connections in");
+    assert_eq!(
+        (open, closed),
+        (0, 2),
+        "lowered limit let new connections in"
+    );
     lab.topo.lab.kill(&first);
     eventually(Duration::from_secs(10), "held connections closed", || {
         lab.metric(active) == Some(0)
@@ -141,7 +157,8 @@ fn per_client_limit_closes_a_greedy_client_and_serves_another() {
 
 #[test]
 fn flood_past_max_connections_is_closed_fast_and_other_rules_still_serve() {
-    if !require_privileges("flood_past_max_connections_is_closed_fast_and_other_rules_still_serve") {
+    if !require_privileges("flood_past_max_connections_is_closed_fast_and_other_rules_still_serve")
+    {
         return;
     }
     let config = format!(

@@ -18,7 +18,13 @@ fn session_table_is_bounded_and_evictions_are_counted() {
     let mut lab = ProxyLab::new("fpersist");
     lab.serve_http(addr::ORIGIN_V4, 8000, "A");
     lab.start_proxy(&config, 14800);
-    let clients = ["198.18.1.2", "198.18.1.3", "198.18.1.4", "198.18.1.5", "198.18.1.6"];
+    let clients = [
+        "198.18.1.2",
+        "198.18.1.3",
+        "198.18.1.4",
+        "198.18.1.5",
+        "198.18.1.6",
+    ];
     for c in &clients[1..] {
         add_address(&lab.topo.client, addr::CLIENT_V4, c);
     }
@@ -27,7 +33,16 @@ fn session_table_is_bounded_and_evictions_are_counted() {
         let got = lab
             .topo
             .client
-            .run(&["curl", "-sS", "--fail", "--max-time", "10", "--interface", c, &url])
+            .run(&[
+                "curl",
+                "-sS",
+                "--fail",
+                "--max-time",
+                "10",
+                "--interface",
+                c,
+                &url,
+            ])
             .unwrap_or_else(|e| panic!("{c}: {e}\n{}", lab.proxy_log()));
         assert_eq!(got, "A");
     }

@@ -77,7 +77,9 @@ pub(super) fn rule_resources(
                     return Err(err(
                         a.span().start,
                         "source_addresses",
-                        format!("{ip} is not usable here: list distinct unicast addresses of this host"),
+                        format!(
+                            "{ip} is not usable here: list distinct unicast addresses of this host"
+                        ),
                     ));
                 }
                 out.push(ip);

@@ -9,9 +9,9 @@ use toml::Spanned;
 
 use super::error::{ConfigError, Source};
 use super::raw::{RawFile, RawRule, Text};
+use super::resources::rule_resources;
 use super::sections::{groups, health, proxy, resolve};
 use super::values::{Balance, ClientIpMode, PortRange, Protocol, parse_duration};
-use super::resources::rule_resources;
 use super::{Config, ListenAddr, OriginSpec, Rule, ToaSettings, ranges};
 
 const TAG_MAX_CHARS: usize = 50;

@@ -98,15 +98,15 @@ pub fn parse_bounded_duration(
     text: &str,
     range: &std::ops::RangeInclusive<Duration>,
 ) -> Result<Duration, String> {
-    let d = parse_duration(text)?;
-    if range.contains(&d) {
-        Ok(d)
-    } else {
-        Err(format!(
-            "\"{text}\" is out of range; use {}..{}",
-            humantime::format_duration(*range.start()),
-            humantime::format_duration(*range.end())
-        ))
+    let span = format!(
+        "use {}..{}",
+        humantime::format_duration(*range.start()),
+        humantime::format_duration(*range.end())
+    );
+    match parse_duration(text) {
+        Ok(d) if range.contains(&d) => Ok(d),
+        Ok(_) => Err(format!("\"{text}\" is out of range; {span}")),
+        Err(reason) => Err(format!("{reason}; {span}")),
     }
 }
 

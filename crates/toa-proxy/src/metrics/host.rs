@@ -24,7 +24,9 @@ pub fn time_wait() -> u64 {
 pub fn local_port_range_size() -> u64 {
     let text =
         std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
-    let mut it = text.split_whitespace().filter_map(|w| w.parse::<u64>().ok());
+    let mut it = text
+        .split_whitespace()
+        .filter_map(|w| w.parse::<u64>().ok());
     match (it.next(), it.next()) {
         (Some(lo), Some(hi)) if hi >= lo => hi - lo + 1,
         _ => 0,

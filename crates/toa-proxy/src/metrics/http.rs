@@ -53,7 +53,10 @@ pub async fn serve_http<F>(
                 }
             },
         };
-        let Some(guard) = open.try_acquire().filter(|_| host::free_fds() >= FD_RESERVE) else {
+        let Some(guard) = open
+            .try_acquire()
+            .filter(|_| host::free_fds() >= FD_RESERVE)
+        else {
             counts.refused.fetch_add(1, Ordering::Relaxed);
             drop(stream);
             continue;

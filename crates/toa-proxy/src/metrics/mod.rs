@@ -336,10 +336,15 @@ mod tests {
             ));
         }
         for c in EdgeCounter::ALL {
-            want.push(format!("toa_proxy_edge_writer_total{{counter=\"{}\"}} 0", c.name()));
+            want.push(format!(
+                "toa_proxy_edge_writer_total{{counter=\"{}\"}} 0",
+                c.name()
+            ));
         }
         for r in crate::udp::metrics::DROP_REASONS {
-            want.push(format!("toa_proxy_udp_drops_total{{rule=\"web\",reason=\"{r}\"}} 0"));
+            want.push(format!(
+                "toa_proxy_udp_drops_total{{rule=\"web\",reason=\"{r}\"}} 0"
+            ));
         }
         for line in want {
             assert!(text.lines().any(|l| l == line), "missing {line:?}");

@@ -337,8 +337,16 @@ pub fn add_address(ns: &toa_lab::Netns, existing: &str, new: &str) {
     let dev = words.nth(1).unwrap();
     let prefix = line.split(&format!("{existing}/")).nth(1).unwrap();
     let prefix = prefix.split_whitespace().next().unwrap();
-    ns.run(&["ip", "addr", "add", &format!("{new}/{prefix}"), "dev", dev, "nodad"])
-        .unwrap();
+    ns.run(&[
+        "ip",
+        "addr",
+        "add",
+        &format!("{new}/{prefix}"),
+        "dev",
+        dev,
+        "nodad",
+    ])
+    .unwrap();
 }
 
 /// Polls `check` every 100 ms until it holds or `timeout` passes.

@@ -89,12 +89,17 @@ def emit(obj):
         print(json.dumps(obj), flush=True)
 
 
-def serve(host, port, nbytes, order):
+def listen(host, port, backlog):
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     srv = socket.socket(family, socket.SOCK_STREAM)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind((host, int(port)))
-    srv.listen(1024)
+    srv.listen(backlog)
+    return srv
+
+
+def serve(host, port, nbytes, order):
+    srv = listen(host, port, 1024)
     seq = 0
     while True:
         conn, peer = srv.accept()
@@ -169,11 +174,7 @@ def hold(host, port, conns, seconds):
 
 
 def capture(host, port):
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    srv = socket.socket(family, socket.SOCK_STREAM)
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind((host, int(port)))
-    srv.listen(64)
+    srv = listen(host, port, 64)
     while True:
         conn, _ = srv.accept()
         data = b""
@@ -240,22 +241,12 @@ def push(host, port, conns, nbytes, secs):
                 break
         time.sleep(0.5)
         s.close()
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(int(conns))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    at_once(conns, run)
     print(json.dumps({"sent": sum(total)}), flush=True)
 
 
 def stall(host, port):
-    import time
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    srv = socket.socket(family, socket.SOCK_STREAM)
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-    srv.bind((host, int(port)))
-    srv.listen(64)
+    srv = listen(host, port, 64)
     held = []
     while True:
         conn, _ = srv.accept()
@@ -268,6 +259,15 @@ def linger_reset(sock):
     sock.close()
 
 
+def at_once(conns, run):
+    """Runs run(i) for i in 0..conns, each in its own thread, and waits for all."""
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(int(conns))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def reset(host, port, conns):
     def run(i):
         try:
@@ -276,20 +276,12 @@ def reset(host, port, conns):
             linger_reset(s)
         except OSError:
             pass
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(int(conns))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    at_once(conns, run)
     print(json.dumps({"reset": int(conns)}), flush=True)
 
 
 def reset_origin(host, port):
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    srv = socket.socket(family, socket.SOCK_STREAM)
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind((host, int(port)))
-    srv.listen(64)
+    srv = listen(host, port, 64)
     while True:
         conn, _ = srv.accept()
         def run(conn=conn):
