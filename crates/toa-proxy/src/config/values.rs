@@ -81,33 +81,39 @@ impl fmt::Display for PortRange {
 /// `"3600s"`, `"500ms"`, `"5m"`, `"1h 30m"` (humantime's syntax, overflow checked); a bare
 /// integer (TOML or string) means seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
-        return t
-            .parse::<u64>()
-            .map(Duration::from_secs)
-            .map_err(|_| format!("\"{text}\" is too large a number of seconds"));
-    }
-    humantime::parse_duration(t).map_err(|e| {
-        format!("\"{text}\" is not a duration like \"30s\", \"500ms\", \"5m\" or \"1h\" ({e})")
+    parse(text).map_err(|overflow| {
+        if overflow {
+            format!("\"{text}\" is too long a duration")
+        } else {
+            format!("\"{text}\" is not a duration like \"30s\", \"500ms\", \"5m\" or \"1h\"")
+        }
     })
 }
 
-/// [`parse_duration`], then `range` (inclusive): the reason names the range when outside it.
+/// [`parse_duration`], then `range` (inclusive): a value outside it, overflowing ones
+/// included, is refused naming the range.
 pub fn parse_bounded_duration(
     text: &str,
     range: &std::ops::RangeInclusive<Duration>,
 ) -> Result<Duration, String> {
-    let span = format!(
-        "use {}..{}",
-        humantime::format_duration(*range.start()),
-        humantime::format_duration(*range.end())
-    );
-    match parse_duration(text) {
+    match parse(text) {
         Ok(d) if range.contains(&d) => Ok(d),
-        Ok(_) => Err(format!("\"{text}\" is out of range; {span}")),
-        Err(reason) => Err(format!("{reason}; {span}")),
+        Ok(_) | Err(true) => Err(format!(
+            "\"{text}\" is out of range; use {}..{}",
+            humantime::format_duration(*range.start()),
+            humantime::format_duration(*range.end())
+        )),
+        Err(false) => parse_duration(text),
     }
+}
+
+/// The duration, or whether it failed by overflowing (`true`) rather than by syntax.
+fn parse(text: &str) -> Result<Duration, bool> {
+    let t = text.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return t.parse::<u64>().map(Duration::from_secs).map_err(|_| true);
+    }
+    humantime::parse_duration(t).map_err(|e| matches!(e, humantime::DurationError::NumberOverflow))
 }
 
 /// Formats a duration the way the config writes it (`"30s"`, `"500ms"`).
