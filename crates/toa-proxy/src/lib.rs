@@ -18,7 +18,8 @@
 //! - [`forward`]: moving bytes both ways (splice or bounded buffers, half-close, idle timeout).
 //! - [`metrics`]: counters and the Prometheus text endpoint.
 //! - [`udp`]: UDP flows, their upstream sockets and the datagram modes (PROXY v2, SPP).
-//! - [`server`]: the running proxy: accept loops, routes, reload and drain; `connection` handles one client.
+//! - [`server`]: the running proxy: accept loops, routes, reload and drain; `runtime` builds each
+//!   rule's data-path state, `connection` handles one client.
 //! - [`serve`]: the foreground process: signals drive reload and drain.
 //! - [`import`]: EdgeOne rule lists (JSON/CSV) converted to TOML.
 
@@ -34,6 +35,7 @@ pub mod limit;
 pub mod listener;
 pub mod metrics;
 pub mod rules;
+mod runtime;
 pub mod serve;
 pub mod server;
 mod throttle;

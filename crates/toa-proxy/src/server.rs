@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -16,14 +16,13 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::balance::{Backend, Selector, selector_for};
-use crate::client_ip::{self, ClientIpWriter};
-use crate::config::{Config, ConfigError, Protocol, ProxySettings};
-use crate::health::{HealthRegistry, OriginHealth};
-use crate::limit::{Limit, LimitRegistry, RuleLimits};
-use crate::metrics::{Metrics, RuleMetrics};
+use crate::client_ip;
+use crate::config::{Config, ConfigError, Protocol};
+use crate::health::HealthRegistry;
+use crate::limit::{Limit, LimitRegistry};
+use crate::metrics::Metrics;
 use crate::rules::{self, ListenKey};
-use crate::throttle::LogThrottle;
+pub(crate) use crate::runtime::RuleRuntime;
 use crate::{connection, listener, udp};
 
 /// Why the proxy could not start or a reload was rejected (the old config keeps running).
@@ -64,30 +63,6 @@ pub(crate) struct Shared {
     pub limits: LimitRegistry,
     pub next_connection_id: AtomicU64,
     pub modes: client_ip::Modes,
-}
-
-/// A rule as the data path uses it, built fresh on every (re)load.
-pub(crate) struct RuleRuntime {
-    pub tag: String,
-    pub writer: Arc<dyn ClientIpWriter>,
-    /// The UDP mode; `None` on TCP rules.
-    pub datagram: Option<Arc<dyn udp::DatagramWriter>>,
-    pub backends: Vec<Arc<Backend>>,
-    pub selector: Box<dyn Selector>,
-    /// TCP: `max_connections`; UDP: `max_flows`; both: per client IP. Shared with the
-    /// rule's previous runtimes: counts carry across reloads.
-    pub limits: Arc<RuleLimits>,
-    /// Source addresses of upstream connections, taken in turn (`next_source`).
-    pub source_addresses: Vec<IpAddr>,
-    pub next_source: AtomicUsize,
-    pub metrics: Arc<RuleMetrics>,
-    pub settings: ProxySettings,
-    pub health_rise: u32,
-    pub health_fall: u32,
-    /// "Every origin is down" is logged at most once a second per rule.
-    pub all_down_log: LogThrottle,
-    /// Local resource failures (ports, descriptors) are logged at most once a second per rule.
-    pub local_error_log: LogThrottle,
 }
 
 /// Where one listener's connections go now.
@@ -230,7 +205,7 @@ impl Server {
         let wanted = rules::bindings(&config);
 
         // Everything that can fail happens before anything changes.
-        let runtimes = self.build_rules(&config)?;
+        let runtimes = crate::runtime::build(&self.shared, &config)?;
         let mut fresh = HashMap::new();
         for (key, _) in wanted
             .iter()
@@ -303,77 +278,6 @@ impl Server {
         self.shared.limits.retain(&config);
         state.config = Some(config);
         Ok(applied)
-    }
-
-    fn build_rules(&self, config: &Config) -> Result<Vec<Arc<RuleRuntime>>, ServerError> {
-        config
-            .rules
-            .iter()
-            .map(|rule| {
-                let mode_error = |reason| ServerError::Mode {
-                    tag: rule.tag.clone(),
-                    reason,
-                };
-                let (writer, datagram): (Arc<dyn ClientIpWriter>, _) = match rule.protocol {
-                    Protocol::Tcp => (
-                        self.shared
-                            .modes
-                            .writer(rule, &config.toa, &self.shared.metrics)
-                            .map_err(mode_error)?,
-                        None,
-                    ),
-                    Protocol::Udp => (
-                        Arc::new(client_ip::Off),
-                        Some(udp::writer_for(rule, &self.shared.modes).map_err(mode_error)?),
-                    ),
-                };
-                for addr in &rule.source_addresses {
-                    std::net::UdpSocket::bind(SocketAddr::new(*addr, 0)).map_err(|source| {
-                        ServerError::Source {
-                            tag: rule.tag.clone(),
-                            addr: *addr,
-                            source,
-                        }
-                    })?;
-                }
-                let metrics = self.shared.metrics.rule(&rule.tag);
-                let backends = rule
-                    .origins
-                    .iter()
-                    .zip(rules::health_targets(rule))
-                    .map(|(o, target)| {
-                        Arc::new(Backend {
-                            address: o.address,
-                            weight: o.weight,
-                            // UDP has no handshake to probe: its origins are not checked.
-                            health: match rule.protocol {
-                                Protocol::Tcp => self.shared.health.get(target, &config.health),
-                                Protocol::Udp => {
-                                    Arc::new(OriginHealth::new(target, config.health.timeout))
-                                }
-                            },
-                            active: Default::default(),
-                        })
-                    })
-                    .collect();
-                Ok(Arc::new(RuleRuntime {
-                    tag: rule.tag.clone(),
-                    writer,
-                    datagram,
-                    backends,
-                    selector: selector_for(rule, &metrics),
-                    limits: self.shared.limits.get(rule),
-                    source_addresses: rule.source_addresses.clone(),
-                    next_source: AtomicUsize::new(0),
-                    metrics,
-                    settings: config.proxy.clone(),
-                    health_rise: config.health.rise,
-                    health_fall: config.health.fall,
-                    all_down_log: LogThrottle::new(Duration::from_secs(1)),
-                    local_error_log: LogThrottle::new(Duration::from_secs(1)),
-                }))
-            })
-            .collect()
     }
 
     fn spawn_udp_listener(

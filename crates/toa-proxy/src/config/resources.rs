@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use super::error::{ConfigError, Source};
 use super::raw::RawRule;
+use super::values::Protocol;
 
 /// Clients remembered by session persistence when `session_persist_max` is not set:
 /// about 200 bytes each, so at most ~20 MB per rule.
@@ -24,6 +25,7 @@ pub(super) fn rule_resources(
     src: &Source,
     section: &str,
     raw: &RawRule,
+    protocol: Protocol,
 ) -> Result<RuleResources, ConfigError> {
     let err = |at: usize, field: &str, reason: String| src.error(at, section, field, reason);
     let max_connections_per_client = match &raw.max_connections_per_client {
@@ -53,6 +55,13 @@ pub(super) fn rule_resources(
     };
     let source_addresses = match &raw.source_addresses {
         None => Vec::new(),
+        Some(list) if protocol == Protocol::Udp => {
+            return Err(err(
+                list.span().start,
+                "source_addresses",
+                "only tcp rules take source_addresses (a UDP flow holds one socket, not a port per connection)".into(),
+            ));
+        }
         Some(list) if list.get_ref().is_empty() || list.get_ref().len() > SOURCE_ADDRESSES_MAX => {
             return Err(err(
                 list.span().start,

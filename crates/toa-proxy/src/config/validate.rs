@@ -318,7 +318,7 @@ fn rule(
         Some(m) => *m.get_ref() as usize,
     };
 
-    let resources = rule_resources(src, &section, raw)?;
+    let resources = rule_resources(src, &section, raw, protocol)?;
     Ok(Rule {
         max_connections_per_client: resources.max_connections_per_client,
         session_persist_max: resources.session_persist_max,
