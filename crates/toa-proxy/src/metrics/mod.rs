@@ -341,9 +341,10 @@ mod tests {
                 c.name()
             ));
         }
-        for r in crate::udp::metrics::DROP_REASONS {
+        for r in crate::udp::metrics::DropReason::ALL {
             want.push(format!(
-                "toa_proxy_udp_drops_total{{rule=\"web\",reason=\"{r}\"}} 0"
+                "toa_proxy_udp_drops_total{{rule=\"web\",reason=\"{}\"}} 0",
+                r.name()
             ));
         }
         for line in want {
