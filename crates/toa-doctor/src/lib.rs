@@ -12,6 +12,7 @@
 //! - [`toa_ko`]: a loaded toa.ko conflicts.
 //! - [`origin`]: where `toa origin` is attached, with kinds and trust list.
 //! - [`syncookies`]: `net.ipv4.tcp_syncookies`, informational.
+//! - [`tw_reuse`]: `net.ipv4.tcp_tw_reuse` and the port range, advice for `toa proxy`.
 //! - [`metrics`]: a running proxy's `/metrics` endpoint.
 
 pub mod bpf;
@@ -23,6 +24,7 @@ pub mod privileges;
 pub mod report;
 pub mod syncookies;
 pub mod toa_ko;
+pub mod tw_reuse;
 
 pub use report::{Check, Outcome, Report};
 
@@ -50,6 +52,7 @@ pub fn diagnose(options: &Options) -> Report {
     ];
     checks.extend(origin::check());
     checks.push(syncookies::check());
+    checks.push(tw_reuse::check());
     if let Some(endpoint) = &options.metrics {
         checks.push(metrics::check(endpoint));
     }

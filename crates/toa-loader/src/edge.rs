@@ -13,6 +13,7 @@ use std::fs::File;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use toa_common::edge::EdgeCounter;
 use toa_common::edge::{self as shared, EdgeClient, EdgeConfig};
 use toa_common::{FAMILY_V4, FAMILY_V6};
 
@@ -159,6 +160,18 @@ impl EdgeWriter {
         // Reading an array map through a held fd fails only if the kernel is
         // out of memory; zero counts are the honest answer then.
         EdgeStats::read(&self.counters).unwrap_or_default()
+    }
+
+    /// Every counter of [`EdgeCounter::ALL`] with its total over CPUs, in row order, so
+    /// exporters list each one, new ones included. Zeros if the map cannot be read.
+    pub fn totals(&self) -> Vec<(EdgeCounter, u64)> {
+        let rows = crate::counters::read_per_cpu(&self.counters, EdgeCounter::ALL.len())
+            .unwrap_or_default();
+        EdgeCounter::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (*c, rows.get(i).map_or(0, |r| r.iter().sum())))
+            .collect()
     }
 
     /// The cgroup the writer is attached to (this process's own, or the child of

@@ -1,20 +1,20 @@
 //! One client connection, start to end: limits, origin choice with one retry, the
 //! pass-client-IP mode, the copy, and the access log line.
 
-use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::balance::{ActiveGuard, Backend};
 use crate::client_ip::{ConnInfo, normalize};
 use crate::error::ConnectError;
 use crate::forward::{ByteCounters, CloseReason, DataPath, Limits, forward};
+use crate::metrics::Reject;
 use crate::server::{Route, RuleRuntime, Shared};
 
 /// Counts a connection as active in its rule's gauge until dropped.
@@ -40,21 +40,20 @@ pub(crate) async fn handle(
     let metrics = &rule.metrics;
     let peer = normalize(peer);
     // Over a limit the client is closed at once: queueing would only hide overload.
-    let Ok(_global) = shared.global_limit.clone().try_acquire_owned() else {
-        metrics.reject("global_limit");
+    let Some(_global) = shared.global_limit.try_acquire() else {
+        metrics.reject(Reject::GlobalLimit);
         tracing::debug!(rule = %rule.tag, client = %peer, "closed: global max_connections reached");
         return;
     };
-    let _rule_permit = match &rule.limit {
-        None => None,
-        Some(limit) => match limit.clone().try_acquire_owned() {
-            Ok(p) => Some(p),
-            Err(_) => {
-                metrics.reject("rule_limit");
-                tracing::debug!(rule = %rule.tag, client = %peer, "closed: rule max_connections reached");
-                return;
-            }
-        },
+    let Some(_rule_permit) = rule.limits.open.try_acquire() else {
+        metrics.reject(Reject::RuleLimit);
+        tracing::debug!(rule = %rule.tag, client = %peer, "closed: rule max_connections reached");
+        return;
+    };
+    let Some(_client_permit) = rule.limits.per_client.try_acquire(peer.ip()) else {
+        metrics.reject(Reject::ClientLimit);
+        tracing::debug!(rule = %rule.tag, client = %peer, "closed: max_connections_per_client reached");
+        return;
     };
     metrics.connections_total.fetch_add(1, Ordering::Relaxed);
     metrics.connections_active.fetch_add(1, Ordering::Relaxed);
@@ -80,8 +79,11 @@ pub(crate) async fn handle(
                 }
                 // RST instead of FIN: the client learns at once instead of after a read.
                 let _ = socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO));
-            } else {
+            } else if e.blames_origin() {
                 tracing::warn!(rule = %rule.tag, client = %conn.client, "closing the client: {e}");
+            } else {
+                // Already logged (throttled) where the connect failed.
+                tracing::debug!(rule = %rule.tag, client = %conn.client, "closing the client: {e}");
             }
             return;
         }
@@ -144,48 +146,29 @@ async fn connect(
         };
         let backend = &rule.backends[i];
         let open = backend.open();
-        match connect_one(rule, backend, port, conn).await {
+        match crate::upstream::connect(rule, backend.target(port), conn).await {
             Ok(stream) => return Ok((stream, backend.clone(), open)),
             Err(e) => {
                 rule.metrics.connect_error(e.kind());
-                if e.blames_origin() {
-                    backend
-                        .health
-                        .mark_failed(rule.health_rise, rule.health_fall);
-                }
                 let next = if failed.is_none() {
                     "trying another origin if one is up"
                 } else {
                     "giving up"
                 };
-                tracing::warn!(rule = %rule.tag, client = %conn.client, side = %e.side(), "connect failed, {next}: {e}");
+                if e.blames_origin() {
+                    backend
+                        .health
+                        .mark_failed(rule.health_rise, rule.health_fall);
+                    tracing::warn!(rule = %rule.tag, client = %conn.client, side = %e.side(), "connect failed, {next}: {e}");
+                } else if let Some(held_back) = rule.local_error_log.allow() {
+                    // The proxy's own ports or descriptors ran out: every connection hits it.
+                    tracing::warn!(rule = %rule.tag, client = %conn.client, side = %e.side(), held_back,
+                        "connect failed, {next}: {e} (held_back: local failures since the last line)");
+                }
                 failed = Some(i);
                 last_error = Some(e);
             }
         }
     }
     Err(last_error.unwrap_or(ConnectError::NoHealthyOrigin))
-}
-
-async fn connect_one(
-    rule: &RuleRuntime,
-    backend: &Backend,
-    port: u16,
-    conn: &ConnInfo,
-) -> Result<TcpStream, ConnectError> {
-    let origin = backend.target(port);
-    let socket_error = |source: io::Error| ConnectError::Socket { origin, source };
-    let socket = if origin.is_ipv4() {
-        TcpSocket::new_v4()
-    } else {
-        TcpSocket::new_v6()
-    }
-    .map_err(socket_error)?;
-    rule.writer.prepare(&socket, conn).map_err(socket_error)?;
-    let timeout = rule.settings.connect_timeout;
-    match tokio::time::timeout(timeout, socket.connect(origin)).await {
-        Err(_) => Err(ConnectError::Timeout { origin, timeout }),
-        Ok(Err(e)) => Err(ConnectError::from_io(origin, e)),
-        Ok(Ok(stream)) => Ok(stream),
-    }
 }

@@ -24,6 +24,39 @@ impl fmt::Display for Side {
     }
 }
 
+/// A resource of the proxy's own host that ran out: never the origin's fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalResource {
+    /// EADDRNOTAVAIL: no ephemeral port left towards this origin (TIME_WAITs, port range).
+    Ports,
+    /// EMFILE/ENFILE: the process or the system is out of file descriptors.
+    Fds,
+    /// ENOBUFS/ENOMEM: the kernel is out of socket memory.
+    Memory,
+}
+
+impl LocalResource {
+    /// The resource an OS error says ran out, if it is one.
+    pub fn of(e: &io::Error) -> Option<LocalResource> {
+        match e.raw_os_error()? {
+            libc::EADDRNOTAVAIL => Some(LocalResource::Ports),
+            libc::EMFILE | libc::ENFILE => Some(LocalResource::Fds),
+            libc::ENOBUFS | libc::ENOMEM => Some(LocalResource::Memory),
+            _ => None,
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            LocalResource::Ports => {
+                "out of local ports (add source_addresses to the rule, widen net.ipv4.ip_local_port_range; see toa doctor)"
+            }
+            LocalResource::Fds => "out of file descriptors (raise LimitNOFILE / fs.file-max)",
+            LocalResource::Memory => "out of socket memory",
+        }
+    }
+}
+
 /// Why an upstream connection could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -44,6 +77,13 @@ pub enum ConnectError {
         origin: SocketAddr,
         source: io::Error,
     },
+    /// The proxy's own host ran out of something: counted apart, never against the origin.
+    #[error("proxy: {} connecting to {origin}: {source}", resource.what())]
+    Local {
+        origin: SocketAddr,
+        resource: LocalResource,
+        source: io::Error,
+    },
     /// The proxy could not set up its own socket (e.g. TOA registration failed).
     #[error("proxy: cannot prepare the upstream socket to {origin}: {source}")]
     Socket {
@@ -57,6 +97,13 @@ pub enum ConnectError {
 
 impl ConnectError {
     pub fn from_io(origin: SocketAddr, source: io::Error) -> ConnectError {
+        if let Some(resource) = LocalResource::of(&source) {
+            return ConnectError::Local {
+                origin,
+                resource,
+                source,
+            };
+        }
         match source.kind() {
             io::ErrorKind::ConnectionRefused => ConnectError::Refused { origin },
             io::ErrorKind::TimedOut => ConnectError::Timeout {
@@ -70,40 +117,114 @@ impl ConnectError {
         }
     }
 
+    /// A failure to create or set up the proxy's own socket: local when a resource ran out.
+    pub fn socket(origin: SocketAddr, source: io::Error) -> ConnectError {
+        match LocalResource::of(&source) {
+            Some(resource) => ConnectError::Local {
+                origin,
+                resource,
+                source,
+            },
+            None => ConnectError::Socket { origin, source },
+        }
+    }
+
     /// The `kind` label of `toa_proxy_connect_errors_total`.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> ConnectErrorKind {
         match self {
-            ConnectError::Timeout { .. } => "timeout",
-            ConnectError::Refused { .. } => "refused",
-            ConnectError::Unreachable { .. } => "unreachable",
-            ConnectError::Other { .. } => "other",
-            ConnectError::Socket { .. } => "proxy_socket",
-            ConnectError::NoHealthyOrigin => "no_healthy_origin",
+            ConnectError::Timeout { .. } => ConnectErrorKind::Timeout,
+            ConnectError::Refused { .. } => ConnectErrorKind::Refused,
+            ConnectError::Unreachable { .. } => ConnectErrorKind::Unreachable,
+            ConnectError::Other { .. } => ConnectErrorKind::Other,
+            ConnectError::Local { resource, .. } => match resource {
+                LocalResource::Ports => ConnectErrorKind::LocalPorts,
+                LocalResource::Fds => ConnectErrorKind::LocalFds,
+                LocalResource::Memory => ConnectErrorKind::LocalMemory,
+            },
+            ConnectError::Socket { .. } => ConnectErrorKind::ProxySocket,
+            ConnectError::NoHealthyOrigin => ConnectErrorKind::NoHealthyOrigin,
         }
     }
 
     pub fn side(&self) -> Side {
         match self {
-            ConnectError::Socket { .. } => Side::Proxy,
+            ConnectError::Socket { .. } | ConnectError::Local { .. } => Side::Proxy,
             _ => Side::Origin,
         }
     }
 
     /// Whether the origin itself misbehaved (counts against its health).
     pub fn blames_origin(&self) -> bool {
-        !matches!(
-            self,
-            ConnectError::Socket { .. } | ConnectError::NoHealthyOrigin
-        )
+        self.side() == Side::Origin && !matches!(self, ConnectError::NoHealthyOrigin)
     }
 }
 
-/// All `kind` labels, in the order metrics keep them.
-pub const CONNECT_ERROR_KINDS: [&str; 6] = [
-    "timeout",
-    "refused",
-    "unreachable",
-    "other",
-    "proxy_socket",
-    "no_healthy_origin",
-];
+/// The `kind` label of `toa_proxy_connect_errors_total`; the order is the metric's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectErrorKind {
+    Timeout,
+    Refused,
+    Unreachable,
+    Other,
+    ProxySocket,
+    NoHealthyOrigin,
+    /// No ephemeral port left (EADDRNOTAVAIL).
+    LocalPorts,
+    /// No file descriptor left (EMFILE, ENFILE).
+    LocalFds,
+    /// No socket memory left (ENOBUFS, ENOMEM).
+    LocalMemory,
+}
+
+impl ConnectErrorKind {
+    pub const ALL: [ConnectErrorKind; 9] = [
+        ConnectErrorKind::Timeout,
+        ConnectErrorKind::Refused,
+        ConnectErrorKind::Unreachable,
+        ConnectErrorKind::Other,
+        ConnectErrorKind::ProxySocket,
+        ConnectErrorKind::NoHealthyOrigin,
+        ConnectErrorKind::LocalPorts,
+        ConnectErrorKind::LocalFds,
+        ConnectErrorKind::LocalMemory,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            ConnectErrorKind::Timeout => "timeout",
+            ConnectErrorKind::Refused => "refused",
+            ConnectErrorKind::Unreachable => "unreachable",
+            ConnectErrorKind::Other => "other",
+            ConnectErrorKind::ProxySocket => "proxy_socket",
+            ConnectErrorKind::NoHealthyOrigin => "no_healthy_origin",
+            ConnectErrorKind::LocalPorts => "local_ports",
+            ConnectErrorKind::LocalFds => "local_fds",
+            ConnectErrorKind::LocalMemory => "local_memory",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_resource_errors_are_the_proxys_and_never_blame_the_origin() {
+        let origin: SocketAddr = "198.18.2.2:80".parse().unwrap();
+        for (errno, kind) in [
+            (libc::EADDRNOTAVAIL, ConnectErrorKind::LocalPorts),
+            (libc::EMFILE, ConnectErrorKind::LocalFds),
+            (libc::ENFILE, ConnectErrorKind::LocalFds),
+            (libc::ENOBUFS, ConnectErrorKind::LocalMemory),
+        ] {
+            let e = ConnectError::from_io(origin, io::Error::from_raw_os_error(errno));
+            assert_eq!(
+                (e.kind(), e.side(), e.blames_origin()),
+                (kind, Side::Proxy, false)
+            );
+        }
+        let refused =
+            ConnectError::from_io(origin, io::Error::from_raw_os_error(libc::ECONNREFUSED));
+        assert!(refused.blames_origin());
+    }
+}

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::HealthSettings;
+use crate::error::LocalResource;
 
 pub struct OriginHealth {
     pub addr: SocketAddr,
@@ -125,10 +126,16 @@ async fn check_loop(health: Arc<OriginHealth>, settings: HealthSettings, stop: C
             _ = stop.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        let ok = matches!(
-            tokio::time::timeout(settings.timeout, TcpStream::connect(health.addr)).await,
-            Ok(Ok(_))
-        );
+        let ok = match tokio::time::timeout(settings.timeout, TcpStream::connect(health.addr)).await
+        {
+            Ok(Ok(_)) => true,
+            Ok(Err(e)) if LocalResource::of(&e).is_some() => {
+                // The proxy's own ports or descriptors ran out: says nothing about the origin.
+                tracing::debug!(origin = %health.addr, "health check skipped: {e}");
+                continue;
+            }
+            _ => false,
+        };
         health.record_check(ok, settings.rise, settings.fall);
     }
 }

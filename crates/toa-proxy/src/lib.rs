@@ -12,11 +12,14 @@
 //! - [`listener`]: binding listeners (dual stack by default) that survive reloads.
 //! - [`balance`]: one file per algorithm behind [`balance::Selector`].
 //! - [`health`]: active connect checks and passive marking.
+//! - [`limit`]: connection and flow limits that stay exact across reloads.
+//! - `upstream`: opening one upstream connection (source addresses, the mode, connect).
 //! - [`client_ip`]: one file per pass-client-IP mode behind [`client_ip::ClientIpWriter`].
 //! - [`forward`]: moving bytes both ways (splice or bounded buffers, half-close, idle timeout).
 //! - [`metrics`]: counters and the Prometheus text endpoint.
 //! - [`udp`]: UDP flows, their upstream sockets and the datagram modes (PROXY v2, SPP).
-//! - [`server`]: the running proxy: accept loops, routes, reload and drain; `connection` handles one client.
+//! - [`server`]: the running proxy: accept loops, routes, reload and drain; `runtime` builds each
+//!   rule's data-path state, `connection` handles one client.
 //! - [`serve`]: the foreground process: signals (and [`watch`]ed config changes) drive reload
 //!   and drain; [`notify`] tells a systemd supervisor.
 //! - [`import`]: EdgeOne rule lists (JSON/CSV) converted to TOML.
@@ -29,17 +32,20 @@ pub mod error;
 pub mod forward;
 pub mod health;
 pub mod import;
+pub mod limit;
 pub mod listener;
 pub mod metrics;
 pub mod notify;
 pub mod rules;
+mod runtime;
 pub mod serve;
 pub mod server;
 mod throttle;
 pub mod udp;
+mod upstream;
 pub mod watch;
 
 pub use config::Config;
-pub use error::{ConnectError, Side};
+pub use error::{ConnectError, ConnectErrorKind, LocalResource, Side};
 pub use serve::{ServeOptions, serve};
 pub use server::{Applied, Server, ServerError};

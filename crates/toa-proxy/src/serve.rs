@@ -22,11 +22,15 @@ pub struct ServeOptions {
     pub metrics: Option<SocketAddr>,
     /// Reload when the config file's content changes (`--watch-config`), as on SIGHUP.
     pub watch_config: bool,
+    /// Accept a config without online rules (`--allow-empty`), at start and on reload.
+    pub allow_empty: bool,
 }
 
 /// Runs the proxy for `toa proxy --config FILE`: loads the file, serves until SIGTERM or
 /// SIGINT (then drains), and reloads on SIGHUP (and on content changes with
 /// [`ServeOptions::watch_config`]), keeping the old config when the new one is rejected.
+/// A file without online rules is refused, at start and on reload, unless
+/// [`ServeOptions::allow_empty`].
 pub async fn serve(path: &Path, options: ServeOptions) -> Result<(), ServerError> {
     use tokio::signal::unix::{SignalKind, signal};
     // Installed first: a SIGHUP that arrives while starting must not kill the process.
@@ -41,12 +45,14 @@ pub async fn serve(path: &Path, options: ServeOptions) -> Result<(), ServerError
         true => Some(ConfigWatch::new(path).await),
         false => None,
     };
-    let server = Server::start(load(path).await?).await?;
+    let config = load(path, options.allow_empty).await?;
+    let metrics_max_connections = config.proxy.metrics_max_connections;
+    let server = Server::start(config).await?;
     if let Some(addr) = options.metrics {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Metrics { addr, source })?;
-        server.serve_metrics(listener);
+        server.serve_metrics(listener, metrics_max_connections);
     }
     tracing::info!(config = %path.display(), watch = options.watch_config,
         "toa proxy running (SIGHUP reloads, SIGTERM drains and exits)");
@@ -57,11 +63,11 @@ pub async fn serve(path: &Path, options: ServeOptions) -> Result<(), ServerError
                 if let Some(watch) = watch.as_mut() {
                     watch.mark_seen().await;
                 }
-                reload(&server, path, &notifier).await;
+                reload(&server, path, options.allow_empty, &notifier).await;
             }
             _ = async { watch.as_mut().expect("guarded").changed().await }, if watch.is_some() => {
                 tracing::info!("{} changed", path.display());
-                reload(&server, path, &notifier).await;
+                reload(&server, path, options.allow_empty, &notifier).await;
             }
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
@@ -75,9 +81,9 @@ pub async fn serve(path: &Path, options: ServeOptions) -> Result<(), ServerError
 }
 
 /// One reload, whatever asked for it: all of the file or none of it.
-async fn reload(server: &Server, path: &Path, notifier: &Notifier) {
+async fn reload(server: &Server, path: &Path, allow_empty: bool, notifier: &Notifier) {
     notifier.notify(State::Reloading, &format!("reloading {}", path.display()));
-    let outcome = match load(path).await {
+    let outcome = match load(path, allow_empty).await {
         Ok(config) => server.reload(config).await,
         Err(e) => {
             server.count_rejected_reload();
@@ -129,8 +135,12 @@ fn raise_open_file_limit() {
 }
 
 /// Loads a config off the async threads (host names resolve with blocking getaddrinfo).
-async fn load(path: &Path) -> Result<Config, ServerError> {
+async fn load(path: &Path, allow_empty: bool) -> Result<Config, ServerError> {
     let path = path.to_path_buf();
     let loaded = tokio::task::spawn_blocking(move || Config::load(&path)).await;
-    Ok(loaded.expect("config loading does not panic")?)
+    let config = loaded.expect("config loading does not panic")?;
+    if !allow_empty {
+        config.require_online_rules()?;
+    }
+    Ok(config)
 }

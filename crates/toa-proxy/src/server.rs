@@ -6,23 +6,23 @@
 //! ones stop accepting while their connections finish.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::balance::{Backend, Selector, selector_for};
-use crate::client_ip::{self, ClientIpWriter};
-use crate::config::{Config, ConfigError, Protocol, ProxySettings};
-use crate::health::{HealthRegistry, OriginHealth};
-use crate::metrics::{Metrics, RuleMetrics};
+use crate::client_ip;
+use crate::config::{Config, ConfigError, Protocol};
+use crate::health::HealthRegistry;
+use crate::limit::{Limit, LimitRegistry};
+use crate::metrics::Metrics;
 use crate::rules::{self, ListenKey};
-use crate::throttle::LogThrottle;
+pub(crate) use crate::runtime::RuleRuntime;
 use crate::{connection, listener, udp};
 
 /// Why the proxy could not start or a reload was rejected (the old config keeps running).
@@ -37,6 +37,14 @@ pub enum ServerError {
     },
     #[error("proxy: rule \"{tag}\": {reason}")]
     Mode { tag: String, reason: String },
+    #[error(
+        "proxy: rule \"{tag}\": source_addresses: cannot use {addr}: {source} (is it an address of this host?)"
+    )]
+    Source {
+        tag: String,
+        addr: IpAddr,
+        source: std::io::Error,
+    },
     #[error("proxy: cannot serve metrics on {addr}: {source}")]
     Metrics {
         addr: SocketAddr,
@@ -50,27 +58,11 @@ pub enum ServerError {
 pub(crate) struct Shared {
     pub metrics: Metrics,
     pub health: HealthRegistry,
-    pub global_limit: Arc<Semaphore>,
+    pub global_limit: Arc<Limit>,
+    /// Each rule's limits by tag, kept across reloads.
+    pub limits: LimitRegistry,
     pub next_connection_id: AtomicU64,
     pub modes: client_ip::Modes,
-}
-
-/// A rule as the data path uses it, built fresh on every (re)load.
-pub(crate) struct RuleRuntime {
-    pub tag: String,
-    pub writer: Arc<dyn ClientIpWriter>,
-    /// The UDP mode; `None` on TCP rules.
-    pub datagram: Option<Arc<dyn udp::DatagramWriter>>,
-    pub backends: Vec<Arc<Backend>>,
-    pub selector: Box<dyn Selector>,
-    /// TCP: `max_connections`; UDP: `max_flows`.
-    pub limit: Option<Arc<Semaphore>>,
-    pub metrics: Arc<RuleMetrics>,
-    pub settings: ProxySettings,
-    pub health_rise: u32,
-    pub health_fall: u32,
-    /// "Every origin is down" is logged at most once a second per rule.
-    pub all_down_log: LogThrottle,
 }
 
 /// Where one listener's connections go now.
@@ -94,7 +86,6 @@ struct State {
     config: Option<Config>,
     listeners: HashMap<ListenKey, ListenerHandle>,
     health_stop: CancellationToken,
-    global_permits: usize,
 }
 
 /// Summary of an applied (re)load, for the log line.
@@ -125,7 +116,8 @@ impl Server {
             shared: Arc::new(Shared {
                 metrics: Metrics::default(),
                 health: HealthRegistry::default(),
-                global_limit: Arc::new(Semaphore::new(0)),
+                global_limit: Limit::new(0),
+                limits: LimitRegistry::default(),
                 next_connection_id: AtomicU64::new(1),
                 modes: client_ip::Modes::default(),
             }),
@@ -133,7 +125,6 @@ impl Server {
                 config: None,
                 listeners: HashMap::new(),
                 health_stop: CancellationToken::new(),
-                global_permits: 0,
             }),
             stop_accepting: CancellationToken::new(),
             abort: CancellationToken::new(),
@@ -164,13 +155,16 @@ impl Server {
             .fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Serves `/metrics` on `listener` until shutdown completes.
-    pub fn serve_metrics(&self, listener: TcpListener) {
+    /// Serves `/metrics` on `listener` until shutdown completes, at most `max_connections` at once.
+    pub fn serve_metrics(&self, listener: TcpListener, max_connections: usize) {
         let shared = self.shared.clone();
+        let counts = shared.metrics.endpoint.clone();
         let render = move || shared.metrics.render(&shared.health);
         tokio::spawn(crate::metrics::serve_http(
             listener,
             render,
+            max_connections,
+            counts,
             self.metrics_stop.clone(),
         ));
     }
@@ -211,7 +205,7 @@ impl Server {
         let wanted = rules::bindings(&config);
 
         // Everything that can fail happens before anything changes.
-        let runtimes = self.build_rules(&config)?;
+        let runtimes = crate::runtime::build(&self.shared, &config)?;
         let mut fresh = HashMap::new();
         for (key, _) in wanted
             .iter()
@@ -273,82 +267,17 @@ impl Server {
         std::mem::replace(&mut state.health_stop, health_stop).cancel();
         self.shared.health.retain(&targets);
 
-        let permits = config.proxy.max_connections;
-        if permits > state.global_permits {
-            self.shared
-                .global_limit
-                .add_permits(permits - state.global_permits);
-        } else {
-            // Permits held by open connections are forgotten as those connections end.
-            self.shared
-                .global_limit
-                .forget_permits(state.global_permits - permits);
+        // Limits count what is open, so a new maximum holds exactly from now on, whatever
+        // is open and however many reloads came before.
+        self.shared
+            .global_limit
+            .set_max(config.proxy.max_connections);
+        for (rule, runtime) in config.rules.iter().zip(&runtimes) {
+            runtime.limits.apply(rule);
         }
-        state.global_permits = permits;
+        self.shared.limits.retain(&config);
         state.config = Some(config);
         Ok(applied)
-    }
-
-    fn build_rules(&self, config: &Config) -> Result<Vec<Arc<RuleRuntime>>, ServerError> {
-        config
-            .rules
-            .iter()
-            .map(|rule| {
-                let mode_error = |reason| ServerError::Mode {
-                    tag: rule.tag.clone(),
-                    reason,
-                };
-                let (writer, datagram): (Arc<dyn ClientIpWriter>, _) = match rule.protocol {
-                    Protocol::Tcp => (
-                        self.shared
-                            .modes
-                            .writer(rule, &config.toa, &self.shared.metrics)
-                            .map_err(mode_error)?,
-                        None,
-                    ),
-                    Protocol::Udp => (
-                        Arc::new(client_ip::Off),
-                        Some(udp::writer_for(rule, &self.shared.modes).map_err(mode_error)?),
-                    ),
-                };
-                let backends = rule
-                    .origins
-                    .iter()
-                    .zip(rules::health_targets(rule))
-                    .map(|(o, target)| {
-                        Arc::new(Backend {
-                            address: o.address,
-                            weight: o.weight,
-                            // UDP has no handshake to probe: its origins are not checked.
-                            health: match rule.protocol {
-                                Protocol::Tcp => self.shared.health.get(target, &config.health),
-                                Protocol::Udp => {
-                                    Arc::new(OriginHealth::new(target, config.health.timeout))
-                                }
-                            },
-                            active: Default::default(),
-                        })
-                    })
-                    .collect();
-                Ok(Arc::new(RuleRuntime {
-                    tag: rule.tag.clone(),
-                    writer,
-                    datagram,
-                    backends,
-                    selector: selector_for(rule),
-                    limit: match rule.protocol {
-                        Protocol::Tcp => rule.max_connections,
-                        Protocol::Udp => Some(rule.max_flows),
-                    }
-                    .map(|n| Arc::new(Semaphore::new(n))),
-                    metrics: self.shared.metrics.rule(&rule.tag),
-                    settings: config.proxy.clone(),
-                    health_rise: config.health.rise,
-                    health_fall: config.health.fall,
-                    all_down_log: LogThrottle::new(Duration::from_secs(1)),
-                }))
-            })
-            .collect()
     }
 
     fn spawn_udp_listener(

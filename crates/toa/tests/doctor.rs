@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 use receiver::{LoadedOrigin, TOA};
 
 /// Every line `toa doctor` prints about the host, in order.
-const HOST_CHECKS: [&str; 9] = [
+const HOST_CHECKS: [&str; 10] = [
     "kernel",
     "BPF",
     "BTF",
@@ -20,6 +20,7 @@ const HOST_CHECKS: [&str; 9] = [
     "toa.ko",
     "toa origin",
     "net.ipv4.tcp_syncookies",
+    "net.ipv4.tcp_tw_reuse",
 ];
 
 fn stdout(output: &Output) -> String {

@@ -145,6 +145,21 @@ pass_client_ip = "toa"
             >= 4
     });
     assert_eq!(lab.metric("toa_proxy_toa_options_failed_total"), Some(0));
+    // Every counter of the edge writer is exported (iterated, so a new one cannot escape).
+    let metrics = lab.metrics();
+    let edge = |name: &str| {
+        let series = format!("toa_proxy_edge_writer_total{{counter=\"{name}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&series)?.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("{series}missing:\n{metrics}"))
+    };
+    for counter in toa_loader::EdgeCounter::ALL {
+        edge(counter.name());
+    }
+    assert!(edge("connect_registered") >= 3, "{metrics}");
+    assert!(edge("options_written") >= 4, "{metrics}");
+    assert_eq!(edge("flags_failed") + edge("store_failed"), 0, "{metrics}");
 
     // The packets on the origin's wire: the option on the SYN and on the ACK completing
     // the handshake, IPv4 form (length 8) for the IPv4 client, IPv6 form for the IPv6 one.

@@ -19,6 +19,7 @@ pub use weighted_round_robin::WeightedRoundRobin;
 
 use crate::config::{Balance, Rule};
 use crate::health::OriginHealth;
+use crate::metrics::RuleMetrics;
 
 /// One origin of one rule.
 pub struct Backend {
@@ -74,10 +75,16 @@ fn rotation(counter: &AtomicUsize, n: usize) -> impl Iterator<Item = usize> {
 
 /// The selector a rule asks for: session persistence wins, then the `balance` key;
 /// round robin becomes weighted when the weights differ.
-pub fn selector_for(rule: &Rule) -> Box<dyn Selector> {
+/// Session persistence counts its table and evictions in the rule's `metrics`.
+pub fn selector_for(rule: &Rule, metrics: &Arc<RuleMetrics>) -> Box<dyn Selector> {
     let weights: Vec<u32> = rule.origins.iter().map(|o| o.weight).collect();
     if let Some(ttl) = rule.session_persist {
-        return Box::new(Persistent::new(ConsistentHash::new(&weights), ttl));
+        return Box::new(Persistent::new(
+            ConsistentHash::new(&weights),
+            ttl,
+            rule.session_persist_max,
+            metrics.clone(),
+        ));
     }
     match rule.balance {
         Balance::LeastConnections => Box::new(LeastConnections::default()),

@@ -17,7 +17,7 @@ use toa_loader::EdgeWriter;
 use tokio::net::TcpSocket;
 
 use crate::config::{ClientIpMode, Rule, ToaSettings};
-use crate::metrics::{Metrics, ToaCounts};
+use crate::metrics::Metrics;
 
 pub use off::Off;
 pub use ppv1::ProxyV1;
@@ -113,13 +113,7 @@ impl Modes {
         );
         tracing::info!(kind, cgroup = %writer.cgroup().display(), "TOA edge writer attached");
         let stats = writer.clone();
-        metrics.set_toa_source(Box::new(move || {
-            let s = stats.stats();
-            ToaCounts {
-                written: s.written,
-                reserve_failed: s.reserve_failed,
-            }
-        }));
+        metrics.set_toa_source(Box::new(move || stats.totals()));
         *slot = Some((kind, writer.clone()));
         Ok(writer)
     }

@@ -10,6 +10,9 @@ pub enum ConfigError {
     /// The file could not be read at all.
     #[error("{}: cannot read: {reason}", path.display())]
     Read { path: PathBuf, reason: String },
+    /// The file has no online rule: it would close every listener.
+    #[error("{}: no online rules: refusing a config that would close every listener (empty or truncated file?); pass --allow-empty if that is intended", path.display())]
+    NoRules { path: PathBuf },
     /// A problem at a known place in the file.
     #[error("{}", Located::fmt_line(self))]
     At(Located),

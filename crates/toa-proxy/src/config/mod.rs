@@ -10,6 +10,7 @@
 //! drain_timeout = "30s"         # SIGTERM waits this long for connections to finish
 //! access_log = true             # one log line per closed connection
 //! udp_idle_timeout = "60s"      # a UDP flow with no datagram either way for this long ends
+//! metrics_max_connections = 8   # concurrent /metrics connections; more are closed at once
 //!
 //! [health]                      # active TCP connect checks, all optional
 //! interval = "5s"
@@ -27,6 +28,7 @@
 
 mod error;
 mod raw;
+mod resources;
 mod sections;
 mod validate;
 mod values;
@@ -36,7 +38,31 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::{ConfigError, Located};
-pub use values::{Balance, ClientIpMode, PortRange, Protocol, format_duration, parse_duration};
+pub use values::{
+    Balance, ClientIpMode, PortRange, Protocol, format_duration, parse_bounded_duration,
+    parse_duration,
+};
+
+/// The range every duration must fall in (inclusive). Durations are checked for overflow
+/// when parsed, and these bounds keep `Instant + duration` arithmetic far from overflow.
+pub mod ranges {
+    use std::ops::RangeInclusive;
+    use std::time::Duration;
+
+    const fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+    const fn s(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+    pub const CONNECT_TIMEOUT: RangeInclusive<Duration> = ms(10)..=s(300);
+    pub const IDLE_TIMEOUT: RangeInclusive<Duration> = s(1)..=s(7 * 86400);
+    pub const DRAIN_TIMEOUT: RangeInclusive<Duration> = ms(1)..=s(3600);
+    pub const UDP_IDLE_TIMEOUT: RangeInclusive<Duration> = s(1)..=s(86400);
+    pub const HEALTH_INTERVAL: RangeInclusive<Duration> = ms(100)..=s(3600);
+    pub const HEALTH_TIMEOUT: RangeInclusive<Duration> = ms(10)..=s(60);
+    pub const SESSION_PERSIST_TTL: RangeInclusive<Duration> = s(30)..=s(3600);
+}
 
 /// A validated config: every rule has resolved origins and no two listeners overlap.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +89,8 @@ pub struct ProxySettings {
     pub splice: bool,
     /// A UDP flow with no datagram in either direction for this long is forgotten.
     pub udp_idle_timeout: Duration,
+    /// Concurrent connections to the metrics endpoint (read at start).
+    pub metrics_max_connections: usize,
 }
 
 impl Default for ProxySettings {
@@ -76,6 +104,7 @@ impl Default for ProxySettings {
             buffer_size: 64 * 1024,
             splice: true,
             udp_idle_timeout: Duration::from_secs(60),
+            metrics_max_connections: 8,
         }
     }
 }
@@ -138,6 +167,13 @@ pub struct Rule {
     pub ppv2_unique_id: bool,
     /// UDP only: flows (client address and port) open at once; datagrams of new flows above it are dropped.
     pub max_flows: usize,
+    /// Open connections (TCP) or flows (UDP) per client IP; more are refused.
+    pub max_connections_per_client: Option<usize>,
+    /// Clients session persistence remembers; the least recently seen is evicted beyond it.
+    pub session_persist_max: usize,
+    /// Source addresses for upstream connections, used in turn (per address family); each
+    /// adds its own range of ephemeral ports towards every origin.
+    pub source_addresses: Vec<IpAddr>,
 }
 
 /// An origin with its address resolved at load time.
@@ -192,6 +228,17 @@ impl Config {
     /// Validates `text` as if read from `path`.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         validate::validate(path, text)
+    }
+
+    /// Refuses a config that would close every listener: an empty or truncated file is
+    /// far more likely than an intended "serve nothing" (`--allow-empty` skips this).
+    pub fn require_online_rules(&self) -> Result<(), ConfigError> {
+        if self.online_rules().next().is_some() {
+            return Ok(());
+        }
+        Err(ConfigError::NoRules {
+            path: self.path.clone(),
+        })
     }
 
     /// Rules that accept connections now.

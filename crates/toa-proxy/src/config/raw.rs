@@ -28,6 +28,7 @@ pub struct RawProxy {
     pub buffer_size: Option<Spanned<i64>>,
     pub splice: Option<Spanned<bool>>,
     pub udp_idle_timeout: Option<Spanned<Text>>,
+    pub metrics_max_connections: Option<Spanned<i64>>,
 }
 
 /// `[health]`: active check settings shared by every origin.
@@ -66,6 +67,9 @@ pub struct RawRule {
     pub max_connections: Option<Spanned<i64>>,
     pub ppv2_unique_id: Option<Spanned<bool>>,
     pub max_flows: Option<Spanned<i64>>,
+    pub max_connections_per_client: Option<Spanned<i64>>,
+    pub session_persist_max: Option<Spanned<i64>>,
+    pub source_addresses: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// One `[[origin_group]]`.

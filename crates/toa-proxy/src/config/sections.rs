@@ -9,8 +9,8 @@ use toml::Spanned;
 
 use super::error::{ConfigError, Source};
 use super::raw::{RawGroup, RawHealth, RawProxy, Text};
-use super::values::parse_duration;
-use super::{HealthSettings, OriginSpec, ProxySettings};
+use super::values::parse_bounded_duration;
+use super::{HealthSettings, OriginSpec, ProxySettings, ranges};
 
 pub(super) fn groups(
     src: &Source,
@@ -107,23 +107,47 @@ pub(super) fn proxy(
     if let Some(v) = &raw.splice {
         s.splice = *v.get_ref();
     }
-    for (field, value, slot) in [
+    for (field, value, slot, range) in [
         (
             "connect_timeout",
             &raw.connect_timeout,
             &mut s.connect_timeout,
+            ranges::CONNECT_TIMEOUT,
         ),
-        ("idle_timeout", &raw.idle_timeout, &mut s.idle_timeout),
-        ("drain_timeout", &raw.drain_timeout, &mut s.drain_timeout),
+        (
+            "idle_timeout",
+            &raw.idle_timeout,
+            &mut s.idle_timeout,
+            ranges::IDLE_TIMEOUT,
+        ),
+        (
+            "drain_timeout",
+            &raw.drain_timeout,
+            &mut s.drain_timeout,
+            ranges::DRAIN_TIMEOUT,
+        ),
         (
             "udp_idle_timeout",
             &raw.udp_idle_timeout,
             &mut s.udp_idle_timeout,
+            ranges::UDP_IDLE_TIMEOUT,
         ),
     ] {
         if let Some(v) = value {
-            *slot = duration(src, sec, field, v)?;
+            *slot = duration(src, sec, field, v, range)?;
         }
+    }
+    if let Some(v) = &raw.metrics_max_connections {
+        let n = positive(src, sec, "metrics_max_connections", v)?;
+        if n > 1024 {
+            return Err(src.error(
+                v.span().start,
+                sec,
+                "metrics_max_connections",
+                format!("{n} is out of range; use 1..1024"),
+            ));
+        }
+        s.metrics_max_connections = n as usize;
     }
     if let Some(v) = &raw.access_log {
         s.access_log = *v.get_ref();
@@ -141,10 +165,10 @@ pub(super) fn health(
     };
     let sec = "[health]";
     if let Some(v) = &raw.interval {
-        s.interval = duration(src, sec, "interval", v)?;
+        s.interval = duration(src, sec, "interval", v, ranges::HEALTH_INTERVAL)?;
     }
     if let Some(v) = &raw.timeout {
-        s.timeout = duration(src, sec, "timeout", v)?;
+        s.timeout = duration(src, sec, "timeout", v, ranges::HEALTH_TIMEOUT)?;
     }
     if let Some(v) = &raw.rise {
         s.rise = positive(src, sec, "rise", v)? as u32;
@@ -160,12 +184,10 @@ pub(super) fn duration(
     sec: &str,
     field: &str,
     v: &Spanned<Text>,
+    range: std::ops::RangeInclusive<Duration>,
 ) -> Result<Duration, ConfigError> {
-    match parse_duration(&v.get_ref().as_string()) {
-        Ok(d) if !d.is_zero() => Ok(d),
-        Ok(_) => Err(src.error(v.span().start, sec, field, "must be longer than zero")),
-        Err(r) => Err(src.error(v.span().start, sec, field, r)),
-    }
+    parse_bounded_duration(&v.get_ref().as_string(), &range)
+        .map_err(|r| src.error(v.span().start, sec, field, r))
 }
 
 pub(super) fn positive(

@@ -288,3 +288,53 @@ fn flow_and_connection_caps_belong_to_their_protocol() {
         "proxy.toml:2: [proxy]: udp_idle_timeout: \"soon\" is not a duration like \"30s\", \"500ms\", \"5m\" or \"1h\""
     );
 }
+
+#[test]
+fn resource_keys_are_validated_with_their_line() {
+    let rule = "[[rule]]\ntag = \"web\"\nports = \"80\"\norigins = [\"198.18.2.2\"]\n";
+    for (extra, want) in [
+        (
+            "max_connections_per_client = 0",
+            "proxy.toml:5: rule \"web\": max_connections_per_client: 0 is out of range; use a positive number",
+        ),
+        (
+            "session_persist_max = 0",
+            "proxy.toml:5: rule \"web\": session_persist_max: 0 is out of range; use 1..10000000",
+        ),
+        (
+            "source_addresses = [\"nope\"]",
+            "proxy.toml:5: rule \"web\": source_addresses: \"nope\" is not an IP address",
+        ),
+        (
+            "source_addresses = [\"0.0.0.0\"]",
+            "proxy.toml:5: rule \"web\": source_addresses: 0.0.0.0 is not usable here: list distinct unicast addresses of this host",
+        ),
+        (
+            "protocol = \"udp\"\nsource_addresses = [\"198.18.2.1\"]",
+            "proxy.toml:6: rule \"web\": source_addresses: only tcp rules take source_addresses (a UDP flow holds one socket, not a port per connection)",
+        ),
+    ] {
+        let err = Config::parse(Path::new("proxy.toml"), &format!("{rule}{extra}\n")).unwrap_err();
+        assert_eq!(err.to_string(), want);
+    }
+    let ok = Config::parse(
+            Path::new("proxy.toml"),
+            &format!("{rule}max_connections_per_client = 3\nsource_addresses = [\"198.18.2.1\", \"fd00:2::1\"]\n"),
+        )
+        .unwrap();
+    assert_eq!(ok.rules[0].max_connections_per_client, Some(3));
+    assert_eq!(ok.rules[0].source_addresses.len(), 2);
+    assert_eq!(ok.rules[0].session_persist_max, 100_000);
+}
+
+#[test]
+fn a_file_without_online_rules_is_refused_by_require_online_rules() {
+    let empty = Config::parse(Path::new("proxy.toml"), "").unwrap();
+    assert!(
+        empty
+            .require_online_rules()
+            .unwrap_err()
+            .to_string()
+            .contains("no online rules")
+    );
+}

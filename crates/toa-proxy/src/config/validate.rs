@@ -4,19 +4,17 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::ops::Range;
 use std::path::Path;
-use std::time::Duration;
 
 use toml::Spanned;
 
 use super::error::{ConfigError, Source};
 use super::raw::{RawFile, RawRule, Text};
+use super::resources::rule_resources;
 use super::sections::{groups, health, proxy, resolve};
 use super::values::{Balance, ClientIpMode, PortRange, Protocol, parse_duration};
-use super::{Config, ListenAddr, OriginSpec, Rule, ToaSettings};
+use super::{Config, ListenAddr, OriginSpec, Rule, ToaSettings, ranges};
 
 const TAG_MAX_CHARS: usize = 50;
-const PERSIST_TTL_MIN: Duration = Duration::from_secs(30);
-const PERSIST_TTL_MAX: Duration = Duration::from_secs(3600);
 /// Flows per UDP rule when `max_flows` is not set: each flow holds one upstream socket (a file descriptor).
 pub const DEFAULT_MAX_FLOWS: usize = 10_000;
 /// Option kinds TCP already uses (MSS, window scale, SACK, timestamps) and EOL/NOP.
@@ -229,11 +227,11 @@ fn rule(
     };
 
     let ttl = match &raw.session_persist_ttl {
-        None => PERSIST_TTL_MAX,
+        None => *ranges::SESSION_PERSIST_TTL.end(),
         Some(t) => {
             let ttl = parse_duration(&t.get_ref().as_string())
                 .map_err(|r| err(t.span(), "session_persist_ttl", r))?;
-            if !(PERSIST_TTL_MIN..=PERSIST_TTL_MAX).contains(&ttl) {
+            if !ranges::SESSION_PERSIST_TTL.contains(&ttl) {
                 return Err(err(
                     t.span(),
                     "session_persist_ttl",
@@ -320,7 +318,11 @@ fn rule(
         Some(m) => *m.get_ref() as usize,
     };
 
+    let resources = rule_resources(src, &section, raw, protocol)?;
     Ok(Rule {
+        max_connections_per_client: resources.max_connections_per_client,
+        session_persist_max: resources.session_persist_max,
+        source_addresses: resources.source_addresses,
         tag: name,
         line,
         protocol,

@@ -78,20 +78,42 @@ impl fmt::Display for PortRange {
     }
 }
 
-/// `"3600s"`, `"500ms"`, `"5m"`, `"1h"`; a bare integer (TOML or string) means seconds.
+/// `"3600s"`, `"500ms"`, `"5m"`, `"1h 30m"` (humantime's syntax, overflow checked); a bare
+/// integer (TOML or string) means seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let bad = || format!("\"{text}\" is not a duration like \"30s\", \"500ms\", \"5m\" or \"1h\"");
-    let n: u64 = digits.parse().map_err(|_| bad())?;
-    Ok(match unit {
-        "ms" => Duration::from_millis(n),
-        "" | "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        _ => return Err(bad()),
+    parse(text).map_err(|overflow| {
+        if overflow {
+            format!("\"{text}\" is too long a duration")
+        } else {
+            format!("\"{text}\" is not a duration like \"30s\", \"500ms\", \"5m\" or \"1h\"")
+        }
     })
+}
+
+/// [`parse_duration`], then `range` (inclusive): a value outside it, overflowing ones
+/// included, is refused naming the range.
+pub fn parse_bounded_duration(
+    text: &str,
+    range: &std::ops::RangeInclusive<Duration>,
+) -> Result<Duration, String> {
+    match parse(text) {
+        Ok(d) if range.contains(&d) => Ok(d),
+        Ok(_) | Err(true) => Err(format!(
+            "\"{text}\" is out of range; use {}..{}",
+            humantime::format_duration(*range.start()),
+            humantime::format_duration(*range.end())
+        )),
+        Err(false) => parse_duration(text),
+    }
+}
+
+/// The duration, or whether it failed by overflowing (`true`) rather than by syntax.
+fn parse(text: &str) -> Result<Duration, bool> {
+    let t = text.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return t.parse::<u64>().map(Duration::from_secs).map_err(|_| true);
+    }
+    humantime::parse_duration(t).map_err(|e| matches!(e, humantime::DurationError::NumberOverflow))
 }
 
 /// Formats a duration the way the config writes it (`"30s"`, `"500ms"`).
@@ -238,6 +260,14 @@ mod tests {
         assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
         assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
         assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("18446744073709551615s").is_ok_and(|d| d.as_secs() == u64::MAX));
+        assert!(parse_duration("5124095576030432h").is_err());
+        assert!(parse_duration("99999999999999999999").is_err());
+        let range = Duration::from_secs(1)..=Duration::from_secs(60);
+        assert_eq!(
+            parse_bounded_duration("2m", &range).unwrap_err(),
+            "\"2m\" is out of range; use 1s..1m"
+        );
         assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
     }
 

@@ -10,10 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
-use tokio::sync::OwnedSemaphorePermit;
 
 use super::client_ip::{DatagramWriter, FlowHeaders, FlowInfo};
 use crate::balance::ActiveGuard;
+use crate::limit::{ClientGuard, LimitGuard};
 use crate::server::RuleRuntime;
 
 pub struct Flow {
@@ -42,8 +42,9 @@ pub struct FlowSetup {
     pub headers: FlowHeaders,
     /// The rule as it was when the flow opened (a reload does not move open flows).
     pub rule: Arc<RuleRuntime>,
-    /// Held for the flow's life: the rule's flow cap and the origin's active count.
-    pub _permit: Option<OwnedSemaphorePermit>,
+    /// Held for the flow's life: the rule's flow cap, its per-client cap and the origin's active count.
+    pub _permit: LimitGuard,
+    pub _client: ClientGuard,
     pub _open: ActiveGuard,
 }
 

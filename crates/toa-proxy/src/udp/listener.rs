@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 
 use super::client_ip::{FlowInfo, MAX_DATAGRAM, Off};
 use super::flow::{Flow, FlowSetup, FlowTable};
+use super::metrics::DropReason;
 use super::socket::{ListenSocket, Received};
 use super::upstream;
 use crate::client_ip::normalize;
@@ -91,7 +92,7 @@ async fn forward(flow: &Flow, buf: &mut [u8], len: usize) {
     let (first, every) = flow.next_header();
     let header_len = first.len() + every.len();
     if len + header_len > MAX_DATAGRAM {
-        udp.drop("too_large");
+        udp.drop(DropReason::TooLarge);
         tracing::debug!(client = %flow.setup.info.client, "dropped a {len}-byte datagram: with the {header_len}-byte header it exceeds {MAX_DATAGRAM}");
         return;
     }
@@ -104,7 +105,7 @@ async fn forward(flow: &Flow, buf: &mut [u8], len: usize) {
             flow.count_to_origin(len);
         }
         Err(e) => {
-            udp.drop("origin_send_failed");
+            udp.drop(DropReason::OriginSendFailed);
             tracing::debug!(client = %flow.setup.info.client, origin = %flow.setup.origin, "origin error: send failed: {e}");
         }
     }
@@ -116,17 +117,15 @@ async fn open(
     route: &Route,
     got: &Received,
     port: u16,
-) -> Result<Flow, &'static str> {
+) -> Result<Flow, DropReason> {
     let rule = &*route.rule;
-    let permit = match &rule.limit {
-        None => None,
-        Some(limit) => match limit.clone().try_acquire_owned() {
-            Ok(p) => Some(p),
-            Err(_) => {
-                tracing::debug!(rule = %rule.tag, client = %got.peer, "datagram dropped: max_flows reached");
-                return Err("flow_limit");
-            }
-        },
+    let Some(permit) = rule.limits.open.try_acquire() else {
+        tracing::debug!(rule = %rule.tag, client = %got.peer, "datagram dropped: max_flows reached");
+        return Err(DropReason::FlowLimit);
+    };
+    let Some(client_permit) = rule.limits.per_client.try_acquire(normalize(got.peer).ip()) else {
+        tracing::debug!(rule = %rule.tag, client = %got.peer, "datagram dropped: max_connections_per_client reached");
+        return Err(DropReason::ClientLimit);
     };
     let info = FlowInfo {
         id: shared.next_connection_id.fetch_add(1, Ordering::Relaxed),
@@ -138,20 +137,21 @@ async fn open(
         .selector
         .select(info.client.ip(), &rule.backends, &usable)
     else {
-        rule.metrics.connect_error("no_healthy_origin");
+        rule.metrics
+            .connect_error(crate::error::ConnectErrorKind::NoHealthyOrigin);
         // At most once a second per rule, like TCP: during an outage every datagram lands here.
         if let Some(held_back) = rule.all_down_log.allow() {
             tracing::warn!(rule = %rule.tag, client = %info.client, held_back,
                 "every origin is down: datagram dropped (held_back: datagrams dropped since the last line)");
         }
-        return Err("no_healthy_origin");
+        return Err(DropReason::NoHealthyOrigin);
     };
     let backend = &rule.backends[i];
     let origin = backend.target(route.origin_port);
     let writer = rule.datagram.clone().unwrap_or_else(|| Arc::new(Off));
     let proxy_error = |e: String| {
         tracing::warn!(rule = %rule.tag, client = %info.client, origin = %origin, "proxy error: {e}");
-        "proxy_socket"
+        DropReason::ProxySocket
     };
     let headers = writer.headers(&info).map_err(proxy_error)?;
     if headers.first.len() + headers.every.len() > HEADROOM {
@@ -160,9 +160,14 @@ async fn open(
             writer.name()
         )));
     }
-    let upstream = upstream::connect(origin)
-        .await
-        .map_err(|e| proxy_error(format!("cannot open the upstream socket: {e}")))?;
+    let upstream = upstream::connect(origin).await.map_err(|e| {
+        // Out of descriptors, every new client's datagrams land here: one line a second.
+        if let Some(held_back) = rule.local_error_log.allow() {
+            tracing::warn!(rule = %rule.tag, client = %info.client, origin = %origin, held_back,
+                "proxy error: cannot open the upstream socket: {e} (held_back: datagrams dropped since the last line)");
+        }
+        DropReason::ProxySocket
+    })?;
     tracing::debug!(rule = %rule.tag, client = %info.client, proxy = %info.proxy, origin = %origin,
         mode = writer.name(), "flow opened");
     Ok(Flow::new(FlowSetup {
@@ -175,6 +180,7 @@ async fn open(
         headers,
         rule: route.rule.clone(),
         _permit: permit,
+        _client: client_permit,
         _open: backend.open(),
     }))
 }

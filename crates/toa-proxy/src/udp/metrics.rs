@@ -8,24 +8,55 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::metrics::{RuleMetrics, escape};
 
 /// Why a datagram was not delivered (the `reason` label of `toa_proxy_udp_drops_total`).
-pub const DROP_REASONS: [&str; 8] = [
-    // A new flow above the rule's max_flows.
-    "flow_limit",
-    // A new flow while every origin of the rule is down.
-    "no_healthy_origin",
-    // The proxy could not open the flow's upstream socket or build its header.
-    "proxy_socket",
-    // With the header it would exceed 65,507 bytes.
-    "too_large",
-    // Sending to the origin failed.
-    "origin_send_failed",
-    // The origin answered with ICMP unreachable (nothing listens on its port).
-    "origin_unreachable",
-    // Sending the reply to the client failed.
-    "client_send_failed",
-    // An SPP reply too short to hold the header it starts with.
-    crate::udp::client_ip::SHORT_REPLY,
-];
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// A new flow above the rule's max_flows.
+    FlowLimit,
+    /// A new flow above the rule's max_connections_per_client (flows per client IP).
+    ClientLimit,
+    /// A new flow while every origin of the rule is down.
+    NoHealthyOrigin,
+    /// The proxy could not open the flow's upstream socket or build its header.
+    ProxySocket,
+    /// With the header it would exceed 65,507 bytes.
+    TooLarge,
+    /// Sending to the origin failed.
+    OriginSendFailed,
+    /// The origin answered with ICMP unreachable (nothing listens on its port).
+    OriginUnreachable,
+    /// Sending the reply to the client failed.
+    ClientSendFailed,
+    /// An SPP reply too short to hold the header it starts with.
+    ShortSppReply,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 9] = [
+        DropReason::FlowLimit,
+        DropReason::ClientLimit,
+        DropReason::NoHealthyOrigin,
+        DropReason::ProxySocket,
+        DropReason::TooLarge,
+        DropReason::OriginSendFailed,
+        DropReason::OriginUnreachable,
+        DropReason::ClientSendFailed,
+        DropReason::ShortSppReply,
+    ];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            DropReason::FlowLimit => "flow_limit",
+            DropReason::ClientLimit => "client_limit",
+            DropReason::NoHealthyOrigin => "no_healthy_origin",
+            DropReason::ProxySocket => "proxy_socket",
+            DropReason::TooLarge => "too_large",
+            DropReason::OriginSendFailed => "origin_send_failed",
+            DropReason::OriginUnreachable => "origin_unreachable",
+            DropReason::ClientSendFailed => "client_send_failed",
+            DropReason::ShortSppReply => "short_spp_reply",
+        }
+    }
+}
 
 #[derive(Default)]
 pub struct UdpRuleMetrics {
@@ -35,15 +66,13 @@ pub struct UdpRuleMetrics {
     pub datagrams_to_client: AtomicU64,
     /// Replies forwarded unchanged because they lacked the header the mode expects.
     pub replies_unmarked: AtomicU64,
-    /// Indexed like [`DROP_REASONS`].
-    pub drops: [AtomicU64; DROP_REASONS.len()],
+    /// Indexed like [`DropReason::ALL`].
+    pub drops: [AtomicU64; DropReason::ALL.len()],
 }
 
 impl UdpRuleMetrics {
-    pub fn drop(&self, reason: &str) {
-        if let Some(i) = DROP_REASONS.iter().position(|r| *r == reason) {
-            self.drops[i].fetch_add(1, Ordering::Relaxed);
-        }
+    pub fn drop(&self, reason: DropReason) {
+        self.drops[reason as usize].fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -73,10 +102,10 @@ pub fn families(rules: &BTreeMap<String, Arc<RuleMetrics>>) -> Vec<Family> {
     let drops = rules
         .iter()
         .flat_map(|(t, m)| {
-            DROP_REASONS
+            DropReason::ALL
                 .iter()
                 .zip(&m.udp.drops)
-                .map(move |(r, v)| (format!("{{{},reason=\"{r}\"}}", rule(t)), load(v)))
+                .map(move |(r, v)| (format!("{{{},reason=\"{}\"}}", rule(t), r.name()), load(v)))
         })
         .collect();
     vec![

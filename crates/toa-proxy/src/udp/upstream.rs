@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::client_ip::Reply;
 use super::flow::{Flow, FlowTable};
+use super::metrics::DropReason;
 use super::socket::ListenSocket;
 
 /// Room for the largest datagram the origin can send.
@@ -62,7 +63,7 @@ fn relay_one(flow: &Flow, listener: &ListenSocket, table: &FlowTable, buf: &mut 
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Relayed::Empty,
         Err(e) => {
             // ICMP unreachable for an earlier datagram: that one is lost, the flow goes on.
-            udp.drop("origin_unreachable");
+            udp.drop(DropReason::OriginUnreachable);
             tracing::debug!(client = %flow.setup.info.client, origin = %flow.setup.origin, "origin error: {e}");
             return Relayed::Done;
         }
@@ -76,7 +77,7 @@ fn relay_one(flow: &Flow, listener: &ListenSocket, table: &FlowTable, buf: &mut 
         }
         Reply::Drop(reason) => {
             udp.drop(reason);
-            tracing::debug!(client = %flow.setup.info.client, origin = %flow.setup.origin, "origin reply dropped: {reason}");
+            tracing::debug!(client = %flow.setup.info.client, origin = %flow.setup.origin, "origin reply dropped: {}", reason.name());
             return Relayed::Done;
         }
     };
@@ -89,7 +90,11 @@ fn relay_one(flow: &Flow, listener: &ListenSocket, table: &FlowTable, buf: &mut 
 }
 
 fn client_send_failed(flow: &Flow, e: &io::Error) {
-    flow.setup.rule.metrics.udp.drop("client_send_failed");
+    flow.setup
+        .rule
+        .metrics
+        .udp
+        .drop(DropReason::ClientSendFailed);
     tracing::debug!(client = %flow.setup.info.client, "client error: cannot send the reply: {e}");
 }
 

@@ -23,6 +23,10 @@ pub struct ProxyArgs {
     /// symlinks, so a Kubernetes ConfigMap update is seen). A rejected file keeps the old config.
     #[arg(long)]
     watch_config: bool,
+    /// Accept a config without online rules (at start and on reload): the proxy then
+    /// listens on nothing. Without it such a file is refused as empty or truncated.
+    #[arg(long)]
+    allow_empty: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -32,6 +36,9 @@ enum ProxyCommand {
         /// Config file to validate.
         #[arg(long, short, value_name = "FILE")]
         config: PathBuf,
+        /// Accept a config without online rules, as `toa proxy --allow-empty` would.
+        #[arg(long)]
+        allow_empty: bool,
     },
     /// Forwarding rule lists.
     Rules {
@@ -51,7 +58,10 @@ enum RulesCommand {
 
 pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
     match args.command {
-        Some(ProxyCommand::Check { config }) => check(&config),
+        Some(ProxyCommand::Check {
+            config,
+            allow_empty,
+        }) => check(&config, allow_empty),
         Some(ProxyCommand::Rules {
             command: RulesCommand::Import { file },
         }) => {
@@ -68,14 +78,21 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
                 toa_proxy::ServeOptions {
                     metrics: args.metrics,
                     watch_config: args.watch_config,
+                    allow_empty: args.allow_empty,
                 },
             )
         }
     }
 }
 
-fn check(path: &std::path::Path) -> anyhow::Result<()> {
-    match toa_proxy::Config::load(path) {
+fn check(path: &std::path::Path, allow_empty: bool) -> anyhow::Result<()> {
+    let loaded = toa_proxy::Config::load(path).and_then(|cfg| {
+        if !allow_empty {
+            cfg.require_online_rules()?;
+        }
+        Ok(cfg)
+    });
+    match loaded {
         Ok(cfg) => {
             let online = cfg.online_rules().count();
             println!(

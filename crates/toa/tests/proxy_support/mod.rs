@@ -294,6 +294,65 @@ pub fn exited(pid: u32) -> bool {
         .is_none_or(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X'))
 }
 
+impl ProxyLab {
+    /// Runs `peer.py MODE ARGS...` in the client namespace to completion; its one JSON line.
+    pub fn peer_line(&self, args: &[&str]) -> String {
+        let mut cmd = vec!["timeout", "60", "python3", self.peer.as_str()];
+        cmd.extend_from_slice(args);
+        self.topo
+            .client
+            .run(&cmd)
+            .unwrap_or_else(|e| panic!("peer.py {args:?} failed: {e}\n{}", self.proxy_log()))
+            .trim()
+            .to_string()
+    }
+
+    /// Starts `peer.py MODE ARGS...` in the client namespace and waits for its first line.
+    pub fn spawn_peer(&mut self, args: &[&str]) -> (Spawned, String) {
+        let mut cmd = vec!["python3", self.peer.as_str()];
+        cmd.extend_from_slice(args);
+        let cmd: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
+        let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+        let s = self.topo.lab.spawn(&self.topo.client, None, &cmd).unwrap();
+        let mut line = String::new();
+        eventually(Duration::from_secs(30), "peer report", || {
+            line = std::fs::read_to_string(&s.log).unwrap_or_default();
+            line.contains('}')
+        });
+        (s, line.trim().to_string())
+    }
+
+    /// Open descriptors of the proxy process now.
+    pub fn proxy_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.proxy().pid))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+}
+
+/// Adds `new` with `existing`'s prefix length on the interface that holds `existing` in `ns`.
+pub fn add_address(ns: &toa_lab::Netns, existing: &str, new: &str) {
+    let out = ns.run(&["ip", "-o", "addr", "show"]).unwrap();
+    let line = out
+        .lines()
+        .find(|l| l.contains(&format!(" {existing}/")))
+        .unwrap_or_else(|| panic!("{existing} not in {out}"));
+    let mut words = line.split_whitespace();
+    let dev = words.nth(1).unwrap();
+    let prefix = line.split(&format!("{existing}/")).nth(1).unwrap();
+    let prefix = prefix.split_whitespace().next().unwrap();
+    ns.run(&[
+        "ip",
+        "addr",
+        "add",
+        &format!("{new}/{prefix}"),
+        "dev",
+        dev,
+        "nodad",
+    ])
+    .unwrap();
+}
+
 /// Polls `check` every 100 ms until it holds or `timeout` passes.
 pub fn eventually(timeout: Duration, what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;

@@ -14,6 +14,17 @@ compare both ends. `order` decides half-close: "together" (both send at once),
                                              # the proxy kept open, holds them SECONDS
   peer.py capture HOST PORT                  # origin: per connection, prints the hex of the
                                              # bytes that arrive before the client sends "END"
+  peer.py idle HOST PORT CONNS SECONDS       # opens CONNS connections at once, sends nothing,
+                                             # reports how many opened, holds them SECONDS
+  peer.py trickle HOST PORT LIMIT            # sends one byte a second until the peer closes
+                                             # (or LIMIT seconds); reports the seconds it took
+  peer.py push HOST PORT CONNS BYTES SECS    # CONNS connections each try to send BYTES within SECS
+                                             # (the far end may never read); reports bytes sent
+  peer.py stall HOST PORT                    # origin: accepts and never reads
+  peer.py reset HOST PORT CONNS              # CONNS connections send 1 MiB, then close with RST
+  peer.py reset-origin HOST PORT             # origin: per connection reads 64 KiB, then RST
+  peer.py sequential HOST PORT COUNT         # COUNT connections one after another, each sends
+                                             # "x", closes first and reads to EOF; reports ok/failed
 """
 import hashlib, json, random, socket, sys, threading
 
@@ -78,12 +89,17 @@ def emit(obj):
         print(json.dumps(obj), flush=True)
 
 
-def serve(host, port, nbytes, order):
+def listen(host, port, backlog):
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     srv = socket.socket(family, socket.SOCK_STREAM)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind((host, int(port)))
-    srv.listen(1024)
+    srv.listen(backlog)
+    return srv
+
+
+def serve(host, port, nbytes, order):
+    srv = listen(host, port, 1024)
     seq = 0
     while True:
         conn, peer = srv.accept()
@@ -158,11 +174,7 @@ def hold(host, port, conns, seconds):
 
 
 def capture(host, port):
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    srv = socket.socket(family, socket.SOCK_STREAM)
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind((host, int(port)))
-    srv.listen(64)
+    srv = listen(host, port, 64)
     while True:
         conn, _ = srv.accept()
         data = b""
@@ -180,5 +192,138 @@ def capture(host, port):
         conn.close()
 
 
+def idle(host, port, conns, seconds):
+    import time
+    kept = []
+    for _ in range(int(conns)):
+        try:
+            kept.append(socket.create_connection((host, int(port)), timeout=5))
+        except OSError:
+            pass
+    print(json.dumps({"open": len(kept)}), flush=True)
+    time.sleep(float(seconds))
+
+
+def trickle(host, port, limit):
+    import time
+    s = socket.create_connection((host, int(port)), timeout=5)
+    start = time.monotonic()
+    s.settimeout(1.0)
+    closed = False
+    while time.monotonic() - start < float(limit):
+        try:
+            s.sendall(b"G")
+            if s.recv(1024) == b"":
+                closed = True
+                break
+        except socket.timeout:
+            continue
+        except OSError:
+            closed = True
+            break
+    print(json.dumps({"closed": closed, "seconds": round(time.monotonic() - start, 1)}), flush=True)
+
+
+def push(host, port, conns, nbytes, secs):
+    import time
+    total = [0] * int(conns)
+    def run(i):
+        s = socket.create_connection((host, int(port)), timeout=5)
+        s.setblocking(False)
+        data = b"x" * CHUNK
+        deadline = time.monotonic() + float(secs)
+        while total[i] < int(nbytes) and time.monotonic() < deadline:
+            try:
+                total[i] += s.send(data)
+            except BlockingIOError:
+                time.sleep(0.05)
+            except OSError:
+                break
+        time.sleep(0.5)
+        s.close()
+    at_once(conns, run)
+    print(json.dumps({"sent": sum(total)}), flush=True)
+
+
+def stall(host, port):
+    srv = listen(host, port, 64)
+    held = []
+    while True:
+        conn, _ = srv.accept()
+        held.append(conn)
+
+
+def linger_reset(sock):
+    import struct
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def at_once(conns, run):
+    """Runs run(i) for i in 0..conns, each in its own thread, and waits for all."""
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(int(conns))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def reset(host, port, conns):
+    def run(i):
+        try:
+            s = socket.create_connection((host, int(port)), timeout=5)
+            s.sendall(b"x" * CHUNK)
+            linger_reset(s)
+        except OSError:
+            pass
+    at_once(conns, run)
+    print(json.dumps({"reset": int(conns)}), flush=True)
+
+
+def reset_origin(host, port):
+    srv = listen(host, port, 64)
+    while True:
+        conn, _ = srv.accept()
+        def run(conn=conn):
+            got = 0
+            conn.settimeout(5)
+            try:
+                while got < 65536:
+                    d = conn.recv(65536)
+                    if not d:
+                        break
+                    got += len(d)
+            except OSError:
+                pass
+            linger_reset(conn)
+        threading.Thread(target=run, daemon=True).start()
+
+
+def sequential(host, port, count):
+    ok, failed = 0, 0
+    for _ in range(int(count)):
+        try:
+            s = socket.create_connection((host, int(port)), timeout=5)
+            s.sendall(b"x")
+            s.shutdown(socket.SHUT_WR)
+            s.settimeout(5)
+            got = b""
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                got += d
+            s.close()
+            if got:
+                ok += 1
+            else:
+                failed += 1
+        except OSError:
+            failed += 1
+    print(json.dumps({"ok": ok, "failed": failed}), flush=True)
+
+
 if __name__ == "__main__":
-    {"serve": serve, "client": client, "hammer": hammer, "hold": hold, "capture": capture}[sys.argv[1]](*sys.argv[2:])
+    {"serve": serve, "client": client, "hammer": hammer, "hold": hold, "capture": capture,
+     "idle": idle, "trickle": trickle, "sequential": sequential, "push": push, "stall": stall,
+     "reset": reset, "reset-origin": reset_origin}[sys.argv[1]](*sys.argv[2:])

@@ -12,10 +12,11 @@ use std::sync::Arc;
 
 use crate::client_ip::Modes;
 use crate::config::{ClientIpMode, Rule};
+use crate::udp::metrics::DropReason;
 
 pub use off::Off;
 pub use ppv2::ProxyV2Dgram;
-pub use spp::{SHORT_REPLY, Spp};
+pub use spp::Spp;
 
 /// The largest UDP payload an IPv4 datagram can carry (65,535 − 20 IP − 8 UDP): a datagram
 /// that would be longer with the header cannot be sent, so it is dropped and counted.
@@ -50,7 +51,7 @@ pub enum Reply<'a> {
     /// The reply lacks the header the mode expects; it is sent unchanged and counted.
     Unmarked(&'a [u8]),
     /// Not sent; the reason is the `reason` label of the drop counter.
-    Drop(&'static str),
+    Drop(DropReason),
 }
 
 /// One pass-client-IP mode on UDP.

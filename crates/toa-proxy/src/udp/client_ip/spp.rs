@@ -7,11 +7,9 @@
 use toa_wire::spp;
 
 use super::{DatagramWriter, FlowHeaders, FlowInfo, Reply};
+use crate::udp::metrics::DropReason;
 
 pub struct Spp;
-
-/// Drop reason of a reply that starts with the SPP magic but is shorter than the header.
-pub const SHORT_REPLY: &str = "short_spp_reply";
 
 impl DatagramWriter for Spp {
     fn name(&self) -> &'static str {
@@ -35,7 +33,7 @@ impl DatagramWriter for Spp {
         }
         match spp::parse(datagram) {
             Ok((_, payload)) => Reply::Forward(payload),
-            Err(_) => Reply::Drop(SHORT_REPLY),
+            Err(_) => Reply::Drop(DropReason::ShortSppReply),
         }
     }
 }
@@ -76,7 +74,10 @@ mod tests {
             Spp.reply(&[0x56, 0xEB, 0, 0]),
             Reply::Unmarked(&[0x56, 0xEB, 0, 0])
         );
-        assert_eq!(Spp.reply(&marked[..20]), Reply::Drop(SHORT_REPLY));
+        assert_eq!(
+            Spp.reply(&marked[..20]),
+            Reply::Drop(DropReason::ShortSppReply)
+        );
         assert_eq!(Spp.reply(&[]), Reply::Unmarked(&[]));
     }
 }

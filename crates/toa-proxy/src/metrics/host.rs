@@ -1,0 +1,70 @@
+//! Pressure on the proxy's own host, read when metrics are scraped: TIME_WAIT sockets
+//! and the ephemeral port range of the proxy's network namespace (what runs out first
+//! under many short upstream connections), and the process's descriptors.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// `tw` of the `TCP:` line of /proc/net/sockstat: TIME_WAIT sockets in this namespace.
+pub fn time_wait() -> u64 {
+    let text = std::fs::read_to_string("/proc/net/sockstat").unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("TCP: "))
+        .and_then(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            words
+                .chunks(2)
+                .find(|kv| kv[0] == "tw")
+                .and_then(|kv| kv.get(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Ports in net.ipv4.ip_local_port_range (IPv6 uses the same range).
+pub fn local_port_range_size() -> u64 {
+    let text =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let mut it = text
+        .split_whitespace()
+        .filter_map(|w| w.parse::<u64>().ok());
+    match (it.next(), it.next()) {
+        (Some(lo), Some(hi)) if hi >= lo => hi - lo + 1,
+        _ => 0,
+    }
+}
+
+/// Descriptors this process has open.
+pub fn open_fds() -> u64 {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64)
+}
+
+/// The soft RLIMIT_NOFILE.
+pub fn fd_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        limit.rlim_cur
+    } else {
+        u64::MAX
+    }
+}
+
+/// Descriptors still free, recounted at most every 250 ms: counting walks /proc/self/fd,
+/// and a flood of metrics connections must not turn into a flood of directory walks.
+pub fn free_fds() -> u64 {
+    static CACHED: AtomicU64 = AtomicU64::new(0);
+    static AT_MS: AtomicU64 = AtomicU64::new(0);
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let now = EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1;
+    let at = AT_MS.load(Ordering::Relaxed);
+    if at != 0 && now.saturating_sub(at) < Duration::from_millis(250).as_millis() as u64 {
+        return CACHED.load(Ordering::Relaxed);
+    }
+    let free = fd_limit().saturating_sub(open_fds());
+    CACHED.store(free, Ordering::Relaxed);
+    AT_MS.store(now, Ordering::Relaxed);
+    free
+}

@@ -1,0 +1,84 @@
+//! Fault suite, the metrics endpoint: idle and trickling scrapers cannot take the proxy's
+//! descriptors (a small cap on connections, one deadline per request), and scrapes still
+//! work once they are gone.
+
+mod proxy_support;
+
+use std::time::Duration;
+
+use proxy_support::{ProxyLab, eventually, field};
+use toa_lab::{addr, require_privileges};
+
+#[test]
+fn idle_and_trickling_metrics_clients_are_capped_and_cut_at_the_deadline() {
+    if !require_privileges("idle_and_trickling_metrics_clients_are_capped_and_cut_at_the_deadline")
+    {
+        return;
+    }
+    let config = format!(
+        "[[rule]]\ntag = \"web\"\nports = \"14700\"\norigins = [\"{}\"]\norigin_ports = \"8000\"\n",
+        addr::ORIGIN_V4
+    );
+    let mut lab = ProxyLab::new("fmetrics");
+    lab.serve_http(addr::ORIGIN_V4, 8000, "A");
+    lab.start_proxy(&config, 14700);
+    let baseline = lab.proxy_fds();
+    let peer = lab.peer.clone();
+    // The scrapers run on the edge's loopback, where the endpoint listens.
+    let idle = lab
+        .topo
+        .lab
+        .spawn(
+            &lab.topo.edge,
+            None,
+            &["python3", &peer, "idle", "127.0.0.1", "9100", "300", "30"],
+        )
+        .unwrap();
+    eventually(Duration::from_secs(20), "idle scrapers connected", || {
+        std::fs::read_to_string(&idle.log)
+            .unwrap_or_default()
+            .contains('}')
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let held = lab.proxy_fds().saturating_sub(baseline);
+    assert!(held <= 20, "300 idle scrapers hold {held} descriptors");
+    // The data path is untouched.
+    assert_eq!(
+        lab.who(addr::EDGE_CLIENT_SIDE_V4, 14700).as_deref(),
+        Ok("A")
+    );
+    // The idle ones are cut at the deadline, and scrapes work again.
+    eventually(Duration::from_secs(15), "scrape works", || {
+        let url = format!("http://{}/metrics", proxy_support::METRICS);
+        lab.topo
+            .edge
+            .run(&["curl", "-sS", "--max-time", "5", &url])
+            .is_ok()
+    });
+    assert!(
+        lab.metric("toa_proxy_metrics_connections_refused_total")
+            .unwrap_or(0)
+            > 0
+    );
+    // A client sending one byte a second is cut at the total deadline too.
+    let out = lab
+        .topo
+        .edge
+        .run(&[
+            "timeout",
+            "60",
+            "python3",
+            &peer,
+            "trickle",
+            "127.0.0.1",
+            "9100",
+            "30",
+        ])
+        .unwrap();
+    assert_eq!(field(&out, "closed"), "true", "{out}");
+    let seconds: f64 = field(&out, "seconds").parse().unwrap();
+    assert!(
+        (3.0..=12.0).contains(&seconds),
+        "trickling client held for {seconds}s"
+    );
+}
