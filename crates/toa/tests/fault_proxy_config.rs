@@ -49,6 +49,7 @@ fn overflowing_and_out_of_range_durations_are_refused_naming_file_line_and_field
         assert!(err.contains("use "), "{err:?} names no range");
         assert_eq!(err.lines().count(), 1, "{err}");
     }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -74,5 +75,6 @@ fn a_config_without_rules_is_refused_at_start_unless_allow_empty() {
     let still = child.try_wait().unwrap().is_none();
     let _ = child.kill();
     let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
     assert!(still, "toa proxy --allow-empty exited");
 }
