@@ -25,12 +25,13 @@ kt_matrix_cmd() {
   cat <<EOF
 status=0
 step() {
-  local name=\$1 s
+  local name=\$1 s start=\$SECONDS
   shift
   echo "kernel-test: step \$name"
   "\$@"
   s=\$?
   echo "kernel-test: step \$name exit \$s"
+  echo "kernel-test: step \$name took \$((SECONDS - start))s"
   [ "\$s" = 0 ] || [ "\$status" != 0 ] || status=\$s
 }
 step doctor $(printf %q "$kt_toa") doctor

@@ -5,6 +5,7 @@
 use crate::caps::effective_capabilities;
 use crate::{LoaderError, Result};
 use std::ffi::CString;
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -45,6 +46,21 @@ fn ensure_mounted(dir: &str, fs: &'static str, magic: i64) -> Result<PathBuf> {
         return Ok(path);
     }
     std::fs::create_dir_all(&path).map_err(LoaderError::io("creating", &path))?;
+    // Check again under a lock: two toa processes starting on a fresh boot
+    // both saw nothing mounted and both mounted, and the second mount hid the
+    // pins the first was writing (BPF_OBJ_PIN: ENOENT; scripts/kernel-test).
+    let lock_path = path.with_extension("mount-lock");
+    let lock =
+        std::fs::File::create(&lock_path).map_err(LoaderError::io("creating", &lock_path))?;
+    // SAFETY: flock on a descriptor we own; released when `lock` is dropped.
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(LoaderError::io("locking", &lock_path)(
+            std::io::Error::last_os_error(),
+        ));
+    }
+    if fs_magic(&path) == Some(magic) {
+        return Ok(path);
+    }
     let target = CString::new(dir).expect("no NUL in constant path");
     let fstype = CString::new(fs).expect("no NUL in fs name");
     // SAFETY: valid NUL-terminated strings; no mount data.
@@ -165,6 +181,37 @@ pub(crate) fn inode(path: &Path) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Without the lock, 2 of 3 runs stacked 2 to 8 bpffs mounts here.
+    #[test]
+    fn concurrent_first_mounts_mount_once() {
+        if unsafe { libc::geteuid() } != 0 {
+            assert!(std::env::var("CI").is_err(), "CI runs as root");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("toa-mount-race-{}", std::process::id()));
+        let dir_str = dir.to_str().unwrap().to_string();
+        let start = std::sync::Barrier::new(8);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    start.wait();
+                    ensure_mounted(&dir_str, "bpf", BPF_FS_MAGIC).unwrap()
+                });
+            }
+        });
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter(|l| l.split(' ').nth(4) == Some(dir_str.as_str()))
+            .count();
+        let target = CString::new(dir_str.as_str()).unwrap();
+        // SAFETY: unmounting what this test mounted.
+        while unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) } == 0 {}
+        let _ = std::fs::remove_dir(&dir);
+        let _ = std::fs::remove_file(dir.with_extension("mount-lock"));
+        assert_eq!(mounts, 1, "bpffs mounted {mounts} times at {dir_str}");
+    }
 
     #[test]
     fn kernel_versions_parse_major_minor() {
