@@ -38,14 +38,7 @@ impl EdgeWriter {
     /// and attaches the writer there, writing option `kind`. Sockets created
     /// from now on are covered; only registered ones get the option.
     pub fn attach_to_self(kind: u8) -> Result<EdgeWriter> {
-        if kind <= 1 {
-            let reason = if kind == 0 {
-                "kind 0 is End of Option List"
-            } else {
-                "kind 1 is No-Operation"
-            };
-            return Err(LoaderError::BadKind { kind, reason });
-        }
+        toa_wire::toa::check_kind(kind)?;
         preflight()?;
         let root = cgroup2_root()?;
         remove_stale_children(&root);
