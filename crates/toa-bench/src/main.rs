@@ -55,6 +55,13 @@ enum Cmd {
     Serve(serve::ServeArgs),
     /// Mixed traffic for N minutes under SIGHUPs and origin restarts; writes a report.
     Soak(soak::SoakArgs),
+    /// Redraw the report and charts of an earlier soak from its raw.json.
+    SoakReport {
+        raw: PathBuf,
+        /// Directory holding `soak-<date>.md` and `soak-<date>/`.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// The load generator (run inside the client namespace).
     #[command(subcommand)]
     Load(load::LoadCmd),
@@ -73,6 +80,7 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Serve(a) => serve::run(a),
         Cmd::Soak(a) => soak::run(a),
+        Cmd::SoakReport { raw, out } => soak::redraw(&raw, &out),
         Cmd::Load(c) => load::run(c),
     }
 }

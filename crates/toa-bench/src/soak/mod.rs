@@ -259,6 +259,16 @@ pub fn run(args: SoakArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Rewrites the report and charts of an earlier soak from its raw.json.
+pub fn redraw(raw: &Path, out: &Path) -> anyhow::Result<()> {
+    let soak: Soak = serde_json::from_slice(&std::fs::read(raw)?)?;
+    let dir = out.join(format!("soak-{}", soak.date));
+    std::fs::create_dir_all(&dir)?;
+    let path = report::write(&soak, out, &dir)?;
+    eprintln!("soak: wrote {}", path.display());
+    Ok(())
+}
+
 /// Unloads the receiver when the soak ends, however it ends.
 struct Unload {
     toa: String,

@@ -92,7 +92,8 @@ pub fn write(soak: &Soak, out: &Path, dir: &Path) -> anyhow::Result<PathBuf> {
     writeln!(
         md,
         "`bench/soak --minutes {}`: mixed traffic through `toa proxy` to two origin servers on a cgroup with `toa origin` loaded, \
-         a SIGHUP to the proxy every 30 s and one origin server restarted every minute. \
+         a SIGHUP to the proxy every 30 s and one origin server restarted every minute \
+         (its TCP server, killed and started again, alternating between the two; the UDP echo servers run throughout). \
          Client, edge and origin are network namespaces of `toa-lab` (198.18.1.2 ⇄ 198.18.1.1 / 198.18.2.1 ⇄ 198.18.2.2 and 198.18.2.3). \
          Traffic: 4 threads each of TCP with TOA and TCP with PROXY v2 (1 KiB to 256 KiB per connection, the origin replies with the \
          sha256 of what it received and the client address it saw), and 2 threads of UDP with SPP (1 to 1,204-byte datagrams echoed \
