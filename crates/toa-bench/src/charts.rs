@@ -167,3 +167,59 @@ pub fn short(v: f64) -> String {
     };
     format!("{v:.digits$}{suffix}")
 }
+
+/// A line chart over time: each series is (x, y) points in x order.
+pub struct Lines<'a> {
+    pub title: &'a str,
+    pub x_label: &'a str,
+    pub y_label: &'a str,
+    pub series: Vec<(String, Vec<(f64, f64)>)>,
+}
+
+pub fn draw_lines(path: &Path, lines: &Lines) -> anyhow::Result<()> {
+    register_font()?;
+    let root = BitMapBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    let points = || lines.series.iter().flat_map(|(_, p)| p.iter());
+    let x_max = points().map(|p| p.0).fold(0.0, f64::max).max(1.0);
+    let top = points().map(|p| p.1).fold(0.0, f64::max);
+    let y_max = if top > 0.0 { top * 1.2 } else { 1.0 };
+    let mut chart = ChartBuilder::on(&root)
+        .caption(lines.title, ("sans-serif", 24))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0.0..x_max, 0.0..y_max)?;
+    chart
+        .configure_mesh()
+        .x_desc(lines.x_label)
+        .y_desc(lines.y_label)
+        .y_label_formatter(&|v| axis_label(*v, y_max))
+        .bold_line_style(BLACK.mix(0.15))
+        .light_line_style(TRANSPARENT)
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 16))
+        .draw()?;
+    for (i, (name, points)) in lines.series.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                color.stroke_width(2),
+            ))?
+            .label(name.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK.mix(0.3))
+        .label_font(("sans-serif", 14))
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()?;
+    root.present()
+        .map_err(|e| anyhow!("writing {}: {e}", path.display()))?;
+    Ok(())
+}

@@ -10,6 +10,7 @@
 //!   is what it speaks (PROXY v2 headers are parsed with `toa-wire`).
 //! - [`results`], [`report`], [`charts`]: raw samples, the Markdown report, the PNG charts.
 //! - [`procfs`], [`machine`]: CPU, memory, machine and version facts; [`profile`]: perf profiles.
+//! - [`soak`]: `toa-bench soak`, the long run under SIGHUPs and origin restarts (`bench/soak`).
 
 mod charts;
 mod load;
@@ -23,6 +24,7 @@ mod results;
 mod run;
 mod scenarios;
 mod serve;
+mod soak;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -51,6 +53,15 @@ enum Cmd {
     },
     /// The origin server (run inside the origin namespace).
     Serve(serve::ServeArgs),
+    /// Mixed traffic for N minutes under SIGHUPs and origin restarts; writes a report.
+    Soak(soak::SoakArgs),
+    /// Redraw the report and charts of an earlier soak from its raw.json.
+    SoakReport {
+        raw: PathBuf,
+        /// Directory holding `soak-<date>.md` and `soak-<date>/`.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// The load generator (run inside the client namespace).
     #[command(subcommand)]
     Load(load::LoadCmd),
@@ -68,6 +79,8 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Serve(a) => serve::run(a),
+        Cmd::Soak(a) => soak::run(a),
+        Cmd::SoakReport { raw, out } => soak::redraw(&raw, &out),
         Cmd::Load(c) => load::run(c),
     }
 }

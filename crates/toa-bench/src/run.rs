@@ -26,7 +26,7 @@ const NOFILE_RESERVE: u64 = 256;
 const FDS_PER_IDLE: u64 = 2;
 /// Applied in every lab namespace: a wide ephemeral range and TIME_WAIT reuse,
 /// so tens of thousands of short connections per round never run out of ports.
-const SYSCTLS: [(&str, &str); 4] = [
+pub(crate) const SYSCTLS: [(&str, &str); 4] = [
     ("net.ipv4.ip_local_port_range", "20000 65000"),
     ("net.ipv4.tcp_tw_reuse", "1"),
     ("net.core.somaxconn", "8192"),
@@ -435,7 +435,7 @@ fn runs(cmd: &[&str]) -> bool {
 }
 
 /// Today's UTC date as YYYY-MM-DD.
-fn today() -> String {
+pub(crate) fn today() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs()) as libc::time_t;
@@ -459,7 +459,7 @@ extern "C" fn on_interrupt(_: libc::c_int) {
 
 /// Ctrl-C stops the run between measurements, so the lab is torn down by
 /// `Drop` instead of leaving namespaces and cgroups behind.
-fn install_interrupt_handler() {
+pub(crate) fn install_interrupt_handler() {
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
         libc::signal(

@@ -44,6 +44,12 @@ pub enum EdgeCounter {
     FlagsFailed,
     /// First packet from the server after the handshake: writing stopped.
     WritingStopped,
+    /// Writing could not be switched off at the server's first packet: the
+    /// option keeps going out (harmless, the receiver reads the first one).
+    StopFailed,
+    /// The writer's config (the option kind) is missing or zero: packet sent
+    /// without TOA.
+    ConfigMissing,
     /// Number of counters; sizes the per-CPU array.
     COUNT,
 }
@@ -58,6 +64,8 @@ impl EdgeCounter {
         EdgeCounter::StoreFailed,
         EdgeCounter::FlagsFailed,
         EdgeCounter::WritingStopped,
+        EdgeCounter::StopFailed,
+        EdgeCounter::ConfigMissing,
     ];
 
     /// Row / metric name.
@@ -70,6 +78,8 @@ impl EdgeCounter {
             EdgeCounter::StoreFailed => "store_failed",
             EdgeCounter::FlagsFailed => "flags_failed",
             EdgeCounter::WritingStopped => "writing_stopped",
+            EdgeCounter::StopFailed => "stop_failed",
+            EdgeCounter::ConfigMissing => "config_missing",
             EdgeCounter::COUNT => "count",
         }
     }
@@ -78,3 +88,19 @@ impl EdgeCounter {
 #[cfg(feature = "user")]
 // SAFETY: repr(C), Copy, plain data, padding explicit.
 unsafe impl aya::Pod for EdgeConfig {}
+
+#[cfg(test)]
+mod tests {
+    use super::EdgeCounter;
+
+    #[test]
+    fn every_edge_counter_is_listed_once_in_index_order_with_its_own_name() {
+        for (i, c) in EdgeCounter::ALL.iter().enumerate() {
+            assert_eq!(*c as usize, i, "{}", c.name());
+        }
+        let mut names: Vec<_> = EdgeCounter::ALL.iter().map(|c| c.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), EdgeCounter::COUNT as usize);
+    }
+}

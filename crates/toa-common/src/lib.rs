@@ -10,11 +10,14 @@
 //! - [`origin`]: the receiver on origin servers (config, per-socket client
 //!   address, counters).
 //! - [`edge`]: the option writer on the proxy (per-socket client, counters).
+//! - [`options`]: the TOA walk over a TCP header, in the verifier's shape.
+//! - [`plausible`]: which client addresses a trusted TOA may carry.
 #![cfg_attr(not(test), no_std)]
 
 pub mod edge;
 pub mod options;
 pub mod origin;
+pub mod plausible;
 
 /// The TCP option kind DPVS, LVS and most eBPF ports use for TOA.
 pub const DEFAULT_KIND: u8 = 254;

@@ -60,6 +60,9 @@ impl OriginConfig {
 pub const STATUS_TRUSTED: u8 = 1;
 /// The TOA came from a source outside the allowlist and is ignored.
 pub const STATUS_UNTRUSTED: u8 = 2;
+/// The TOA came from a trusted source but names an address no client can
+/// have (see [`crate::plausible`]) and is ignored.
+pub const STATUS_INVALID: u8 = 3;
 
 /// What the receiver stored for one accepted socket (sk_storage value).
 #[repr(C)]
@@ -67,7 +70,7 @@ pub const STATUS_UNTRUSTED: u8 = 2;
 pub struct SocketToa {
     /// The address carried by the option.
     pub client: ClientAddr,
-    /// [`STATUS_TRUSTED`] or [`STATUS_UNTRUSTED`].
+    /// [`STATUS_TRUSTED`], [`STATUS_UNTRUSTED`] or [`STATUS_INVALID`].
     pub status: u8,
     /// Explicit padding (zero).
     pub _pad: [u8; 3],
@@ -81,7 +84,8 @@ pub struct SocketToa {
 pub type TrustAddr = [u8; 16];
 
 /// The origin's per-CPU counters, one row each in `toa origin stats`. The
-/// first eight keep toa.ko's `/proc/net/toa_stats` names and order.
+/// first eight keep toa.ko's `/proc/net/toa_stats` names and order; new ones
+/// go at the end, so existing rows keep their index and name.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counter {
@@ -104,14 +108,27 @@ pub enum Counter {
     Ip6AddressFree,
     /// TOA from a source outside the `--trust` allowlist, ignored (anti-spoofing).
     SynRecvSockUntrusted,
-    /// A TOA was found but no per-socket record could be allocated (no memory): ignored.
+    /// A TOA was found but the kernel could not allocate its per-socket record: ignored.
     SynRecvSockNoMem,
     /// getsockopt(IPPROTO_IP, 4096) answered with the client address.
     LookupToaOk,
-    /// getsockopt(IPPROTO_IP, 4096) on a socket without (trusted) TOA: ENOENT.
+    /// getsockopt(IPPROTO_IP, 4096) on a socket without a trusted, plausible TOA: ENOENT.
     LookupToaEmpty,
     /// getsockopt(IPPROTO_IP, 4096) with a buffer under 18 bytes: EINVAL.
     LookupShortBuffer,
+    /// TCP_SAVE_SYN could not be set on a listener: a TOA carried only on the
+    /// SYN (not on the handshake ACK) is lost on its connections.
+    ListenSaveSynFailed,
+    /// Handshake completed but the callback had no full socket: nothing stored.
+    SynRecvSockNoSk,
+    /// The close callback could not be switched on: the record is still freed
+    /// with the socket, but `ip6_address_free` will not count it.
+    SynRecvSockCbFailed,
+    /// Trusted TOA naming an address no client can have (0.0.0.0, loopback,
+    /// multicast, broadcast, ::, port 0, …): not applied.
+    SynRecvSockInvalid,
+    /// getpeername on a socket whose TOA was implausible: left unchanged.
+    GetnameToaInvalid,
     /// Number of counters; sizes the per-CPU array.
     COUNT,
 }
@@ -132,6 +149,11 @@ impl Counter {
         Counter::LookupToaOk,
         Counter::LookupToaEmpty,
         Counter::LookupShortBuffer,
+        Counter::ListenSaveSynFailed,
+        Counter::SynRecvSockNoSk,
+        Counter::SynRecvSockCbFailed,
+        Counter::SynRecvSockInvalid,
+        Counter::GetnameToaInvalid,
     ];
 
     /// The row name in `toa origin stats` (toa.ko's names for the first eight).
@@ -150,6 +172,11 @@ impl Counter {
             Counter::LookupToaOk => "lookup_toa_ok",
             Counter::LookupToaEmpty => "lookup_toa_empty",
             Counter::LookupShortBuffer => "lookup_short_buffer",
+            Counter::ListenSaveSynFailed => "listen_save_syn_failed",
+            Counter::SynRecvSockNoSk => "syn_recv_sock_no_sk",
+            Counter::SynRecvSockCbFailed => "syn_recv_sock_cb_failed",
+            Counter::SynRecvSockInvalid => "syn_recv_sock_invalid",
+            Counter::GetnameToaInvalid => "getname_toa_invalid",
             Counter::COUNT => "count",
         }
     }
@@ -174,6 +201,21 @@ impl Counter {
             Counter::LookupToaOk => "getsockopt(IPPROTO_IP, 4096) lookups answered.",
             Counter::LookupToaEmpty => "Lookups on sockets without (trusted) TOA: ENOENT.",
             Counter::LookupShortBuffer => "Lookups with a buffer under 18 bytes: EINVAL.",
+            Counter::ListenSaveSynFailed => {
+                "Listeners where TCP_SAVE_SYN could not be set (a SYN-only TOA is lost)."
+            }
+            Counter::SynRecvSockNoSk => {
+                "Handshakes whose callback had no full socket: nothing stored."
+            }
+            Counter::SynRecvSockCbFailed => {
+                "Records whose close callback could not be enabled (freed, not counted)."
+            }
+            Counter::SynRecvSockInvalid => {
+                "Trusted TOAs naming an implausible client address: not applied."
+            }
+            Counter::GetnameToaInvalid => {
+                "getpeername on a socket whose TOA was implausible (left unchanged)."
+            }
             Counter::COUNT => "Number of counters.",
         }
     }
@@ -184,4 +226,22 @@ mod pod {
     // SAFETY (both): repr(C), Copy, plain data, padding explicit.
     unsafe impl aya::Pod for super::OriginConfig {}
     unsafe impl aya::Pod for super::SocketToa {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Counter;
+
+    #[test]
+    fn every_counter_is_listed_once_in_index_order_with_its_own_name() {
+        for (i, c) in Counter::ALL.iter().enumerate() {
+            assert_eq!(*c as usize, i, "{}", c.name());
+        }
+        let mut names: Vec<_> = Counter::ALL.iter().map(|c| c.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Counter::COUNT as usize);
+        // `toa origin stats` pads names to 25 columns, as /proc/net/toa_stats.
+        assert!(names.iter().all(|n| n.len() < 25), "{names:?}");
+    }
 }

@@ -107,9 +107,30 @@ impl OriginCounters {
     pub fn lookup_short_buffer(&self) -> u64 {
         self.total(Counter::LookupShortBuffer)
     }
+    /// Listeners on which TCP_SAVE_SYN could not be set.
+    pub fn listen_save_syn_failed(&self) -> u64 {
+        self.total(Counter::ListenSaveSynFailed)
+    }
+    /// Handshakes whose callback had no full socket.
+    pub fn syn_recv_sock_no_sk(&self) -> u64 {
+        self.total(Counter::SynRecvSockNoSk)
+    }
+    /// Stored records whose close callback could not be switched on.
+    pub fn syn_recv_sock_cb_failed(&self) -> u64 {
+        self.total(Counter::SynRecvSockCbFailed)
+    }
+    /// Trusted TOAs with an implausible client address, not applied.
+    pub fn syn_recv_sock_invalid(&self) -> u64 {
+        self.total(Counter::SynRecvSockInvalid)
+    }
+    /// getpeername on sockets whose TOA was implausible.
+    pub fn getname_toa_invalid(&self) -> u64 {
+        self.total(Counter::GetnameToaInvalid)
+    }
 }
 
-/// The edge writer's counters, summed over CPUs.
+/// The edge writer's counters, summed over CPUs. [`EdgeStats::total`] reads
+/// any of them by [`EdgeCounter`] (exhaustive: a new counter needs a field).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EdgeStats {
     /// Options written into outgoing packets.
@@ -126,6 +147,10 @@ pub struct EdgeStats {
     pub connects_unregistered: u64,
     /// Connections where writing stopped at the origin's first packet.
     pub writing_stopped: u64,
+    /// Connections where writing could not be switched off (option kept going out).
+    pub stop_failed: u64,
+    /// Packets sent without TOA because the writer's config (kind) was missing.
+    pub config_missing: u64,
 }
 
 impl EdgeStats {
@@ -140,6 +165,26 @@ impl EdgeStats {
             connects_registered: sum(EdgeCounter::ConnectRegistered),
             connects_unregistered: sum(EdgeCounter::ConnectUnregistered),
             writing_stopped: sum(EdgeCounter::WritingStopped),
+            stop_failed: sum(EdgeCounter::StopFailed),
+            config_missing: sum(EdgeCounter::ConfigMissing),
         })
+    }
+
+    /// One counter, by id (e.g. to export every counter in a loop over
+    /// [`EdgeCounter::ALL`], named by [`EdgeCounter::name`]).
+    pub fn total(&self, counter: EdgeCounter) -> u64 {
+        match counter {
+            EdgeCounter::ConnectRegistered => self.connects_registered,
+            EdgeCounter::ConnectUnregistered => self.connects_unregistered,
+            EdgeCounter::OptionsWritten => self.written,
+            EdgeCounter::ReserveFailed => self.reserve_failed,
+            EdgeCounter::StoreFailed => self.store_failed,
+            EdgeCounter::FlagsFailed => self.flags_failed,
+            EdgeCounter::WritingStopped => self.writing_stopped,
+            EdgeCounter::StopFailed => self.stop_failed,
+            EdgeCounter::ConfigMissing => self.config_missing,
+            // Sizes the array; not a counter, never in EdgeCounter::ALL.
+            EdgeCounter::COUNT => 0,
+        }
     }
 }

@@ -52,14 +52,7 @@ impl EdgeWriter {
     /// is the cgroup2 root), writing option `kind`. Sockets in that cgroup get
     /// the option only once registered.
     pub fn attach_to_self(kind: u8) -> Result<EdgeWriter> {
-        if kind <= 1 {
-            let reason = if kind == 0 {
-                "kind 0 is End of Option List"
-            } else {
-                "kind 1 is No-Operation"
-            };
-            return Err(LoaderError::BadKind { kind, reason });
-        }
+        toa_wire::toa::check_kind(kind)?;
         preflight()?;
         let own = own_cgroup()?;
         if !is_cgroup2_root(&own) {

@@ -31,8 +31,13 @@ pub enum LoaderError {
     ToaKoLoaded,
     #[error("bad trust CIDR {input:?}: {reason} (expected e.g. 198.18.1.0/24 or fd00:1::/64)")]
     BadCidr { input: String, reason: &'static str },
-    #[error("bad option kind {kind}: {reason}")]
-    BadKind { kind: u8, reason: &'static str },
+    // Not `#[from]`: that would make the rule a "cause" printed on a line of its own.
+    #[error("bad option kind {kind}: {rule}", kind = .0.kind, rule = .0)]
+    BadKind(toa_wire::toa::KindError),
+    #[error(
+        "refusing to trust any source on {}: it trusts only {trust}; pass --trust-any to drop the list, or --trust <CIDR> to replace it", cgroup.display()
+    )]
+    WouldTrustAny { cgroup: PathBuf, trust: String },
     #[error("too many option kinds ({given}): at most {max} can be accepted at once")]
     TooManyKinds { given: usize, max: usize },
     #[error("too many trust entries ({given}): at most {max}")]
@@ -58,6 +63,12 @@ pub enum LoaderError {
         action: String,
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+impl From<toa_wire::toa::KindError> for LoaderError {
+    fn from(err: toa_wire::toa::KindError) -> Self {
+        LoaderError::BadKind(err)
+    }
 }
 
 /// Shorthand for the loader's results.

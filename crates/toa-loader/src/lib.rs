@@ -6,6 +6,7 @@
 //!
 //! # Layout
 //! - [`Origin`]: the receiver on one cgroup — load/update, unload, status, counters.
+//! - [`Settings`]: what a receiver accepts (kinds, trust list) and what a reload changes.
 //! - [`EdgeWriter`]: the proxy's option writer on the proxy's own cgroup.
 //! - [`OriginCounters`], [`EdgeStats`]: counter snapshots.
 //! - [`cgroup2_root`], [`bpffs_root`], [`preflight`]: host setup and checks.
@@ -17,6 +18,7 @@ mod counters;
 mod edge;
 mod error;
 mod origin;
+mod settings;
 mod sys;
 mod system;
 mod trust;
@@ -25,7 +27,8 @@ pub use caps::{CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN, Capabilities, effective_ca
 pub use counters::{EdgeStats, OriginCounters};
 pub use edge::EdgeWriter;
 pub use error::{LoaderError, Result};
-pub use origin::{AttachedProgram, LoadOutcome, Origin, Settings};
+pub use origin::{AttachedProgram, LoadOutcome, Origin};
+pub use settings::{Settings, Widening};
 pub use system::{
     BPFFS_ROOT, CGROUP2_ROOT, LOOKUP_ERRNO_KERNEL, MIN_KERNEL, bpffs_root, cgroup2_root,
     kernel_release, lookup_errno_supported, parse_version, preflight, require_cgroup2,

@@ -6,6 +6,7 @@
 //! cgroup, named by the cgroup's inode so every path to it finds the same pins.
 
 use crate::counters::OriginCounters;
+use crate::settings::{Settings, Widening};
 use crate::sys::{self, AttachType, link_cgroup_id, link_create, obj_get, obj_pin};
 use crate::system::{
     BPFFS_ROOT, bpffs_mounted, bpffs_root, inode, mounted_cgroup2, preflight, require_cgroup2,
@@ -20,7 +21,7 @@ use aya::{Ebpf, include_bytes_aligned};
 use std::fs::File;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use toa_common::origin::{self as shared, MAX_KINDS, MAX_TRUST_ENTRIES, OriginConfig, TrustAddr};
+use toa_common::origin::{self as shared, OriginConfig, TrustAddr};
 
 /// The origin programs, built by build.rs.
 static ORIGIN_OBJECT: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/toa-origin"));
@@ -40,91 +41,14 @@ const MAPS: [&str; 4] = [
     shared::MAP_COUNTERS,
 ];
 
-/// What the origin accepts: option kinds and trusted proxy networks.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Settings {
-    /// Accepted option kinds (default `[254]`), at most [`MAX_KINDS`].
-    pub kinds: Vec<u8>,
-    /// Trusted proxies; empty means every source is trusted (toa.ko's behaviour).
-    pub trust: Vec<TrustedNet>,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            kinds: vec![toa_common::DEFAULT_KIND],
-            trust: Vec::new(),
-        }
-    }
-}
-
-/// The one text for settings, everywhere toa shows them:
-/// `kinds 254, 200; trust 198.18.2.0/24, fd00:2::/64`, or `...; trust any source`.
-impl std::fmt::Display for Settings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kinds: Vec<String> = self.kinds.iter().map(u8::to_string).collect();
-        write!(f, "kinds {}; trust ", kinds.join(", "))?;
-        if self.trust.is_empty() {
-            return f.write_str("any source");
-        }
-        let trust: Vec<String> = self.trust.iter().map(TrustedNet::to_string).collect();
-        f.write_str(&trust.join(", "))
-    }
-}
-
-impl Settings {
-    /// The kernel-side config, or the reason these settings are invalid.
-    pub fn to_config(&self) -> Result<OriginConfig> {
-        let mut kinds: Vec<u8> = Vec::new();
-        for &kind in &self.kinds {
-            match kind {
-                0 => {
-                    return Err(LoaderError::BadKind {
-                        kind,
-                        reason: "kind 0 is End of Option List",
-                    });
-                }
-                1 => {
-                    return Err(LoaderError::BadKind {
-                        kind,
-                        reason: "kind 1 is No-Operation",
-                    });
-                }
-                _ if !kinds.contains(&kind) => kinds.push(kind),
-                _ => {}
-            }
-        }
-        if kinds.is_empty() {
-            kinds.push(toa_common::DEFAULT_KIND);
-        }
-        if kinds.len() > MAX_KINDS {
-            return Err(LoaderError::TooManyKinds {
-                given: kinds.len(),
-                max: MAX_KINDS,
-            });
-        }
-        if self.trust.len() > MAX_TRUST_ENTRIES as usize {
-            return Err(LoaderError::TooManyTrusted {
-                given: self.trust.len(),
-                max: MAX_TRUST_ENTRIES,
-            });
-        }
-        let mut config = OriginConfig {
-            trust_enabled: u8::from(!self.trust.is_empty()),
-            ..Default::default()
-        };
-        config.kinds[..kinds.len()].copy_from_slice(&kinds);
-        Ok(config)
-    }
-}
-
 /// What [`Origin::load`] did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LoadOutcome {
     /// Programs were loaded, attached and pinned.
     Attached,
-    /// Already attached: kinds and trust list were updated in place.
-    Updated,
+    /// Already attached: kinds and trust list were updated in place; these
+    /// were the settings before.
+    Updated { before: Settings },
 }
 
 /// One attached program, as seen through its pinned link.
@@ -145,9 +69,14 @@ pub struct Origin {
 impl Origin {
     /// Loads, attaches and pins the receiver on `cgroup`; if it is already
     /// attached there, updates kinds and trust list in place instead. Bad
-    /// settings are rejected before anything changes; a failed first load
-    /// leaves nothing behind.
-    pub fn load(cgroup: &Path, settings: &Settings) -> Result<(Origin, LoadOutcome)> {
+    /// settings, and a reload that would drop the trust list without
+    /// [`Widening::Allow`], are rejected before anything changes; a failed
+    /// first load leaves nothing behind.
+    pub fn load(
+        cgroup: &Path,
+        settings: &Settings,
+        widening: Widening,
+    ) -> Result<(Origin, LoadOutcome)> {
         let mut config = settings.to_config()?;
         preflight()?;
         config.lookup_errno = u8::from(crate::system::lookup_errno_supported());
@@ -158,8 +87,10 @@ impl Origin {
             pins: pin_dir(cgroup)?,
         };
         if origin.is_attached() {
+            let before = origin.settings()?;
+            settings.check_widening(&before, widening, cgroup)?;
             origin.apply(config, &settings.trust)?;
-            return Ok((origin, LoadOutcome::Updated));
+            return Ok((origin, LoadOutcome::Updated { before }));
         }
         // Leftovers of a cgroup that was removed, or of a crash mid-load.
         remove_pins(&origin.pins)?;
@@ -488,63 +419,4 @@ fn config_map(pins: &Path) -> Result<Array<MapData, OriginConfig>> {
 fn trust_map(pins: &Path) -> Result<LpmTrie<MapData, TrustAddr, u32>> {
     LpmTrie::try_from(pinned_map(pins, shared::MAP_TRUST)?)
         .map_err(LoaderError::ebpf("opening the trust map"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn settings_reject_eol_and_nop_kinds() {
-        for kind in [0u8, 1] {
-            let s = Settings {
-                kinds: vec![kind],
-                trust: vec![],
-            };
-            assert!(matches!(s.to_config(), Err(LoaderError::BadKind { .. })));
-        }
-    }
-
-    #[test]
-    fn settings_dedupe_kinds_and_cap_their_number() {
-        let s = Settings {
-            kinds: vec![254, 200, 254],
-            trust: vec![],
-        };
-        assert_eq!(s.to_config().unwrap().kinds, [254, 200, 0, 0]);
-        let s = Settings {
-            kinds: vec![2, 3, 4, 5, 6],
-            trust: vec![],
-        };
-        assert!(matches!(
-            s.to_config(),
-            Err(LoaderError::TooManyKinds { given: 5, .. })
-        ));
-    }
-
-    #[test]
-    fn settings_read_as_kinds_and_trust_list() {
-        let mut settings = Settings {
-            kinds: vec![254, 200],
-            trust: vec![],
-        };
-        assert_eq!(settings.to_string(), "kinds 254, 200; trust any source");
-        settings.trust.push("198.18.2.0/24".parse().unwrap());
-        settings.trust.push("fd00:2::/64".parse().unwrap());
-        assert_eq!(
-            settings.to_string(),
-            "kinds 254, 200; trust 198.18.2.0/24, fd00:2::/64"
-        );
-    }
-
-    #[test]
-    fn trust_list_switches_trust_on() {
-        let s = Settings {
-            kinds: vec![],
-            trust: vec!["198.18.2.1/32".parse().unwrap()],
-        };
-        let config = s.to_config().unwrap();
-        assert_eq!(config.trust_enabled, 1);
-        assert_eq!(config.kinds, [254, 0, 0, 0]);
-    }
 }

@@ -26,6 +26,11 @@
 //!   end of the block, makes the whole block unreadable: nothing after it can be
 //!   trusted to be aligned on an option boundary.
 //! - **IPv4-mapped addresses** are encoded in the 8-byte form and decoded as IPv4.
+//! - **A decoded address is applied only if [`plausible`].** [`find`] reports what the
+//!   option says; the receiver then ignores (and counts) an address no client can have.
+//!   The rule itself lives in `toa-common`, shared with the kernel.
+//! - **Kinds Linux uses are never TOA kinds.** [`check_kind`] is the one rule every
+//!   place that takes a kind applies (origin, edge writer, proxy config).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -40,6 +45,60 @@ pub const TFO_EXPERIMENTAL_MAGIC: u16 = 0xF989;
 
 const END_OF_OPTIONS: u8 = 0;
 const NO_OPERATION: u8 = 1;
+
+/// TCP option kinds Linux itself sends or parses (`tcp_parse_options` in
+/// net/ipv4/tcp_input.c, the MD5/AO hash checks and `tcp_options_write`): as a
+/// TOA kind each would be misread by the kernel, or collide with an option it
+/// writes. Kind 254 stays usable: Linux reads it only on a SYN with the TCP Fast
+/// Open magic (see the module docs).
+pub const LINUX_KINDS: [(u8, &str); 13] = [
+    (0, "End of Option List"),
+    (1, "No-Operation"),
+    (2, "Maximum Segment Size"),
+    (3, "Window Scale"),
+    (4, "SACK Permitted"),
+    (5, "SACK"),
+    (8, "Timestamps"),
+    (19, "TCP MD5 Signature"),
+    (29, "TCP Authentication Option"),
+    (30, "Multipath TCP"),
+    (34, "TCP Fast Open"),
+    (172, "Accurate ECN order 0"),
+    (174, "Accurate ECN order 1"),
+];
+
+/// A kind refused by [`check_kind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("kind {kind} is {name}, which Linux itself sends or parses; use 254 (the default) or 200")]
+pub struct KindError {
+    pub kind: u8,
+    /// The option Linux knows under this kind.
+    pub name: &'static str,
+}
+
+/// `kind`, if it can carry a TOA: any kind except [`LINUX_KINDS`].
+pub fn check_kind(kind: u8) -> Result<u8, KindError> {
+    match LINUX_KINDS.iter().find(|(k, _)| *k == kind) {
+        Some(&(kind, name)) => Err(KindError { kind, name }),
+        None => Ok(kind),
+    }
+}
+
+/// Whether a decoded client could be a real TCP client (the receiver ignores
+/// the TOA otherwise). One rule with the kernel: `toa_common::plausible`.
+pub fn plausible(client: SocketAddr) -> bool {
+    let ip = client.ip().to_canonical();
+    let (addr, family) = match ip {
+        IpAddr::V4(v4) => (v4.to_ipv6_mapped().octets(), toa_common::FAMILY_V4),
+        IpAddr::V6(v6) => (v6.octets(), toa_common::FAMILY_V6),
+    };
+    toa_common::plausible::plausible(&toa_common::ClientAddr {
+        addr,
+        port_be: client.port().to_be(),
+        family,
+        _pad: 0,
+    })
+}
 
 /// Why a TCP option, or a block of them, cannot be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -246,3 +246,42 @@ proptest! {
         let _ = toa::find(&block, &[DEFAULT_KIND, 200]);
     }
 }
+
+#[test]
+fn kinds_linux_sends_or_parses_are_refused_by_name() {
+    for kind in [0u8, 1, 2, 3, 4, 5, 8, 19, 29, 30, 34, 172, 174] {
+        let err = toa::check_kind(kind).unwrap_err();
+        assert_eq!(err.kind, kind);
+    }
+    assert_eq!(
+        toa::check_kind(2).unwrap_err().to_string(),
+        "kind 2 is Maximum Segment Size, which Linux itself sends or parses; use 254 (the default) or 200"
+    );
+    for kind in [6u8, 28, 200, 253, 254, 255] {
+        assert_eq!(toa::check_kind(kind), Ok(kind));
+    }
+}
+
+#[test]
+fn plausible_matches_the_shared_rule_for_both_families() {
+    for bad in [
+        "0.0.0.0:80",
+        "127.0.0.1:80",
+        "255.255.255.255:80",
+        "224.0.0.1:80",
+        "198.18.1.2:0",
+        "[::]:80",
+        "[::1]:80",
+        "[ff02::1]:80",
+        "[::ffff:127.0.0.1]:80",
+    ] {
+        assert!(!toa::plausible(bad.parse().unwrap()), "{bad}");
+    }
+    for good in [
+        "198.18.1.2:40000",
+        "[fd00:1::2]:443",
+        "[::ffff:198.18.1.2]:1",
+    ] {
+        assert!(toa::plausible(good.parse().unwrap()), "{good}");
+    }
+}

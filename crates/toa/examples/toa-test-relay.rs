@@ -46,14 +46,11 @@ fn main() -> anyhow::Result<()> {
     stop.store(true, Ordering::Relaxed);
     let _ = acceptor.join();
     let stats = writer.stats();
-    println!(
-        "edge-stats written={} reserve_failed={} store_failed={} connects_registered={} writing_stopped={}",
-        stats.written,
-        stats.reserve_failed,
-        stats.store_failed,
-        stats.connects_registered,
-        stats.writing_stopped
-    );
+    let counters: Vec<String> = toa_loader::EdgeCounter::ALL
+        .iter()
+        .map(|&c| format!("{}={}", c.name(), stats.total(c)))
+        .collect();
+    println!("edge-stats {}", counters.join(" "));
     drop(writer); // the last reference: detaches, leaves and removes the cgroup
     Ok(())
 }

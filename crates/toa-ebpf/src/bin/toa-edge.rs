@@ -117,9 +117,15 @@ fn write(ctx: &SockOpsContext) -> Result<(), i64> {
     let Some(client) = registered_client(ctx) else {
         return Ok(());
     };
-    let kind = TOA_EDGE_CONFIG
-        .get(0)
-        .map_or(toa_common::DEFAULT_KIND, |c| c.kind);
+    // Kind 0 is an unset config (the loader never writes it): writing it
+    // would end the option list, so the reserved room stays NOPs instead.
+    let kind = match TOA_EDGE_CONFIG.get(0) {
+        Some(config) if config.kind != 0 => config.kind,
+        _ => {
+            count(EdgeCounter::ConfigMissing);
+            return Ok(());
+        }
+    };
     let port = client.port_be.to_ne_bytes();
     let a = client.addr;
     // SAFETY (both stores): valid context in WRITE_HDR_OPT_CB and a stack
@@ -176,9 +182,16 @@ fn stop_writing(ctx: &SockOpsContext) -> Result<(), i64> {
     if ctx.cb_flags() & BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG == 0 {
         return Ok(());
     }
-    ctx.set_cb_flags((ctx.cb_flags() & !WRITING_FLAGS) as i32)?;
-    count(EdgeCounter::WritingStopped);
-    Ok(())
+    match ctx.set_cb_flags((ctx.cb_flags() & !WRITING_FLAGS) as i32) {
+        Ok(()) => {
+            count(EdgeCounter::WritingStopped);
+            Ok(())
+        }
+        Err(err) => {
+            count(EdgeCounter::StopFailed);
+            Err(err.into())
+        }
+    }
 }
 
 #[cfg(not(test))]

@@ -30,9 +30,10 @@ use toa_common::{
     ClientAddr, LOOKUP_ANSWER_LEN, LOOKUP_NONE, TOA_SO_GET_LOOKUP,
     options::{CopiedHeader, MAX_TCP_HEADER, find_toa},
     origin::{
-        Counter, MAX_TRUST_ENTRIES, OriginConfig, STATUS_TRUSTED, STATUS_UNTRUSTED, SocketToa,
-        TrustAddr,
+        Counter, MAX_TRUST_ENTRIES, OriginConfig, STATUS_INVALID, STATUS_TRUSTED, STATUS_UNTRUSTED,
+        SocketToa, TrustAddr,
     },
+    plausible::plausible,
 };
 use toa_ebpf::{bump, kernel::*, map_ptr, packet::PacketHeader, stored};
 
@@ -90,10 +91,16 @@ fn save_syn(ctx: &SockOpsContext) -> Result<(), i64> {
             4,
         )
     };
-    if ret == 0 { Ok(()) } else { Err(ret) }
+    if ret == 0 {
+        Ok(())
+    } else {
+        count(Counter::ListenSaveSynFailed);
+        Err(ret)
+    }
 }
 
 fn on_passive_established(ctx: &SockOpsContext) -> Result<(), i64> {
+    // A one-entry array always has entry 0: this never returns.
     let Some(config) = TOA_CONFIG.get(0) else {
         return Ok(());
     };
@@ -101,18 +108,21 @@ fn on_passive_established(ctx: &SockOpsContext) -> Result<(), i64> {
         count(Counter::SynRecvSockNoToa);
         return Ok(());
     };
-    let trusted = config.trust_enabled == 0 || sender_trusted(ctx);
+    // Untrusted first: a spoofed TOA is counted as such whatever it names.
+    let (status, outcome) = if config.trust_enabled != 0 && !sender_trusted(ctx) {
+        (STATUS_UNTRUSTED, Counter::SynRecvSockUntrusted)
+    } else if !plausible(&client) {
+        (STATUS_INVALID, Counter::SynRecvSockInvalid)
+    } else {
+        (STATUS_TRUSTED, Counter::SynRecvSockToa)
+    };
     let record = SocketToa {
         client,
-        status: if trusted {
-            STATUS_TRUSTED
-        } else {
-            STATUS_UNTRUSTED
-        },
+        status,
         _pad: [0; 3],
     };
     let Some(sk) = sock_ops_sk(ctx.ops) else {
-        count(Counter::SynRecvSockNoMem);
+        count(Counter::SynRecvSockNoSk);
         return Ok(());
     };
     // SAFETY: full socket from the context; `record` is a valid initial value.
@@ -129,14 +139,13 @@ fn on_passive_established(ctx: &SockOpsContext) -> Result<(), i64> {
         return Ok(());
     }
     count(Counter::Ip6AddressAlloc);
-    count(if trusted {
-        Counter::SynRecvSockToa
-    } else {
-        Counter::SynRecvSockUntrusted
-    });
-    // STATE_CB tells us when the socket closes, to release the record.
+    count(outcome);
+    // STATE_CB tells us when the socket closes, to count the release.
     ctx.set_cb_flags((ctx.cb_flags() | BPF_SOCK_OPS_STATE_CB_FLAG) as i32)
-        .map_err(i64::from)
+        .map_err(|err| {
+            count(Counter::SynRecvSockCbFailed);
+            i64::from(err)
+        })
 }
 
 /// The TOA in the packet that completed the handshake (normally the ACK).
@@ -243,7 +252,7 @@ fn try_getpeername6(ctx: &SockAddrContext) {
     count(Counter::GetnameToaOk);
 }
 
-/// The socket's trusted record; counts the empty and bypass outcomes.
+/// The socket's trusted record; counts the empty, bypass and invalid outcomes.
 #[inline(always)]
 fn trusted_record(ctx: &SockAddrContext) -> Option<SocketToa> {
     // SAFETY: `sk` is always set for getpeername programs.
@@ -253,11 +262,15 @@ fn trusted_record(ctx: &SockAddrContext) -> Option<SocketToa> {
             count(Counter::GetnameToaEmpty);
             None
         }
-        Some(rec) if rec.status != STATUS_TRUSTED => {
-            count(Counter::GetnameToaBypass);
+        Some(rec) if rec.status == STATUS_TRUSTED => Some(rec),
+        Some(rec) => {
+            count(if rec.status == STATUS_INVALID {
+                Counter::GetnameToaInvalid
+            } else {
+                Counter::GetnameToaBypass
+            });
             None
         }
-        Some(rec) => Some(rec),
     }
 }
 

@@ -17,8 +17,6 @@ use super::{Config, ListenAddr, OriginSpec, Rule, ToaSettings, ranges};
 const TAG_MAX_CHARS: usize = 50;
 /// Flows per UDP rule when `max_flows` is not set: each flow holds one upstream socket (a file descriptor).
 pub const DEFAULT_MAX_FLOWS: usize = 10_000;
-/// Option kinds TCP already uses (MSS, window scale, SACK, timestamps) and EOL/NOP.
-const RESERVED_TCP_OPTION_KINDS: [i64; 7] = [0, 1, 2, 3, 4, 5, 8];
 
 pub fn validate(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let src = Source { path, text };
@@ -50,21 +48,10 @@ pub fn validate(path: &Path, text: &str) -> Result<Config, ConfigError> {
         toa: ToaSettings {
             kind: match raw.toa.as_ref().and_then(|t| t.get_ref().kind.as_ref()) {
                 None => ToaSettings::default().kind,
-                Some(k)
-                    if RESERVED_TCP_OPTION_KINDS.contains(k.get_ref())
-                        || !(0..=255).contains(k.get_ref()) =>
-                {
-                    return Err(src.error(
-                        k.span().start,
-                        "[toa]",
-                        "kind",
-                        format!(
-                            "{} is not a free TCP option kind; use 254 (default) or 200",
-                            k.get_ref()
-                        ),
-                    ));
-                }
-                Some(k) => *k.get_ref() as u8,
+                Some(k) => u8::try_from(*k.get_ref())
+                    .map_err(|_| format!("{} is not a TCP option kind (0 to 255)", k.get_ref()))
+                    .and_then(|kind| toa_wire::toa::check_kind(kind).map_err(|e| e.to_string()))
+                    .map_err(|reason| src.error(k.span().start, "[toa]", "kind", reason))?,
             },
         },
         rules,

@@ -8,7 +8,9 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
-use toa_loader::{Counter, LoadOutcome, LoaderError, Origin, OriginCounters, Settings, TrustedNet};
+use toa_loader::{
+    Counter, LoadOutcome, LoaderError, Origin, OriginCounters, Settings, TrustedNet, Widening,
+};
 
 /// The exit status of `status` and `stats` when nothing is loaded: systemd's and
 /// LSB's "program is not running".
@@ -33,6 +35,9 @@ enum OriginCommand {
         /// Only trust TOAs sent from this proxy network (repeatable or comma-separated), e.g. 198.18.2.0/24.
         #[arg(long = "trust", value_name = "CIDR", value_delimiter = ',')]
         trust: Vec<String>,
+        /// Trust TOAs from any source; needed to drop a trust list on reload.
+        #[arg(long, conflicts_with = "trust")]
+        trust_any: bool,
     },
     /// Detach and unpin the receiver; nothing is left behind.
     Unload {
@@ -94,7 +99,15 @@ pub fn run(args: OriginArgs) -> Result<()> {
             target,
             kinds,
             trust,
-        } => load(&target.dir()?, &kinds, &trust),
+            trust_any,
+        } => {
+            let widening = if trust_any {
+                Widening::Allow
+            } else {
+                Widening::Refuse
+            };
+            load(&target.dir()?, &kinds, &trust, widening)
+        }
         OriginCommand::Unload { target } => unload(&target.dir()?),
         OriginCommand::Status { target, json } => query(json, || status(&target.dir()?, json)),
         OriginCommand::Stats {
@@ -167,12 +180,17 @@ fn exporter(cgroup: PathBuf, listen: SocketAddr) -> Result<()> {
     })
 }
 
-fn load(cgroup: &std::path::Path, kinds: &[String], trust: &[String]) -> Result<()> {
+fn load(
+    cgroup: &std::path::Path,
+    kinds: &[String],
+    trust: &[String],
+    widening: Widening,
+) -> Result<()> {
     let kinds = kinds
         .iter()
         .map(|k| {
             k.parse::<u8>()
-                .map_err(|_| anyhow!("bad option kind {k:?}: must be a number from 2 to 255"))
+                .map_err(|_| anyhow!("bad option kind {k:?}: not a TCP option kind (0 to 255)"))
         })
         .collect::<Result<Vec<u8>>>()?;
     let trust = trust
@@ -187,17 +205,30 @@ fn load(cgroup: &std::path::Path, kinds: &[String], trust: &[String]) -> Result<
         },
         trust,
     };
-    let (origin, outcome) = Origin::load(cgroup, &settings)?;
-    let verb = match outcome {
-        LoadOutcome::Attached => "attached to",
-        LoadOutcome::Updated => "updated on",
-    };
-    println!(
-        "toa origin: {verb} {} ({})",
-        origin.cgroup().display(),
-        origin.settings()?
-    );
-    if settings.trust.is_empty() {
+    let (origin, outcome) = Origin::load(cgroup, &settings, widening)?;
+    let now = origin.settings()?;
+    match outcome {
+        LoadOutcome::Attached => {
+            println!(
+                "toa origin: attached to {} ({now})",
+                origin.cgroup().display()
+            );
+        }
+        LoadOutcome::Updated { before } => {
+            println!(
+                "toa origin: updated on {} ({now})",
+                origin.cgroup().display()
+            );
+            let changes = now.changes_from(&before);
+            if changes.is_empty() {
+                println!("  changed: nothing");
+            }
+            for change in changes {
+                println!("  changed: {change}");
+            }
+        }
+    }
+    if settings.trust.is_empty() && widening == Widening::Refuse {
         eprintln!(
             "warning: no --trust list: any host can claim any client address with a TOA option; add --trust <proxy CIDR>"
         );

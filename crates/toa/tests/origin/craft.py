@@ -1,17 +1,25 @@
-# Raw-socket TCP client for tests/origin/crafted.rs: handshake with hand-made
-# options on the ACK, one "q" line, prints the probe server's reply, then RST.
-# Usage: craft.py IFACE SRC DST DPORT SPORT ACK_OPTIONS_HEX
+# Raw-socket TCP client for tests/origin (crafted.rs, fault_parser.rs): handshake
+# with hand-made options on the ACK, one "q" line, prints the probe server's
+# reply, then RST.
+# Usage: craft.py IFACE SRC DST DPORT SPORT ACK_OPTIONS_HEX   (one case)
+#        craft.py IFACE SRC DST @CASES    (CASES: lines "DPORT SPORT HEX"; one
+#                                          reply line per case, in order)
 # SRC must be an address nobody owns, routed to IFACE, so no kernel resets the
 # handshake; the replies are read from IFACE with a packet socket.
 import random, socket, struct, sys
 
-iface, src, dst, dport, sport, opts = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), bytes.fromhex(sys.argv[6])
+iface, src, dst = sys.argv[1], sys.argv[2], sys.argv[3]
+if sys.argv[4].startswith('@'):
+    with open(sys.argv[4][1:]) as f:
+        cases = [(int(d), int(s), bytes.fromhex(h) if h != '-' else b'') for d, s, h in (l.split() for l in f if l.strip())]
+else:
+    cases = [(int(sys.argv[4]), int(sys.argv[5]), bytes.fromhex(sys.argv[6]))]
 def csum(b):
     if len(b) % 2: b += b'\0'
     s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
     while s >> 16: s = (s & 0xffff) + (s >> 16)
     return ~s & 0xffff
-def packet(seq, ack, flags, options=b'', payload=b''):
+def packet(dport, sport, seq, ack, flags, options=b'', payload=b''):
     options += b'\0' * (-len(options) % 4)
     doff = (20 + len(options)) // 4
     tcp = struct.pack('!HHIIBBHHH', sport, dport, seq, ack, doff << 4, flags, 65535, 0, 0) + options + payload
@@ -25,7 +33,7 @@ rx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
 rx.bind((iface, 0))
 rx.settimeout(5)
 def send(p): tx.sendto(p, (dst, 0))
-def receive(want):
+def receive(dport, sport, want):
     while True:
         frame = rx.recv(65535)
         ip = frame[14:]
@@ -36,11 +44,15 @@ def receive(want):
         if sp != dport or dp != sport: continue
         payload = ip[ihl + (off >> 4) * 4:struct.unpack('!H', ip[2:4])[0]]
         if want(flags, payload): return seq, payload
-iss = random.randint(0, 2**31)
-send(packet(iss, 0, 0x02, bytes([2, 4, 5, 0xb4])))
-y, _ = receive(lambda f, p: f & 0x12 == 0x12)
-send(packet(iss + 1, y + 1, 0x10, opts))
-send(packet(iss + 1, y + 1, 0x18, b'', b'q\n'))
-_, reply = receive(lambda f, p: len(p) > 0)
-print(reply.decode().strip(), flush=True)
-send(packet(iss + 3, 0, 0x04))
+for dport, sport, opts in cases:
+    iss = random.randint(0, 2**31)
+    try:
+        send(packet(dport, sport, iss, 0, 0x02, bytes([2, 4, 5, 0xb4])))
+        y, _ = receive(dport, sport, lambda f, p: f & 0x12 == 0x12)
+        send(packet(dport, sport, iss + 1, y + 1, 0x10, opts))
+        send(packet(dport, sport, iss + 1, y + 1, 0x18, b'', b'q\n'))
+        _, reply = receive(dport, sport, lambda f, p: len(p) > 0)
+        print(reply.decode().strip(), flush=True)
+    except socket.timeout:
+        print('error=timeout', flush=True)
+    send(packet(dport, sport, iss + 3, 0, 0x04))

@@ -3,11 +3,9 @@
 //! the edge, so no kernel resets the half-made connection. Whatever the bytes,
 //! the origin either reports the first valid TOA or leaves the address alone.
 
+use crate::crafter::{Crafter, SPOOFED_SOURCE};
 use crate::lab::*;
 use toa_lab::addr;
-
-const CRAFT: &str = include_str!("craft.py");
-const SPOOFED_SOURCE: &str = "198.18.2.77";
 
 /// A case: name, the ACK's option bytes, and the client the origin must
 /// report (lookup form and port), or None for "address left alone".
@@ -48,22 +46,7 @@ fn crafted_options_never_yield_a_wrong_address() {
     // Borrowed, not moved: `lab` drops as a whole, receiver (unload) first.
     let OriginLab { origin, cg, topo } = &mut lab;
     probe_server(topo, cg, addr::ORIGIN_V4, 9000);
-    let (edge_if, edge_mac) = interface(&topo.edge, addr::EDGE_ORIGIN_SIDE_V4);
-    let (origin_if, _) = interface(&topo.origin, addr::ORIGIN_V4);
-    topo.origin
-        .run(&[
-            "ip",
-            "neigh",
-            "replace",
-            SPOOFED_SOURCE,
-            "lladdr",
-            &edge_mac,
-            "dev",
-            &origin_if,
-            "nud",
-            "permanent",
-        ])
-        .unwrap();
+    let crafter = Crafter::new(topo);
 
     let client = [198, 18, 1, 2];
     let found_v4 = Some(("::ffff:198.18.1.2", 8080));
@@ -128,28 +111,14 @@ fn crafted_options_never_yield_a_wrong_address() {
         ),
         ("no options", vec![], None),
     ];
-    for (i, (name, options, expected)) in cases.iter().enumerate() {
-        let sport = (41000 + i).to_string();
-        let hex: String = options.iter().map(|b| format!("{b:02x}")).collect();
-        let out = topo
-            .edge
-            .run(&[
-                "python3",
-                "-c",
-                CRAFT,
-                &edge_if,
-                SPOOFED_SOURCE,
-                addr::ORIGIN_V4,
-                "9000",
-                &sport,
-                &hex,
-            ])
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let reply = fields(
-            out.lines()
-                .next()
-                .unwrap_or_else(|| panic!("{name}: no reply")),
-        );
+    let crafted: Vec<_> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, (_, options, _))| (9000, 41000 + i as u16, options.clone()))
+        .collect();
+    let replies = crafter.run(topo, &crafted);
+    for (((name, _, expected), (_, sport, _)), reply) in cases.iter().zip(&crafted).zip(replies) {
+        let sport = sport.to_string();
         match expected {
             Some((client, port)) => {
                 assert_eq!(reply["lookup"], *client, "{name}: {reply:?}");

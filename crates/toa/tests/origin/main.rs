@@ -9,7 +9,11 @@
 mod lab;
 
 mod crafted;
+mod crafter;
 mod edge;
+mod fault_cycles;
+mod fault_findings;
+mod fault_parser;
 #[path = "../support/http.rs"]
 mod http;
 #[path = "../support/log.rs"]
@@ -247,7 +251,18 @@ fn counters_match_a_scripted_set_of_connections() {
         (Counter::LookupToaOk, 4),
         (Counter::LookupToaEmpty, 4),
         (Counter::LookupShortBuffer, 4),
+        (Counter::ListenSaveSynFailed, 0),
+        (Counter::SynRecvSockNoSk, 0),
+        (Counter::SynRecvSockCbFailed, 0),
+        (Counter::SynRecvSockInvalid, 0),
+        (Counter::GetnameToaInvalid, 0),
     ];
+    // Every counter, in row order: a new one fails here until it is expected.
+    assert_eq!(
+        expected.map(|(counter, _)| counter),
+        Counter::ALL,
+        "expectations cover every counter"
+    );
     for (counter, value) in expected {
         assert_eq!(c.total(counter), value, "{}", counter.name());
     }
@@ -391,7 +406,7 @@ fn bad_input_gets_a_one_line_error() {
         ),
         (
             &["--kind", "300"],
-            "bad option kind \"300\": must be a number from 2 to 255",
+            "bad option kind \"300\": not a TCP option kind (0 to 255)",
         ),
         (
             &["--cgroup", not_cgroup.to_str().unwrap()],
