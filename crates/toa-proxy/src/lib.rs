@@ -18,18 +18,21 @@
 //! - [`udp`]: UDP flows, their upstream sockets and the datagram modes (PROXY v2, SPP).
 //! - [`server`]: the running proxy: accept loops, routes, reload and drain; `connection` handles one client.
 //! - [`serve`]: the foreground process: signals drive reload and drain.
-//! - [`import`]: EdgeOne rule lists (JSON/CSV) converted to TOML.
+//! - [`import`]: EdgeOne rule lists (JSON/CSV) converted to TOML; [`export`] writes them back.
+//! - [`resolve`]: host-name origins looked up at load and again while running.
 
 pub mod balance;
 pub mod client_ip;
 pub mod config;
 mod connection;
 pub mod error;
+pub mod export;
 pub mod forward;
 pub mod health;
 pub mod import;
 pub mod listener;
 pub mod metrics;
+pub mod resolve;
 pub mod rules;
 pub mod serve;
 pub mod server;

@@ -1,6 +1,5 @@
 //! Raw TOML → [`Config`]: every check that can reject a file, in file order, first error wins.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::ops::Range;
 use std::path::Path;
@@ -8,11 +7,13 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use super::accept::{AcceptProxy, ProxyVersion, parse_net};
 use super::error::{ConfigError, Source};
+use super::ports::Ports;
 use super::raw::{RawFile, RawRule, Text};
-use super::sections::{groups, health, proxy, resolve};
+use super::sections::{GroupOrigin, duration, groups, health, proxy, resolve};
 use super::values::{Balance, ClientIpMode, PortRange, Protocol, parse_duration};
-use super::{Config, ListenAddr, OriginSpec, Rule, ToaSettings};
+use super::{Config, ListenAddr, OriginGroup, ProxySettings, Rule, ToaSettings};
 
 const TAG_MAX_CHARS: usize = 50;
 const PERSIST_TTL_MIN: Duration = Duration::from_secs(30);
@@ -26,9 +27,10 @@ pub fn validate(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let src = Source { path, text };
     let raw: RawFile = toml::from_str(text).map_err(|e| src.toml_error(&e))?;
     let groups = groups(&src, &raw.origin_group)?;
+    let proxy = proxy(&src, raw.proxy.as_ref())?;
     let mut rules = Vec::with_capacity(raw.rule.len());
     for spanned in &raw.rule {
-        let rule = rule(&src, spanned, &groups)?;
+        let rule = rule(&src, spanned, &groups, &proxy)?;
         if let Some(prev) = rules.iter().find(|r: &&Rule| r.tag == rule.tag) {
             let tag = spanned
                 .get_ref()
@@ -47,7 +49,7 @@ pub fn validate(path: &Path, text: &str) -> Result<Config, ConfigError> {
     }
     Ok(Config {
         path: path.to_path_buf(),
-        proxy: proxy(&src, raw.proxy.as_ref())?,
+        proxy,
         health: health(&src, raw.health.as_ref())?,
         toa: ToaSettings {
             kind: match raw.toa.as_ref().and_then(|t| t.get_ref().kind.as_ref()) {
@@ -70,6 +72,13 @@ pub fn validate(path: &Path, text: &str) -> Result<Config, ConfigError> {
             },
         },
         rules,
+        origin_groups: groups
+            .into_iter()
+            .map(|(name, origins)| OriginGroup {
+                name,
+                origins: origins.into_iter().map(|o| (o.name, o.weight)).collect(),
+            })
+            .collect(),
     })
 }
 
@@ -77,7 +86,8 @@ pub fn validate(path: &Path, text: &str) -> Result<Config, ConfigError> {
 fn rule(
     src: &Source,
     spanned: &Spanned<RawRule>,
-    groups: &HashMap<String, Vec<OriginSpec>>,
+    groups: &[(String, Vec<GroupOrigin>)],
+    settings: &ProxySettings,
 ) -> Result<Rule, ConfigError> {
     let raw = spanned.get_ref();
     let line = src.line_of(spanned.span().start);
@@ -121,7 +131,8 @@ fn rule(
             "a port like \"80\" or a range like \"81-85\"",
         ));
     };
-    let ports = port_range(ports_raw).map_err(|r| err(ports_raw.span(), "ports", r))?;
+    let ports = Ports::parse(&ports_raw.get_ref().items())
+        .map_err(|r| err(ports_raw.span(), "ports", r))?;
     let listen = match &raw.listen {
         None => vec![ListenAddr::DualStack],
         Some(list) if list.get_ref().is_empty() => {
@@ -149,7 +160,25 @@ fn rule(
             .collect::<Result<Vec<_>, _>>()?,
     };
 
-    let (origins, origin_group) = match (&raw.origins, &raw.origin_group) {
+    // Offline rules are checked but not resolved: they open no listener, and a host name
+    // that only exists where the rule will run must not fail the file here.
+    let online = match raw
+        .status
+        .as_ref()
+        .map(|s| (s.get_ref().to_ascii_lowercase(), s.span()))
+    {
+        None => true,
+        Some((s, _)) if s == "online" => true,
+        Some((s, _)) if s == "offline" => false,
+        Some((other, span)) => {
+            return Err(err(
+                span,
+                "status",
+                format!("unknown status \"{other}\"; expected online or offline"),
+            ));
+        }
+    };
+    let (origins, origin_names, origin_group) = match (&raw.origins, &raw.origin_group) {
         (Some(_), Some(g)) => {
             return Err(err(
                 g.span(),
@@ -163,8 +192,16 @@ fn rule(
                 "set origins = [...] or origin_group = \"name\"",
             ));
         }
-        (None, Some(g)) => match groups.get(g.get_ref()) {
-            Some(list) => (list.clone(), Some(g.get_ref().clone())),
+        (None, Some(g)) => match groups.iter().find(|(n, _)| n == g.get_ref()) {
+            Some((group, list)) => {
+                let mut resolved = Vec::new();
+                for o in list.iter().filter(|_| online) {
+                    resolved.extend(resolve(&o.name, o.weight).map_err(|r| {
+                        src.error(o.offset, format!("origin_group \"{group}\""), "origins", r)
+                    })?);
+                }
+                (resolved, Vec::new(), Some(g.get_ref().clone()))
+            }
             None => {
                 return Err(err(
                     g.span(),
@@ -181,25 +218,27 @@ fn rule(
                     "empty; list at least one origin".into(),
                 ));
             }
-            let resolved = list
-                .get_ref()
-                .iter()
-                .map(|o| {
-                    resolve(o.get_ref())
-                        .map(|address| OriginSpec {
-                            name: o.get_ref().clone(),
-                            address,
-                            weight: 1,
-                        })
-                        .map_err(|r| err(o.span(), "origins", r))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            (resolved, None)
+            let mut resolved = Vec::new();
+            for o in list.get_ref() {
+                let literal = o.get_ref().parse::<IpAddr>().is_ok();
+                if online || literal {
+                    resolved
+                        .extend(resolve(o.get_ref(), 1).map_err(|r| err(o.span(), "origins", r))?);
+                } else if let Some(hint) = crate::resolve::lookup(o.get_ref())
+                    .err()
+                    .filter(|h| h.contains("origin_ports"))
+                {
+                    // Not looked up, but a "host:port" is wrong whether or not the rule is online.
+                    return Err(err(o.span(), "origins", hint));
+                }
+            }
+            let names = list.get_ref().iter().map(|o| o.get_ref().clone()).collect();
+            (resolved, names, None)
         }
     };
 
     let origin_ports = match &raw.origin_ports {
-        None => ports,
+        None => None,
         Some(op) => {
             let range = port_range(op).map_err(|r| err(op.span(), "origin_ports", r))?;
             if range.len() != 1 && range.len() != ports.len() {
@@ -213,7 +252,7 @@ fn rule(
                     ),
                 ));
             }
-            range
+            Some(range)
         }
     };
 
@@ -252,21 +291,6 @@ fn rule(
         .is_some_and(|p| *p.get_ref())
         .then_some(ttl);
 
-    let online = match raw
-        .status
-        .as_ref()
-        .map(|s| (s.get_ref().as_str(), s.span()))
-    {
-        None | Some(("online", _)) => true,
-        Some(("offline", _)) => false,
-        Some((other, span)) => {
-            return Err(err(
-                span,
-                "status",
-                format!("unknown status \"{other}\"; expected online or offline"),
-            ));
-        }
-    };
     let balance = match &raw.balance {
         None => Balance::RoundRobin,
         Some(b) => Balance::parse(b.get_ref()).map_err(|r| err(b.span(), "balance", r))?,
@@ -320,6 +344,52 @@ fn rule(
         Some(m) => *m.get_ref() as usize,
     };
 
+    let accept_proxy = match (&raw.accept_proxy, &raw.accept_proxy_from) {
+        (None, None) => None,
+        (None, Some(f)) => {
+            return Err(err(
+                f.span(),
+                "accept_proxy_from",
+                "set without accept_proxy; add accept_proxy = \"v1\", \"v2\" or \"any\"".into(),
+            ));
+        }
+        (Some(v), None) => {
+            return Err(err(
+                v.span(),
+                "accept_proxy_from",
+                "missing; accept_proxy needs the sources allowed to send a header, e.g. accept_proxy_from = [\"198.18.1.0/24\"]".into(),
+            ));
+        }
+        (Some(v), Some(f)) => {
+            let version =
+                ProxyVersion::parse(v.get_ref()).map_err(|r| err(v.span(), "accept_proxy", r))?;
+            if protocol == Protocol::Udp && version == ProxyVersion::V1 {
+                return Err(err(
+                    v.span(),
+                    "accept_proxy",
+                    "PROXY v1 has no datagram form; on udp use v2 or any (SPP is accepted with any)".into(),
+                ));
+            }
+            if f.get_ref().is_empty() {
+                return Err(err(
+                    f.span(),
+                    "accept_proxy_from",
+                    "empty; list the CIDRs allowed to send a header".into(),
+                ));
+            }
+            let from = f
+                .get_ref()
+                .iter()
+                .map(|n| parse_net(n.get_ref()).map_err(|r| err(n.span(), "accept_proxy_from", r)))
+                .collect::<Result<Vec<_>, _>>()?;
+            Some(AcceptProxy { version, from })
+        }
+    };
+    let resolve_interval = match &raw.resolve_interval {
+        None => settings.resolve_interval,
+        Some(v) => duration(src, &section, "resolve_interval", v)?,
+    };
+
     Ok(Rule {
         tag: name,
         line,
@@ -328,6 +398,7 @@ fn rule(
         ports,
         origin_ports,
         origins,
+        origin_names,
         origin_group,
         balance,
         pass_client_ip,
@@ -336,6 +407,8 @@ fn rule(
         max_connections,
         ppv2_unique_id,
         max_flows,
+        accept_proxy,
+        resolve_interval,
     })
 }
 
@@ -365,7 +438,10 @@ fn check_overlap(
     {
         for a in &rule.listen {
             if let Some(b) = other.listen.iter().find(|b| a.conflicts(**b)) {
-                let port = rule.ports.first.max(other.ports.first);
+                let port = rule
+                    .ports
+                    .shared_port(&other.ports)
+                    .unwrap_or(rule.ports.first());
                 return Err(src.error(
                     ports_span.start,
                     section,
