@@ -10,6 +10,7 @@
 //! - [`config`]: the TOML file, validated into [`config::Config`]; every error names file:line and field.
 //! - [`rules`]: a validated rule turned into the listener keys it binds and the origin ports they map to.
 //! - [`listener`]: binding listeners (dual stack by default) that survive reloads.
+//! - [`accept_proxy`]: PROXY v1/v2 headers accepted from trusted upstreams (`accept_proxy`).
 //! - [`balance`]: one file per algorithm behind [`balance::Selector`].
 //! - [`health`]: active connect checks and passive marking.
 //! - [`client_ip`]: one file per pass-client-IP mode behind [`client_ip::ClientIpWriter`].
@@ -21,6 +22,7 @@
 //! - [`import`]: EdgeOne rule lists (JSON/CSV) converted to TOML; [`export`] writes them back.
 //! - [`resolve`]: host-name origins looked up at load and again while running.
 
+pub mod accept_proxy;
 pub mod balance;
 pub mod client_ip;
 pub mod config;

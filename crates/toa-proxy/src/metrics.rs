@@ -10,11 +10,19 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+use crate::accept_proxy::Refusal;
 use crate::error::CONNECT_ERROR_KINDS;
 use crate::health::HealthRegistry;
 
 /// Reasons a client connection is closed before any origin is tried.
-pub const REJECT_REASONS: [&str; 2] = ["global_limit", "rule_limit"];
+pub const REJECT_REASONS: [&str; 6] = [
+    "global_limit",
+    "rule_limit",
+    Refusal::Untrusted.reason(),
+    Refusal::Missing.reason(),
+    Refusal::Malformed.reason(),
+    Refusal::Timeout.reason(),
+];
 
 #[derive(Default)]
 pub struct RuleMetrics {

@@ -71,6 +71,8 @@ pub(crate) struct RuleRuntime {
     pub health_fall: u32,
     /// "Every origin is down" is logged at most once a second per rule.
     pub all_down_log: LogThrottle,
+    /// `accept_proxy`: clients arrive through a trusted proxy that names them in a header.
+    pub accept_proxy: Option<crate::config::AcceptProxy>,
 }
 
 /// Where one listener's connections go now.
@@ -346,6 +348,7 @@ impl Server {
                     health_rise: config.health.rise,
                     health_fall: config.health.fall,
                     all_down_log: LogThrottle::new(Duration::from_secs(1)),
+                    accept_proxy: rule.accept_proxy.clone(),
                 }))
             })
             .collect()

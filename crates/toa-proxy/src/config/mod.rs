@@ -41,7 +41,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use accept::{AcceptProxy, ProxyVersion};
+pub use accept::{AcceptProxy, ProxyVersion, parse_net as accept_net};
 pub use error::{ConfigError, Located};
 pub use ports::Ports;
 pub use validate::DEFAULT_MAX_FLOWS;

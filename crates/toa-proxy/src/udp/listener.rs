@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::accept;
 use super::client_ip::{FlowInfo, MAX_DATAGRAM, Off};
 use super::flow::{Flow, FlowSetup, FlowTable};
 use super::socket::{ListenSocket, Received};
@@ -56,11 +57,40 @@ pub(crate) async fn run(
             }
         };
         backoff = Duration::from_millis(10);
+        let mut len = got.len;
         let flow = match table.touch(&got.peer) {
-            Some(flow) => flow,
+            Some(flow) => {
+                if flow.setup.spp_in {
+                    match accept::every(&buf[HEADROOM..HEADROOM + len]) {
+                        Ok(h) => len = strip(&mut buf, len, h),
+                        Err(refusal) => {
+                            flow.setup.rule.metrics.udp.drop(refusal.reason());
+                            continue;
+                        }
+                    }
+                }
+                flow
+            }
             None => {
                 let route = routes.read().unwrap_or_else(|p| p.into_inner()).clone();
-                match open(&shared, &route, &got, port).await {
+                let named = match &route.rule.accept_proxy {
+                    None => None,
+                    Some(a) => {
+                        match accept::first(&buf[HEADROOM..HEADROOM + len], normalize(got.peer), a)
+                        {
+                            Ok(h) => {
+                                len = strip(&mut buf, len, h.len);
+                                Some(h)
+                            }
+                            Err(refusal) => {
+                                route.rule.metrics.udp.drop(refusal.reason());
+                                tracing::debug!(rule = %route.rule.tag, peer = %got.peer, reason = refusal.reason(), "datagram dropped: no accepted PROXY header");
+                                continue;
+                            }
+                        }
+                    }
+                };
+                match open(&shared, &route, &got, port, named).await {
                     Ok(flow) => {
                         let flow = Arc::new(flow);
                         table.insert(flow.clone());
@@ -80,9 +110,16 @@ pub(crate) async fn run(
                 }
             }
         };
-        forward(&flow, &mut buf, got.len).await;
+        forward(&flow, &mut buf, len).await;
     }
     tracing::debug!(listener = %key, flows = table.len(), "listener stopped; its flows end");
+}
+
+/// Removes a `header`-byte header in front of the `len`-byte payload at `buf[HEADROOM..]`
+/// (moving the payload to `HEADROOM`); returns the payload's new length.
+fn strip(buf: &mut [u8], len: usize, header: usize) -> usize {
+    buf.copy_within(HEADROOM + header..HEADROOM + len, HEADROOM);
+    len - header
 }
 
 /// Sends the payload at `buf[HEADROOM..HEADROOM + len]` to the origin, header in front.
@@ -116,6 +153,7 @@ async fn open(
     route: &Route,
     got: &Received,
     port: u16,
+    named: Option<accept::FirstHeader>,
 ) -> Result<Flow, &'static str> {
     let rule = &*route.rule;
     let permit = match &rule.limit {
@@ -130,8 +168,10 @@ async fn open(
     };
     let info = FlowInfo {
         id: shared.next_connection_id.fetch_add(1, Ordering::Relaxed),
-        client: normalize(got.peer),
-        proxy: normalize(SocketAddr::new(got.local, port)),
+        client: named.map_or_else(|| normalize(got.peer), |h| h.client),
+        proxy: named
+            .and_then(|h| h.proxy)
+            .unwrap_or_else(|| normalize(SocketAddr::new(got.local, port))),
     };
     let usable = |i: usize| rule.backends[i].is_up();
     let Some(i) = rule
@@ -173,6 +213,7 @@ async fn open(
         upstream,
         writer,
         headers,
+        spp_in: named.is_some_and(|h| h.spp),
         rule: route.rule.clone(),
         _permit: permit,
         _open: backend.open(),

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::accept_proxy::Refusal;
 use crate::metrics::{RuleMetrics, escape};
 
 /// Why a datagram was not delivered (the `reason` label of `toa_proxy_udp_drops_total`).
-pub const DROP_REASONS: [&str; 8] = [
+pub const DROP_REASONS: [&str; 12] = [
     // A new flow above the rule's max_flows.
     "flow_limit",
     // A new flow while every origin of the rule is down.
@@ -25,6 +26,12 @@ pub const DROP_REASONS: [&str; 8] = [
     "client_send_failed",
     // An SPP reply too short to hold the header it starts with.
     crate::udp::client_ip::SHORT_REPLY,
+    // accept_proxy rules: a source outside accept_proxy_from, no header, a bad one.
+    Refusal::Untrusted.reason(),
+    Refusal::Missing.reason(),
+    Refusal::Malformed.reason(),
+    // Never for datagrams (a header is whole or missing); listed so the labels match TCP's.
+    Refusal::Timeout.reason(),
 ];
 
 #[derive(Default)]
