@@ -29,8 +29,13 @@ pub async fn serve(path: &Path, metrics: Option<SocketAddr>) -> Result<(), Serve
         server.serve_metrics(listener);
     }
     tracing::info!(config = %path.display(), "toa proxy running (SIGHUP reloads, SIGTERM drains and exits)");
+    let mut schedule = crate::resolve::Schedule::default();
+    let mut next_lookup = tokio::time::Instant::now();
     loop {
         tokio::select! {
+            _ = tokio::time::sleep_until(next_lookup) => {
+                next_lookup = server.resolve_due(&mut schedule).await;
+            }
             _ = hangup.recv() => {
                 let outcome = match load(path).await {
                     Ok(config) => server.reload(config).await,
