@@ -3,7 +3,13 @@
 
 use std::net::IpAddr;
 
+use std::ops::Range;
+
 use ipnet::IpNet;
+
+use super::error::ConfigError;
+use super::raw::RawRule;
+use super::values::Protocol;
 
 /// Which PROXY protocol versions a rule accepts from its trusted sources.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +71,55 @@ pub fn parse_net(text: &str) -> Result<IpNet, String> {
         .or_else(|_| t.parse::<IpAddr>().map(IpNet::from))
         .map(|n| n.trunc())
         .map_err(|_| format!("\"{text}\" is not a CIDR like \"198.18.1.0/24\" or an IP address"))
+}
+
+/// `accept_proxy` and `accept_proxy_from` of one rule; `err` builds the located error.
+pub(super) fn validate(
+    raw: &RawRule,
+    protocol: Protocol,
+    err: &dyn Fn(Range<usize>, &str, String) -> ConfigError,
+) -> Result<Option<AcceptProxy>, ConfigError> {
+    Ok(match (&raw.accept_proxy, &raw.accept_proxy_from) {
+        (None, None) => None,
+        (None, Some(f)) => {
+            return Err(err(
+                f.span(),
+                "accept_proxy_from",
+                "set without accept_proxy; add accept_proxy = \"v1\", \"v2\" or \"any\"".into(),
+            ));
+        }
+        (Some(v), None) => {
+            return Err(err(
+                v.span(),
+                "accept_proxy_from",
+                "missing; accept_proxy needs the sources allowed to send a header, e.g. accept_proxy_from = [\"198.18.1.0/24\"]".into(),
+            ));
+        }
+        (Some(v), Some(f)) => {
+            let version =
+                ProxyVersion::parse(v.get_ref()).map_err(|r| err(v.span(), "accept_proxy", r))?;
+            if protocol == Protocol::Udp && version == ProxyVersion::V1 {
+                return Err(err(
+                    v.span(),
+                    "accept_proxy",
+                    "PROXY v1 has no datagram form; on udp use v2 or any (SPP is accepted with any)".into(),
+                ));
+            }
+            if f.get_ref().is_empty() {
+                return Err(err(
+                    f.span(),
+                    "accept_proxy_from",
+                    "empty; list the CIDRs allowed to send a header".into(),
+                ));
+            }
+            let from = f
+                .get_ref()
+                .iter()
+                .map(|n| parse_net(n.get_ref()).map_err(|r| err(n.span(), "accept_proxy_from", r)))
+                .collect::<Result<Vec<_>, _>>()?;
+            Some(AcceptProxy { version, from })
+        }
+    })
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@
 
 mod accept;
 mod error;
+mod origins;
 mod ports;
 mod raw;
 mod sections;

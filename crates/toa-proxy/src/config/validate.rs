@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::accept::{AcceptProxy, ProxyVersion, parse_net};
 use super::error::{ConfigError, Source};
 use super::ports::Ports;
 use super::raw::{RawFile, RawRule, Text};
-use super::sections::{GroupOrigin, duration, groups, health, proxy, resolve};
+use super::sections::{GroupOrigin, duration, groups, health, proxy};
 use super::values::{Balance, ClientIpMode, PortRange, Protocol, parse_duration};
 use super::{Config, ListenAddr, OriginGroup, ProxySettings, Rule, ToaSettings};
+use super::{accept, origins};
 
 const TAG_MAX_CHARS: usize = 50;
 const PERSIST_TTL_MIN: Duration = Duration::from_secs(30);
@@ -178,64 +178,8 @@ fn rule(
             ));
         }
     };
-    let (origins, origin_names, origin_group) = match (&raw.origins, &raw.origin_group) {
-        (Some(_), Some(g)) => {
-            return Err(err(
-                g.span(),
-                "origin_group",
-                "set together with origins; use one of them".into(),
-            ));
-        }
-        (None, None) => {
-            return Err(missing(
-                "origins",
-                "set origins = [...] or origin_group = \"name\"",
-            ));
-        }
-        (None, Some(g)) => match groups.iter().find(|(n, _)| n == g.get_ref()) {
-            Some((group, list)) => {
-                let mut resolved = Vec::new();
-                for o in list.iter().filter(|_| online) {
-                    resolved.extend(resolve(&o.name, o.weight).map_err(|r| {
-                        src.error(o.offset, format!("origin_group \"{group}\""), "origins", r)
-                    })?);
-                }
-                (resolved, Vec::new(), Some(g.get_ref().clone()))
-            }
-            None => {
-                return Err(err(
-                    g.span(),
-                    "origin_group",
-                    format!("no [[origin_group]] named \"{}\"", g.get_ref()),
-                ));
-            }
-        },
-        (Some(list), None) => {
-            if list.get_ref().is_empty() {
-                return Err(err(
-                    list.span(),
-                    "origins",
-                    "empty; list at least one origin".into(),
-                ));
-            }
-            let mut resolved = Vec::new();
-            for o in list.get_ref() {
-                let literal = o.get_ref().parse::<IpAddr>().is_ok();
-                if online || literal {
-                    resolved
-                        .extend(resolve(o.get_ref(), 1).map_err(|r| err(o.span(), "origins", r))?);
-                } else if let Some(hint) = crate::resolve::lookup(o.get_ref())
-                    .err()
-                    .filter(|h| h.contains("origin_ports"))
-                {
-                    // Not looked up, but a "host:port" is wrong whether or not the rule is online.
-                    return Err(err(o.span(), "origins", hint));
-                }
-            }
-            let names = list.get_ref().iter().map(|o| o.get_ref().clone()).collect();
-            (resolved, names, None)
-        }
-    };
+    let (origins, origin_names, origin_group) =
+        origins::validate(src, raw, groups, online, &err, &missing)?;
 
     let origin_ports = match &raw.origin_ports {
         None => None,
@@ -344,47 +288,7 @@ fn rule(
         Some(m) => *m.get_ref() as usize,
     };
 
-    let accept_proxy = match (&raw.accept_proxy, &raw.accept_proxy_from) {
-        (None, None) => None,
-        (None, Some(f)) => {
-            return Err(err(
-                f.span(),
-                "accept_proxy_from",
-                "set without accept_proxy; add accept_proxy = \"v1\", \"v2\" or \"any\"".into(),
-            ));
-        }
-        (Some(v), None) => {
-            return Err(err(
-                v.span(),
-                "accept_proxy_from",
-                "missing; accept_proxy needs the sources allowed to send a header, e.g. accept_proxy_from = [\"198.18.1.0/24\"]".into(),
-            ));
-        }
-        (Some(v), Some(f)) => {
-            let version =
-                ProxyVersion::parse(v.get_ref()).map_err(|r| err(v.span(), "accept_proxy", r))?;
-            if protocol == Protocol::Udp && version == ProxyVersion::V1 {
-                return Err(err(
-                    v.span(),
-                    "accept_proxy",
-                    "PROXY v1 has no datagram form; on udp use v2 or any (SPP is accepted with any)".into(),
-                ));
-            }
-            if f.get_ref().is_empty() {
-                return Err(err(
-                    f.span(),
-                    "accept_proxy_from",
-                    "empty; list the CIDRs allowed to send a header".into(),
-                ));
-            }
-            let from = f
-                .get_ref()
-                .iter()
-                .map(|n| parse_net(n.get_ref()).map_err(|r| err(n.span(), "accept_proxy_from", r)))
-                .collect::<Result<Vec<_>, _>>()?;
-            Some(AcceptProxy { version, from })
-        }
-    };
+    let accept_proxy = accept::validate(raw, protocol, &err)?;
     let resolve_interval = match &raw.resolve_interval {
         None => settings.resolve_interval,
         Some(v) => duration(src, &section, "resolve_interval", v)?,
