@@ -2,7 +2,9 @@
 //! LOCAL keeps the peer, and bytes after the header are kept.
 
 use super::*;
+
 use crate::config::{ProxyVersion, accept_net};
+use std::time::Duration;
 
 fn accept(version: ProxyVersion) -> AcceptProxy {
     AcceptProxy {
@@ -106,4 +108,67 @@ fn local_and_unknown_keep_the_tcp_peer() {
         panic!("UNKNOWN not accepted");
     };
     assert_eq!(accepted.client, peer);
+}
+
+/// A loopback connection: the proxy's accepted side and the client's side.
+async fn pair() -> (TcpStream, TcpStream) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (accepted, _) = listener.accept().await.unwrap();
+    (accepted, client)
+}
+
+fn loopback(version: ProxyVersion) -> AcceptProxy {
+    AcceptProxy {
+        version,
+        from: vec![accept_net("127.0.0.0/8").unwrap()],
+    }
+}
+
+#[tokio::test]
+async fn a_header_arriving_in_two_writes_is_read_whole_with_the_bytes_after_it() {
+    use tokio::io::AsyncWriteExt;
+    let (mut accepted, mut client) = pair().await;
+    let peer = accepted.peer_addr().unwrap();
+    let header = v2_header();
+    let writer = tokio::spawn(async move {
+        client.write_all(&header[..5]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        client
+            .write_all(&[&header[5..], b"hello"].concat())
+            .await
+            .unwrap();
+        client
+    });
+    let got = read(
+        &mut accepted,
+        peer,
+        &loopback(ProxyVersion::V2),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    assert_eq!(got.client, "198.19.7.7:5555".parse().unwrap());
+    assert_eq!(got.leftover, b"hello");
+    drop(writer.await.unwrap());
+}
+
+#[tokio::test]
+async fn an_unfinished_header_hits_the_deadline_and_an_untrusted_peer_is_not_read() {
+    use tokio::io::AsyncWriteExt;
+    let (mut accepted, mut client) = pair().await;
+    let peer = accepted.peer_addr().unwrap();
+    client.write_all(b"PROXY TCP4 198.19").await.unwrap();
+    let deadline = Duration::from_millis(200);
+    assert_eq!(
+        read(&mut accepted, peer, &loopback(ProxyVersion::Any), deadline).await,
+        Err(Refusal::Timeout)
+    );
+    let untrusted = accept(ProxyVersion::Any);
+    assert_eq!(
+        read(&mut accepted, peer, &untrusted, deadline).await,
+        Err(Refusal::Untrusted)
+    );
 }
