@@ -38,6 +38,12 @@ impl NetnsEtc {
     fn new(ns: &str) -> NetnsEtc {
         let dir = PathBuf::from("/etc/netns").join(ns);
         std::fs::create_dir_all(&dir).unwrap();
+        // No nameserver reachable: a name missing from hosts fails at once, with no traffic.
+        std::fs::write(
+            dir.join("resolv.conf"),
+            "nameserver 127.0.0.1\noptions attempts:1 timeout:1\n",
+        )
+        .unwrap();
         NetnsEtc(dir)
     }
 
