@@ -8,7 +8,26 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
+use tokio_util::sync::CancellationToken;
+
 use crate::config::{Config, OriginSpec};
+use crate::server::Server;
+
+/// Looks up due host names for `server` until `stop`; its own task, so slow lookups never
+/// hold up signal handling (a reload waits only for the apply, not for DNS).
+pub async fn run(server: std::sync::Arc<Server>, stop: CancellationToken) {
+    let mut schedule = Schedule::default();
+    loop {
+        let next = tokio::select! {
+            _ = stop.cancelled() => return,
+            next = server.resolve_due(&mut schedule) => next,
+        };
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep_until(next) => {}
+        }
+    }
+}
 
 /// When each rule with host-name origins is due for its next lookup.
 #[derive(Debug, Default)]

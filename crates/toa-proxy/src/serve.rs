@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
@@ -21,7 +22,7 @@ pub async fn serve(path: &Path, metrics: Option<SocketAddr>) -> Result<(), Serve
     let mut interrupt = signal(SignalKind::interrupt()).map_err(ServerError::Signals)?;
 
     raise_open_file_limit();
-    let server = Server::start(load(path).await?).await?;
+    let server = Arc::new(Server::start(load(path).await?).await?);
     if let Some(addr) = metrics {
         let listener = TcpListener::bind(addr)
             .await
@@ -29,13 +30,10 @@ pub async fn serve(path: &Path, metrics: Option<SocketAddr>) -> Result<(), Serve
         server.serve_metrics(listener);
     }
     tracing::info!(config = %path.display(), "toa proxy running (SIGHUP reloads, SIGTERM drains and exits)");
-    let mut schedule = crate::resolve::Schedule::default();
-    let mut next_lookup = tokio::time::Instant::now();
+    let resolver_stop = tokio_util::sync::CancellationToken::new();
+    let resolver = tokio::spawn(crate::resolve::run(server.clone(), resolver_stop.clone()));
     loop {
         tokio::select! {
-            _ = tokio::time::sleep_until(next_lookup) => {
-                next_lookup = server.resolve_due(&mut schedule).await;
-            }
             _ = hangup.recv() => {
                 let outcome = match load(path).await {
                     Ok(config) => server.reload(config).await,
@@ -55,6 +53,8 @@ pub async fn serve(path: &Path, metrics: Option<SocketAddr>) -> Result<(), Serve
         }
     }
     tracing::info!("draining");
+    resolver_stop.cancel();
+    let _ = resolver.await;
     server.shutdown().await;
     tracing::info!("stopped");
     Ok(())
