@@ -65,7 +65,9 @@ pub fn export(config: &Config, text: &str) -> Exported {
                 "SessionPersist": if rule.session_persist.is_some() { "on" } else { "off" },
                 "Status": if rule.online { "online" } else { "offline" },
             });
-            if let Some(op) = rule.origin_ports {
+            // EdgeOne requires OriginPortRange; "same port" is only expressible for one range.
+            let same = rule.ports.ranges().first().filter(|_| rule.ports.ranges().len() == 1);
+            if let Some(op) = rule.origin_ports.as_ref().or(same) {
                 obj["OriginPortRange"] = json!(op.to_string());
             }
             if let Some(ttl) = rule.session_persist {

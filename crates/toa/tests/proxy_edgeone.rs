@@ -93,6 +93,8 @@ fn export_import_check_round_trip_gives_the_same_rules() {
         "\"OriginType\": \"ORIGIN_GROUP\"",
         "\"ClientIPPassThroughMode\": \"SPP\"",
         "\"SessionPersistTime\": 600",
+        // EdgeOne requires it: a rule without origin_ports keeps its own port.
+        "\"OriginPortRange\": \"53\"",
         "\"Status\": \"offline\"",
     ] {
         assert!(json.contains(expected), "missing {expected} in\n{json}");

@@ -196,7 +196,9 @@ fn rule(
                     ),
                 ));
             }
-            Some(range)
+            // Written out as the listen range itself: the same as leaving it out (EdgeOne
+            // always writes OriginPortRange), so both forms give one rule.
+            (ports.ranges() != [range]).then_some(range)
         }
     };
 
