@@ -83,15 +83,30 @@ fn a_host_name_origin_follows_its_changing_addresses() {
         assert_eq!(who(), "v4");
     }
 
-    // A connection open before the change: it must stay on its origin.
-    let held = std::process::Command::new("ip")
+    // A connection open before the change: it must stay on its origin (once that is up).
+    let held_origin = format!("toa_proxy_origin_up{{origin=\"{}:8001\"}}", addr::ORIGIN_V4);
+    eventually(Duration::from_secs(10), &held_origin, || {
+        lab.metric(&held_origin) == Some(1)
+    });
+    let mut held = std::process::Command::new("ip")
         .args(["netns", "exec", &lab.topo.client.name, "python3", "-c"])
         .arg(format!(
-            "import socket,time\ns=socket.create_connection(('{edge}',17101),timeout=10)\ns.sendall(b'before')\nassert s.recv(6)==b'before'\ntime.sleep(3)\ns.sendall(b'after')\nprint(s.recv(5).decode())"
+            "import socket,time\ns=socket.create_connection(('{edge}',17101),timeout=10)\ns.sendall(b'before')\nassert s.recv(6)==b'before'\nprint('open', flush=True)\ntime.sleep(3)\ns.sendall(b'after')\nprint(s.recv(5).decode())"
         ))
         .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // Changes start only once the connection is open and has been through to its origin.
+    let mut held_out = std::io::BufReader::new(held.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut held_out, &mut line).unwrap();
+    assert_eq!(
+        line.trim(),
+        "open",
+        "the held connection did not open:\n{}",
+        lab.proxy_log()
+    );
 
     // Both an A and an AAAA record: two origins under one name, each with its own health.
     etc.hosts(&[&v4, &v6]);
@@ -128,10 +143,14 @@ fn a_host_name_origin_follows_its_changing_addresses() {
         lab.proxy_log()
     );
 
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut held_out, &mut rest).unwrap();
     let out = held.wait_with_output().unwrap();
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
+        rest.trim(),
         "after",
-        "the open connection was cut"
+        "the open connection was cut: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        lab.proxy_log()
     );
 }
