@@ -1,7 +1,8 @@
 //! `accept_proxy` end to end: the client namespace plays a trusted upstream (EdgeOne, a
 //! load balancer) that sends a PROXY v2 header naming another client; real origins must
 //! see that client — nginx through PROXY v1, an unmodified http.server through TOA and
-//! the eBPF receiver. Untrusted sources, missing and malformed headers are refused and counted.
+//! the eBPF receiver. Untrusted sources, missing and malformed headers are refused and counted;
+//! the per-client limit counts the named client, not the upstream.
 
 #[path = "support/http.rs"]
 mod http;
@@ -181,4 +182,65 @@ fn untrusted_missing_and_malformed_headers_are_refused_and_counted() {
         1,
         "refused connections reached the origin:\n{log}"
     );
+}
+
+#[test]
+fn the_per_client_limit_counts_the_client_a_proxy_header_names() {
+    if !require_privileges("the_per_client_limit_counts_the_client_a_proxy_header_names") {
+        return;
+    }
+    let config = format!(
+        "[[rule]]\ntag = \"per-client\"\nports = \"17004\"\norigins = [\"{}\"]\norigin_ports = \"8000\"\naccept_proxy = \"v2\"\n{}\nmax_connections_per_client = 1\n",
+        addr::ORIGIN_V4,
+        trusted_client()
+    );
+    let mut lab = ProxyLab::new("pacc4");
+    lab.spawn_origin(&http_server(addr::ORIGIN_V4, "8000"), 8000);
+    lab.start_proxy(&config, 17004);
+    let edge = addr::EDGE_CLIENT_SIDE_V4;
+
+    // One connection of the named client held open (its request never sent).
+    let header: String = v2(NAMED_V4, 17004)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut held = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.topo.client.name, "python3", "-c"])
+        .arg(format!(
+            "import socket,time\ns=socket.create_connection(('{edge}',17004),timeout=10)\ns.sendall(bytes.fromhex('{header}'))\ntime.sleep(10)"
+        ))
+        .spawn()
+        .unwrap();
+    let active = "toa_proxy_connections_active{rule=\"per-client\"}";
+    eventually(std::time::Duration::from_secs(5), active, || {
+        lab.metric(active) == Some(1)
+    });
+
+    // The same upstream naming another client is another client: admitted.
+    let reply = lab.send_raw(
+        edge,
+        17004,
+        &[&[&v2(NAMED_V6, 17004)[..], REQUEST].concat()],
+    );
+    assert!(
+        reply.starts_with("HTTP/1.0 200"),
+        "reply: {reply:?}\n{}",
+        lab.proxy_log()
+    );
+    // The held client again: over its limit.
+    assert_eq!(
+        lab.send_raw(
+            edge,
+            17004,
+            &[&[&v2(NAMED_V4, 17004)[..], REQUEST].concat()]
+        ),
+        ""
+    );
+    let refused =
+        "toa_proxy_connections_rejected_total{rule=\"per-client\",reason=\"client_limit\"}";
+    eventually(std::time::Duration::from_secs(5), refused, || {
+        lab.metric(refused) == Some(1)
+    });
+    let _ = held.kill();
+    let _ = held.wait();
 }

@@ -2,7 +2,8 @@
 //! /etc/hosts (`ip netns exec` bind-mounts /etc/netns/<ns>/hosts over it, and rewriting
 //! the file in place shows through), and the test changes what the name resolves to.
 //! Every address is an origin of its own, new connections follow a change at once, a
-//! connection already open stays where it is, and a failed lookup keeps the last set.
+//! connection already open stays where it is (and counts against its rule's limit), and a
+//! failed lookup keeps the last set.
 
 mod proxy_support;
 
@@ -75,7 +76,7 @@ fn a_host_name_origin_follows_its_changing_addresses() {
     lab.spawn_origin(&["python3", "-c", ECHO, addr::ORIGIN_V4, "8001"], 8001);
     let config = "[proxy]\nresolve_interval = \"10s\"\n\n\
          [[rule]]\ntag = \"named\"\nports = \"17100\"\norigins = [\"origin.test\"]\norigin_ports = \"8000\"\nresolve_interval = \"300ms\"\n\n\
-         [[rule]]\ntag = \"held\"\nports = \"17101\"\norigins = [\"origin.test\"]\norigin_ports = \"8001\"\nresolve_interval = \"300ms\"\n";
+         [[rule]]\ntag = \"held\"\nports = \"17101\"\norigins = [\"origin.test\"]\norigin_ports = \"8001\"\nresolve_interval = \"300ms\"\nmax_connections = 1\n";
     lab.start_proxy(config, 17100);
     let edge = addr::EDGE_CLIENT_SIDE_V4;
     let who = || lab.who(edge, 17100).unwrap_or_else(|e| panic!("{e}"));
@@ -113,6 +114,13 @@ fn a_host_name_origin_follows_its_changing_addresses() {
     eventually(Duration::from_secs(10), "both addresses used", || {
         let seen: Vec<String> = (0..4).map(|_| who()).collect();
         seen.iter().any(|s| s == "v4") && seen.iter().any(|s| s == "v6")
+    });
+    // A changed set is applied like a reload: the held rule keeps its count of open
+    // connections (1 of max_connections = 1) instead of getting a fresh quota.
+    assert_eq!(lab.send_raw(edge, 17101, &[b"second"]), "");
+    let refused = "toa_proxy_connections_rejected_total{rule=\"held\",reason=\"rule_limit\"}";
+    eventually(Duration::from_secs(5), refused, || {
+        lab.metric(refused) == Some(1)
     });
     for a in [
         format!("{}:8000", addr::ORIGIN_V4),
