@@ -1,7 +1,8 @@
 //! `accept_proxy` on UDP rules end to end: the client namespace plays a trusted upstream
 //! that names another client in a PROXY v2 DGRAM header on a flow's first datagram, or in
 //! an SPP header on every datagram; `toa spp-echo` on the origin must log that client, the
-//! client must get its payloads back, and an untrusted source's datagrams are dropped and counted.
+//! client must get its payloads back, and an untrusted source's datagrams are dropped and counted;
+//! flows per client count the named client.
 
 mod proxy_support;
 mod udp_support;
@@ -63,7 +64,8 @@ fn udp_clients_named_by_a_trusted_upstream_reach_the_origin_and_untrusted_ones_a
     let config = format!(
         "[[rule]]\ntag = \"v2-in-spp-out\"\nprotocol = \"udp\"\nports = \"17200\"\norigins = [\"{o}\"]\norigin_ports = \"{ECHO_PORT}\"\npass_client_ip = \"spp\"\naccept_proxy = \"v2\"\n{trusted}\n\n\
          [[rule]]\ntag = \"spp-in-ppv2-out\"\nprotocol = \"udp\"\nports = \"17201\"\norigins = [\"{o}\"]\norigin_ports = \"{ECHO_PORT}\"\npass_client_ip = \"ppv2\"\naccept_proxy = \"any\"\n{trusted}\n\n\
-         [[rule]]\ntag = \"untrusted\"\nprotocol = \"udp\"\nports = \"17202\"\norigins = [\"{o}\"]\norigin_ports = \"{ECHO_PORT}\"\naccept_proxy = \"any\"\naccept_proxy_from = [\"198.18.9.0/24\"]\n",
+         [[rule]]\ntag = \"untrusted\"\nprotocol = \"udp\"\nports = \"17202\"\norigins = [\"{o}\"]\norigin_ports = \"{ECHO_PORT}\"\naccept_proxy = \"any\"\naccept_proxy_from = [\"198.18.9.0/24\"]\n\n\
+         [[rule]]\ntag = \"per-client\"\nprotocol = \"udp\"\nports = \"17203\"\norigins = [\"{o}\"]\norigin_ports = \"{ECHO_PORT}\"\naccept_proxy = \"v2\"\n{trusted}\nmax_connections_per_client = 1\n",
         o = addr::ORIGIN_V4,
     );
     let (mut lab, _peer) = start("udp-acc", &config);
@@ -119,6 +121,22 @@ fn udp_clients_named_by_a_trusted_upstream_reach_the_origin_and_untrusted_ones_a
 
     assert!(send(&lab, 17202, &[[&header[..], b"x"].concat()]).is_empty());
     let series = "toa_proxy_udp_drops_total{rule=\"untrusted\",reason=\"proxy_header_untrusted\"}";
+    eventually(Duration::from_secs(5), series, || {
+        lab.metric(series) == Some(1)
+    });
+
+    // Flows per client count the named client: each send is a new flow from the same
+    // upstream address; another named client is admitted, the first one again is not.
+    let first = |client: SocketAddr, payload: &[u8]| {
+        let header = proxy_v2::Header::proxy(proxy_v2::Transport::Dgram, client, edge(17203))
+            .encode()
+            .unwrap();
+        send(&lab, 17203, &[[&header[..], payload].concat()])
+    };
+    assert_eq!(first(named, b"a"), ["a"], "{}", lab.proxy_log());
+    assert_eq!(first(named_spp, b"b"), ["b"], "{}", lab.proxy_log());
+    assert!(first(named, b"c").is_empty());
+    let series = "toa_proxy_udp_drops_total{rule=\"per-client\",reason=\"client_limit\"}";
     eventually(Duration::from_secs(5), series, || {
         lab.metric(series) == Some(1)
     });
