@@ -378,3 +378,17 @@ fn accept_proxy_needs_trusted_sources() {
     );
     assert_eq!(cfg.rules[0].resolve_interval, Duration::from_secs(5));
 }
+
+#[test]
+fn resolve_interval_and_accept_proxy_timeout_name_their_range() {
+    assert_eq!(
+        error("[proxy]\naccept_proxy_timeout = \"0s\"\n"),
+        "proxy.toml:2: [proxy]: accept_proxy_timeout: \"0s\" is out of range; use 10ms..5m"
+    );
+    assert_eq!(
+        error(
+            "[[rule]]\ntag = \"w\"\nports = \"80\"\norigins = [\"198.18.2.2\"]\nresolve_interval = \"10ms\"\n"
+        ),
+        "proxy.toml:5: rule \"w\": resolve_interval: \"10ms\" is out of range; use 100ms..1day"
+    );
+}
