@@ -10,6 +10,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
+use crate::accept_proxy;
 use crate::balance::{ActiveGuard, Backend};
 use crate::client_ip::{ConnInfo, normalize};
 use crate::error::ConnectError;
@@ -32,13 +33,35 @@ impl Drop for ActiveConnection<'_> {
 pub(crate) async fn handle(
     shared: Arc<Shared>,
     route: Arc<Route>,
-    client: TcpStream,
+    mut client: TcpStream,
     peer: SocketAddr,
     abort: CancellationToken,
 ) {
     let rule = &*route.rule;
     let metrics = &rule.metrics;
-    let peer = normalize(peer);
+    // From here on `peer` is the client everything downstream sees: the TCP peer, or the
+    // client a trusted upstream named in its PROXY header.
+    let (peer, upstream_proxy, leftover) = match &rule.accept_proxy {
+        None => (normalize(peer), None, Vec::new()),
+        Some(accept) => {
+            let tcp_peer = normalize(peer);
+            match accept_proxy::read(
+                &mut client,
+                tcp_peer,
+                accept,
+                rule.settings.accept_proxy_timeout,
+            )
+            .await
+            {
+                Ok(a) => (a.client, a.proxy, a.leftover),
+                Err(refusal) => {
+                    metrics.reject(refusal.into());
+                    tracing::debug!(rule = %rule.tag, peer = %tcp_peer, reason = refusal.reason(), "closed: no accepted PROXY header");
+                    return;
+                }
+            }
+        }
+    };
     // Over a limit the client is closed at once: queueing would only hide overload.
     let Some(_global) = shared.global_limit.try_acquire() else {
         metrics.reject(Reject::GlobalLimit);
@@ -66,7 +89,7 @@ pub(crate) async fn handle(
     let conn = ConnInfo {
         id: shared.next_connection_id.fetch_add(1, Ordering::Relaxed),
         client: peer,
-        proxy: normalize(local),
+        proxy: upstream_proxy.unwrap_or_else(|| normalize(local)),
     };
     let (mut origin, backend, _open) = match connect(rule, route.origin_port, &conn).await {
         Ok(c) => c,
@@ -96,6 +119,15 @@ pub(crate) async fn handle(
     {
         tracing::warn!(rule = %rule.tag, client = %conn.client, origin = %target, "origin error: cannot send the {} header: {e}", rule.writer.name());
         return;
+    }
+    if !leftover.is_empty() {
+        if let Err(e) = origin.write_all(&leftover).await {
+            tracing::warn!(rule = %rule.tag, client = %conn.client, origin = %target, "origin error: cannot send the first client bytes: {e}");
+            return;
+        }
+        metrics
+            .bytes_to_origin
+            .fetch_add(leftover.len() as u64, Ordering::Relaxed);
     }
     // Small writes (prompts, TLS records) go out at once, as the client sent them.
     let _ = (client.set_nodelay(true), origin.set_nodelay(true));

@@ -10,6 +10,7 @@
 //! - [`config`]: the TOML file, validated into [`config::Config`]; every error names file:line and field.
 //! - [`rules`]: a validated rule turned into the listener keys it binds and the origin ports they map to.
 //! - [`listener`]: binding listeners (dual stack by default) that survive reloads.
+//! - [`accept_proxy`]: PROXY v1/v2 headers accepted from trusted upstreams (`accept_proxy`).
 //! - [`balance`]: one file per algorithm behind [`balance::Selector`].
 //! - [`health`]: active connect checks and passive marking.
 //! - [`limit`]: connection and flow limits that stay exact across reloads.
@@ -22,13 +23,16 @@
 //!   rule's data-path state, `connection` handles one client.
 //! - [`serve`]: the foreground process: signals (and [`watch`]ed config changes) drive reload
 //!   and drain; [`notify`] tells a systemd supervisor.
-//! - [`import`]: EdgeOne rule lists (JSON/CSV) converted to TOML.
+//! - [`import`]: EdgeOne rule lists (JSON/CSV) converted to TOML; [`export`] writes them back.
+//! - [`resolve`]: host-name origins looked up at load and again while running.
 
+pub mod accept_proxy;
 pub mod balance;
 pub mod client_ip;
 pub mod config;
 mod connection;
 pub mod error;
+pub mod export;
 pub mod forward;
 pub mod health;
 pub mod import;
@@ -36,6 +40,7 @@ pub mod limit;
 pub mod listener;
 pub mod metrics;
 pub mod notify;
+pub mod resolve;
 pub mod rules;
 mod runtime;
 pub mod serve;

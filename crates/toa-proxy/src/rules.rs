@@ -66,16 +66,17 @@ fn listeners_of(rule: &Rule) -> impl Iterator<Item = (ListenKey, u16)> + '_ {
                 addr: *addr,
                 port,
             };
-            (key, rule.ports.map_to(port, &rule.origin_ports))
+            (key, rule.ports.map_to(port, rule.origin_ports.as_ref()))
         })
     })
 }
 
 /// The addresses health checks probe for `rule`: each origin at the first origin port.
 pub fn health_targets(rule: &Rule) -> impl Iterator<Item = SocketAddr> + '_ {
+    let port = rule.origin_ports.map_or(rule.ports.first(), |p| p.first);
     rule.origins
         .iter()
-        .map(|o| SocketAddr::new(o.address, rule.origin_ports.first))
+        .map(move |o| SocketAddr::new(o.address, port))
 }
 
 #[cfg(test)]

@@ -41,6 +41,8 @@ pub(crate) struct RuleRuntime {
     pub all_down_log: LogThrottle,
     /// Local resource failures (ports, descriptors) are logged at most once a second per rule.
     pub local_error_log: LogThrottle,
+    /// `accept_proxy`: clients arrive through a trusted proxy that names them in a header.
+    pub accept_proxy: Option<crate::config::AcceptProxy>,
 }
 
 pub(crate) fn build(
@@ -112,6 +114,7 @@ pub(crate) fn build(
                 health_fall: config.health.fall,
                 all_down_log: LogThrottle::new(Duration::from_secs(1)),
                 local_error_log: LogThrottle::new(Duration::from_secs(1)),
+                accept_proxy: rule.accept_proxy.clone(),
             }))
         })
         .collect()

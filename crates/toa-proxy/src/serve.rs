@@ -7,6 +7,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
@@ -47,7 +48,9 @@ pub async fn serve(path: &Path, options: ServeOptions) -> Result<(), ServerError
     };
     let config = load(path, options.allow_empty).await?;
     let metrics_max_connections = config.proxy.metrics_max_connections;
-    let server = Server::start(config).await?;
+    // Shared with the resolver task, which applies re-resolved origins through the same
+    // path as a reload.
+    let server = Arc::new(Server::start(config).await?);
     if let Some(addr) = options.metrics {
         let listener = TcpListener::bind(addr)
             .await
@@ -56,6 +59,8 @@ pub async fn serve(path: &Path, options: ServeOptions) -> Result<(), ServerError
     }
     tracing::info!(config = %path.display(), watch = options.watch_config,
         "toa proxy running (SIGHUP reloads, SIGTERM drains and exits)");
+    let resolver_stop = tokio_util::sync::CancellationToken::new();
+    let resolver = tokio::spawn(crate::resolve::run(server.clone(), resolver_stop.clone()));
     notifier.notify(State::Ready, &format!("serving {}", path.display()));
     loop {
         tokio::select! {
@@ -75,6 +80,8 @@ pub async fn serve(path: &Path, options: ServeOptions) -> Result<(), ServerError
     }
     tracing::info!("draining");
     notifier.notify(State::Stopping, "draining connections");
+    resolver_stop.cancel();
+    let _ = resolver.await;
     server.shutdown().await;
     tracing::info!("stopped");
     Ok(())

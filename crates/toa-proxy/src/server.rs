@@ -23,7 +23,7 @@ use crate::limit::{Limit, LimitRegistry};
 use crate::metrics::Metrics;
 use crate::rules::{self, ListenKey};
 pub(crate) use crate::runtime::RuleRuntime;
-use crate::{connection, listener, udp};
+use crate::{connection, listener, resolve, udp};
 
 /// Why the proxy could not start or a reload was rejected (the old config keeps running).
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +107,8 @@ pub struct Server {
     /// Accept loops, connections and health checks; drained on shutdown.
     tasks: TaskTracker,
     metrics_stop: CancellationToken,
+    /// Held by a reload and by applying re-resolved origins, so neither undoes the other.
+    changes: Mutex<()>,
 }
 
 impl Server {
@@ -130,6 +132,7 @@ impl Server {
             abort: CancellationToken::new(),
             tasks: TaskTracker::new(),
             metrics_stop: CancellationToken::new(),
+            changes: Mutex::new(()),
         };
         server.apply(config).await?;
         Ok(server)
@@ -137,6 +140,7 @@ impl Server {
 
     /// Applies a validated config: all of it, or (on error) none of it.
     pub async fn reload(&self, config: Config) -> Result<Applied, ServerError> {
+        let _change = self.changes.lock().await;
         let result = self.apply(config).await;
         let counter = if result.is_ok() {
             &self.shared.metrics.reloads_ok
@@ -145,6 +149,44 @@ impl Server {
         };
         counter.fetch_add(1, Ordering::Relaxed);
         result
+    }
+
+    /// Looks up the host names of rules whose `resolve_interval` passed and applies changed
+    /// address sets at once (listeners, limits' tags and open connections are untouched);
+    /// returns when the next lookup is due.
+    pub async fn resolve_due(&self, schedule: &mut resolve::Schedule) -> tokio::time::Instant {
+        let now = std::time::Instant::now();
+        let snapshot = self.state.lock().await.config.clone();
+        let Some(snapshot) = snapshot else {
+            return tokio::time::Instant::now() + Duration::from_secs(1);
+        };
+        let (names, next) = schedule.due(&snapshot, now);
+        let next = tokio::time::Instant::from_std(next);
+        if names.is_empty() {
+            return next;
+        }
+        let answers = tokio::task::spawn_blocking(move || resolve::lookup_all(&names))
+            .await
+            .unwrap_or_default();
+        for (name, answer) in &answers {
+            if let Err(reason) = answer {
+                tracing::warn!(name = %name, "origin lookup failed, keeping its last addresses: {reason}");
+            }
+        }
+        // Rebuilt from the config running now: a reload during the lookups stays applied.
+        let _change = self.changes.lock().await;
+        let current = self.state.lock().await.config.clone();
+        if let Some((config, changes)) = current.and_then(|c| resolve::updated(&c, &answers)) {
+            match self.apply(config).await {
+                Ok(_) => {
+                    for change in changes {
+                        tracing::info!("host name re-resolved: {change}");
+                    }
+                }
+                Err(e) => tracing::warn!("re-resolved origins not applied: {e}"),
+            }
+        }
+        next
     }
 
     /// Counts a reload rejected before it reached the server (the file did not validate).

@@ -7,53 +7,11 @@ mod proxy_support;
 
 use std::time::Duration;
 
+use proxy_support::nginx::start_nginx;
 use proxy_support::{ProxyLab, eventually, field};
 use toa_lab::{addr, require_privileges};
 
 const NGINX_PORT: u16 = 8081;
-
-fn start_nginx(lab: &mut ProxyLab) -> std::path::PathBuf {
-    let dir = lab.topo.lab.dir().join("nginx");
-    std::fs::create_dir_all(dir.join("logs")).unwrap();
-    let d = dir.display();
-    let conf = format!(
-        r#"daemon off;
-master_process off;
-user root;
-pid {d}/nginx.pid;
-error_log {d}/logs/error.log info;
-events {{ worker_connections 256; }}
-http {{
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    log_format pp '$proxy_protocol_addr:$proxy_protocol_port';
-    server {{
-        listen {o4}:{NGINX_PORT} proxy_protocol;
-        listen [{o6}]:{NGINX_PORT} proxy_protocol;
-        access_log {d}/logs/access.log pp;
-        location / {{ return 200 "ok\n"; }}
-    }}
-}}
-"#,
-        o4 = addr::ORIGIN_V4,
-        o6 = addr::ORIGIN_V6,
-    );
-    let conf_path = dir.join("nginx.conf");
-    std::fs::write(&conf_path, conf).unwrap();
-    let (prefix, conf) = (
-        dir.to_str().unwrap().to_string(),
-        conf_path.to_str().unwrap().to_string(),
-    );
-    let error_log = dir.join("logs/error.log").to_str().unwrap().to_string();
-    lab.spawn_origin(
-        &["nginx", "-p", &prefix, "-c", &conf, "-e", &error_log],
-        NGINX_PORT,
-    );
-    dir.join("logs/access.log")
-}
 
 #[test]
 fn nginx_logs_the_real_client_through_proxy_v1_and_v2_over_ipv4_and_ipv6() {
@@ -85,7 +43,7 @@ ppv2_unique_id = true
         o6 = addr::ORIGIN_V6,
     );
     let mut lab = ProxyLab::start("ppnginx", &config, 15001);
-    let access_log = start_nginx(&mut lab);
+    let access_log = start_nginx(&mut lab, NGINX_PORT);
     // Both rules listen dual stack: IPv4 clients arrive as ::ffff:198.18.1.2 and must
     // still be sent as IPv4; origins of either family get the client's own family.
     let cases = [

@@ -11,6 +11,8 @@
 //! access_log = true             # one log line per closed connection
 //! udp_idle_timeout = "60s"      # a UDP flow with no datagram either way for this long ends
 //! metrics_max_connections = 8   # concurrent /metrics connections; more are closed at once
+//! resolve_interval = "30s"      # host-name origins are looked up again this often
+//! accept_proxy_timeout = "3s"   # accept_proxy rules: the PROXY header must arrive within this
 //!
 //! [health]                      # active TCP connect checks, all optional
 //! interval = "5s"
@@ -24,9 +26,14 @@
 //! origins = ["198.18.2.2"]
 //! origin_ports = "9081-9085"
 //! pass_client_ip = "ppv2"
+//! accept_proxy = "v2"           # the client sends a PROXY header; its client counts
+//! accept_proxy_from = ["198.18.1.0/24"]
 //! ```
 
+mod accept;
 mod error;
+mod origins;
+mod ports;
 mod raw;
 mod resources;
 mod sections;
@@ -37,7 +44,10 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use accept::{AcceptProxy, ProxyVersion, parse_net as accept_net};
 pub use error::{ConfigError, Located};
+pub use ports::Ports;
+pub use validate::DEFAULT_MAX_FLOWS;
 pub use values::{
     Balance, ClientIpMode, PortRange, Protocol, format_duration, parse_bounded_duration,
     parse_duration,
@@ -62,6 +72,8 @@ pub mod ranges {
     pub const HEALTH_INTERVAL: RangeInclusive<Duration> = ms(100)..=s(3600);
     pub const HEALTH_TIMEOUT: RangeInclusive<Duration> = ms(10)..=s(60);
     pub const SESSION_PERSIST_TTL: RangeInclusive<Duration> = s(30)..=s(3600);
+    pub const RESOLVE_INTERVAL: RangeInclusive<Duration> = ms(100)..=s(86400);
+    pub const ACCEPT_PROXY_TIMEOUT: RangeInclusive<Duration> = ms(10)..=s(300);
 }
 
 /// A validated config: every rule has resolved origins and no two listeners overlap.
@@ -73,6 +85,15 @@ pub struct Config {
     pub health: HealthSettings,
     pub toa: ToaSettings,
     pub rules: Vec<Rule>,
+    /// `[[origin_group]]`s as written, in file order (export writes them back).
+    pub origin_groups: Vec<OriginGroup>,
+}
+
+/// An `[[origin_group]]` as written: names (IPs or host names) and weights.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginGroup {
+    pub name: String,
+    pub origins: Vec<(String, u32)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -91,6 +112,10 @@ pub struct ProxySettings {
     pub udp_idle_timeout: Duration,
     /// Concurrent connections to the metrics endpoint (read at start).
     pub metrics_max_connections: usize,
+    /// Host-name origins are looked up again this often (a rule may override it).
+    pub resolve_interval: Duration,
+    /// How long an `accept_proxy` rule waits for the client's PROXY header.
+    pub accept_proxy_timeout: Duration,
 }
 
 impl Default for ProxySettings {
@@ -105,6 +130,10 @@ impl Default for ProxySettings {
             splice: true,
             udp_idle_timeout: Duration::from_secs(60),
             metrics_max_connections: 8,
+            resolve_interval: Duration::from_secs(30),
+            // A trusted upstream sends the header with its first segment; seconds are slack
+            // for a lossy path, while a silent or hostile client cannot hold a slot for long.
+            accept_proxy_timeout: Duration::from_secs(3),
         }
     }
 }
@@ -150,10 +179,15 @@ pub struct Rule {
     pub line: usize,
     pub protocol: Protocol,
     pub listen: Vec<ListenAddr>,
-    pub ports: PortRange,
-    /// Same length as `ports` (mapped 1:1) or a single port.
-    pub origin_ports: PortRange,
+    pub ports: Ports,
+    /// As many ports as `ports` has (mapped 1:1 in order) or a single port; `None`: each
+    /// listen port is also the origin port.
+    pub origin_ports: Option<PortRange>,
+    /// One entry per address: a host name contributes every A and AAAA address it has.
+    /// Offline rules resolve nothing, so their host names have no entries here.
     pub origins: Vec<OriginSpec>,
+    /// `origins = [...]` as written (IPs and host names); empty when `origin_group` is set.
+    pub origin_names: Vec<String>,
     /// Set when the origins came from an `[[origin_group]]`.
     pub origin_group: Option<String>,
     pub balance: Balance,
@@ -174,6 +208,32 @@ pub struct Rule {
     /// Source addresses for upstream connections, used in turn (per address family); each
     /// adds its own range of ephemeral ports towards every origin.
     pub source_addresses: Vec<IpAddr>,
+    /// `accept_proxy`: the client connects through a proxy that sends a PROXY header.
+    pub accept_proxy: Option<AcceptProxy>,
+    /// How often this rule's host-name origins are looked up again.
+    pub resolve_interval: Duration,
+}
+
+impl Rule {
+    /// Whether any origin is a host name (and so is looked up again while running).
+    pub fn has_host_names(&self, config: &Config) -> bool {
+        self.written_origins(config)
+            .iter()
+            .any(|(name, _)| name.parse::<IpAddr>().is_err())
+    }
+
+    /// The origins as written, with weights: the rule's own list or its group's.
+    pub fn written_origins(&self, config: &Config) -> Vec<(String, u32)> {
+        match &self.origin_group {
+            Some(g) => config
+                .origin_groups
+                .iter()
+                .find(|og| &og.name == g)
+                .map(|og| og.origins.clone())
+                .unwrap_or_default(),
+            None => self.origin_names.iter().map(|n| (n.clone(), 1)).collect(),
+        }
+    }
 }
 
 /// An origin with its address resolved at load time.

@@ -29,6 +29,8 @@ pub struct RawProxy {
     pub splice: Option<Spanned<bool>>,
     pub udp_idle_timeout: Option<Spanned<Text>>,
     pub metrics_max_connections: Option<Spanned<i64>>,
+    pub resolve_interval: Option<Spanned<Text>>,
+    pub accept_proxy_timeout: Option<Spanned<Text>>,
 }
 
 /// `[health]`: active check settings shared by every origin.
@@ -55,7 +57,7 @@ pub struct RawRule {
     pub tag: Option<Spanned<String>>,
     pub protocol: Option<Spanned<String>>,
     pub listen: Option<Spanned<Vec<Spanned<String>>>>,
-    pub ports: Option<Spanned<Text>>,
+    pub ports: Option<Spanned<PortsText>>,
     pub origins: Option<Spanned<Vec<Spanned<String>>>>,
     pub origin_group: Option<Spanned<String>>,
     pub origin_ports: Option<Spanned<Text>>,
@@ -70,6 +72,9 @@ pub struct RawRule {
     pub max_connections_per_client: Option<Spanned<i64>>,
     pub session_persist_max: Option<Spanned<i64>>,
     pub source_addresses: Option<Spanned<Vec<Spanned<String>>>>,
+    pub accept_proxy: Option<Spanned<String>>,
+    pub accept_proxy_from: Option<Spanned<Vec<Spanned<String>>>>,
+    pub resolve_interval: Option<Spanned<Text>>,
 }
 
 /// One `[[origin_group]]`.
@@ -105,6 +110,23 @@ impl Text {
         match self {
             Text::Str(s) => s.clone(),
             Text::Int(i) => i.to_string(),
+        }
+    }
+}
+
+/// `ports`: one port or range, or EdgeOne's list form `["80", "443"]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum PortsText {
+    One(Text),
+    List(Vec<Text>),
+}
+
+impl PortsText {
+    pub fn items(&self) -> Vec<String> {
+        match self {
+            PortsText::One(t) => vec![t.as_string()],
+            PortsText::List(l) => l.iter().map(Text::as_string).collect(),
         }
     }
 }

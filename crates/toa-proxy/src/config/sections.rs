@@ -1,8 +1,6 @@
 //! Validation of the settings sections (`[proxy]`, `[health]`) and `[[origin_group]]`,
 //! plus the value helpers rule validation shares with them.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use toml::Spanned;
@@ -12,11 +10,20 @@ use super::raw::{RawGroup, RawHealth, RawProxy, Text};
 use super::values::parse_bounded_duration;
 use super::{HealthSettings, OriginSpec, ProxySettings, ranges};
 
+/// One origin of an `[[origin_group]]` as written, with where it was written (a host name
+/// is resolved only when an online rule uses the group, and its error points here).
+#[derive(Debug, Clone)]
+pub(super) struct GroupOrigin {
+    pub name: String,
+    pub weight: u32,
+    pub offset: usize,
+}
+
 pub(super) fn groups(
     src: &Source,
     raw: &[Spanned<RawGroup>],
-) -> Result<HashMap<String, Vec<OriginSpec>>, ConfigError> {
-    let mut out = HashMap::new();
+) -> Result<Vec<(String, Vec<GroupOrigin>)>, ConfigError> {
+    let mut out: Vec<(String, Vec<GroupOrigin>)> = Vec::new();
     for g in raw {
         let Some(name) = &g.get_ref().name else {
             return Err(src.error(
@@ -60,15 +67,13 @@ pub(super) fn groups(
                     ),
                 ));
             }
-            let address = resolve(&entry.address)
-                .map_err(|r| src.error(o.span().start, section.clone(), "origins", r))?;
-            origins.push(OriginSpec {
+            origins.push(GroupOrigin {
                 name: entry.address.clone(),
-                address,
                 weight: entry.weight as u32,
+                offset: o.span().start,
             });
         }
-        if out.insert(name.get_ref().clone(), origins).is_some() {
+        if out.iter().any(|(n, _)| n == name.get_ref()) {
             return Err(src.error(
                 name.span().start,
                 section,
@@ -76,6 +81,7 @@ pub(super) fn groups(
                 "duplicate origin group name",
             ));
         }
+        out.push((name.get_ref().clone(), origins));
     }
     Ok(out)
 }
@@ -131,6 +137,18 @@ pub(super) fn proxy(
             &raw.udp_idle_timeout,
             &mut s.udp_idle_timeout,
             ranges::UDP_IDLE_TIMEOUT,
+        ),
+        (
+            "resolve_interval",
+            &raw.resolve_interval,
+            &mut s.resolve_interval,
+            ranges::RESOLVE_INTERVAL,
+        ),
+        (
+            "accept_proxy_timeout",
+            &raw.accept_proxy_timeout,
+            &mut s.accept_proxy_timeout,
+            ranges::ACCEPT_PROXY_TIMEOUT,
         ),
     ] {
         if let Some(v) = value {
@@ -209,16 +227,15 @@ pub(super) fn positive(
         })
 }
 
-/// An IP literal, or the first address a host name resolves to (blocking getaddrinfo).
-pub(super) fn resolve(name: &str) -> Result<IpAddr, String> {
-    if let Ok(ip) = name.parse::<IpAddr>() {
-        return Ok(ip);
-    }
-    let unresolvable = || format!("cannot resolve host name \"{name}\"");
-    (name, 0)
-        .to_socket_addrs()
-        .map_err(|_| unresolvable())?
-        .next()
-        .map(|sa| sa.ip())
-        .ok_or_else(unresolvable)
+/// Every address of `name` (an IP literal, or a host name looked up with blocking
+/// getaddrinfo), one [`OriginSpec`] each.
+pub(super) fn resolve(name: &str, weight: u32) -> Result<Vec<OriginSpec>, String> {
+    Ok(crate::resolve::lookup(name)?
+        .into_iter()
+        .map(|address| OriginSpec {
+            name: name.to_string(),
+            address,
+            weight,
+        })
+        .collect())
 }

@@ -49,10 +49,10 @@ kind = 200
     assert_eq!(web.listen.len(), 2);
     assert_eq!(
         web.ports,
-        PortRange {
+        Ports::from(PortRange {
             first: 81,
             last: 85
-        }
+        })
     );
     assert_eq!(web.origins[1].name, "localhost");
     assert!(web.origins[1].address.is_loopback());
@@ -60,7 +60,7 @@ kind = 200
     assert_eq!(web.session_persist, Some(Duration::from_secs(600)));
     let grouped = &cfg.rules[1];
     assert_eq!(grouped.listen, vec![ListenAddr::DualStack]);
-    assert_eq!(grouped.origin_ports, PortRange::single(10000));
+    assert_eq!(grouped.origin_ports, None);
     assert_eq!(grouped.origins[0].weight, 10);
     assert_eq!(
         grouped.origins[1].address,
@@ -336,5 +336,59 @@ fn a_file_without_online_rules_is_refused_by_require_online_rules() {
             .unwrap_err()
             .to_string()
             .contains("no online rules")
+    );
+}
+
+#[test]
+fn ports_list_form_and_case_insensitive_protocol_load() {
+    let cfg = load(
+        "[[rule]]\ntag = \"w\"\nprotocol = \"TCP\"\nports = [\"80\", \"443\"]\norigins = [\"198.18.2.2\"]\n",
+    )
+    .unwrap();
+    assert_eq!(cfg.rules[0].protocol, Protocol::Tcp);
+    assert_eq!(cfg.rules[0].ports.iter().collect::<Vec<_>>(), [80, 443]);
+}
+
+#[test]
+fn host_and_port_origin_gets_a_hint_to_use_origin_ports() {
+    assert_eq!(
+        error("[[rule]]\ntag = \"w\"\nports = \"80\"\norigins = [\"198.18.2.2:8080\"]\n"),
+        "proxy.toml:4: rule \"w\": origins: \"198.18.2.2:8080\" has a port; write origins = [\"198.18.2.2\"] and origin_ports = \"8080\""
+    );
+}
+
+#[test]
+fn accept_proxy_needs_trusted_sources() {
+    assert_eq!(
+        error(
+            "[[rule]]\ntag = \"w\"\nports = \"80\"\norigins = [\"198.18.2.2\"]\naccept_proxy = \"v2\"\n"
+        ),
+        "proxy.toml:5: rule \"w\": accept_proxy_from: missing; accept_proxy needs the sources allowed to send a header, e.g. accept_proxy_from = [\"198.18.1.0/24\"]"
+    );
+    assert_eq!(
+        error(
+            "[[rule]]\ntag = \"w\"\nports = \"80\"\norigins = [\"198.18.2.2\"]\naccept_proxy = \"v2\"\naccept_proxy_from = [\"198.18.1.0/40\"]\n"
+        ),
+        "proxy.toml:6: rule \"w\": accept_proxy_from: \"198.18.1.0/40\" is not a CIDR like \"198.18.1.0/24\" or an IP address"
+    );
+    let cfg = load("[[rule]]\ntag = \"w\"\nports = \"80\"\norigins = [\"198.18.2.2\"]\naccept_proxy = \"any\"\naccept_proxy_from = [\"198.18.1.0/24\"]\nresolve_interval = \"5s\"\n").unwrap();
+    assert_eq!(
+        cfg.rules[0].accept_proxy.as_ref().map(|a| a.version),
+        Some(ProxyVersion::Any)
+    );
+    assert_eq!(cfg.rules[0].resolve_interval, Duration::from_secs(5));
+}
+
+#[test]
+fn resolve_interval_and_accept_proxy_timeout_name_their_range() {
+    assert_eq!(
+        error("[proxy]\naccept_proxy_timeout = \"0s\"\n"),
+        "proxy.toml:2: [proxy]: accept_proxy_timeout: \"0s\" is out of range; use 10ms..5m"
+    );
+    assert_eq!(
+        error(
+            "[[rule]]\ntag = \"w\"\nports = \"80\"\norigins = [\"198.18.2.2\"]\nresolve_interval = \"10ms\"\n"
+        ),
+        "proxy.toml:5: rule \"w\": resolve_interval: \"10ms\" is out of range; use 100ms..1day"
     );
 }

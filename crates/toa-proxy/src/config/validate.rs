@@ -1,6 +1,5 @@
 //! Raw TOML → [`Config`]: every check that can reject a file, in file order, first error wins.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::ops::Range;
 use std::path::Path;
@@ -8,11 +7,13 @@ use std::path::Path;
 use toml::Spanned;
 
 use super::error::{ConfigError, Source};
+use super::ports::Ports;
 use super::raw::{RawFile, RawRule, Text};
 use super::resources::rule_resources;
-use super::sections::{groups, health, proxy, resolve};
+use super::sections::{GroupOrigin, duration, groups, health, proxy};
 use super::values::{Balance, ClientIpMode, PortRange, Protocol, parse_duration};
-use super::{Config, ListenAddr, OriginSpec, Rule, ToaSettings, ranges};
+use super::{Config, ListenAddr, OriginGroup, ProxySettings, Rule, ToaSettings, ranges};
+use super::{accept, origins};
 
 const TAG_MAX_CHARS: usize = 50;
 /// Flows per UDP rule when `max_flows` is not set: each flow holds one upstream socket (a file descriptor).
@@ -22,9 +23,10 @@ pub fn validate(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let src = Source { path, text };
     let raw: RawFile = toml::from_str(text).map_err(|e| src.toml_error(&e))?;
     let groups = groups(&src, &raw.origin_group)?;
+    let proxy = proxy(&src, raw.proxy.as_ref())?;
     let mut rules = Vec::with_capacity(raw.rule.len());
     for spanned in &raw.rule {
-        let rule = rule(&src, spanned, &groups)?;
+        let rule = rule(&src, spanned, &groups, &proxy)?;
         if let Some(prev) = rules.iter().find(|r: &&Rule| r.tag == rule.tag) {
             let tag = spanned
                 .get_ref()
@@ -43,7 +45,7 @@ pub fn validate(path: &Path, text: &str) -> Result<Config, ConfigError> {
     }
     Ok(Config {
         path: path.to_path_buf(),
-        proxy: proxy(&src, raw.proxy.as_ref())?,
+        proxy,
         health: health(&src, raw.health.as_ref())?,
         toa: ToaSettings {
             kind: match raw.toa.as_ref().and_then(|t| t.get_ref().kind.as_ref()) {
@@ -55,6 +57,13 @@ pub fn validate(path: &Path, text: &str) -> Result<Config, ConfigError> {
             },
         },
         rules,
+        origin_groups: groups
+            .into_iter()
+            .map(|(name, origins)| OriginGroup {
+                name,
+                origins: origins.into_iter().map(|o| (o.name, o.weight)).collect(),
+            })
+            .collect(),
     })
 }
 
@@ -62,7 +71,8 @@ pub fn validate(path: &Path, text: &str) -> Result<Config, ConfigError> {
 fn rule(
     src: &Source,
     spanned: &Spanned<RawRule>,
-    groups: &HashMap<String, Vec<OriginSpec>>,
+    groups: &[(String, Vec<GroupOrigin>)],
+    settings: &ProxySettings,
 ) -> Result<Rule, ConfigError> {
     let raw = spanned.get_ref();
     let line = src.line_of(spanned.span().start);
@@ -106,7 +116,8 @@ fn rule(
             "a port like \"80\" or a range like \"81-85\"",
         ));
     };
-    let ports = port_range(ports_raw).map_err(|r| err(ports_raw.span(), "ports", r))?;
+    let ports = Ports::parse(&ports_raw.get_ref().items())
+        .map_err(|r| err(ports_raw.span(), "ports", r))?;
     let listen = match &raw.listen {
         None => vec![ListenAddr::DualStack],
         Some(list) if list.get_ref().is_empty() => {
@@ -134,57 +145,29 @@ fn rule(
             .collect::<Result<Vec<_>, _>>()?,
     };
 
-    let (origins, origin_group) = match (&raw.origins, &raw.origin_group) {
-        (Some(_), Some(g)) => {
+    // Offline rules are checked but not resolved: they open no listener, and a host name
+    // that only exists where the rule will run must not fail the file here.
+    let online = match raw
+        .status
+        .as_ref()
+        .map(|s| (s.get_ref().to_ascii_lowercase(), s.span()))
+    {
+        None => true,
+        Some((s, _)) if s == "online" => true,
+        Some((s, _)) if s == "offline" => false,
+        Some((other, span)) => {
             return Err(err(
-                g.span(),
-                "origin_group",
-                "set together with origins; use one of them".into(),
+                span,
+                "status",
+                format!("unknown status \"{other}\"; expected online or offline"),
             ));
-        }
-        (None, None) => {
-            return Err(missing(
-                "origins",
-                "set origins = [...] or origin_group = \"name\"",
-            ));
-        }
-        (None, Some(g)) => match groups.get(g.get_ref()) {
-            Some(list) => (list.clone(), Some(g.get_ref().clone())),
-            None => {
-                return Err(err(
-                    g.span(),
-                    "origin_group",
-                    format!("no [[origin_group]] named \"{}\"", g.get_ref()),
-                ));
-            }
-        },
-        (Some(list), None) => {
-            if list.get_ref().is_empty() {
-                return Err(err(
-                    list.span(),
-                    "origins",
-                    "empty; list at least one origin".into(),
-                ));
-            }
-            let resolved = list
-                .get_ref()
-                .iter()
-                .map(|o| {
-                    resolve(o.get_ref())
-                        .map(|address| OriginSpec {
-                            name: o.get_ref().clone(),
-                            address,
-                            weight: 1,
-                        })
-                        .map_err(|r| err(o.span(), "origins", r))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            (resolved, None)
         }
     };
+    let (origins, origin_names, origin_group) =
+        origins::validate(src, raw, groups, online, &err, &missing)?;
 
     let origin_ports = match &raw.origin_ports {
-        None => ports,
+        None => None,
         Some(op) => {
             let range = port_range(op).map_err(|r| err(op.span(), "origin_ports", r))?;
             if range.len() != 1 && range.len() != ports.len() {
@@ -198,7 +181,9 @@ fn rule(
                     ),
                 ));
             }
-            range
+            // Written out as the listen range itself: the same as leaving it out (EdgeOne
+            // always writes OriginPortRange), so both forms give one rule.
+            (ports.ranges() != [range]).then_some(range)
         }
     };
 
@@ -237,21 +222,6 @@ fn rule(
         .is_some_and(|p| *p.get_ref())
         .then_some(ttl);
 
-    let online = match raw
-        .status
-        .as_ref()
-        .map(|s| (s.get_ref().as_str(), s.span()))
-    {
-        None | Some(("online", _)) => true,
-        Some(("offline", _)) => false,
-        Some((other, span)) => {
-            return Err(err(
-                span,
-                "status",
-                format!("unknown status \"{other}\"; expected online or offline"),
-            ));
-        }
-    };
     let balance = match &raw.balance {
         None => Balance::RoundRobin,
         Some(b) => Balance::parse(b.get_ref()).map_err(|r| err(b.span(), "balance", r))?,
@@ -306,6 +276,18 @@ fn rule(
     };
 
     let resources = rule_resources(src, &section, raw, protocol)?;
+    let accept_proxy = accept::validate(raw, protocol, &err)?;
+    let resolve_interval = match &raw.resolve_interval {
+        None => settings.resolve_interval,
+        Some(v) => duration(
+            src,
+            &section,
+            "resolve_interval",
+            v,
+            ranges::RESOLVE_INTERVAL,
+        )?,
+    };
+
     Ok(Rule {
         max_connections_per_client: resources.max_connections_per_client,
         session_persist_max: resources.session_persist_max,
@@ -317,6 +299,7 @@ fn rule(
         ports,
         origin_ports,
         origins,
+        origin_names,
         origin_group,
         balance,
         pass_client_ip,
@@ -325,6 +308,8 @@ fn rule(
         max_connections,
         ppv2_unique_id,
         max_flows,
+        accept_proxy,
+        resolve_interval,
     })
 }
 
@@ -354,7 +339,10 @@ fn check_overlap(
     {
         for a in &rule.listen {
             if let Some(b) = other.listen.iter().find(|b| a.conflicts(**b)) {
-                let port = rule.ports.first.max(other.ports.first);
+                let port = rule
+                    .ports
+                    .shared_port(&other.ports)
+                    .unwrap_or(rule.ports.first());
                 return Err(src.error(
                     ports_span.start,
                     section,

@@ -134,10 +134,10 @@ pub enum Protocol {
 
 impl Protocol {
     pub fn parse(text: &str) -> Result<Protocol, String> {
-        match text {
+        match text.to_ascii_lowercase().as_str() {
             "tcp" => Ok(Protocol::Tcp),
             "udp" => Ok(Protocol::Udp),
-            other => Err(format!("unknown protocol \"{other}\"; expected tcp or udp")),
+            _ => Err(format!("unknown protocol \"{text}\"; expected tcp or udp")),
         }
     }
 

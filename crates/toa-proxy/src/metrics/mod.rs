@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use toa_loader::EdgeCounter;
 
+use crate::accept_proxy::Refusal;
 use crate::error::ConnectErrorKind;
 use crate::health::HealthRegistry;
 
@@ -26,16 +27,48 @@ pub enum Reject {
     RuleLimit,
     /// The rule's `max_connections_per_client`.
     ClientLimit,
+    /// accept_proxy rules: the TCP peer is not in `accept_proxy_from`.
+    ProxyHeaderUntrusted,
+    /// accept_proxy rules: other bytes first, or the connection closed, before a header.
+    ProxyHeaderMissing,
+    /// accept_proxy rules: a header of an accepted version that does not parse.
+    ProxyHeaderMalformed,
+    /// accept_proxy rules: no complete header within `accept_proxy_timeout`.
+    ProxyHeaderTimeout,
 }
 
 impl Reject {
-    pub const ALL: [Reject; 3] = [Reject::GlobalLimit, Reject::RuleLimit, Reject::ClientLimit];
+    pub const ALL: [Reject; 7] = [
+        Reject::GlobalLimit,
+        Reject::RuleLimit,
+        Reject::ClientLimit,
+        Reject::ProxyHeaderUntrusted,
+        Reject::ProxyHeaderMissing,
+        Reject::ProxyHeaderMalformed,
+        Reject::ProxyHeaderTimeout,
+    ];
 
     pub const fn name(self) -> &'static str {
         match self {
             Reject::GlobalLimit => "global_limit",
             Reject::RuleLimit => "rule_limit",
             Reject::ClientLimit => "client_limit",
+            // The labels UDP's drops use too, from the one place that names them.
+            Reject::ProxyHeaderUntrusted => Refusal::Untrusted.reason(),
+            Reject::ProxyHeaderMissing => Refusal::Missing.reason(),
+            Reject::ProxyHeaderMalformed => Refusal::Malformed.reason(),
+            Reject::ProxyHeaderTimeout => Refusal::Timeout.reason(),
+        }
+    }
+}
+
+impl From<Refusal> for Reject {
+    fn from(refusal: Refusal) -> Reject {
+        match refusal {
+            Refusal::Untrusted => Reject::ProxyHeaderUntrusted,
+            Refusal::Missing => Reject::ProxyHeaderMissing,
+            Refusal::Malformed => Reject::ProxyHeaderMalformed,
+            Refusal::Timeout => Reject::ProxyHeaderTimeout,
         }
     }
 }

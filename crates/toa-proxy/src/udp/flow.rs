@@ -40,6 +40,9 @@ pub struct FlowSetup {
     pub upstream: UdpSocket,
     pub writer: Arc<dyn DatagramWriter>,
     pub headers: FlowHeaders,
+    /// `accept_proxy` with SPP: every datagram from the client side starts with an SPP
+    /// header, removed before the payload goes on.
+    pub spp_in: bool,
     /// The rule as it was when the flow opened (a reload does not move open flows).
     pub rule: Arc<RuleRuntime>,
     /// Held for the flow's life: the rule's flow cap, its per-client cap and the origin's active count.

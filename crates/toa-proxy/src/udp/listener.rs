@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::accept;
 use super::client_ip::{FlowInfo, MAX_DATAGRAM, Off};
 use super::flow::{Flow, FlowSetup, FlowTable};
 use super::metrics::DropReason;
@@ -57,11 +58,40 @@ pub(crate) async fn run(
             }
         };
         backoff = Duration::from_millis(10);
+        let mut len = got.len;
         let flow = match table.touch(&got.peer) {
-            Some(flow) => flow,
+            Some(flow) => {
+                if flow.setup.spp_in {
+                    match accept::every(&buf[HEADROOM..HEADROOM + len]) {
+                        Ok(h) => len = strip(&mut buf, len, h),
+                        Err(refusal) => {
+                            flow.setup.rule.metrics.udp.drop(refusal.into());
+                            continue;
+                        }
+                    }
+                }
+                flow
+            }
             None => {
                 let route = routes.read().unwrap_or_else(|p| p.into_inner()).clone();
-                match open(&shared, &route, &got, port).await {
+                let named = match &route.rule.accept_proxy {
+                    None => None,
+                    Some(a) => {
+                        match accept::first(&buf[HEADROOM..HEADROOM + len], normalize(got.peer), a)
+                        {
+                            Ok(h) => {
+                                len = strip(&mut buf, len, h.len);
+                                Some(h)
+                            }
+                            Err(refusal) => {
+                                route.rule.metrics.udp.drop(refusal.into());
+                                tracing::debug!(rule = %route.rule.tag, peer = %got.peer, reason = refusal.reason(), "datagram dropped: no accepted PROXY header");
+                                continue;
+                            }
+                        }
+                    }
+                };
+                match open(&shared, &route, &got, port, named).await {
                     Ok(flow) => {
                         let flow = Arc::new(flow);
                         table.insert(flow.clone());
@@ -81,9 +111,16 @@ pub(crate) async fn run(
                 }
             }
         };
-        forward(&flow, &mut buf, got.len).await;
+        forward(&flow, &mut buf, len).await;
     }
     tracing::debug!(listener = %key, flows = table.len(), "listener stopped; its flows end");
+}
+
+/// Removes a `header`-byte header in front of the `len`-byte payload at `buf[HEADROOM..]`
+/// (moving the payload to `HEADROOM`); returns the payload's new length.
+fn strip(buf: &mut [u8], len: usize, header: usize) -> usize {
+    buf.copy_within(HEADROOM + header..HEADROOM + len, HEADROOM);
+    len - header
 }
 
 /// Sends the payload at `buf[HEADROOM..HEADROOM + len]` to the origin, header in front.
@@ -117,20 +154,25 @@ async fn open(
     route: &Route,
     got: &Received,
     port: u16,
+    named: Option<accept::FirstHeader>,
 ) -> Result<Flow, DropReason> {
     let rule = &*route.rule;
+    // The client a trusted upstream named is the client for the per-client limit too.
+    let client = named.map_or_else(|| normalize(got.peer), |h| h.client);
     let Some(permit) = rule.limits.open.try_acquire() else {
-        tracing::debug!(rule = %rule.tag, client = %got.peer, "datagram dropped: max_flows reached");
+        tracing::debug!(rule = %rule.tag, client = %client, "datagram dropped: max_flows reached");
         return Err(DropReason::FlowLimit);
     };
-    let Some(client_permit) = rule.limits.per_client.try_acquire(normalize(got.peer).ip()) else {
-        tracing::debug!(rule = %rule.tag, client = %got.peer, "datagram dropped: max_connections_per_client reached");
+    let Some(client_permit) = rule.limits.per_client.try_acquire(client.ip()) else {
+        tracing::debug!(rule = %rule.tag, client = %client, "datagram dropped: max_connections_per_client reached");
         return Err(DropReason::ClientLimit);
     };
     let info = FlowInfo {
         id: shared.next_connection_id.fetch_add(1, Ordering::Relaxed),
-        client: normalize(got.peer),
-        proxy: normalize(SocketAddr::new(got.local, port)),
+        client,
+        proxy: named
+            .and_then(|h| h.proxy)
+            .unwrap_or_else(|| normalize(SocketAddr::new(got.local, port))),
     };
     let usable = |i: usize| rule.backends[i].is_up();
     let Some(i) = rule
@@ -178,6 +220,7 @@ async fn open(
         upstream,
         writer,
         headers,
+        spp_in: named.is_some_and(|h| h.spp),
         rule: route.rule.clone(),
         _permit: permit,
         _client: client_permit,

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::accept_proxy::Refusal;
 use crate::metrics::{RuleMetrics, escape};
 
 /// Why a datagram was not delivered (the `reason` label of `toa_proxy_udp_drops_total`).
@@ -28,10 +29,18 @@ pub enum DropReason {
     ClientSendFailed,
     /// An SPP reply too short to hold the header it starts with.
     ShortSppReply,
+    /// accept_proxy rules: a source outside accept_proxy_from.
+    ProxyHeaderUntrusted,
+    /// accept_proxy rules: a datagram (a flow's first, or any with SPP) without a header.
+    ProxyHeaderMissing,
+    /// accept_proxy rules: a header that does not parse.
+    ProxyHeaderMalformed,
+    /// Never for datagrams (a header is whole or missing); listed so the labels match TCP's.
+    ProxyHeaderTimeout,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 13] = [
         DropReason::FlowLimit,
         DropReason::ClientLimit,
         DropReason::NoHealthyOrigin,
@@ -41,6 +50,10 @@ impl DropReason {
         DropReason::OriginUnreachable,
         DropReason::ClientSendFailed,
         DropReason::ShortSppReply,
+        DropReason::ProxyHeaderUntrusted,
+        DropReason::ProxyHeaderMissing,
+        DropReason::ProxyHeaderMalformed,
+        DropReason::ProxyHeaderTimeout,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -54,6 +67,22 @@ impl DropReason {
             DropReason::OriginUnreachable => "origin_unreachable",
             DropReason::ClientSendFailed => "client_send_failed",
             DropReason::ShortSppReply => "short_spp_reply",
+            // The same labels as TCP's refusals, from the one place that names them.
+            DropReason::ProxyHeaderUntrusted => Refusal::Untrusted.reason(),
+            DropReason::ProxyHeaderMissing => Refusal::Missing.reason(),
+            DropReason::ProxyHeaderMalformed => Refusal::Malformed.reason(),
+            DropReason::ProxyHeaderTimeout => Refusal::Timeout.reason(),
+        }
+    }
+}
+
+impl From<Refusal> for DropReason {
+    fn from(refusal: Refusal) -> DropReason {
+        match refusal {
+            Refusal::Untrusted => DropReason::ProxyHeaderUntrusted,
+            Refusal::Missing => DropReason::ProxyHeaderMissing,
+            Refusal::Malformed => DropReason::ProxyHeaderMalformed,
+            Refusal::Timeout => DropReason::ProxyHeaderTimeout,
         }
     }
 }

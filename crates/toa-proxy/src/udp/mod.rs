@@ -6,6 +6,7 @@
 //! no active health check (UDP has no handshake to probe).
 //!
 //! # Layout
+//! - [`accept`]: PROXY v2 / SPP headers from a trusted upstream (`accept_proxy`).
 //! - [`socket`]: the listening socket, which learns each datagram's destination address.
 //! - [`listener`]: the receive loop: flow lookup or opening, header in front, send upstream.
 //! - [`flow`]: a flow and the per-listener flow table with idle expiry.
@@ -14,6 +15,7 @@
 //! - [`metrics`]: flows, datagrams and drops per rule.
 //! - [`spp_echo`]: the reference SPP/PROXY v2 origin behind `toa spp-echo`.
 
+pub mod accept;
 pub mod client_ip;
 pub(crate) mod flow;
 pub(crate) mod listener;

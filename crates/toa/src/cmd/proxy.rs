@@ -49,10 +49,21 @@ enum ProxyCommand {
 
 #[derive(Subcommand, Debug)]
 enum RulesCommand {
-    /// Convert an EdgeOne L4 rule list (FILE.json or FILE.csv, EdgeOne field names) to TOML on stdout.
+    /// Convert an EdgeOne L4 rule list (FILE.json or FILE.csv, EdgeOne field names; - reads stdin) to TOML on stdout,
+    /// validated as `toa proxy check` validates it.
     Import {
-        /// The rule list; the extension (.json or .csv) picks the format.
+        /// The rule list, `-` for stdin; .json or .csv picks the format, otherwise the content does.
         file: PathBuf,
+        /// JSON with `OriginGroups` (DescribeOriginGroup's answer): the origins of
+        /// ORIGIN_GROUP and LB rules.
+        #[arg(long, value_name = "FILE")]
+        origin_groups: Option<PathBuf>,
+    },
+    /// Write a config's rules as EdgeOne L4 rule JSON on stdout (what import reads back).
+    Export {
+        /// Config file to export.
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
     },
 }
 
@@ -63,12 +74,27 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
             allow_empty,
         }) => check(&config, allow_empty),
         Some(ProxyCommand::Rules {
-            command: RulesCommand::Import { file },
-        }) => {
-            let toml = toa_proxy::import::import_file(&file)?;
-            print!("{toml}");
-            Ok(())
-        }
+            command:
+                RulesCommand::Import {
+                    file,
+                    origin_groups,
+                },
+        }) => match toa_proxy::import::import_file(&file, origin_groups.as_deref()) {
+            Ok(imported) => {
+                for w in &imported.warnings {
+                    eprintln!("warning: {w}");
+                }
+                print!("{}", imported.toml);
+                Ok(())
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::exit(1);
+            }
+        },
+        Some(ProxyCommand::Rules {
+            command: RulesCommand::Export { config },
+        }) => export(&config),
         None => {
             let config = args
                 .config
@@ -108,6 +134,24 @@ fn check(path: &std::path::Path, allow_empty: bool) -> anyhow::Result<()> {
             std::process::exit(1);
         }
     }
+}
+
+fn export(path: &std::path::Path) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let cfg = match toa_proxy::Config::parse(path, &text) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    };
+    let exported = toa_proxy::export::export(&cfg, &text);
+    for w in &exported.warnings {
+        eprintln!("warning: {w}");
+    }
+    print!("{}", exported.json);
+    Ok(())
 }
 
 fn serve(config: PathBuf, options: toa_proxy::ServeOptions) -> anyhow::Result<()> {

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod nginx;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -383,4 +385,41 @@ pub fn field(line: &str, key: &str) -> String {
 
 pub fn edge_v4() -> &'static str {
     addr::EDGE_CLIENT_SIDE_V4
+}
+
+/// A client that writes `parts` (raw bytes) with a pause between them, then prints what
+/// comes back until the server closes; prints nothing if the connection is refused or reset.
+const RAW_CLIENT: &str = r#"
+import socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+try:
+    for part in sys.argv[3:]:
+        s.sendall(bytes.fromhex(part))
+        time.sleep(0.2)
+    out = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        out += d
+except OSError:
+    out = b""
+sys.stdout.write(out.decode("latin-1"))
+"#;
+
+impl ProxyLab {
+    /// Sends `parts` from the client to host:port through [`RAW_CLIENT`]; the reply.
+    pub fn send_raw(&self, host: &str, port: u16, parts: &[&[u8]]) -> String {
+        let hex: Vec<String> = parts
+            .iter()
+            .map(|p| p.iter().map(|b| format!("{b:02x}")).collect())
+            .collect();
+        let port = port.to_string();
+        let mut cmd = vec!["python3", "-c", RAW_CLIENT, host, port.as_str()];
+        cmd.extend(hex.iter().map(String::as_str));
+        self.topo
+            .client
+            .run(&cmd)
+            .unwrap_or_else(|e| panic!("raw client failed: {e}\nproxy log:\n{}", self.proxy_log()))
+    }
 }

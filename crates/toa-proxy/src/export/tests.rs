@@ -1,0 +1,68 @@
+//! Export → import → check gives the same rules.
+
+use std::path::Path;
+
+use super::*;
+
+#[test]
+fn export_then_import_gives_the_same_rules() {
+    let text = r#"
+# EdgeOne RuleId rule-2qzkbvx3hxl7
+[[rule]]
+tag = "web"
+protocol = "TCP"
+ports = ["443", "8443-8444"]
+origins = ["localhost", "198.18.2.9"]
+pass_client_ip = "PPv1"
+session_persist = true
+
+[[rule]]
+tag = "grouped"
+protocol = "udp"
+ports = "5000-5001"
+origin_group = "g1"
+origin_ports = "6000"
+status = "offline"
+
+[[origin_group]]
+name = "g1"
+origins = [{ address = "198.18.2.7", weight = 3 }]
+"#;
+    let before = Config::parse(Path::new("before.toml"), text).unwrap();
+    let exported = export(&before, text);
+    assert!(exported.warnings.is_empty(), "{:?}", exported.warnings);
+    assert!(
+        exported.json.contains("\"RuleId\": \"rule-2qzkbvx3hxl7\""),
+        "{}",
+        exported.json
+    );
+    let json = std::env::temp_dir().join(format!("toa-export-{}.json", std::process::id()));
+    std::fs::write(&json, &exported.json).unwrap();
+    let imported = crate::import::import_file(&json, None);
+    std::fs::remove_file(&json).unwrap();
+    let imported = imported.unwrap();
+    let after = Config::parse(Path::new("after.toml"), &imported.toml).unwrap();
+    let strip = |c: &Config| {
+        c.rules
+            .iter()
+            .map(|r| crate::config::Rule {
+                line: 0,
+                ..r.clone()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(strip(&before), strip(&after), "{}", imported.toml);
+    assert_eq!(before.origin_groups, after.origin_groups);
+    assert!(imported.toml.contains("# EdgeOne RuleId rule-2qzkbvx3hxl7"));
+}
+
+#[test]
+fn settings_edgeone_cannot_express_are_named_in_a_warning() {
+    let text = "[[rule]]\ntag = \"w\"\nports = \"80\"\nlisten = [\"198.18.1.1\"]\norigins = [\"198.18.2.2\"]\nbalance = \"least_connections\"\n";
+    let cfg = Config::parse(Path::new("p.toml"), text).unwrap();
+    let out = export(&cfg, text);
+    assert_eq!(
+        out.warnings,
+        ["p.toml:1: rule \"w\": EdgeOne has no field for listen, balance; left out"]
+    );
+}
