@@ -64,6 +64,11 @@ fn doctor_without_bpf_capabilities_names_them_and_fails() {
         .unwrap();
     let out = stdout(&output);
     assert!(!output.status.success(), "{out}");
+    assert!(
+        out.contains("privileges:"),
+        "{out}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let privileges = line(&out, "privileges");
     assert!(
         privileges.starts_with("✗ privileges: uid 0 lacks CAP_BPF, CAP_NET_ADMIN"),
@@ -87,7 +92,11 @@ fn doctor_as_nobody_names_the_missing_privilege_and_fails() {
     let dir = lab.dir().join("bin");
     std::fs::create_dir_all(&dir).unwrap();
     let toa = dir.join("toa");
-    std::fs::copy(TOA, &toa).unwrap();
+    // Copied by a child process: a file this process wrote could still be open in a
+    // sibling test's forked child (between fork and exec), and exec would then fail
+    // with ETXTBSY. `cp`'s descriptor never reaches our forks.
+    let copied = Command::new("cp").arg(TOA).arg(&toa).status().unwrap();
+    assert!(copied.success(), "cp {TOA} {}", toa.display());
     for path in [lab.dir(), dir.as_path()] {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -106,6 +115,11 @@ fn doctor_as_nobody_names_the_missing_privilege_and_fails() {
     let out = stdout(&output);
     assert!(
         !output.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        out.contains("privileges:"),
         "{out}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
