@@ -48,6 +48,7 @@ kt_boot() {
   initrd=$(kt_initramfs "$release") || exit 125
   cp "$here/kernel/stage2" "$run/share/stage2"
   readlink -f "$kdir/root/lib/modules/$release" >"$run/share/modules"
+  readlink -f "$kdir/root/boot/config-$release" >"$run/share/config"
   pwd >"$run/share/cwd"
   kt_write_env >"$run/share/env"
   rm -f "$run/share/status" "$run/share/dmesg"
