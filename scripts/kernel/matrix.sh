@@ -13,7 +13,16 @@ kt_matrix_build() {
     harness_fail "cargo build --release -p toa --bins --examples failed"
   json=$(cd "$repo" && cargo test --release -p toa --test origin --no-run --message-format=json 2>/dev/null) ||
     harness_fail "cargo test --release -p toa --test origin --no-run failed"
-  kt_origin=$(grep -o '"executable":"[^"]*"' <<<"$json" | tail -1 | cut -d'"' -f4)
+  # The test target's own artifact: the JSON also names toa's binary, last when
+  # only the binary was rebuilt.
+  kt_origin=$(python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "origin" \
+            and m["profile"]["test"] and m.get("executable"):
+        print(m["executable"])
+' <<<"$json" | tail -1)
   [ -x "$kt_origin" ] || harness_fail "cannot find the origin test binary in cargo's JSON output"
   kt_toa="$repo/target/release/toa"
   [ -x "$kt_toa" ] || harness_fail "$kt_toa was not built"
