@@ -86,8 +86,17 @@ fn padded(area: &[u8]) -> Vec<u8> {
 
 /// How many option bytes must remain for Linux's MD5/AO check
 /// (`tcp_do_parse_auth_options`) to walk on: 5 with CONFIG_TCP_AO, 18 with
-/// CONFIG_TCP_MD5SIG only, None without either (no walk).
+/// CONFIG_TCP_MD5SIG only, None without either (no walk). Kernels before 6.7
+/// (before TCP-AO) only look for an MD5 option and drop nothing they cannot
+/// walk: seen under scripts/kernel-test on 5.10, where such segments were applied.
 fn auth_walk_minlen() -> Option<usize> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut numbers = release.split(|c: char| !c.is_ascii_digit());
+    let major: u32 = numbers.next().unwrap().parse().unwrap();
+    let minor: u32 = numbers.next().unwrap().parse().unwrap();
+    if (major, minor) < (6, 7) {
+        return None;
+    }
     let config = std::process::Command::new("zcat")
         .arg("/proc/config.gz")
         .output()
