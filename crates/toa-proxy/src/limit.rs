@@ -77,6 +77,9 @@ impl ClientCounts {
         })
     }
 
+    /// One more open connection of `client`, or `None` at the maximum. Counted even
+    /// while the rule sets no maximum (one map update under a lock per connection): a
+    /// reload that adds `max_connections_per_client` then finds the real counts.
     pub fn try_acquire(self: &Arc<Self>, client: IpAddr) -> Option<ClientGuard> {
         let max = self.max.load(Ordering::Relaxed);
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
