@@ -3,16 +3,23 @@
 //! deadline per request however slowly its bytes arrive, and no new request while the
 //! process is within [`FD_RESERVE`] descriptors of its limit.
 
+use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+use super::family::counter;
 use super::host;
 use crate::limit::Limit;
+
+/// The exposition's media type (OpenMetrics text, which Prometheus negotiates first).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Largest request head accepted; a scrape sends well under 1 KiB.
 const MAX_REQUEST_HEAD: usize = 8192;
@@ -24,10 +31,27 @@ const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
 pub const FD_RESERVE: u64 = 256;
 
 /// Requests the endpoint closed at once (over the cap, or in the descriptor reserve).
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct EndpointCounts {
     pub refused: AtomicU64,
     pub timed_out: AtomicU64,
+}
+
+impl Collector for EndpointCounts {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        counter(
+            &mut encoder,
+            "toa_proxy_metrics_connections_refused",
+            "Metrics connections closed at accept: over metrics_max_connections or inside the descriptor reserve.",
+            self.refused.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut encoder,
+            "toa_proxy_metrics_requests_timed_out",
+            "Metrics requests cut at the 5 s deadline.",
+            self.timed_out.load(Ordering::Relaxed),
+        )
+    }
 }
 
 /// Serves `GET /metrics` with `render()` until `stop` is cancelled.
@@ -95,7 +119,7 @@ async fn answer(mut stream: TcpStream, render: impl Fn() -> String) -> std::io::
         ),
     };
     let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status}\r\nContent-Type: {CONTENT_TYPE}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(response.as_bytes()).await?;
