@@ -1,6 +1,7 @@
 //! Counters and the Prometheus endpoint (`--metrics ADDR`, path `/metrics`).
 //! Per-rule counters are keyed by tag and survive reloads, so they stay monotonic.
-//! Every label value comes from an enum's `ALL`, so no outcome can go unexported.
+//! Every label value comes from an enum's `ALL`, so no outcome can go unexported (the
+//! edge writer's rows from `EdgeCounter::ALL`, read where the writer is loaded).
 //!
 //! # Layout
 //! - `family`: label enums and the helpers that write one family with prometheus-client.
