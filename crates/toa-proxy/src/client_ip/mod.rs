@@ -113,7 +113,10 @@ impl Modes {
         );
         tracing::info!(kind, cgroup = %writer.cgroup().display(), "TOA edge writer attached");
         let stats = writer.clone();
-        metrics.set_toa_source(Box::new(move || stats.totals()));
+        metrics.set_toa_source(Box::new(move || {
+            let totals = stats.totals();
+            totals.into_iter().map(|(c, v)| (c.name(), v)).collect()
+        }));
         *slot = Some((kind, writer.clone()));
         Ok(writer)
     }
@@ -140,5 +143,20 @@ mod tests {
         assert_eq!(normalize(mapped), "198.18.1.2:4000".parse().unwrap());
         let v6: SocketAddr = "[fd00:1::2]:4000".parse().unwrap();
         assert_eq!(normalize(v6), v6);
+    }
+
+    /// The metrics pick the two `toa_proxy_toa_options_*` series out of the edge writer's
+    /// rows by name: those names must be the writer's.
+    #[test]
+    fn toa_option_series_name_edge_writer_counters() {
+        use toa_loader::EdgeCounter;
+        for (counter, row) in [
+            (EdgeCounter::OptionsWritten, crate::metrics::OPTIONS_WRITTEN),
+            (EdgeCounter::ReserveFailed, crate::metrics::RESERVE_FAILED),
+        ] {
+            // totals() lists every counter of ALL, so the row is always there.
+            assert!(EdgeCounter::ALL.contains(&counter));
+            assert_eq!(counter.name(), row);
+        }
     }
 }
