@@ -4,7 +4,9 @@
 //! session persistence, health), opens the upstream connection while passing the client's
 //! address (TOA option, PROXY v1/v2 header, or nothing), and copies bytes both ways.
 //! The `toa` binary (`toa proxy`) only parses the command line and calls [`serve`].
-//! Wire codecs live in `toa-wire`; the eBPF TOA writer is loaded through `toa-loader`.
+//! Wire codecs live in `toa-wire`. The eBPF TOA writer is not a dependency: the binary
+//! supplies it through [`client_ip::UpstreamTaggerFactory`] (toa-loader's `EdgeWriter`),
+//! so this crate builds without aya or the BPF toolchain.
 //!
 //! # Layout
 //! - [`config`]: the TOML file, validated into [`config::Config`]; every error names file:line and field.
@@ -50,6 +52,7 @@ pub mod udp;
 mod upstream;
 pub mod watch;
 
+pub use client_ip::{UpstreamTagger, UpstreamTaggerFactory};
 pub use config::Config;
 pub use error::{ConnectError, ConnectErrorKind, LocalResource, Side};
 pub use serve::{ServeOptions, serve};

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use toa_loader::EdgeCounter;
+use toa_common::edge::EdgeCounter;
 
 use crate::accept_proxy::Refusal;
 use crate::error::ConnectErrorKind;

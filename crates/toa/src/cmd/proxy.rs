@@ -2,9 +2,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+
+use crate::edge_tagger::EdgeWriterFactory;
 
 /// Run the edge L4 proxy in the foreground (SIGHUP reloads the config, SIGTERM drains and exits;
 /// under systemd `Type=notify` it reports ready, reloading and stopping).
@@ -105,6 +108,7 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
                     metrics: args.metrics,
                     watch_config: args.watch_config,
                     allow_empty: args.allow_empty,
+                    toa_tagger: Some(Arc::new(EdgeWriterFactory)),
                 },
             )
         }
