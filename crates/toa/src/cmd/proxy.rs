@@ -82,7 +82,7 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
                     file,
                     origin_groups,
                 },
-        }) => match toa_proxy::import::import_file(&file, origin_groups.as_deref()) {
+        }) => match toa_edgeone::import::import_file(&file, origin_groups.as_deref()) {
             Ok(imported) => {
                 for w in &imported.warnings {
                     eprintln!("warning: {w}");
@@ -150,7 +150,7 @@ fn export(path: &std::path::Path) -> anyhow::Result<()> {
             std::process::exit(1);
         }
     };
-    let exported = toa_proxy::export::export(&cfg, &text);
+    let exported = toa_edgeone::export::export(&cfg, &text);
     for w in &exported.warnings {
         eprintln!("warning: {w}");
     }
