@@ -17,7 +17,7 @@ pub struct EdgeWriterFactory;
 impl UpstreamTaggerFactory for EdgeWriterFactory {
     fn attach(&self, kind: u8) -> Result<Arc<dyn UpstreamTagger>, Box<dyn Error + Send + Sync>> {
         let writer = EdgeWriter::attach_to_self(kind)?;
-        tracing::info!(kind, cgroup = %writer.cgroup().display(), "edge writer attached to cgroup");
+        tracing::info!(kind, cgroup = %writer.cgroup().display(), "TOA edge writer attached");
         Ok(Arc::new(EdgeTagger(writer)))
     }
 }

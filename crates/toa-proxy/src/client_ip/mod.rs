@@ -119,7 +119,6 @@ impl Modes {
         let writer = factory
             .attach(kind)
             .map_err(|e| format!("cannot load the TOA edge writer: {e}"))?;
-        tracing::info!(kind, "TOA edge writer attached");
         let stats = writer.clone();
         metrics.set_toa_source(Box::new(move || by_counter(stats.counters())));
         *slot = Some((kind, writer.clone()));
