@@ -4,7 +4,6 @@
 
 use crate::counters::EdgeStats;
 use crate::sys::{AttachType, link_create};
-use crate::system::{cgroup2_root, mounted_cgroup2, preflight};
 use crate::{LoaderError, Result};
 use aya::maps::{Map, MapData, PerCpuArray};
 use aya::programs::SockOps;
@@ -16,6 +15,7 @@ use std::path::{Path, PathBuf};
 use toa_common::edge::EdgeCounter;
 use toa_common::edge::{self as shared, EdgeClient, EdgeConfig};
 use toa_common::{FAMILY_V4, FAMILY_V6};
+use toa_host::{cgroup2_root, mounted_cgroup2, preflight};
 
 /// The edge program, built by build.rs.
 static EDGE_OBJECT: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/toa-edge"));

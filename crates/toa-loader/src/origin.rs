@@ -8,9 +8,6 @@
 use crate::counters::OriginCounters;
 use crate::settings::{Settings, Widening};
 use crate::sys::{self, AttachType, link_cgroup_id, link_create, obj_get, obj_pin};
-use crate::system::{
-    BPFFS_ROOT, bpffs_mounted, bpffs_root, inode, mounted_cgroup2, preflight, require_cgroup2,
-};
 use crate::trust::TrustedNet;
 use crate::{LoaderError, Result};
 use aya::maps::lpm_trie::Key;
@@ -22,6 +19,9 @@ use std::fs::File;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use toa_common::origin::{self as shared, OriginConfig, TrustAddr};
+use toa_host::{
+    BPFFS_ROOT, bpffs_mounted, bpffs_root, inode, mounted_cgroup2, preflight, require_cgroup2,
+};
 
 /// The origin programs, built by build.rs.
 static ORIGIN_OBJECT: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/toa-origin"));
@@ -79,7 +79,7 @@ impl Origin {
     ) -> Result<(Origin, LoadOutcome)> {
         let mut config = settings.to_config()?;
         preflight()?;
-        config.lookup_errno = u8::from(crate::system::lookup_errno_supported());
+        config.lookup_errno = u8::from(toa_host::lookup_errno_supported());
         require_cgroup2(cgroup)?;
         remove_defunct_pins(&bpffs_root()?);
         let origin = Origin {

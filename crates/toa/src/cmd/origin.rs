@@ -88,7 +88,7 @@ impl Target {
     fn dir(&self) -> Result<PathBuf> {
         match &self.cgroup {
             Some(dir) => Ok(dir.clone()),
-            None => Ok(toa_loader::cgroup2_root()?),
+            None => Ok(toa_host::cgroup2_root()?),
         }
     }
 }

@@ -101,7 +101,7 @@ fn ipv6_client_on_ipv4_listener_is_a_mismatch_answered_by_the_lookup() {
     assert_eq!(reply["lookup"], addr::CLIENT_V6, "{reply:?}");
     assert_eq!(reply["lookup_port"], reply["local_port"], "{reply:?}");
     // Before 5.18 the kernel turns a getsockopt program's EINVAL into EFAULT.
-    let short = if toa_loader::lookup_errno_supported() {
+    let short = if toa_host::lookup_errno_supported() {
         "EINVAL"
     } else {
         "EFAULT"
