@@ -250,7 +250,7 @@ impl Origin {
 
     /// The per-CPU counters.
     pub fn counters(&self) -> Result<OriginCounters> {
-        OriginCounters::read(&self.pins.join(shared::MAP_COUNTERS))
+        OriginCounters::read_pinned(&self.pins.join(shared::MAP_COUNTERS))
     }
 
     fn is_attached(&self) -> bool {

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use toa_lab::{Netns, Spawned, Topology};
+pub use toa_loader::Counter;
 use toa_loader::{Origin, OriginCounters};
 
 /// Echo-style probe server (see the script's header).
@@ -28,7 +29,9 @@ impl LoadedOrigin {
         let deadline = Instant::now() + *WAIT;
         loop {
             let c = self.counters();
-            if c.ip6_address_alloc() == c.ip6_address_free() || Instant::now() > deadline {
+            if c.total(Counter::Ip6AddressAlloc) == c.total(Counter::Ip6AddressFree)
+                || Instant::now() > deadline
+            {
                 return c;
             }
             std::thread::sleep(Duration::from_millis(50));
