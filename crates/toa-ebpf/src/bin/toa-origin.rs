@@ -63,9 +63,13 @@ enum ReceiverOutcome {
     /// One counter.
     Counted(Counter),
     /// A record was stored for a completed handshake: counted as created
-    /// (`ip6_address_alloc`) and as its status (`status`), and as
-    /// `syn_recv_sock_cb_failed` unless its close can be counted.
-    Stored { status: Counter, close_tracked: bool },
+    /// (`ip6_address_alloc`) and as what its TOA was (`outcome`: usable,
+    /// untrusted or invalid), and as `syn_recv_sock_cb_failed` unless its
+    /// close can be counted.
+    Stored {
+        outcome: Counter,
+        close_tracked: bool,
+    },
 }
 
 /// The record of `sk`, if the receiver stored one.
@@ -82,11 +86,11 @@ pub fn toa_receiver(ctx: SockOpsContext) -> u32 {
         ReceiverOutcome::Uncounted => {}
         ReceiverOutcome::Counted(counter) => count(counter),
         ReceiverOutcome::Stored {
-            status,
+            outcome,
             close_tracked,
         } => {
             count(Counter::Ip6AddressAlloc);
-            count(status);
+            count(outcome);
             if !close_tracked {
                 count(Counter::SynRecvSockCbFailed);
             }
@@ -134,7 +138,7 @@ fn on_passive_established(ctx: &SockOpsContext) -> ReceiverOutcome {
         return ReceiverOutcome::Counted(Counter::SynRecvSockNoToa);
     };
     // Untrusted first: a spoofed TOA is counted as such whatever it names.
-    let (status_code, status) = if config.trust_enabled != 0 && !sender_trusted(ctx) {
+    let (status, outcome) = if config.trust_enabled != 0 && !sender_trusted(ctx) {
         (STATUS_UNTRUSTED, Counter::SynRecvSockUntrusted)
     } else if !plausible(&client) {
         (STATUS_INVALID, Counter::SynRecvSockInvalid)
@@ -143,7 +147,7 @@ fn on_passive_established(ctx: &SockOpsContext) -> ReceiverOutcome {
     };
     let record = SocketToa {
         client,
-        status: status_code,
+        status,
         _pad: [0; 3],
     };
     let Some(sk) = sock_ops_sk(ctx.ops) else {
@@ -166,7 +170,7 @@ fn on_passive_established(ctx: &SockOpsContext) -> ReceiverOutcome {
         .set_cb_flags((ctx.cb_flags() | BPF_SOCK_OPS_STATE_CB_FLAG) as i32)
         .is_ok();
     ReceiverOutcome::Stored {
-        status,
+        outcome,
         close_tracked,
     }
 }
