@@ -39,6 +39,24 @@ impl LoadedOrigin {
     }
 }
 
+/// Checks every counter of [`Counter::ALL`]: those in `expected` at their
+/// value, every other one at zero, so an outcome counted where it should not
+/// be (or a new counter) shows up here.
+pub fn assert_counters(c: &OriginCounters, expected: &[(Counter, u64)]) {
+    let want: Vec<(&str, u64)> = Counter::ALL
+        .iter()
+        .map(|&counter| {
+            let value = expected
+                .iter()
+                .find(|(e, _)| *e == counter)
+                .map_or(0, |e| e.1);
+            (counter.name(), value)
+        })
+        .collect();
+    let got: Vec<(&str, u64)> = c.totals().map(|(counter, v)| (counter.name(), v)).collect();
+    assert_eq!(got, want);
+}
+
 /// A fresh topology with the receiver loaded on a new origin cgroup. Fields
 /// drop in order: the receiver is unloaded before the lab removes the cgroup.
 pub struct OriginLab {
