@@ -2,7 +2,7 @@
 //! process already runs in, then register each upstream socket's client before
 //! connect(). Nothing is pinned: the writer goes away with the process.
 
-use crate::counters::EdgeStats;
+use crate::counters::EdgeCounters;
 use crate::sys::{AttachType, link_create};
 use crate::{LoaderError, Result};
 use aya::maps::{Map, MapData, PerCpuArray};
@@ -148,23 +148,19 @@ impl EdgeWriter {
             .map_err(LoaderError::ebpf("registering an upstream socket"))
     }
 
-    /// The writer's counters, summed over CPUs.
-    pub fn stats(&self) -> EdgeStats {
+    /// A snapshot of the writer's counters.
+    pub fn stats(&self) -> EdgeCounters {
         // Reading an array map through a held fd fails only if the kernel is
         // out of memory; zero counts are the honest answer then.
-        EdgeStats::read(&self.counters).unwrap_or_default()
+        EdgeCounters::read(&self.counters).unwrap_or_else(|_| EdgeCounters::zero())
     }
 
-    /// Every counter of [`EdgeCounter::ALL`] with its total over CPUs, in row order, so
-    /// exporters list each one, new ones included. Zeros if the map cannot be read.
+    /// Every counter of [`EdgeCounter::ALL`] with its total over CPUs, in row
+    /// order, so exporters list each one, new ones included, named and
+    /// described by [`EdgeCounter::name`] and [`EdgeCounter::help`]. Zeros if
+    /// the map cannot be read.
     pub fn totals(&self) -> Vec<(EdgeCounter, u64)> {
-        let rows = crate::counters::read_per_cpu(&self.counters, EdgeCounter::ALL.len())
-            .unwrap_or_default();
-        EdgeCounter::ALL
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (*c, rows.get(i).map_or(0, |r| r.iter().sum())))
-            .collect()
+        self.stats().totals().collect()
     }
 
     /// The cgroup the writer is attached to (this process's own, or the child of

@@ -10,7 +10,7 @@
 //! - [`Origin`]: the receiver on one cgroup — load/update, unload, status, counters.
 //! - [`Settings`]: what a receiver accepts (kinds, trust list) and what a reload changes.
 //! - [`EdgeWriter`]: the proxy's option writer on the proxy's own cgroup.
-//! - [`OriginCounters`], [`EdgeStats`]: counter snapshots.
+//! - [`Counters`] ([`OriginCounters`], [`EdgeCounters`]): counter snapshots.
 //! - [`LoaderError`]: one-line errors that say how to fix the problem.
 
 mod counters;
@@ -21,11 +21,12 @@ mod settings;
 mod sys;
 mod trust;
 
-pub use counters::{EdgeStats, OriginCounters};
+pub use counters::{Counters, EdgeCounters, OriginCounters};
 pub use edge::EdgeWriter;
 pub use error::{LoaderError, Result};
 pub use origin::{AttachedProgram, LoadOutcome, Origin};
 pub use settings::{Settings, Widening};
+pub use toa_common::counters::CounterId;
 pub use toa_common::edge::EdgeCounter;
 pub use toa_common::origin::Counter;
 pub use trust::TrustedNet;
