@@ -104,7 +104,7 @@ pub(crate) fn build(
                 writer,
                 datagram,
                 backends,
-                selector: selector_for(rule, &metrics),
+                selector: selector_for(rule, &shared.persist, &metrics),
                 limits: shared.limits.get(rule),
                 source_addresses: rule.source_addresses.clone(),
                 next_source: AtomicUsize::new(0),
