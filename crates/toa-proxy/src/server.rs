@@ -298,7 +298,7 @@ impl Server {
         let targets: Vec<SocketAddr> = {
             let mut t: Vec<_> = config
                 .online_rules()
-                .filter(|r| r.protocol == Protocol::Tcp)
+                .filter(|r| r.protocol() == Protocol::Tcp)
                 .flat_map(rules::health_targets)
                 .collect();
             t.sort();

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use toa_loader::EdgeWriter;
 use tokio::net::TcpSocket;
 
-use crate::config::{ClientIpMode, Rule, ToaSettings};
+use crate::config::{Rule, TcpMode, ToaSettings};
 use crate::metrics::Metrics;
 
 pub use off::Off;
@@ -45,9 +45,10 @@ pub trait ClientIpWriter: Send + Sync {
         Ok(())
     }
 
-    /// Bytes the origin must read before any byte from the client.
-    fn preamble(&self, _conn: &ConnInfo) -> Option<Vec<u8>> {
-        None
+    /// Bytes the origin must read before any byte from the client, or why they cannot be
+    /// built: the connection is then closed, never forwarded without its header.
+    fn preamble(&self, _conn: &ConnInfo) -> Result<Option<Vec<u8>>, String> {
+        Ok(None)
     }
 }
 
@@ -76,21 +77,21 @@ impl Modes {
         }
     }
 
-    /// The writer for `rule`'s mode, or why this proxy cannot provide it.
+    /// The writer for `mode` on TCP rule `rule`, or why this proxy cannot provide it.
     pub fn writer(
         &self,
+        mode: TcpMode,
         rule: &Rule,
         toa: &ToaSettings,
         metrics: &Metrics,
     ) -> Result<Arc<dyn ClientIpWriter>, String> {
-        Ok(match rule.pass_client_ip {
-            ClientIpMode::Off => Arc::new(Off),
-            ClientIpMode::ProxyV1 => Arc::new(ProxyV1),
-            ClientIpMode::ProxyV2 => Arc::new(self.proxy_v2(rule)),
-            ClientIpMode::Toa => Arc::new(Toa {
+        Ok(match mode {
+            TcpMode::Off => Arc::new(Off),
+            TcpMode::ProxyV1 => Arc::new(ProxyV1),
+            TcpMode::ProxyV2 => Arc::new(self.proxy_v2(rule)),
+            TcpMode::Toa => Arc::new(Toa {
                 writer: self.toa_writer(toa.kind, metrics)?,
             }),
-            ClientIpMode::Spp => return Err("spp is a UDP mode".into()),
         })
     }
 
