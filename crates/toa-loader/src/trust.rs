@@ -2,6 +2,7 @@
 //! allowlist's LPM trie keys.
 
 use crate::LoaderError;
+use ipnet::IpNet;
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -53,32 +54,32 @@ impl TrustedNet {
 impl FromStr for TrustedNet {
     type Err = LoaderError;
 
+    /// Parsed by `ipnet`; a bare address is that host only. On failure the reason names
+    /// the part that is wrong, so `--trust 198.18.0.0/33` says what to fix.
     fn from_str(input: &str) -> Result<TrustedNet, LoaderError> {
-        let bad = |reason| LoaderError::BadCidr {
-            input: input.to_string(),
-            reason,
-        };
-        let (addr, prefix) = match input.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (input, None),
-        };
-        let addr: IpAddr = addr.trim().parse().map_err(|_| bad("not an IP address"))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix_len = match prefix {
-            None => max,
-            Some(p) => p
-                .trim()
-                .parse::<u8>()
-                .map_err(|_| bad("prefix length is not a number"))?,
-        };
-        if prefix_len > max {
-            return Err(bad(if max == 32 {
-                "IPv4 prefix length over 32"
-            } else {
-                "IPv6 prefix length over 128"
-            }));
-        }
-        Ok(TrustedNet { addr, prefix_len })
+        let text = input.trim();
+        let net = text
+            .parse::<IpNet>()
+            .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+            .map_err(|_| LoaderError::BadCidr {
+                input: input.to_string(),
+                reason: why_not_a_cidr(text),
+            })?;
+        Ok(TrustedNet {
+            addr: net.addr(),
+            prefix_len: net.prefix_len(),
+        })
+    }
+}
+
+/// Why `ipnet` refused `text`: the address, the prefix's syntax, or its size.
+fn why_not_a_cidr(text: &str) -> &'static str {
+    let (addr, prefix) = text.split_once('/').unwrap_or((text, ""));
+    match (addr.trim().parse::<IpAddr>(), prefix.trim().parse::<u8>()) {
+        (Err(_), _) => "not an IP address",
+        (Ok(_), Err(_)) => "prefix length is not a number",
+        (Ok(IpAddr::V4(_)), Ok(_)) => "IPv4 prefix length over 32",
+        (Ok(IpAddr::V6(_)), Ok(_)) => "IPv6 prefix length over 128",
     }
 }
 
