@@ -27,7 +27,7 @@ use aya_ebpf::{
 };
 use core::ptr::{self, write_volatile};
 use toa_common::{
-    ClientAddr, LOOKUP_ANSWER_LEN, LOOKUP_NONE, TOA_SO_GET_LOOKUP,
+    ClientAddr, LOOKUP_ANSWER_LEN, LookupReply, TOA_SO_GET_LOOKUP,
     options::{CopiedHeader, MAX_TCP_HEADER, find_toa},
     origin::{
         Counter, MAX_TRUST_ENTRIES, OriginConfig, STATUS_INVALID, STATUS_TRUSTED, STATUS_UNTRUSTED,
@@ -321,14 +321,13 @@ fn try_toa_lookup(ctx: &SockoptContext) {
         unsafe { write_volatile(&mut (*opt).retval, -EINVAL) };
         return;
     }
-    let mut answer = LOOKUP_NONE;
-    if let Some(rec) = &rec {
-        answer[..16].copy_from_slice(&rec.client.addr);
-        answer[16..].copy_from_slice(&rec.client.port_be.to_ne_bytes());
-    }
-    // SAFETY: optval..optval+18 was checked against optval_end above.
+    let answer = match &rec {
+        Some(rec) => LookupReply::from(&rec.client),
+        None => LookupReply::NONE,
+    };
+    // SAFETY: optval..optval+LOOKUP_ANSWER_LEN was checked against optval_end above.
     unsafe {
-        ptr::write_unaligned(optval as *mut [u8; LOOKUP_ANSWER_LEN], answer);
+        ptr::write_unaligned(optval as *mut LookupReply, answer);
         // Separate volatile 4-byte stores: merged into one 8-byte store, the
         // verifier rejects them (off=32 size=8).
         write_volatile(&mut (*opt).optlen, LOOKUP_ANSWER_LEN as i32);

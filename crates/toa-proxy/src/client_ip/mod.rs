@@ -8,7 +8,7 @@ mod ppv2;
 mod toa;
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex};
@@ -24,7 +24,8 @@ pub use ppv1::ProxyV1;
 pub use ppv2::ProxyV2;
 pub use toa::Toa;
 
-/// What a mode needs to know about one client connection. Addresses are normalized:
+/// What a mode needs to know about one client connection. Addresses are normalized
+/// (`toa_wire::normalize`, once, at accept):
 /// an IPv4 client that reached a dual-stack listener as `::ffff:a.b.c.d` is IPv4 here.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnInfo {
@@ -116,29 +117,5 @@ impl Modes {
         metrics.set_toa_source(Box::new(move || stats.totals()));
         *slot = Some((kind, writer.clone()));
         Ok(writer)
-    }
-}
-
-/// The one place v4-mapped IPv6 addresses become IPv4 (done once, at accept).
-pub fn normalize(addr: SocketAddr) -> SocketAddr {
-    match addr {
-        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
-            None => addr,
-        },
-        SocketAddr::V4(_) => addr,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn v4_mapped_client_is_normalized_to_ipv4() {
-        let mapped: SocketAddr = "[::ffff:198.18.1.2]:4000".parse().unwrap();
-        assert_eq!(normalize(mapped), "198.18.1.2:4000".parse().unwrap());
-        let v6: SocketAddr = "[fd00:1::2]:4000".parse().unwrap();
-        assert_eq!(normalize(v6), v6);
     }
 }
