@@ -29,6 +29,7 @@ pub use edge::EdgeWriter;
 pub use error::{LoaderError, Result};
 pub use origin::{AttachedProgram, LoadOutcome, Origin};
 pub use settings::{Settings, Widening};
+pub use sys::{OriginProgramType, try_load_trivial};
 pub use system::{
     BPFFS_ROOT, CGROUP2_ROOT, LOOKUP_ERRNO_KERNEL, MIN_KERNEL, bpffs_root, cgroup2_root,
     kernel_release, lookup_errno_supported, parse_version, preflight, require_cgroup2,
