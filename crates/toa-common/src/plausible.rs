@@ -4,7 +4,7 @@
 
 use crate::ClientAddr;
 
-/// Whether `client` could be a real TCP client: [`toa_wire::plausible`] on
+/// Whether `client` could be a real TCP client: [`toa_wire::plausible()`] on
 /// the stored form.
 #[inline(always)]
 pub fn plausible(client: &ClientAddr) -> bool {

@@ -11,7 +11,7 @@
 //!   encode one option, decode one option, or find it inside a whole TCP options
 //!   block. The kernel programs use it too (see "`no_std`" below).
 //! - [`mapped`]: IPv4-mapped IPv6 addresses, turned into IPv4 and back.
-//! - [`plausible`]: which client addresses a TOA may carry (shared with the kernel).
+//! - [`plausible`](mod@plausible): which client addresses a TOA may carry (shared with the kernel).
 //! - [`proxy_v1`]: the human-readable PROXY protocol line (`PROXY TCP4 ...\r\n`).
 //! - [`proxy_v2`]: the binary PROXY protocol header with its TLVs (CRC32C included).
 //! - [`spp`]: the 38-byte SPP header Tencent prepends to each proxied UDP datagram.
@@ -29,7 +29,7 @@
 //! Every parser here is fuzzed (see `fuzz/` and `docs/fuzzing.md`).
 //!
 //! # `no_std`
-//! Without the default `std` feature only [`toa`], [`mapped`], [`plausible`] and
+//! Without the default `std` feature only [`toa`], [`mapped`], [`plausible`](mod@plausible) and
 //! [`Parsed`]
 //! are built, on `core` alone: that is how `toa-ebpf` (the edge writer) and
 //! `toa-common` (the origin's option walk) share the TOA constants, the encoder

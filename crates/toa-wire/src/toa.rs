@@ -26,7 +26,7 @@
 //!   end of the block, makes the whole block unreadable: nothing after it can be
 //!   trusted to be aligned on an option boundary.
 //! - **IPv4-mapped addresses** are encoded in the 8-byte form and decoded as IPv4.
-//! - **A decoded address is applied only if [`plausible`](crate::plausible).** [`find`]
+//! - **A decoded address is applied only if [`plausible`](crate::plausible()).** [`find`]
 //!   reports what the option says; the receiver then ignores (and counts) an address no
 //!   client can have.
 //! - **Kinds Linux uses are never TOA kinds.** [`check_kind`] is the one rule every
