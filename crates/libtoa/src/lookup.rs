@@ -10,7 +10,7 @@ use crate::abi::{LOOKUP_ANSWER_LEN, LookupReply, TOA_SO_GET_LOOKUP};
 /// The real client of `fd`, or the errno of the failed lookup:
 /// `ENOENT` when the socket carries no TOA, `ENOPROTOOPT` when nothing answers
 /// the lookup (toa origin not attached to the socket's cgroup; also on Linux <
-/// 5.18 when the reply is the all-zero `LOOKUP_NONE`), anything else
+/// 5.18 when the reply is the all-zero `LookupReply::NONE`), anything else
 /// from `getsockopt` itself (`EBADF`, `ENOTSOCK`, ...). A reply shorter than
 /// [`LookupReply`] is `EPROTO`.
 pub fn client_of(fd: RawFd) -> Result<SocketAddr, i32> {

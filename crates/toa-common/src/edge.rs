@@ -1,5 +1,5 @@
 //! The edge writer's shared definitions: the client registered per upstream
-//! socket, the config and the counters behind `EdgeStats`.
+//! socket, the config and the counters.
 
 /// Program name of the writer (sock_ops) in `toa-ebpf`'s edge binary.
 pub const PROG_WRITER: &str = "toa_writer";
@@ -27,62 +27,47 @@ pub struct EdgeConfig {
 /// IPv6 clients too), 20 bytes for IPv6, whatever family the upstream socket has.
 pub type EdgeClient = crate::ClientAddr;
 
-/// The edge writer's per-CPU counters.
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EdgeCounter {
-    /// connect() on a registered socket: option writing switched on.
-    ConnectRegistered = 0,
-    /// connect() on a socket nobody registered: left alone.
-    ConnectUnregistered,
-    /// Options written into outgoing packets (SYN, retransmits, ACK, early data).
-    OptionsWritten,
-    /// No room left in the TCP header (-ENOSPC from reserve): packet sent without TOA.
-    ReserveFailed,
-    /// Writing the reserved option failed: packet sent without TOA.
-    StoreFailed,
-    /// The callback flags could not be set: connection left without TOA.
-    FlagsFailed,
-    /// First packet from the server after the handshake: writing stopped.
-    WritingStopped,
-    /// Writing could not be switched off at the server's first packet: the
-    /// option keeps going out (harmless, the receiver reads the first one).
-    StopFailed,
-    /// The writer's config (the option kind) is missing or zero: packet sent
-    /// without TOA.
-    ConfigMissing,
-    /// Number of counters; sizes the per-CPU array.
-    COUNT,
-}
-
-impl EdgeCounter {
-    /// Every counter, in row order.
-    pub const ALL: [EdgeCounter; EdgeCounter::COUNT as usize] = [
-        EdgeCounter::ConnectRegistered,
-        EdgeCounter::ConnectUnregistered,
-        EdgeCounter::OptionsWritten,
-        EdgeCounter::ReserveFailed,
-        EdgeCounter::StoreFailed,
-        EdgeCounter::FlagsFailed,
-        EdgeCounter::WritingStopped,
-        EdgeCounter::StopFailed,
-        EdgeCounter::ConfigMissing,
-    ];
-
-    /// Row / metric name.
-    pub const fn name(self) -> &'static str {
-        match self {
-            EdgeCounter::ConnectRegistered => "connect_registered",
-            EdgeCounter::ConnectUnregistered => "connect_unregistered",
-            EdgeCounter::OptionsWritten => "options_written",
-            EdgeCounter::ReserveFailed => "reserve_failed",
-            EdgeCounter::StoreFailed => "store_failed",
-            EdgeCounter::FlagsFailed => "flags_failed",
-            EdgeCounter::WritingStopped => "writing_stopped",
-            EdgeCounter::StopFailed => "stop_failed",
-            EdgeCounter::ConfigMissing => "config_missing",
-            EdgeCounter::COUNT => "count",
-        }
+crate::counters! {
+    /// The edge writer's per-CPU counters.
+    pub enum EdgeCounter {
+        ConnectRegistered = 0 {
+            name: "connect_registered",
+            help: "connect() calls on registered sockets: option writing switched on.",
+        },
+        ConnectUnregistered = 1 {
+            name: "connect_unregistered",
+            help: "connect() calls on sockets nobody registered: left alone.",
+        },
+        OptionsWritten = 2 {
+            name: "options_written",
+            help: "Options written into outgoing packets (SYN, retransmits, ACK, early data).",
+        },
+        /// -ENOSPC from reserve.
+        ReserveFailed = 3 {
+            name: "reserve_failed",
+            help: "Packets with no room left in the TCP header, sent without TOA.",
+        },
+        StoreFailed = 4 {
+            name: "store_failed",
+            help: "Reserved options that could not be written: packet sent without TOA.",
+        },
+        FlagsFailed = 5 {
+            name: "flags_failed",
+            help: "Connections whose callback flags could not be set: no TOA at all.",
+        },
+        WritingStopped = 6 {
+            name: "writing_stopped",
+            help: "Connections where writing stopped at the server's first packet.",
+        },
+        /// Harmless: the receiver reads the first option it sees.
+        StopFailed = 7 {
+            name: "stop_failed",
+            help: "Connections where writing could not be switched off (the option keeps going out).",
+        },
+        ConfigMissing = 8 {
+            name: "config_missing",
+            help: "Packets sent without TOA because the writer's config (the kind) was missing or zero.",
+        },
     }
 }
 

@@ -9,6 +9,7 @@
 //! so a struct or a counter index is never declared twice.
 //!
 //! # Layout
+//! - [`counters`]: [`counters!`], the one way a counter set is declared.
 //! - [`origin`]: the receiver on origin servers (config, per-socket client
 //!   address, counters).
 //! - [`edge`]: the option writer on the proxy (per-socket client, counters).
@@ -16,6 +17,7 @@
 //! - [`plausible`]: which client addresses a trusted TOA may carry.
 #![cfg_attr(not(test), no_std)]
 
+pub mod counters;
 pub mod edge;
 pub mod options;
 pub mod origin;

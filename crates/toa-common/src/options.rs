@@ -9,8 +9,9 @@
 //! 8 (IPv4) or 20 (IPv6); other lengths are skipped like unknown options. The
 //! first TOA wins.
 //!
-//! Verifier shape (see the eBPF notes): a plain `off += len` loop exhausts the
-//! verifier and a variable offset into a stack buffer is rejected. So the walk
+//! Verifier shape: a plain `off += len` loop with a counter exhausted the
+//! verifier (1M instructions), and a `u32` offset into a stack buffer failed
+//! with `invalid variable-offset read from stack`. So the walk
 //! visits the fixed positions 20..=59 one by one (unrolled by a macro); `next`,
 //! where the next option starts, is only compared against the constant
 //! position, and every read is at a constant offset.

@@ -83,141 +83,94 @@ pub struct SocketToa {
 /// IPv4 matches its IPv4 entry. The value is always 1.
 pub type TrustAddr = [u8; 16];
 
-/// The origin's per-CPU counters, one row each in `toa origin stats`. The
-/// first eight keep toa.ko's `/proc/net/toa_stats` names and order; new ones
-/// go at the end, so existing rows keep their index and name.
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Counter {
-    /// Handshake completed with a usable TOA (ACK or saved SYN); address stored.
-    SynRecvSockToa = 0,
-    /// Handshake completed without any TOA of a configured kind; socket left alone.
-    SynRecvSockNoToa,
-    /// getpeername/accept rewritten to the client address.
-    GetnameToaOk,
-    /// getpeername on an AF_INET socket whose TOA is IPv6: address left unchanged
-    /// (the family cannot change; use the getsockopt lookup).
-    GetnameToaMismatch,
-    /// getpeername on a socket whose TOA was ignored as untrusted: left unchanged.
-    GetnameToaBypass,
-    /// getpeername on a socket without TOA: left unchanged.
-    GetnameToaEmpty,
-    /// Per-socket address records created (one per socket with a TOA).
-    Ip6AddressAlloc,
-    /// Per-socket address records released when the socket reached TCP_CLOSE.
-    Ip6AddressFree,
-    /// TOA from a source outside the `--trust` allowlist, ignored (anti-spoofing).
-    SynRecvSockUntrusted,
-    /// A TOA was found but the kernel could not allocate its per-socket record: ignored.
-    SynRecvSockNoMem,
-    /// getsockopt(IPPROTO_IP, 4096) answered with the client address.
-    LookupToaOk,
-    /// getsockopt(IPPROTO_IP, 4096) on a socket without a trusted, plausible TOA: ENOENT.
-    LookupToaEmpty,
-    /// getsockopt(IPPROTO_IP, 4096) with a buffer under 18 bytes: EINVAL.
-    LookupShortBuffer,
-    /// TCP_SAVE_SYN could not be set on a listener: a TOA carried only on the
-    /// SYN (not on the handshake ACK) is lost on its connections.
-    ListenSaveSynFailed,
-    /// Handshake completed but the callback had no full socket: nothing stored.
-    SynRecvSockNoSk,
-    /// The close callback could not be switched on: the record is still freed
-    /// with the socket, but `ip6_address_free` will not count it.
-    SynRecvSockCbFailed,
-    /// Trusted TOA naming an address no client can have (0.0.0.0, loopback,
-    /// multicast, broadcast, ::, port 0, …): not applied.
-    SynRecvSockInvalid,
-    /// getpeername on a socket whose TOA was implausible: left unchanged.
-    GetnameToaInvalid,
-    /// Number of counters; sizes the per-CPU array.
-    COUNT,
-}
-
-impl Counter {
-    /// Every counter, in row order.
-    pub const ALL: [Counter; Counter::COUNT as usize] = [
-        Counter::SynRecvSockToa,
-        Counter::SynRecvSockNoToa,
-        Counter::GetnameToaOk,
-        Counter::GetnameToaMismatch,
-        Counter::GetnameToaBypass,
-        Counter::GetnameToaEmpty,
-        Counter::Ip6AddressAlloc,
-        Counter::Ip6AddressFree,
-        Counter::SynRecvSockUntrusted,
-        Counter::SynRecvSockNoMem,
-        Counter::LookupToaOk,
-        Counter::LookupToaEmpty,
-        Counter::LookupShortBuffer,
-        Counter::ListenSaveSynFailed,
-        Counter::SynRecvSockNoSk,
-        Counter::SynRecvSockCbFailed,
-        Counter::SynRecvSockInvalid,
-        Counter::GetnameToaInvalid,
-    ];
-
-    /// The row name in `toa origin stats` (toa.ko's names for the first eight).
-    pub const fn name(self) -> &'static str {
-        match self {
-            Counter::SynRecvSockToa => "syn_recv_sock_toa",
-            Counter::SynRecvSockNoToa => "syn_recv_sock_no_toa",
-            Counter::GetnameToaOk => "getname_toa_ok",
-            Counter::GetnameToaMismatch => "getname_toa_mismatch",
-            Counter::GetnameToaBypass => "getname_toa_bypass",
-            Counter::GetnameToaEmpty => "getname_toa_empty",
-            Counter::Ip6AddressAlloc => "ip6_address_alloc",
-            Counter::Ip6AddressFree => "ip6_address_free",
-            Counter::SynRecvSockUntrusted => "syn_recv_sock_untrusted",
-            Counter::SynRecvSockNoMem => "syn_recv_sock_nomem",
-            Counter::LookupToaOk => "lookup_toa_ok",
-            Counter::LookupToaEmpty => "lookup_toa_empty",
-            Counter::LookupShortBuffer => "lookup_short_buffer",
-            Counter::ListenSaveSynFailed => "listen_save_syn_failed",
-            Counter::SynRecvSockNoSk => "syn_recv_sock_no_sk",
-            Counter::SynRecvSockCbFailed => "syn_recv_sock_cb_failed",
-            Counter::SynRecvSockInvalid => "syn_recv_sock_invalid",
-            Counter::GetnameToaInvalid => "getname_toa_invalid",
-            Counter::COUNT => "count",
-        }
-    }
-
-    /// One line on what the counter counts (the variant's doc, for Prometheus HELP).
-    pub const fn help(self) -> &'static str {
-        match self {
-            Counter::SynRecvSockToa => "Handshakes completed with a usable TOA; address stored.",
-            Counter::SynRecvSockNoToa => "Handshakes completed without a TOA of a configured kind.",
-            Counter::GetnameToaOk => "getpeername/accept calls rewritten to the client address.",
-            Counter::GetnameToaMismatch => {
-                "getpeername on an AF_INET socket whose TOA is IPv6 (left unchanged)."
-            }
-            Counter::GetnameToaBypass => {
-                "getpeername on a socket whose TOA was ignored as untrusted (left unchanged)."
-            }
-            Counter::GetnameToaEmpty => "getpeername on a socket without TOA (left unchanged).",
-            Counter::Ip6AddressAlloc => "Per-socket address records created.",
-            Counter::Ip6AddressFree => "Per-socket address records released at TCP_CLOSE.",
-            Counter::SynRecvSockUntrusted => "TOAs from sources outside the --trust list, ignored.",
-            Counter::SynRecvSockNoMem => "TOAs found but not stored (no memory for the record).",
-            Counter::LookupToaOk => "getsockopt(IPPROTO_IP, 4096) lookups answered.",
-            Counter::LookupToaEmpty => "Lookups on sockets without (trusted) TOA: ENOENT.",
-            Counter::LookupShortBuffer => "Lookups with a buffer under 18 bytes: EINVAL.",
-            Counter::ListenSaveSynFailed => {
-                "Listeners where TCP_SAVE_SYN could not be set (a SYN-only TOA is lost)."
-            }
-            Counter::SynRecvSockNoSk => {
-                "Handshakes whose callback had no full socket: nothing stored."
-            }
-            Counter::SynRecvSockCbFailed => {
-                "Records whose close callback could not be enabled (freed, not counted)."
-            }
-            Counter::SynRecvSockInvalid => {
-                "Trusted TOAs naming an implausible client address: not applied."
-            }
-            Counter::GetnameToaInvalid => {
-                "getpeername on a socket whose TOA was implausible (left unchanged)."
-            }
-            Counter::COUNT => "Number of counters.",
-        }
+crate::counters! {
+    /// The origin's per-CPU counters, one row each in `toa origin stats`. The
+    /// first eight keep toa.ko's `/proc/net/toa_stats` names and order; new ones
+    /// go at the end, so existing rows keep their index and name.
+    pub enum Counter {
+        SynRecvSockToa = 0 {
+            name: "syn_recv_sock_toa",
+            help: "Handshakes completed with a usable TOA; address stored.",
+        },
+        /// The socket is left alone.
+        SynRecvSockNoToa = 1 {
+            name: "syn_recv_sock_no_toa",
+            help: "Handshakes completed without a TOA of a configured kind.",
+        },
+        GetnameToaOk = 2 {
+            name: "getname_toa_ok",
+            help: "getpeername/accept calls rewritten to the client address.",
+        },
+        /// The family cannot change: the getsockopt lookup serves these.
+        GetnameToaMismatch = 3 {
+            name: "getname_toa_mismatch",
+            help: "getpeername on an AF_INET socket whose TOA is IPv6 (left unchanged).",
+        },
+        GetnameToaBypass = 4 {
+            name: "getname_toa_bypass",
+            help: "getpeername on a socket whose TOA was ignored as untrusted (left unchanged).",
+        },
+        GetnameToaEmpty = 5 {
+            name: "getname_toa_empty",
+            help: "getpeername on a socket without TOA (left unchanged).",
+        },
+        /// One per socket with a TOA, whatever its status.
+        Ip6AddressAlloc = 6 {
+            name: "ip6_address_alloc",
+            help: "Per-socket address records created.",
+        },
+        Ip6AddressFree = 7 {
+            name: "ip6_address_free",
+            help: "Per-socket address records released at TCP_CLOSE.",
+        },
+        /// Anti-spoofing: the sender is not in the `--trust` allowlist.
+        SynRecvSockUntrusted = 8 {
+            name: "syn_recv_sock_untrusted",
+            help: "TOAs from sources outside the --trust list, ignored.",
+        },
+        SynRecvSockNoMem = 9 {
+            name: "syn_recv_sock_nomem",
+            help: "TOAs found but not stored (no memory for the record).",
+        },
+        LookupToaOk = 10 {
+            name: "lookup_toa_ok",
+            help: "getsockopt(IPPROTO_IP, 4096) lookups answered.",
+        },
+        /// No trusted, plausible TOA on the socket.
+        LookupToaEmpty = 11 {
+            name: "lookup_toa_empty",
+            help: "Lookups on sockets without (trusted) TOA: ENOENT.",
+        },
+        LookupShortBuffer = 12 {
+            name: "lookup_short_buffer",
+            help: "Lookups with a buffer under 18 bytes: EINVAL.",
+        },
+        /// A TOA carried only on the SYN (not on the handshake ACK) is lost on
+        /// the listener's connections.
+        ListenSaveSynFailed = 13 {
+            name: "listen_save_syn_failed",
+            help: "Listeners where TCP_SAVE_SYN could not be set (a SYN-only TOA is lost).",
+        },
+        SynRecvSockNoSk = 14 {
+            name: "syn_recv_sock_no_sk",
+            help: "Handshakes whose callback had no full socket: nothing stored.",
+        },
+        /// The record is still freed with the socket, but `ip6_address_free`
+        /// will not count it.
+        SynRecvSockCbFailed = 15 {
+            name: "syn_recv_sock_cb_failed",
+            help: "Records whose close callback could not be enabled (freed, not counted).",
+        },
+        /// 0.0.0.0, loopback, multicast, broadcast, ::, port 0, … (see
+        /// [`crate::plausible`]).
+        SynRecvSockInvalid = 16 {
+            name: "syn_recv_sock_invalid",
+            help: "Trusted TOAs naming an implausible client address: not applied.",
+        },
+        GetnameToaInvalid = 17 {
+            name: "getname_toa_invalid",
+            help: "getpeername on a socket whose TOA was implausible (left unchanged).",
+        },
     }
 }
 

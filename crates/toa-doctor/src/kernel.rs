@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use toa_loader::{MIN_KERNEL, kernel_release, parse_version};
+use toa_host::{MIN_KERNEL, kernel_release, parse_version};
 
 use crate::report::Check;
 

@@ -47,7 +47,7 @@ pub fn diagnose(options: &Options) -> Report {
         kernel::check_btf(),
         mounts::check_cgroup2(&cgroup2),
         mounts::check_bpffs(&bpffs),
-        privileges::check(toa_loader::effective_capabilities(), needs_mount),
+        privileges::check(toa_host::effective_capabilities(), needs_mount),
         toa_ko::check(),
     ];
     checks.extend(origin::check());

@@ -6,7 +6,7 @@
 //! `toa` binary only parses the command line and calls [`render`] or [`serve`].
 //!
 //! # Names
-//! Every [`Counter`] is a Prometheus counter named `toa_origin_<name>_total` (the
+//! Every [`toa_loader::Counter`] is a Prometheus counter named `toa_origin_<name>_total` (the
 //! names of `toa origin stats`, e.g. `toa_origin_syn_recv_sock_toa_total`), summed over
 //! CPUs. `toa_origin_loaded` is 1 while the receiver is attached to the cgroup and 0
 //! (with no counters) while it is not, so a scrape of an idle node still succeeds.
@@ -21,7 +21,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
-use toa_loader::{Counter, LoaderError, Origin, OriginCounters};
+use toa_loader::{LoaderError, Origin, OriginCounters};
 
 /// The exposition's media type (OpenMetrics text, which Prometheus negotiates first).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -73,9 +73,9 @@ impl Collector for Snapshot {
         let Some(counters) = &self.0 else {
             return Ok(());
         };
-        for counter in Counter::ALL {
+        for (counter, total) in counters.totals() {
             // The encoder appends `_total` to counter names.
-            let value = ConstCounter::new(counters.total(counter));
+            let value = ConstCounter::new(total);
             value.encode(encoder.encode_descriptor(
                 counter.name(),
                 counter.help(),

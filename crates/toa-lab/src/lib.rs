@@ -21,7 +21,7 @@ pub use topology::{Topology, addr};
 
 use std::path::PathBuf;
 
-pub use toa_loader::CGROUP2_ROOT;
+pub use toa_host::CGROUP2_ROOT;
 
 /// Whether this process can build labs (root, network namespaces, BPF).
 ///
@@ -79,7 +79,7 @@ pub fn artifact(name: &str) -> PathBuf {
 /// The cgroup2 mount labs make their cgroups in: the same one `toa origin`
 /// and `toa proxy` use, mounted on demand.
 pub fn ensure_cgroup2() -> anyhow::Result<PathBuf> {
-    Ok(toa_loader::cgroup2_root()?)
+    Ok(toa_host::cgroup2_root()?)
 }
 
 /// Runs a command in the host namespaces; Err carries its stderr.

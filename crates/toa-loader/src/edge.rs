@@ -2,9 +2,8 @@
 //! process already runs in, then register each upstream socket's client before
 //! connect(). Nothing is pinned: the writer goes away with the process.
 
-use crate::counters::EdgeStats;
+use crate::counters::EdgeCounters;
 use crate::sys::{AttachType, link_create};
-use crate::system::{cgroup2_root, mounted_cgroup2, preflight};
 use crate::{LoaderError, Result};
 use aya::maps::{Map, MapData, PerCpuArray};
 use aya::programs::SockOps;
@@ -15,6 +14,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use toa_common::edge::EdgeCounter;
 use toa_common::edge::{self as shared, EdgeClient, EdgeConfig};
+use toa_host::{cgroup2_root, mounted_cgroup2, preflight};
 
 /// The edge program, built by build.rs.
 static EDGE_OBJECT: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/toa-edge"));
@@ -147,23 +147,19 @@ impl EdgeWriter {
             .map_err(LoaderError::ebpf("registering an upstream socket"))
     }
 
-    /// The writer's counters, summed over CPUs.
-    pub fn stats(&self) -> EdgeStats {
+    /// A snapshot of the writer's counters.
+    pub fn stats(&self) -> EdgeCounters {
         // Reading an array map through a held fd fails only if the kernel is
         // out of memory; zero counts are the honest answer then.
-        EdgeStats::read(&self.counters).unwrap_or_default()
+        EdgeCounters::read(&self.counters).unwrap_or_else(|_| EdgeCounters::zero())
     }
 
-    /// Every counter of [`EdgeCounter::ALL`] with its total over CPUs, in row order, so
-    /// exporters list each one, new ones included. Zeros if the map cannot be read.
+    /// Every counter of [`EdgeCounter::ALL`] with its total over CPUs, in row
+    /// order, so exporters list each one, new ones included, named and
+    /// described by [`EdgeCounter::name`] and [`EdgeCounter::help`]. Zeros if
+    /// the map cannot be read.
     pub fn totals(&self) -> Vec<(EdgeCounter, u64)> {
-        let rows = crate::counters::read_per_cpu(&self.counters, EdgeCounter::ALL.len())
-            .unwrap_or_default();
-        EdgeCounter::ALL
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (*c, rows.get(i).map_or(0, |r| r.iter().sum())))
-            .collect()
+        self.stats().totals().collect()
     }
 
     /// The cgroup the writer is attached to (this process's own, or the child of

@@ -3,32 +3,19 @@
 
 use std::path::PathBuf;
 
+use toa_host::HostError;
+
 /// Everything that can go wrong while loading, attaching, pinning, querying or
 /// unloading toa's programs.
 #[derive(Debug, thiserror::Error)]
 pub enum LoaderError {
-    #[error(
-        "permission denied: loading eBPF needs root (or CAP_BPF and CAP_NET_ADMIN); run with sudo"
-    )]
-    NotPrivileged,
-    #[error(
-        "kernel {found} is too old: toa needs Linux >= 5.10 (TCP header options for BPF); upgrade the kernel"
-    )]
-    KernelTooOld { found: String },
-    #[error(
-        "kernel has no BTF (/sys/kernel/btf/vmlinux is missing): use a kernel built with CONFIG_DEBUG_INFO_BTF=y"
-    )]
-    NoBtf,
+    /// The host lacks something (privilege, kernel, BTF, a mount), or has toa.ko.
+    #[error(transparent)]
+    Host(#[from] HostError),
     #[error(
         "BPF is disabled in this kernel ({reason}): enable CONFIG_BPF_SYSCALL and CONFIG_CGROUP_BPF"
     )]
     BpfDisabled { reason: String },
-    #[error("{} is not a cgroup2 directory: pass a directory of a cgroup v2 mount, e.g. /run/toa/cgroup2/<name>", path.display())]
-    NotCgroup2 { path: PathBuf },
-    #[error(
-        "toa.ko is loaded (/proc/net/toa_stats exists): unload it first with `rmmod toa`, both would rewrite addresses"
-    )]
-    ToaKoLoaded,
     #[error("bad trust CIDR {input:?}: {reason} (expected e.g. 198.18.1.0/24 or fd00:1::/64)")]
     BadCidr { input: String, reason: &'static str },
     // Not `#[from]`: that would make the rule a "cause" printed on a line of its own.
@@ -46,12 +33,6 @@ pub enum LoaderError {
     NotLoaded { cgroup: PathBuf },
     #[error("this process's cgroup {} is not visible under the cgroup2 mount (another cgroup namespace?): run toa proxy where its own cgroup2 tree is mounted", path.display())]
     OwnCgroupHidden { path: PathBuf },
-    #[error("cannot mount {fs} at {}: {source}", path.display())]
-    Mount {
-        fs: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
     #[error("{action} {}: {source}", path.display())]
     Io {
         action: &'static str,
@@ -96,7 +77,7 @@ impl LoaderError {
         let action = action.into();
         move |source| {
             match root_errno(&source) {
-                Some(libc::EPERM) => return LoaderError::NotPrivileged,
+                Some(libc::EPERM) => return LoaderError::Host(HostError::NotPrivileged),
                 Some(libc::ENOSYS) => {
                     return LoaderError::BpfDisabled {
                         reason: "bpf() returned ENOSYS".into(),

@@ -159,48 +159,21 @@ impl ConnectError {
     }
 }
 
-/// The `kind` label of `toa_proxy_connect_errors_total`; the order is the metric's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnectErrorKind {
-    Timeout,
-    Refused,
-    Unreachable,
-    Other,
-    ProxySocket,
-    NoHealthyOrigin,
-    /// No ephemeral port left (EADDRNOTAVAIL).
-    LocalPorts,
-    /// No file descriptor left (EMFILE, ENFILE).
-    LocalFds,
-    /// No socket memory left (ENOBUFS, ENOMEM).
-    LocalMemory,
-}
-
-impl ConnectErrorKind {
-    pub const ALL: [ConnectErrorKind; 9] = [
-        ConnectErrorKind::Timeout,
-        ConnectErrorKind::Refused,
-        ConnectErrorKind::Unreachable,
-        ConnectErrorKind::Other,
-        ConnectErrorKind::ProxySocket,
-        ConnectErrorKind::NoHealthyOrigin,
-        ConnectErrorKind::LocalPorts,
-        ConnectErrorKind::LocalFds,
-        ConnectErrorKind::LocalMemory,
-    ];
-
-    pub const fn name(self) -> &'static str {
-        match self {
-            ConnectErrorKind::Timeout => "timeout",
-            ConnectErrorKind::Refused => "refused",
-            ConnectErrorKind::Unreachable => "unreachable",
-            ConnectErrorKind::Other => "other",
-            ConnectErrorKind::ProxySocket => "proxy_socket",
-            ConnectErrorKind::NoHealthyOrigin => "no_healthy_origin",
-            ConnectErrorKind::LocalPorts => "local_ports",
-            ConnectErrorKind::LocalFds => "local_fds",
-            ConnectErrorKind::LocalMemory => "local_memory",
-        }
+crate::metrics::label_enum! {
+    /// The `kind` label of `toa_proxy_connect_errors_total`; the order is the metric's.
+    pub enum ConnectErrorKind {
+        Timeout => "timeout",
+        Refused => "refused",
+        Unreachable => "unreachable",
+        Other => "other",
+        ProxySocket => "proxy_socket",
+        NoHealthyOrigin => "no_healthy_origin",
+        /// No ephemeral port left (EADDRNOTAVAIL).
+        LocalPorts => "local_ports",
+        /// No file descriptor left (EMFILE, ENFILE).
+        LocalFds => "local_fds",
+        /// No socket memory left (ENOBUFS, ENOMEM).
+        LocalMemory => "local_memory",
     }
 }
 

@@ -4,7 +4,11 @@
 //! session persistence, health), opens the upstream connection while passing the client's
 //! address (TOA option, PROXY v1/v2 header, or nothing), and copies bytes both ways.
 //! The `toa` binary (`toa proxy`) only parses the command line and calls [`serve`].
-//! Wire codecs live in `toa-wire`; the eBPF TOA writer is loaded through `toa-loader`.
+//! Wire codecs live in `toa-wire`. The eBPF TOA writer is not a dependency: the binary
+//! supplies it through [`client_ip::UpstreamTaggerFactory`] (toa-loader's `EdgeWriter`),
+//! so this crate builds without aya or the BPF toolchain.
+//! EdgeOne rule-list conversion is in `toa-edgeone`; the reference UDP origin behind
+//! `toa spp-echo` is in `toa-spp-echo`.
 //!
 //! # Layout
 //! - [`config`]: the TOML file, validated into [`config::Config`]; every error names file:line and field.
@@ -23,7 +27,6 @@
 //!   rule's data-path state, `connection` handles one client.
 //! - [`serve`]: the foreground process: signals (and [`watch`]ed config changes) drive reload
 //!   and drain; [`notify`] tells a systemd supervisor.
-//! - [`import`]: EdgeOne rule lists (JSON/CSV) converted to TOML; [`export`] writes them back.
 //! - [`resolve`]: host-name origins looked up at load and again while running.
 
 pub mod accept_proxy;
@@ -32,10 +35,8 @@ pub mod client_ip;
 pub mod config;
 mod connection;
 pub mod error;
-pub mod export;
 pub mod forward;
 pub mod health;
-pub mod import;
 pub mod limit;
 pub mod listener;
 pub mod metrics;
@@ -50,6 +51,7 @@ pub mod udp;
 mod upstream;
 pub mod watch;
 
+pub use client_ip::{UpstreamTagger, UpstreamTaggerFactory};
 pub use config::Config;
 pub use error::{ConnectError, ConnectErrorKind, LocalResource, Side};
 pub use serve::{ServeOptions, serve};

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use crate::client_ip::UpstreamTaggerFactory;
 use crate::config::Config;
 use crate::notify::{Notifier, State};
 use crate::server::{Server, ServerError};
@@ -25,6 +26,9 @@ pub struct ServeOptions {
     pub watch_config: bool,
     /// Accept a config without online rules (`--allow-empty`), at start and on reload.
     pub allow_empty: bool,
+    /// Attaches the TOA writer for `pass_client_ip = "toa"` rules (the `toa` binary
+    /// passes the eBPF edge writer); without it, such rules are refused.
+    pub toa_tagger: Option<Arc<dyn UpstreamTaggerFactory>>,
 }
 
 /// Runs the proxy for `toa proxy --config FILE`: loads the file, serves until SIGTERM or
@@ -50,7 +54,7 @@ pub async fn serve(path: &Path, options: ServeOptions) -> Result<(), ServerError
     let metrics_max_connections = config.proxy.metrics_max_connections;
     // Shared with the resolver task, which applies re-resolved origins through the same
     // path as a reload.
-    let server = Arc::new(Server::start(config).await?);
+    let server = Arc::new(Server::start(config, options.toa_tagger.clone()).await?);
     if let Some(addr) = options.metrics {
         let listener = TcpListener::bind(addr)
             .await

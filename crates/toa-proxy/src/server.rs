@@ -112,8 +112,12 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds every listener of `config` and starts accepting.
-    pub async fn start(config: Config) -> Result<Server, ServerError> {
+    /// Binds every listener of `config` and starts accepting. `toa_tagger` attaches the
+    /// TOA writer when a rule first asks for it; without it, TOA rules are refused.
+    pub async fn start(
+        config: Config,
+        toa_tagger: Option<Arc<dyn client_ip::UpstreamTaggerFactory>>,
+    ) -> Result<Server, ServerError> {
         let server = Server {
             shared: Arc::new(Shared {
                 metrics: Metrics::default(),
@@ -121,7 +125,7 @@ impl Server {
                 global_limit: Limit::new(0),
                 limits: LimitRegistry::default(),
                 next_connection_id: AtomicU64::new(1),
-                modes: client_ip::Modes::default(),
+                modes: client_ip::Modes::new(toa_tagger),
             }),
             state: Mutex::new(State {
                 config: None,

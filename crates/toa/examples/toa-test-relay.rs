@@ -47,10 +47,10 @@ fn main() -> anyhow::Result<()> {
     unsafe { libc::sigwait(&signals, &mut signal) };
     stop.store(true, Ordering::Relaxed);
     let _ = acceptor.join();
-    let stats = writer.stats();
-    let counters: Vec<String> = toa_loader::EdgeCounter::ALL
-        .iter()
-        .map(|&c| format!("{}={}", c.name(), stats.total(c)))
+    let counters: Vec<String> = writer
+        .totals()
+        .into_iter()
+        .map(|(c, total)| format!("{}={total}", c.name()))
         .collect();
     println!("edge-stats {}", counters.join(" "));
     drop(writer); // the last reference: detaches, leaves and removes the cgroup

@@ -9,6 +9,7 @@ mod cmd {
     pub mod proxy;
     pub mod spp_echo;
 }
+mod edge_tagger;
 
 use clap::{Parser, Subcommand};
 

@@ -82,3 +82,45 @@ fn idle_and_trickling_metrics_clients_are_capped_and_cut_at_the_deadline() {
         "trickling client held for {seconds}s"
     );
 }
+
+/// Prometheus sends `params:` as a query string, and probes and load balancers send HEAD:
+/// both are answered like a plain GET (HEAD without the body); other paths are not found.
+#[test]
+fn metrics_answer_query_strings_and_head() {
+    if !require_privileges("metrics_answer_query_strings_and_head") {
+        return;
+    }
+    let config = format!(
+        "[[rule]]\ntag = \"web\"\nports = \"14701\"\norigins = [\"{}\"]\norigin_ports = \"8000\"\n",
+        addr::ORIGIN_V4
+    );
+    let mut lab = ProxyLab::new("fmhead");
+    lab.serve_http(addr::ORIGIN_V4, 8000, "A");
+    lab.start_proxy(&config, 14701);
+    let curl = |args: &[&str], path: &str| {
+        let url = format!("http://{}{path}", proxy_support::METRICS);
+        let mut cmd = vec!["curl", "-sS", "--max-time", "5"];
+        cmd.extend_from_slice(args);
+        cmd.push(&url);
+        lab.topo.edge.run(&cmd).unwrap()
+    };
+    let status = ["-o", "/dev/null", "-w", "%{http_code} %{size_download}"];
+    let body = curl(&[], "/metrics?module=toa&target=web");
+    assert!(
+        body.lines()
+            .any(|l| l == "toa_proxy_connections_total{rule=\"web\"} 0"),
+        "{body}"
+    );
+    let mut head = vec!["--head"];
+    head.extend_from_slice(&status);
+    assert_eq!(curl(&head, "/metrics"), "200 0");
+    assert_eq!(curl(&head, "/metrics?x=1"), "200 0");
+    let headers = curl(&["--head"], "/metrics");
+    assert!(
+        headers
+            .to_ascii_lowercase()
+            .contains("content-type: application/openmetrics-text"),
+        "{headers}"
+    );
+    assert!(curl(&status, "/other").starts_with("404 "));
+}

@@ -7,6 +7,10 @@
 //! between socket() and connect(); unregistered sockets are never touched. A
 //! packet without room for the option (-ENOSPC) goes out without it and is
 //! counted: the connection always keeps working.
+//!
+//! Each callback returns its outcome and the entry point counts it, so no
+//! return path can skip its counter. Callbacks with nothing to count (no
+//! packet, an unregistered socket, a reserve that worked) return `None`.
 #![no_std]
 #![no_main]
 
@@ -49,17 +53,19 @@ fn count(counter: EdgeCounter) {
 
 #[sock_ops]
 pub fn toa_writer(ctx: SockOpsContext) -> u32 {
-    let _ = try_toa_writer(&ctx);
+    if let Some(counter) = try_toa_writer(&ctx) {
+        count(counter);
+    }
     1
 }
 
-fn try_toa_writer(ctx: &SockOpsContext) -> Result<(), i64> {
+fn try_toa_writer(ctx: &SockOpsContext) -> Option<EdgeCounter> {
     match ctx.op() {
-        BPF_SOCK_OPS_TCP_CONNECT_CB => on_connect(ctx),
+        BPF_SOCK_OPS_TCP_CONNECT_CB => Some(on_connect(ctx)),
         BPF_SOCK_OPS_HDR_OPT_LEN_CB => reserve(ctx),
         BPF_SOCK_OPS_WRITE_HDR_OPT_CB => write(ctx),
         BPF_SOCK_OPS_PARSE_HDR_OPT_CB => stop_writing(ctx),
-        _ => Ok(()),
+        _ => None,
     }
 }
 
@@ -70,50 +76,33 @@ fn registered_client(ctx: &SockOpsContext) -> Option<EdgeClient> {
 }
 
 /// connect() runs before the SYN is built: switch writing on for registered sockets.
-fn on_connect(ctx: &SockOpsContext) -> Result<(), i64> {
+fn on_connect(ctx: &SockOpsContext) -> EdgeCounter {
     if registered_client(ctx).is_none() {
-        count(EdgeCounter::ConnectUnregistered);
-        return Ok(());
+        return EdgeCounter::ConnectUnregistered;
     }
     match ctx.set_cb_flags((ctx.cb_flags() | WRITING_FLAGS) as i32) {
-        Ok(()) => {
-            count(EdgeCounter::ConnectRegistered);
-            Ok(())
-        }
-        Err(err) => {
-            count(EdgeCounter::FlagsFailed);
-            Err(err.into())
-        }
+        Ok(()) => EdgeCounter::ConnectRegistered,
+        Err(_) => EdgeCounter::FlagsFailed,
     }
 }
 
 /// Room for the option, on every packet while writing is on, and during the
 /// kernel's MSS sizing (no packet) so full-sized data segments still fit.
-fn reserve(ctx: &SockOpsContext) -> Result<(), i64> {
-    let Some(client) = registered_client(ctx) else {
-        return Ok(());
-    };
+fn reserve(ctx: &SockOpsContext) -> Option<EdgeCounter> {
+    let client = registered_client(ctx)?;
     // SAFETY: valid sock_ops context in HDR_OPT_LEN_CB.
     let ret = unsafe { bpf_reserve_hdr_opt(ctx.ops, toa::len_for(&client.addr).into(), 0) };
     let sizing_only = ctx.arg(0) & BPF_WRITE_HDR_TCP_CURRENT_MSS != 0;
-    if ret != 0 && !sizing_only {
-        count(EdgeCounter::ReserveFailed);
-    }
-    Ok(())
+    (ret != 0 && !sizing_only).then_some(EdgeCounter::ReserveFailed)
 }
 
-fn write(ctx: &SockOpsContext) -> Result<(), i64> {
-    let Some(client) = registered_client(ctx) else {
-        return Ok(());
-    };
+fn write(ctx: &SockOpsContext) -> Option<EdgeCounter> {
+    let client = registered_client(ctx)?;
     // Kind 0 is an unset config (the loader never writes it): writing it
     // would end the option list, so the reserved room stays NOPs instead.
     let kind = match TOA_EDGE_CONFIG.get(0) {
         Some(config) if config.kind != 0 => config.kind,
-        _ => {
-            count(EdgeCounter::ConfigMissing);
-            return Ok(());
-        }
+        _ => return Some(EdgeCounter::ConfigMissing),
     };
     let option = toa::encode_mapped(kind, client.port_be, &client.addr);
     let buffer = option.buffer().as_ptr().cast();
@@ -126,30 +115,23 @@ fn write(ctx: &SockOpsContext) -> Result<(), i64> {
     } else {
         unsafe { bpf_store_hdr_opt(ctx.ops, buffer, LEN_V6.into(), 0) }
     };
-    count(if ret == 0 {
+    Some(if ret == 0 {
         EdgeCounter::OptionsWritten
     } else {
         EdgeCounter::StoreFailed
-    });
-    Ok(())
+    })
 }
 
 /// The origin's first packet after the handshake proves it has the
 /// handshake ACK (and with it the option): stop writing.
-fn stop_writing(ctx: &SockOpsContext) -> Result<(), i64> {
+fn stop_writing(ctx: &SockOpsContext) -> Option<EdgeCounter> {
     if ctx.cb_flags() & BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG == 0 {
-        return Ok(());
+        return None;
     }
-    match ctx.set_cb_flags((ctx.cb_flags() & !WRITING_FLAGS) as i32) {
-        Ok(()) => {
-            count(EdgeCounter::WritingStopped);
-            Ok(())
-        }
-        Err(err) => {
-            count(EdgeCounter::StopFailed);
-            Err(err.into())
-        }
-    }
+    Some(match ctx.set_cb_flags((ctx.cb_flags() & !WRITING_FLAGS) as i32) {
+        Ok(()) => EdgeCounter::WritingStopped,
+        Err(_) => EdgeCounter::StopFailed,
+    })
 }
 
 #[cfg(not(test))]

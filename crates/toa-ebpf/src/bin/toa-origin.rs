@@ -8,8 +8,9 @@
 //!   getpeername() return.
 //! - `toa_lookup` (cgroup/getsockopt) answers getsockopt(IPPROTO_IP, 4096).
 //!
-//! Every entry point only maps its `try_` function to a fail-safe return: a
-//! program never breaks a connection or a syscall.
+//! Every entry point only counts the outcome its `try_` function returns and
+//! maps it to a fail-safe return: a program never breaks a connection or a
+//! syscall, and no return path can skip its counter.
 #![no_std]
 #![no_main]
 
@@ -54,6 +55,23 @@ fn count(counter: Counter) {
     bump(&TOA_COUNTERS, counter as u32);
 }
 
+/// What one receiver callback did; [`toa_receiver`] counts it.
+enum ReceiverOutcome {
+    /// Nothing to count: a callback the receiver does not use, TCP_SAVE_SYN
+    /// set on a listener, or the close of a socket without a record.
+    Uncounted,
+    /// One counter.
+    Counted(Counter),
+    /// A record was stored for a completed handshake: counted as created
+    /// (`ip6_address_alloc`) and as what its TOA was (`outcome`: usable,
+    /// untrusted or invalid), and as `syn_recv_sock_cb_failed` unless its
+    /// close can be counted.
+    Stored {
+        outcome: Counter,
+        close_tracked: bool,
+    },
+}
+
 /// The record of `sk`, if the receiver stored one.
 #[inline(always)]
 fn record_of(sk: *mut bpf_sock) -> Option<SocketToa> {
@@ -64,22 +82,35 @@ fn record_of(sk: *mut bpf_sock) -> Option<SocketToa> {
 
 #[sock_ops]
 pub fn toa_receiver(ctx: SockOpsContext) -> u32 {
-    let _ = try_toa_receiver(&ctx);
+    match try_toa_receiver(&ctx) {
+        ReceiverOutcome::Uncounted => {}
+        ReceiverOutcome::Counted(counter) => count(counter),
+        ReceiverOutcome::Stored {
+            outcome,
+            close_tracked,
+        } => {
+            count(Counter::Ip6AddressAlloc);
+            count(outcome);
+            if !close_tracked {
+                count(Counter::SynRecvSockCbFailed);
+            }
+        }
+    }
     1
 }
 
-fn try_toa_receiver(ctx: &SockOpsContext) -> Result<(), i64> {
+fn try_toa_receiver(ctx: &SockOpsContext) -> ReceiverOutcome {
     match ctx.op() {
         BPF_SOCK_OPS_TCP_LISTEN_CB => save_syn(ctx),
         BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB => on_passive_established(ctx),
         BPF_SOCK_OPS_STATE_CB if ctx.arg(1) == TCP_CLOSE => on_close(ctx),
-        _ => Ok(()),
+        _ => ReceiverOutcome::Uncounted,
     }
 }
 
 /// Listeners keep each SYN's headers, so a TOA that was only on the SYN can
 /// still be read when the handshake completes (not under SYN cookies).
-fn save_syn(ctx: &SockOpsContext) -> Result<(), i64> {
+fn save_syn(ctx: &SockOpsContext) -> ReceiverOutcome {
     let mut on: i32 = 1;
     // SAFETY: valid context and a 4-byte option value.
     let ret = unsafe {
@@ -92,21 +123,19 @@ fn save_syn(ctx: &SockOpsContext) -> Result<(), i64> {
         )
     };
     if ret == 0 {
-        Ok(())
+        ReceiverOutcome::Uncounted
     } else {
-        count(Counter::ListenSaveSynFailed);
-        Err(ret)
+        ReceiverOutcome::Counted(Counter::ListenSaveSynFailed)
     }
 }
 
-fn on_passive_established(ctx: &SockOpsContext) -> Result<(), i64> {
+fn on_passive_established(ctx: &SockOpsContext) -> ReceiverOutcome {
     // A one-entry array always has entry 0: this never returns.
     let Some(config) = TOA_CONFIG.get(0) else {
-        return Ok(());
+        return ReceiverOutcome::Uncounted;
     };
     let Some(client) = toa_in_ack(ctx, config).or_else(|| toa_in_saved_syn(ctx, config)) else {
-        count(Counter::SynRecvSockNoToa);
-        return Ok(());
+        return ReceiverOutcome::Counted(Counter::SynRecvSockNoToa);
     };
     // Untrusted first: a spoofed TOA is counted as such whatever it names.
     let (status, outcome) = if config.trust_enabled != 0 && !sender_trusted(ctx) {
@@ -122,8 +151,7 @@ fn on_passive_established(ctx: &SockOpsContext) -> Result<(), i64> {
         _pad: [0; 3],
     };
     let Some(sk) = sock_ops_sk(ctx.ops) else {
-        count(Counter::SynRecvSockNoSk);
-        return Ok(());
+        return ReceiverOutcome::Counted(Counter::SynRecvSockNoSk);
     };
     // SAFETY: full socket from the context; `record` is a valid initial value.
     let stored = unsafe {
@@ -135,17 +163,16 @@ fn on_passive_established(ctx: &SockOpsContext) -> Result<(), i64> {
         )
     };
     if stored.is_null() {
-        count(Counter::SynRecvSockNoMem);
-        return Ok(());
+        return ReceiverOutcome::Counted(Counter::SynRecvSockNoMem);
     }
-    count(Counter::Ip6AddressAlloc);
-    count(outcome);
     // STATE_CB tells us when the socket closes, to count the release.
-    ctx.set_cb_flags((ctx.cb_flags() | BPF_SOCK_OPS_STATE_CB_FLAG) as i32)
-        .map_err(|err| {
-            count(Counter::SynRecvSockCbFailed);
-            i64::from(err)
-        })
+    let close_tracked = ctx
+        .set_cb_flags((ctx.cb_flags() | BPF_SOCK_OPS_STATE_CB_FLAG) as i32)
+        .is_ok();
+    ReceiverOutcome::Stored {
+        outcome,
+        close_tracked,
+    }
 }
 
 /// The TOA in the packet that completed the handshake (normally the ACK).
@@ -189,33 +216,34 @@ fn sender_trusted(ctx: &SockOpsContext) -> bool {
     TOA_TRUST.get(&Key::new(128, addr)).is_some()
 }
 
-fn on_close(ctx: &SockOpsContext) -> Result<(), i64> {
+fn on_close(ctx: &SockOpsContext) -> ReceiverOutcome {
     let Some(sk) = sock_ops_sk(ctx.ops) else {
-        return Ok(());
+        return ReceiverOutcome::Uncounted;
     };
     // SAFETY: full socket from the context.
     if unsafe { bpf_sk_storage_delete(map_ptr(&TOA_SOCKETS), sk.cast()) } == 0 {
-        count(Counter::Ip6AddressFree);
+        ReceiverOutcome::Counted(Counter::Ip6AddressFree)
+    } else {
+        ReceiverOutcome::Uncounted
     }
-    Ok(())
 }
 
 // ------------------------------------------------------------- getpeername
 
 #[cgroup_sock_addr(getpeername4)]
 pub fn toa_getpeername4(ctx: SockAddrContext) -> i32 {
-    try_getpeername4(&ctx);
+    count(try_getpeername4(&ctx));
     1
 }
 
-fn try_getpeername4(ctx: &SockAddrContext) {
-    let Some(rec) = trusted_record(ctx) else {
-        return;
+fn try_getpeername4(ctx: &SockAddrContext) -> Counter {
+    let rec = match trusted_record(ctx) {
+        Ok(rec) => rec,
+        Err(untrusted) => return untrusted,
     };
     let Some(ip) = rec.client.ipv4() else {
         // An AF_INET address cannot hold an IPv6 client: the lookup serves it.
-        count(Counter::GetnameToaMismatch);
-        return;
+        return Counter::GetnameToaMismatch;
     };
     // SAFETY: writable context fields of getpeername4 (4-byte stores).
     unsafe {
@@ -225,18 +253,19 @@ fn try_getpeername4(ctx: &SockAddrContext) {
             u32::from(rec.client.port_be),
         );
     }
-    count(Counter::GetnameToaOk);
+    Counter::GetnameToaOk
 }
 
 #[cgroup_sock_addr(getpeername6)]
 pub fn toa_getpeername6(ctx: SockAddrContext) -> i32 {
-    try_getpeername6(&ctx);
+    count(try_getpeername6(&ctx));
     1
 }
 
-fn try_getpeername6(ctx: &SockAddrContext) {
-    let Some(rec) = trusted_record(ctx) else {
-        return;
+fn try_getpeername6(ctx: &SockAddrContext) -> Counter {
+    let rec = match trusted_record(ctx) {
+        Ok(rec) => rec,
+        Err(untrusted) => return untrusted,
     };
     // IPv4 clients are already v4-mapped in the record: `::ffff:a.b.c.d`.
     let words = bytes_to_words(&rec.client.addr);
@@ -249,28 +278,21 @@ fn try_getpeername6(ctx: &SockAddrContext) {
         write_volatile(&mut (*sa).user_ip6[3], words[3]);
         write_volatile(&mut (*sa).user_port, u32::from(rec.client.port_be));
     }
-    count(Counter::GetnameToaOk);
+    Counter::GetnameToaOk
 }
 
-/// The socket's trusted record; counts the empty, bypass and invalid outcomes.
+/// The socket's trusted record, or the outcome that leaves the address
+/// unchanged: no record (empty), an untrusted one (bypass) or an implausible
+/// one (invalid).
 #[inline(always)]
-fn trusted_record(ctx: &SockAddrContext) -> Option<SocketToa> {
+fn trusted_record(ctx: &SockAddrContext) -> Result<SocketToa, Counter> {
     // SAFETY: `sk` is always set for getpeername programs.
     let sk = unsafe { (*ctx.sock_addr).__bindgen_anon_1.sk };
     match record_of(sk) {
-        None => {
-            count(Counter::GetnameToaEmpty);
-            None
-        }
-        Some(rec) if rec.status == STATUS_TRUSTED => Some(rec),
-        Some(rec) => {
-            count(if rec.status == STATUS_INVALID {
-                Counter::GetnameToaInvalid
-            } else {
-                Counter::GetnameToaBypass
-            });
-            None
-        }
+        None => Err(Counter::GetnameToaEmpty),
+        Some(rec) if rec.status == STATUS_TRUSTED => Ok(rec),
+        Some(rec) if rec.status == STATUS_INVALID => Err(Counter::GetnameToaInvalid),
+        Some(_) => Err(Counter::GetnameToaBypass),
     }
 }
 
@@ -278,33 +300,40 @@ fn trusted_record(ctx: &SockAddrContext) -> Option<SocketToa> {
 
 #[cgroup_sockopt(getsockopt)]
 pub fn toa_lookup(ctx: SockoptContext) -> i32 {
-    try_toa_lookup(&ctx);
+    if let Some(counter) = try_toa_lookup(&ctx) {
+        count(counter);
+    }
     1
 }
 
-fn try_toa_lookup(ctx: &SockoptContext) {
+/// Answers the lookup; `None` for any other getsockopt (not counted: the
+/// kernel's answer stands).
+fn try_toa_lookup(ctx: &SockoptContext) -> Option<Counter> {
     let opt = ctx.sockopt;
     // SAFETY: reading context fields; the verifier checks the accesses.
     let (level, name) = unsafe { ((*opt).level, (*opt).optname) };
     if level != SOL_IP || name != TOA_SO_GET_LOOKUP {
-        return; // not ours: the kernel's answer stands
+        return None;
     }
     // SAFETY: `sk` is never null in getsockopt programs.
     let sk = unsafe { (*opt).__bindgen_anon_1.sk };
-    let rec = match record_of(sk) {
-        Some(rec) if rec.status == STATUS_TRUSTED => Some(rec),
-        _ => {
-            count(Counter::LookupToaEmpty);
-            None
-        }
+    // Both arms give fully initialized values: an `Option<SocketToa>` kept
+    // across the helper calls below gets its undefined `None` payload spilled,
+    // which the verifier rejects ("R4 !read_ok").
+    let (found, answer) = match record_of(sk) {
+        Some(rec) if rec.status == STATUS_TRUSTED => (true, LookupReply::from(&rec.client)),
+        _ => (false, LookupReply::NONE),
     };
+    // Without a record the outcome is "empty" whatever the buffer: a short
+    // buffer only counts as such when there was an answer to give.
+    let answered = |counter| Some(if found { counter } else { Counter::LookupToaEmpty });
     // Before Linux 5.18 any retval but 0 becomes EFAULT: there "no TOA" is a
     // success with the all-zero answer (OriginConfig::lookup_errno).
     let errno_ok = TOA_CONFIG.get(0).is_some_and(|c| c.lookup_errno != 0);
-    if rec.is_none() && errno_ok {
+    if !found && errno_ok {
         // SAFETY: retval is a writable 4-byte context field.
         unsafe { write_volatile(&mut (*opt).retval, -ENOENT) };
-        return;
+        return Some(Counter::LookupToaEmpty);
     }
     // SAFETY: reading context fields.
     let (optval, optval_end) = unsafe {
@@ -314,17 +343,10 @@ fn try_toa_lookup(ctx: &SockoptContext) {
         )
     };
     if optval + LOOKUP_ANSWER_LEN > optval_end {
-        if rec.is_some() {
-            count(Counter::LookupShortBuffer);
-        }
         // SAFETY: retval is a writable 4-byte context field.
         unsafe { write_volatile(&mut (*opt).retval, -EINVAL) };
-        return;
+        return answered(Counter::LookupShortBuffer);
     }
-    let answer = match &rec {
-        Some(rec) => LookupReply::from(&rec.client),
-        None => LookupReply::NONE,
-    };
     // SAFETY: optval..optval+LOOKUP_ANSWER_LEN was checked against optval_end above.
     unsafe {
         ptr::write_unaligned(optval as *mut LookupReply, answer);
@@ -333,9 +355,7 @@ fn try_toa_lookup(ctx: &SockoptContext) {
         write_volatile(&mut (*opt).optlen, LOOKUP_ANSWER_LEN as i32);
         write_volatile(&mut (*opt).retval, 0);
     }
-    if rec.is_some() {
-        count(Counter::LookupToaOk);
-    }
+    answered(Counter::LookupToaOk)
 }
 
 #[cfg(not(test))]

@@ -1,10 +1,12 @@
 //! Pass-client-IP modes, one file each behind [`ClientIpWriter`]: how the origin learns
 //! the client's address. TOA acts on the upstream socket before `connect()`; PROXY v1/v2
-//! put a header in front of the first client byte; `off` does nothing.
+//! put a header in front of the first client byte; `off` does nothing. TOA's writer
+//! comes from outside, through [`UpstreamTaggerFactory`] (the `toa` binary supplies it).
 
 mod off;
 mod ppv1;
 mod ppv2;
+mod tagger;
 mod toa;
 
 use std::io;
@@ -13,7 +15,6 @@ use std::net::SocketAddr;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex};
 
-use toa_loader::EdgeWriter;
 use tokio::net::TcpSocket;
 
 use crate::config::{ClientIpMode, Rule, ToaSettings};
@@ -22,6 +23,7 @@ use crate::metrics::Metrics;
 pub use off::Off;
 pub use ppv1::ProxyV1;
 pub use ppv2::ProxyV2;
+pub use tagger::{UpstreamTagger, UpstreamTaggerFactory};
 pub use toa::Toa;
 
 /// What a mode needs to know about one client connection. Addresses are normalized
@@ -56,20 +58,23 @@ pub trait ClientIpWriter: Send + Sync {
 pub struct Modes {
     /// Random per process, so PROXY v2 UNIQUE_IDs stay unique across restarts.
     nonce: u64,
+    /// What attaches the TOA writer; without it, TOA rules are refused.
+    tagger_factory: Option<Arc<dyn UpstreamTaggerFactory>>,
     /// The TOA writer, attached when a rule first asks for TOA, with the kind it writes.
-    toa: Mutex<Option<(u8, Arc<EdgeWriter>)>>,
-}
-
-impl Default for Modes {
-    fn default() -> Self {
-        Modes {
-            nonce: std::hash::RandomState::new().build_hasher().finish(),
-            toa: Mutex::new(None),
-        }
-    }
+    toa: Mutex<Option<(u8, Arc<dyn UpstreamTagger>)>>,
 }
 
 impl Modes {
+    /// The modes of one proxy process; `tagger_factory` provides TOA (none: TOA rules
+    /// are refused).
+    pub fn new(tagger_factory: Option<Arc<dyn UpstreamTaggerFactory>>) -> Modes {
+        Modes {
+            nonce: std::hash::RandomState::new().build_hasher().finish(),
+            tagger_factory,
+            toa: Mutex::new(None),
+        }
+    }
+
     /// The PROXY v2 header builder for `rule` (TCP, and UDP's first datagram).
     pub fn proxy_v2(&self, rule: &Rule) -> ProxyV2 {
         ProxyV2 {
@@ -97,7 +102,7 @@ impl Modes {
 
     /// The edge writer, attached to this process on first use. The option kind is fixed
     /// from then on: changing it needs a restart.
-    fn toa_writer(&self, kind: u8, metrics: &Metrics) -> Result<Arc<EdgeWriter>, String> {
+    fn toa_writer(&self, kind: u8, metrics: &Metrics) -> Result<Arc<dyn UpstreamTagger>, String> {
         let mut slot = self.toa.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((attached, writer)) = slot.as_ref() {
             return if *attached == kind {
@@ -108,14 +113,60 @@ impl Modes {
                 ))
             };
         }
-        let writer = Arc::new(
-            EdgeWriter::attach_to_self(kind)
-                .map_err(|e| format!("cannot load the TOA edge writer: {e}"))?,
-        );
-        tracing::info!(kind, cgroup = %writer.cgroup().display(), "TOA edge writer attached");
+        let factory = self.tagger_factory.as_ref().ok_or(
+            "pass_client_ip = \"toa\" needs the eBPF edge writer, and this proxy was started without one (run it as `toa proxy`)",
+        )?;
+        let writer = factory
+            .attach(kind)
+            .map_err(|e| format!("cannot load the TOA edge writer: {e}"))?;
         let stats = writer.clone();
-        metrics.set_toa_source(Box::new(move || stats.totals()));
+        metrics.set_toa_source(Box::new(move || stats.counters()));
         *slot = Some((kind, writer.clone()));
         Ok(writer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The metrics pick the two `toa_proxy_toa_options_*` series out of the edge writer's
+    /// rows by name: those names must be the writer's.
+    #[test]
+    fn toa_option_series_name_edge_writer_counters() {
+        use toa_common::edge::EdgeCounter;
+        for (counter, row) in [
+            (EdgeCounter::OptionsWritten, crate::metrics::OPTIONS_WRITTEN),
+            (EdgeCounter::ReserveFailed, crate::metrics::RESERVE_FAILED),
+        ] {
+            // totals() lists every counter of ALL, so the row is always there.
+            assert!(EdgeCounter::ALL.contains(&counter));
+            assert_eq!(counter.name(), row);
+        }
+    }
+
+    #[test]
+    fn toa_rule_without_a_tagger_is_refused_in_one_line() {
+        let config = crate::Config::parse(
+            std::path::Path::new("proxy.toml"),
+            "[[rule]]\ntag = \"web\"\nports = \"80\"\norigins = [\"198.18.2.2\"]\npass_client_ip = \"toa\"\n",
+        )
+        .unwrap();
+        let modes = Modes::new(None);
+        let refused = modes
+            .writer(&config.rules[0], &config.toa, &Metrics::default())
+            .err()
+            .expect("no tagger, no TOA");
+        assert_eq!(
+            refused,
+            "pass_client_ip = \"toa\" needs the eBPF edge writer, and this proxy was started without one (run it as `toa proxy`)"
+        );
+        let ppv2 = crate::Config::parse(
+            std::path::Path::new("proxy.toml"),
+            "[[rule]]\ntag = \"web\"\nports = \"80\"\norigins = [\"198.18.2.2\"]\npass_client_ip = \"ppv2\"\n",
+        )
+        .unwrap();
+        let writer = modes.writer(&ppv2.rules[0], &ppv2.toa, &Metrics::default());
+        assert_eq!(writer.map(|w| w.name()).ok(), Some("ppv2"));
     }
 }

@@ -1,18 +1,18 @@
 //! `pass_client_ip = "toa"`: the eBPF edge writer puts the client's address in a TCP
 //! option on the upstream SYN and handshake ACK. The proxy only registers each upstream
-//! socket's client between `socket()` and `connect()`; the kernel does the rest.
+//! socket's client between `socket()` and `connect()` (through [`UpstreamTagger`]); the
+//! kernel does the rest.
 
 use std::io;
 use std::os::fd::AsFd;
 use std::sync::Arc;
 
-use toa_loader::EdgeWriter;
 use tokio::net::TcpSocket;
 
-use super::{ClientIpWriter, ConnInfo};
+use super::{ClientIpWriter, ConnInfo, UpstreamTagger};
 
 pub struct Toa {
-    pub writer: Arc<EdgeWriter>,
+    pub writer: Arc<dyn UpstreamTagger>,
 }
 
 impl ClientIpWriter for Toa {

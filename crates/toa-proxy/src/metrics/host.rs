@@ -2,8 +2,48 @@
 //! and the ephemeral port range of the proxy's network namespace (what runs out first
 //! under many short upstream connections), and the process's descriptors.
 
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+
+use super::family::gauge;
+
+/// The host gauges, read from /proc when scraped.
+#[derive(Debug)]
+pub struct HostGauges;
+
+impl Collector for HostGauges {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        let e = &mut encoder;
+        gauge(
+            e,
+            "toa_proxy_tcp_time_wait",
+            "TCP sockets in TIME_WAIT in the proxy's network namespace (each holds an ephemeral port).",
+            time_wait(),
+        )?;
+        gauge(
+            e,
+            "toa_proxy_local_port_range_size",
+            "Ephemeral ports per (source address, origin address and port): net.ipv4.ip_local_port_range.",
+            local_port_range_size(),
+        )?;
+        gauge(
+            e,
+            "toa_proxy_open_fds",
+            "File descriptors the proxy has open.",
+            open_fds(),
+        )?;
+        gauge(
+            e,
+            "toa_proxy_fd_limit",
+            "The proxy's open-file limit (soft RLIMIT_NOFILE).",
+            fd_limit(),
+        )
+    }
+}
 
 /// `tw` of the `TCP:` line of /proc/net/sockstat: TIME_WAIT sockets in this namespace.
 pub fn time_wait() -> u64 {

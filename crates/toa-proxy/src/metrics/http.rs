@@ -1,36 +1,67 @@
-//! The `/metrics` endpoint. It must never cost the data path: at most
-//! `metrics_max_connections` requests at once (more are closed at accept), one total
-//! deadline per request however slowly its bytes arrive, and no new request while the
-//! process is within [`FD_RESERVE`] descriptors of its limit.
+//! The `/metrics` endpoint: axum routes each request (GET and HEAD, any query string,
+//! as Prometheus' `params:` sends), and hyper serves each connection under our own
+//! accept loop, because the endpoint must never cost the data path: at most
+//! `metrics_max_connections` connections at once (more are closed at accept), one total
+//! deadline per connection however slowly its bytes arrive, and no new connection while
+//! the process is within [`FD_RESERVE`] descriptors of its limit. `axum::serve` accepts
+//! without a bound and has no per-connection deadline, so it is not used here.
 
+use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use axum::http::{StatusCode, header};
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use super::family::counter;
 use super::host;
 use crate::limit::Limit;
 
-/// Largest request head accepted; a scrape sends well under 1 KiB.
+/// The exposition's media type (OpenMetrics text, which Prometheus negotiates first).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// Largest request head accepted (hyper's smallest buffer); a scrape sends under 1 KiB.
 const MAX_REQUEST_HEAD: usize = 8192;
-/// One request, head to last byte of the answer. A scraper on a LAN needs milliseconds;
-/// Prometheus' own default scrape timeout is 10 s, so 5 s leaves it a clear error.
+/// One connection, first byte of the request to last byte of the answer. A scraper on a
+/// LAN needs milliseconds; Prometheus' own default scrape timeout is 10 s, so 5 s leaves
+/// it a clear error.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
 /// Descriptors kept for client connections, upstream sockets and splice pipes: the
-/// endpoint refuses requests once fewer than this many are free.
+/// endpoint refuses connections once fewer than this many are free.
 pub const FD_RESERVE: u64 = 256;
 
-/// Requests the endpoint closed at once (over the cap, or in the descriptor reserve).
-#[derive(Default)]
+/// What the endpoint cut short.
+#[derive(Debug, Default)]
 pub struct EndpointCounts {
+    /// Connections closed at accept (over the cap, or in the descriptor reserve).
     pub refused: AtomicU64,
+    /// Connections cut at [`REQUEST_DEADLINE`].
     pub timed_out: AtomicU64,
 }
 
-/// Serves `GET /metrics` with `render()` until `stop` is cancelled.
+impl Collector for EndpointCounts {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        counter(
+            &mut encoder,
+            "toa_proxy_metrics_connections_refused",
+            "Metrics connections closed at accept: over metrics_max_connections or inside the descriptor reserve.",
+            self.refused.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut encoder,
+            "toa_proxy_metrics_requests_timed_out",
+            "Metrics requests cut at the 5 s deadline.",
+            self.timed_out.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Serves `GET`/`HEAD /metrics` with `render()` until `stop` is cancelled.
 pub async fn serve_http<F>(
     listener: TcpListener,
     render: F,
@@ -40,6 +71,17 @@ pub async fn serve_http<F>(
 ) where
     F: Fn() -> String + Send + Sync + Clone + 'static,
 {
+    let routes = axum::Router::new()
+        .route(
+            "/metrics",
+            // `get` answers HEAD too, with the same headers and no body.
+            axum::routing::get(move || {
+                let body = render();
+                async move { ([(header::CONTENT_TYPE, CONTENT_TYPE)], body) }
+            }),
+        )
+        .fallback(|| async { (StatusCode::NOT_FOUND, "only /metrics is served here\n") });
+    let service = TowerToHyperService::new(routes);
     let open = Limit::new(max_connections);
     loop {
         let stream = tokio::select! {
@@ -61,10 +103,15 @@ pub async fn serve_http<F>(
             drop(stream);
             continue;
         };
-        let (render, counts) = (render.clone(), counts.clone());
+        let (service, counts) = (service.clone(), counts.clone());
         tokio::spawn(async move {
             let _guard = guard;
-            match tokio::time::timeout(REQUEST_DEADLINE, answer(stream, render)).await {
+            // One request per connection: the deadline then bounds each request.
+            let connection = hyper::server::conn::http1::Builder::new()
+                .keep_alive(false)
+                .max_buf_size(MAX_REQUEST_HEAD)
+                .serve_connection(TokioIo::new(stream), service);
+            match tokio::time::timeout(REQUEST_DEADLINE, connection).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::debug!("metrics: request failed: {e}"),
                 Err(_) => {
@@ -73,31 +120,4 @@ pub async fn serve_http<F>(
             }
         });
     }
-}
-
-async fn answer(mut stream: TcpStream, render: impl Fn() -> String) -> std::io::Result<()> {
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_REQUEST_HEAD {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
-    let line = String::from_utf8_lossy(&head);
-    let mut parts = line.split_whitespace();
-    let (status, body) = match (parts.next(), parts.next()) {
-        (Some("GET"), Some("/metrics")) => ("200 OK", render()),
-        _ => (
-            "404 Not Found",
-            "only GET /metrics is served here\n".to_string(),
-        ),
-    };
-    let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await
 }

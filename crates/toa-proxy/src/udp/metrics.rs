@@ -1,78 +1,47 @@
-//! UDP counters of one rule, rendered into the same Prometheus registry as TCP's. Payload
-//! bytes go to the rule's `toa_proxy_bytes_total`; flows, datagrams and drops are here.
+//! UDP counters of one rule, exposed beside TCP's. Payload bytes go to the rule's
+//! `toa_proxy_bytes_total`; flows, datagrams and drops are here.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet};
+
 use crate::accept_proxy::Refusal;
-use crate::metrics::{RuleMetrics, escape};
+use crate::metrics::label_enum;
+use crate::metrics::rule::{Rules, per_direction, per_rule, per_value};
+use crate::metrics::{counters, gauges};
 
-/// Why a datagram was not delivered (the `reason` label of `toa_proxy_udp_drops_total`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DropReason {
-    /// A new flow above the rule's max_flows.
-    FlowLimit,
-    /// A new flow above the rule's max_connections_per_client (flows per client IP).
-    ClientLimit,
-    /// A new flow while every origin of the rule is down.
-    NoHealthyOrigin,
-    /// The proxy could not open the flow's upstream socket or build its header.
-    ProxySocket,
-    /// With the header it would exceed 65,507 bytes.
-    TooLarge,
-    /// Sending to the origin failed.
-    OriginSendFailed,
-    /// The origin answered with ICMP unreachable (nothing listens on its port).
-    OriginUnreachable,
-    /// Sending the reply to the client failed.
-    ClientSendFailed,
-    /// An SPP reply too short to hold the header it starts with.
-    ShortSppReply,
-    /// accept_proxy rules: a source outside accept_proxy_from.
-    ProxyHeaderUntrusted,
-    /// accept_proxy rules: a datagram (a flow's first, or any with SPP) without a header.
-    ProxyHeaderMissing,
-    /// accept_proxy rules: a header that does not parse.
-    ProxyHeaderMalformed,
-    /// Never for datagrams (a header is whole or missing); listed so the labels match TCP's.
-    ProxyHeaderTimeout,
-}
-
-impl DropReason {
-    pub const ALL: [DropReason; 13] = [
-        DropReason::FlowLimit,
-        DropReason::ClientLimit,
-        DropReason::NoHealthyOrigin,
-        DropReason::ProxySocket,
-        DropReason::TooLarge,
-        DropReason::OriginSendFailed,
-        DropReason::OriginUnreachable,
-        DropReason::ClientSendFailed,
-        DropReason::ShortSppReply,
-        DropReason::ProxyHeaderUntrusted,
-        DropReason::ProxyHeaderMissing,
-        DropReason::ProxyHeaderMalformed,
-        DropReason::ProxyHeaderTimeout,
-    ];
-
-    pub const fn name(self) -> &'static str {
-        match self {
-            DropReason::FlowLimit => "flow_limit",
-            DropReason::ClientLimit => "client_limit",
-            DropReason::NoHealthyOrigin => "no_healthy_origin",
-            DropReason::ProxySocket => "proxy_socket",
-            DropReason::TooLarge => "too_large",
-            DropReason::OriginSendFailed => "origin_send_failed",
-            DropReason::OriginUnreachable => "origin_unreachable",
-            DropReason::ClientSendFailed => "client_send_failed",
-            DropReason::ShortSppReply => "short_spp_reply",
-            // The same labels as TCP's refusals, from the one place that names them.
-            DropReason::ProxyHeaderUntrusted => Refusal::Untrusted.reason(),
-            DropReason::ProxyHeaderMissing => Refusal::Missing.reason(),
-            DropReason::ProxyHeaderMalformed => Refusal::Malformed.reason(),
-            DropReason::ProxyHeaderTimeout => Refusal::Timeout.reason(),
-        }
+label_enum! {
+    /// Why a datagram was not delivered (the `reason` label of `toa_proxy_udp_drops_total`).
+    pub enum DropReason {
+        /// A new flow above the rule's max_flows.
+        FlowLimit => "flow_limit",
+        /// A new flow above the rule's max_connections_per_client (flows per client IP).
+        ClientLimit => "client_limit",
+        /// A new flow while every origin of the rule is down.
+        NoHealthyOrigin => "no_healthy_origin",
+        /// The proxy could not open the flow's upstream socket or build its header.
+        ProxySocket => "proxy_socket",
+        /// With the header it would exceed 65,507 bytes.
+        TooLarge => "too_large",
+        /// Sending to the origin failed.
+        OriginSendFailed => "origin_send_failed",
+        /// The origin answered with ICMP unreachable (nothing listens on its port).
+        OriginUnreachable => "origin_unreachable",
+        /// Sending the reply to the client failed.
+        ClientSendFailed => "client_send_failed",
+        /// An SPP reply too short to hold the header it starts with.
+        ShortSppReply => "short_spp_reply",
+        // The same labels as TCP's refusals, from the one place that names them.
+        /// accept_proxy rules: a source outside accept_proxy_from.
+        ProxyHeaderUntrusted => Refusal::Untrusted.reason(),
+        /// accept_proxy rules: a datagram (a flow's first, or any with SPP) without a header.
+        ProxyHeaderMissing => Refusal::Missing.reason(),
+        /// accept_proxy rules: a header that does not parse.
+        ProxyHeaderMalformed => Refusal::Malformed.reason(),
+        /// Never for datagrams (a header is whole or missing); listed so the labels match TCP's.
+        ProxyHeaderTimeout => Refusal::Timeout.reason(),
     }
 }
 
@@ -87,7 +56,7 @@ impl From<Refusal> for DropReason {
     }
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct UdpRuleMetrics {
     pub flows_total: AtomicU64,
     pub flows_active: AtomicU64,
@@ -105,68 +74,59 @@ impl UdpRuleMetrics {
     }
 }
 
-/// One metric family: name, type, help and its (labels, value) rows.
-pub type Family = (&'static str, &'static str, &'static str, Vec<(String, u64)>);
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DropLabels {
+    rule: String,
+    reason: DropReason,
+}
 
-/// The UDP families for every rule, for [`crate::metrics::Metrics::render`].
-pub fn families(rules: &BTreeMap<String, Arc<RuleMetrics>>) -> Vec<Family> {
-    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-    let rule = |tag: &str| format!("rule=\"{}\"", escape(tag));
-    let per_rule = |f: &dyn Fn(&UdpRuleMetrics) -> u64| -> Vec<(String, u64)> {
-        rules
-            .iter()
-            .map(|(t, m)| (format!("{{{}}}", rule(t)), f(&m.udp)))
-            .collect()
-    };
-    let datagrams = rules
-        .iter()
-        .flat_map(|(t, m)| {
-            [
-                ("client_to_origin", load(&m.udp.datagrams_to_origin)),
-                ("origin_to_client", load(&m.udp.datagrams_to_client)),
-            ]
-            .map(|(d, v)| (format!("{{{},direction=\"{d}\"}}", rule(t)), v))
-        })
-        .collect();
-    let drops = rules
-        .iter()
-        .flat_map(|(t, m)| {
-            DropReason::ALL
-                .iter()
-                .zip(&m.udp.drops)
-                .map(move |(r, v)| (format!("{{{},reason=\"{}\"}}", rule(t), r.name()), load(v)))
-        })
-        .collect();
-    vec![
-        (
-            "toa_proxy_udp_flows_total",
-            "counter",
+/// The UDP families of every rule.
+#[derive(Debug)]
+pub struct UdpFamilies(pub Rules);
+
+impl Collector for UdpFamilies {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        let rules = &self.0;
+        let e = &mut encoder;
+        counters(
+            e,
+            "toa_proxy_udp_flows",
             "UDP flows (client address and port to a listener) opened.",
-            per_rule(&|m| load(&m.flows_total)),
-        ),
-        (
+            per_rule(rules, |m| &m.udp.flows_total),
+        )?;
+        gauges(
+            e,
             "toa_proxy_udp_flows_active",
-            "gauge",
             "UDP flows open now.",
-            per_rule(&|m| load(&m.flows_active)),
-        ),
-        (
-            "toa_proxy_udp_datagrams_total",
-            "counter",
+            per_rule(rules, |m| &m.udp.flows_active),
+        )?;
+        counters(
+            e,
+            "toa_proxy_udp_datagrams",
             "UDP datagrams forwarded, by direction.",
-            datagrams,
-        ),
-        (
-            "toa_proxy_udp_replies_unmarked_total",
-            "counter",
+            per_direction(
+                rules,
+                |m| &m.udp.datagrams_to_origin,
+                |m| &m.udp.datagrams_to_client,
+            ),
+        )?;
+        counters(
+            e,
+            "toa_proxy_udp_replies_unmarked",
             "Origin replies without the SPP header, forwarded unchanged.",
-            per_rule(&|m| load(&m.replies_unmarked)),
-        ),
-        (
-            "toa_proxy_udp_drops_total",
-            "counter",
+            per_rule(rules, |m| &m.udp.replies_unmarked),
+        )?;
+        let drops = per_value(
+            rules,
+            DropReason::ALL,
+            |m| &m.udp.drops,
+            |rule, reason| DropLabels { rule, reason },
+        );
+        counters(
+            e,
+            "toa_proxy_udp_drops",
             "UDP datagrams not delivered, by reason.",
             drops,
-        ),
-    ]
+        )
+    }
 }

@@ -13,7 +13,6 @@
 //! - [`upstream`]: the flow's upstream socket and the task relaying replies to the client.
 //! - [`client_ip`]: pass-client-IP modes for datagrams (PROXY v2 first, SPP every, off).
 //! - [`metrics`]: flows, datagrams and drops per rule.
-//! - [`spp_echo`]: the reference SPP/PROXY v2 origin behind `toa spp-echo`.
 
 pub mod accept;
 pub mod client_ip;
@@ -21,7 +20,6 @@ pub(crate) mod flow;
 pub(crate) mod listener;
 pub mod metrics;
 pub mod socket;
-pub mod spp_echo;
 pub(crate) mod upstream;
 
 pub use client_ip::{DatagramWriter, writer_for};

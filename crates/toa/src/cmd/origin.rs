@@ -88,7 +88,7 @@ impl Target {
     fn dir(&self) -> Result<PathBuf> {
         match &self.cgroup {
             Some(dir) => Ok(dir.clone()),
-            None => Ok(toa_loader::cgroup2_root()?),
+            None => Ok(toa_host::cgroup2_root()?),
         }
     }
 }
@@ -260,9 +260,9 @@ fn status(cgroup: &std::path::Path, json: bool) -> Result<()> {
         );
     }
     println!("  settings: {}", origin.settings()?);
-    let summary: Vec<String> = Counter::ALL
-        .iter()
-        .map(|&c| format!("{}={}", c.name(), counters.total(c)))
+    let summary: Vec<String> = counters
+        .totals()
+        .map(|(c, total)| format!("{}={total}", c.name()))
         .collect();
     println!("  counters: {}", summary.join(" "));
     Ok(())
@@ -338,9 +338,9 @@ fn status_json(origin: &Origin, counters: &OriginCounters) -> Result<String> {
         .iter()
         .map(|p| serde_json::json!({"name": p.name, "program_id": p.program_id, "link_id": p.link_id}))
         .collect();
-    let totals: serde_json::Map<_, _> = Counter::ALL
-        .iter()
-        .map(|&c| (c.name().to_string(), counters.total(c).into()))
+    let totals: serde_json::Map<_, _> = counters
+        .totals()
+        .map(|(c, total)| (c.name().to_string(), total.into()))
         .collect();
     Ok(serde_json::json!({
         "loaded": true,

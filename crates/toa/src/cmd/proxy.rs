@@ -2,9 +2,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+
+use crate::edge_tagger::EdgeWriterFactory;
 
 /// Run the edge L4 proxy in the foreground (SIGHUP reloads the config, SIGTERM drains and exits;
 /// under systemd `Type=notify` it reports ready, reloading and stopping).
@@ -79,7 +82,7 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
                     file,
                     origin_groups,
                 },
-        }) => match toa_proxy::import::import_file(&file, origin_groups.as_deref()) {
+        }) => match toa_edgeone::import::import_file(&file, origin_groups.as_deref()) {
             Ok(imported) => {
                 for w in &imported.warnings {
                     eprintln!("warning: {w}");
@@ -105,6 +108,7 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
                     metrics: args.metrics,
                     watch_config: args.watch_config,
                     allow_empty: args.allow_empty,
+                    toa_tagger: Some(Arc::new(EdgeWriterFactory)),
                 },
             )
         }
@@ -146,7 +150,7 @@ fn export(path: &std::path::Path) -> anyhow::Result<()> {
             std::process::exit(1);
         }
     };
-    let exported = toa_proxy::export::export(&cfg, &text);
+    let exported = toa_edgeone::export::export(&cfg, &text);
     for w in &exported.warnings {
         eprintln!("warning: {w}");
     }

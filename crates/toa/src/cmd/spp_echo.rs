@@ -1,11 +1,11 @@
 //! `toa spp-echo`: the reference UDP origin for SPP and PROXY v2 (see
-//! `toa_proxy::udp::spp_echo`). Prints one line per new client to stdout.
+//! `toa_spp_echo`). Prints one line per new client to stdout.
 
 use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::Args;
-use toa_proxy::udp::{ListenSocket, spp_echo};
+use toa_proxy::udp::ListenSocket;
 use tokio_util::sync::CancellationToken;
 
 /// UDP echo server that understands SPP and PROXY v2: the reference origin for UDP rules.
@@ -49,7 +49,7 @@ pub fn run(args: SppEchoArgs) -> anyhow::Result<()> {
             on_signal.cancel();
         });
         println!("spp-echo listening on udp {}", socket.local_addr()?);
-        spp_echo::serve(socket, stop, |line| println!("{line}")).await;
+        toa_spp_echo::serve(socket, stop, |line| println!("{line}")).await;
         Ok(())
     })
 }

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use toa_lab::{Netns, Spawned, Topology};
+pub use toa_loader::Counter;
 use toa_loader::{Origin, OriginCounters};
 
 /// Echo-style probe server (see the script's header).
@@ -28,12 +29,32 @@ impl LoadedOrigin {
         let deadline = Instant::now() + *WAIT;
         loop {
             let c = self.counters();
-            if c.ip6_address_alloc() == c.ip6_address_free() || Instant::now() > deadline {
+            if c.total(Counter::Ip6AddressAlloc) == c.total(Counter::Ip6AddressFree)
+                || Instant::now() > deadline
+            {
                 return c;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// Checks every counter of [`Counter::ALL`]: those in `expected` at their
+/// value, every other one at zero, so an outcome counted where it should not
+/// be (or a new counter) shows up here.
+pub fn assert_counters(c: &OriginCounters, expected: &[(Counter, u64)]) {
+    let want: Vec<(&str, u64)> = Counter::ALL
+        .iter()
+        .map(|&counter| {
+            let value = expected
+                .iter()
+                .find(|(e, _)| *e == counter)
+                .map_or(0, |e| e.1);
+            (counter.name(), value)
+        })
+        .collect();
+    let got: Vec<(&str, u64)> = c.totals().map(|(counter, v)| (counter.name(), v)).collect();
+    assert_eq!(got, want);
 }
 
 /// A fresh topology with the receiver loaded on a new origin cgroup. Fields

@@ -4,8 +4,8 @@
 
 use serde_json::{Value, json};
 
-use crate::config::{Balance, ClientIpMode, Config, DEFAULT_MAX_FLOWS, ListenAddr};
 use crate::import::RULE_ID_COMMENT;
+use toa_proxy::config::{Balance, ClientIpMode, Config, DEFAULT_MAX_FLOWS, ListenAddr};
 
 /// The JSON, and the settings EdgeOne has no field for (printed to stderr).
 #[derive(Debug)]

@@ -1,4 +1,4 @@
-//! The reference origin behind `toa spp-echo`: a UDP echo server that understands what the
+//! toa-spp-echo — the reference origin behind `toa spp-echo`: a UDP echo server that understands what the
 //! proxy puts in front of datagrams, so users can check their setup and tests have a real
 //! origin. For each datagram it:
 //! - **SPP**: strips the header, logs each new client once
@@ -9,6 +9,9 @@
 //! - **anything else**: echoes it unchanged and logs each new sender once.
 //!
 //! A datagram that starts like a header but does not parse is logged and not answered.
+//!
+//! Replies leave from the address each datagram came to, through toa-proxy's
+//! [`ListenSocket`]; the headers are toa-wire's codecs.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -17,7 +20,7 @@ use toa_wire::proxy_v2::{self, Addresses, Transport};
 use toa_wire::{Parsed, spp};
 use tokio_util::sync::CancellationToken;
 
-use super::socket::ListenSocket;
+use toa_proxy::udp::ListenSocket;
 
 /// Distinct senders remembered for the "new client" lines; beyond it the set starts over
 /// (a client may then be logged again), which bounds memory under a flood of sources.

@@ -1,31 +1,19 @@
-//! The host side of loading: privilege and kernel checks, and the cgroup2 and
-//! bpffs mounts toa uses (both under /run/toa, outside /sys, because
-//! `ip netns exec` remounts /sys and would hide them).
+//! The cgroup2 and bpffs mounts toa uses, both under /run/toa, outside /sys,
+//! because `ip netns exec` remounts /sys and would hide them.
 
-use crate::caps::effective_capabilities;
-use crate::{LoaderError, Result};
 use std::ffi::CString;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use crate::HostError;
+
+type Result<T> = std::result::Result<T, HostError>;
+
 /// Where toa mounts cgroup2 when it is not mounted there yet.
 pub const CGROUP2_ROOT: &str = "/run/toa/cgroup2";
 /// Where toa mounts bpffs; pins live below it.
 pub const BPFFS_ROOT: &str = "/run/toa/bpffs";
-
-/// The oldest kernel with everything toa uses (sock_ops TCP header-option callbacks).
-pub const MIN_KERNEL: (u32, u32) = (5, 10);
-/// The first kernel whose getsockopt programs may fail with any errno
-/// (commit c4dcfdd406aa, "bpf: Move getsockopt retval to struct
-/// bpf_cg_run_ctx"); before it, any retval but 0 or the kernel's own became
-/// EFAULT. Found by scripts/kernel-test on 5.10.
-pub const LOOKUP_ERRNO_KERNEL: (u32, u32) = (5, 18);
-
-/// Whether the running kernel lets the lookup fail with ENOENT/EINVAL.
-pub fn lookup_errno_supported() -> bool {
-    parse_version(&kernel_release()).is_some_and(|v| v >= LOOKUP_ERRNO_KERNEL)
-}
 
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
@@ -45,16 +33,15 @@ fn ensure_mounted(dir: &str, fs: &'static str, magic: i64) -> Result<PathBuf> {
     if fs_magic(&path) == Some(magic) {
         return Ok(path);
     }
-    std::fs::create_dir_all(&path).map_err(LoaderError::io("creating", &path))?;
+    std::fs::create_dir_all(&path).map_err(HostError::io("creating", &path))?;
     // Check again under a lock: two toa processes starting on a fresh boot
     // both saw nothing mounted and both mounted, and the second mount hid the
     // pins the first was writing (BPF_OBJ_PIN: ENOENT; scripts/kernel-test).
     let lock_path = path.with_extension("mount-lock");
-    let lock =
-        std::fs::File::create(&lock_path).map_err(LoaderError::io("creating", &lock_path))?;
+    let lock = std::fs::File::create(&lock_path).map_err(HostError::io("creating", &lock_path))?;
     // SAFETY: flock on a descriptor we own; released when `lock` is dropped.
     if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(LoaderError::io("locking", &lock_path)(
+        return Err(HostError::io("locking", &lock_path)(
             std::io::Error::last_os_error(),
         ));
     }
@@ -76,16 +63,16 @@ fn ensure_mounted(dir: &str, fs: &'static str, magic: i64) -> Result<PathBuf> {
     if ret != 0 {
         let source = std::io::Error::last_os_error();
         if source.raw_os_error() == Some(libc::EPERM) {
-            return Err(LoaderError::NotPrivileged);
+            return Err(HostError::NotPrivileged);
         }
-        return Err(LoaderError::Mount { fs, path, source });
+        return Err(HostError::Mount { fs, path, source });
     }
     Ok(path)
 }
 
 /// A cgroup2 mount showing this host's tree, mounting nothing: toa's own
 /// ([`CGROUP2_ROOT`]) if mounted, else the first one in /proc/self/mounts.
-pub(crate) fn mounted_cgroup2() -> Option<PathBuf> {
+pub fn mounted_cgroup2() -> Option<PathBuf> {
     let own = Path::new(CGROUP2_ROOT);
     if fs_magic(own) == Some(CGROUP2_SUPER_MAGIC) {
         return Some(own.to_path_buf());
@@ -99,7 +86,7 @@ pub(crate) fn mounted_cgroup2() -> Option<PathBuf> {
 }
 
 /// Whether toa's bpffs is mounted at [`BPFFS_ROOT`] (mounting nothing).
-pub(crate) fn bpffs_mounted() -> bool {
+pub fn bpffs_mounted() -> bool {
     fs_magic(Path::new(BPFFS_ROOT)) == Some(BPF_FS_MAGIC)
 }
 
@@ -118,63 +105,17 @@ pub fn require_cgroup2(path: &Path) -> Result<()> {
     if path.is_dir() && fs_magic(path) == Some(CGROUP2_SUPER_MAGIC) {
         Ok(())
     } else {
-        Err(LoaderError::NotCgroup2 {
+        Err(HostError::NotCgroup2 {
             path: path.to_path_buf(),
         })
     }
 }
 
-/// Everything that must hold before toa touches the kernel: no toa.ko,
-/// effective CAP_BPF (or CAP_SYS_ADMIN) + CAP_NET_ADMIN, Linux >= 5.10 with BTF.
-pub fn preflight() -> Result<()> {
-    if Path::new("/proc/net/toa_stats").exists() {
-        return Err(LoaderError::ToaKoLoaded);
-    }
-    if !privileged() {
-        return Err(LoaderError::NotPrivileged);
-    }
-    let release = kernel_release();
-    match parse_version(&release) {
-        Some(v) if v >= MIN_KERNEL => {}
-        _ => return Err(LoaderError::KernelTooOld { found: release }),
-    }
-    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
-        return Err(LoaderError::NoBtf);
-    }
-    Ok(())
-}
-
-/// Decided by the effective capabilities, not the uid: root with its
-/// capabilities dropped cannot load. Only if they cannot be read (no /proc)
-/// does uid 0 count, and the kernel has the last word.
-fn privileged() -> bool {
-    match effective_capabilities() {
-        Some(caps) => caps.can_load(),
-        // SAFETY: geteuid has no preconditions.
-        None => (unsafe { libc::geteuid() }) == 0,
-    }
-}
-
-/// The running kernel's release string (`/proc/sys/kernel/osrelease`), or `unknown`.
-pub fn kernel_release() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into())
-}
-
-/// `(major, minor)` of a kernel release string like `6.18.0-1-amd64`.
-pub fn parse_version(release: &str) -> Option<(u32, u32)> {
-    let mut parts = release.split(|c: char| !c.is_ascii_digit());
-    let major = parts.next()?.parse().ok()?;
-    let minor = parts.next()?.parse().ok()?;
-    Some((major, minor))
-}
-
 /// The inode number of a directory: identifies a cgroup however it is reached.
-pub(crate) fn inode(path: &Path) -> Result<u64> {
+pub fn inode(path: &Path) -> Result<u64> {
     use std::os::unix::fs::MetadataExt;
     Ok(std::fs::metadata(path)
-        .map_err(LoaderError::io("reading", path))?
+        .map_err(HostError::io("reading", path))?
         .ino())
 }
 
@@ -211,14 +152,5 @@ mod tests {
         let _ = std::fs::remove_dir(&dir);
         let _ = std::fs::remove_file(dir.with_extension("mount-lock"));
         assert_eq!(mounts, 1, "bpffs mounted {mounts} times at {dir_str}");
-    }
-
-    #[test]
-    fn kernel_versions_parse_major_minor() {
-        assert_eq!(parse_version("6.18.0-1-amd64"), Some((6, 18)));
-        assert_eq!(parse_version("5.10.0"), Some((5, 10)));
-        assert_eq!(parse_version("4.19.112+"), Some((4, 19)));
-        assert!(parse_version("5.9.1").unwrap() < (5, 10));
-        assert_eq!(parse_version("weird"), None);
     }
 }

@@ -1,0 +1,81 @@
+//! The effective capability set of this process (read with the `caps` crate), with
+//! the checks loading needs. Root with its capabilities dropped (`capsh --drop`)
+//! holds none of them, so privilege is decided by capabilities, not by uid.
+
+use caps::{CapSet, Capability, CapsHashSet};
+
+/// An effective capability set.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Capabilities(CapsHashSet);
+
+/// This process's effective capabilities, or None if the kernel does not say
+/// (capget failed).
+pub fn effective_capabilities() -> Option<Capabilities> {
+    caps::read(None, CapSet::Effective).ok().map(Capabilities)
+}
+
+impl FromIterator<Capability> for Capabilities {
+    fn from_iter<I: IntoIterator<Item = Capability>>(caps: I) -> Self {
+        Capabilities(caps.into_iter().collect())
+    }
+}
+
+impl Capabilities {
+    /// Whether `cap` is held.
+    pub fn has(&self, cap: Capability) -> bool {
+        self.0.contains(&cap)
+    }
+
+    /// bpf() is allowed: CAP_BPF, or CAP_SYS_ADMIN (which the kernel accepts
+    /// wherever it asks for CAP_BPF, and the only way before Linux 5.8).
+    pub fn bpf(&self) -> bool {
+        self.has(Capability::CAP_BPF) || self.has(Capability::CAP_SYS_ADMIN)
+    }
+
+    /// Cgroup programs can be attached.
+    pub fn net_admin(&self) -> bool {
+        self.has(Capability::CAP_NET_ADMIN)
+    }
+
+    /// cgroup2 and bpffs can be mounted.
+    pub fn sys_admin(&self) -> bool {
+        self.has(Capability::CAP_SYS_ADMIN)
+    }
+
+    /// Everything loading and attaching toa's programs needs (not mounting).
+    pub fn can_load(&self) -> bool {
+        self.bpf() && self.net_admin()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Capability::{CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN};
+
+    #[test]
+    fn loading_needs_bpf_and_net_admin() {
+        assert!(Capabilities(caps::all()).can_load());
+        assert!(Capabilities::from_iter([CAP_BPF, CAP_NET_ADMIN]).can_load());
+        // Kernels before 5.8 have no CAP_BPF: CAP_SYS_ADMIN stands in.
+        assert!(Capabilities::from_iter([CAP_SYS_ADMIN, CAP_NET_ADMIN]).can_load());
+        assert!(!Capabilities::from_iter([CAP_BPF]).can_load());
+        assert!(!Capabilities::from_iter([CAP_NET_ADMIN]).can_load());
+        // Root under `capsh --drop=...`: uid 0, nothing effective.
+        assert!(!Capabilities::default().can_load());
+    }
+
+    #[test]
+    fn root_reads_its_own_effective_set() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            assert!(std::env::var("CI").is_err(), "CI runs as root");
+            return;
+        }
+        let own = effective_capabilities().expect("capget works for this process");
+        assert!(
+            own.can_load(),
+            "root here holds CAP_BPF and CAP_NET_ADMIN: {own:?}"
+        );
+    }
+}

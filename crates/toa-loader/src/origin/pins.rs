@@ -1,0 +1,66 @@
+//! Where a receiver's pins live and how they are named and removed: one
+//! directory per cgroup under `/run/toa/bpffs/origin/`, named by the cgroup's
+//! inode so every path to the cgroup finds the same pins.
+
+use super::PROGRAMS;
+use crate::sys::{link_cgroup_id, obj_get};
+use crate::{LoaderError, Result};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use toa_common::origin as shared;
+use toa_host::{bpffs_root, inode};
+
+/// Removes the pins of receivers whose cgroup no longer exists: their links
+/// are defunct and would otherwise hold programs and maps forever. Run on
+/// every load, so a cgroup removed without `unload` leaks only until then.
+pub(super) fn remove_defunct_pins(bpffs: &Path) {
+    let Ok(entries) = std::fs::read_dir(bpffs.join("origin")) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let receiver = entry.path().join(link_pin(shared::PROG_RECEIVER));
+        let defunct = match obj_get(&receiver) {
+            Ok(link) => link_cgroup_id(link.as_fd()).is_ok_and(|id| id == 0),
+            // No receiver link yet: possibly a load in progress; leave it.
+            Err(_) => false,
+        };
+        if defunct {
+            // Best effort: a concurrent unload may be removing it too.
+            let _ = remove_pins(&entry.path());
+        }
+    }
+}
+
+/// Every program's link is pinned in `pins`.
+pub(super) fn has_all_links(pins: &Path) -> bool {
+    PROGRAMS
+        .iter()
+        .all(|(name, _)| pins.join(link_pin(name)).exists())
+}
+
+pub(super) fn pin_dir(cgroup: &Path) -> Result<PathBuf> {
+    let ino = inode(cgroup)?;
+    Ok(bpffs_root()?.join("origin").join(format!("cgroup-{ino}")))
+}
+
+pub(super) fn prog_pin(name: &str) -> String {
+    format!("prog_{name}")
+}
+
+pub(super) fn link_pin(name: &str) -> String {
+    format!("link_{name}")
+}
+
+/// Removes a pin directory; unpinned links detach, unpinned programs and maps
+/// are freed once nothing else holds them.
+pub(super) fn remove_pins(pins: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(pins) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(LoaderError::Io {
+            action: "removing",
+            path: pins.to_path_buf(),
+            source: e,
+        }),
+    }
+}
