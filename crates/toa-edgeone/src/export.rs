@@ -5,7 +5,9 @@
 use serde_json::{Value, json};
 
 use crate::import::RULE_ID_COMMENT;
-use toa_proxy::config::{Balance, ClientIpMode, Config, DEFAULT_MAX_FLOWS, ListenAddr};
+use toa_proxy::config::{
+    Balance, Config, DEFAULT_MAX_FLOWS, ListenAddr, TcpMode, Transport, UdpMode,
+};
 
 /// The JSON, and the settings EdgeOne has no field for (printed to stderr).
 #[derive(Debug)]
@@ -30,13 +32,19 @@ pub fn export(config: &Config, text: &str) -> Exported {
             if rule.balance != Balance::RoundRobin {
                 dropped.push("balance");
             }
-            if rule.max_connections.is_some() {
+            if let Transport::Tcp {
+                max_connections: Some(_),
+                ..
+            } = rule.transport
+            {
                 dropped.push("max_connections");
             }
             if rule.ppv2_unique_id {
                 dropped.push("ppv2_unique_id");
             }
-            if rule.max_flows != DEFAULT_MAX_FLOWS {
+            if let Transport::Udp { max_flows, .. } = rule.transport
+                && max_flows != DEFAULT_MAX_FLOWS
+            {
                 dropped.push("max_flows");
             }
             if rule.accept_proxy.is_some() {
@@ -57,11 +65,11 @@ pub fn export(config: &Config, text: &str) -> Exported {
             };
             let mut obj = json!({
                 "RuleTag": rule.tag,
-                "Protocol": rule.protocol.as_str().to_ascii_uppercase(),
+                "Protocol": rule.protocol().as_str().to_ascii_uppercase(),
                 "PortRange": rule.ports.ranges().iter().map(ToString::to_string).collect::<Vec<_>>(),
                 "OriginType": origin_type,
                 "OriginValue": origin_value,
-                "ClientIPPassThroughMode": mode(rule.pass_client_ip),
+                "ClientIPPassThroughMode": mode(rule.transport),
                 "SessionPersist": if rule.session_persist.is_some() { "on" } else { "off" },
                 "Status": if rule.online { "online" } else { "offline" },
             });
@@ -110,13 +118,20 @@ pub fn export(config: &Config, text: &str) -> Exported {
     }
 }
 
-fn mode(m: ClientIpMode) -> &'static str {
-    match m {
-        ClientIpMode::Toa => "TOA",
-        ClientIpMode::ProxyV1 => "PPV1",
-        ClientIpMode::ProxyV2 => "PPV2",
-        ClientIpMode::Spp => "SPP",
-        ClientIpMode::Off => "OFF",
+/// EdgeOne's `ClientIPPassThroughMode` for the rule's mode.
+fn mode(transport: Transport) -> &'static str {
+    match transport {
+        Transport::Tcp { mode, .. } => match mode {
+            TcpMode::Toa => "TOA",
+            TcpMode::ProxyV1 => "PPV1",
+            TcpMode::ProxyV2 => "PPV2",
+            TcpMode::Off => "OFF",
+        },
+        Transport::Udp { mode, .. } => match mode {
+            UdpMode::ProxyV2 => "PPV2",
+            UdpMode::Spp => "SPP",
+            UdpMode::Off => "OFF",
+        },
     }
 }
 

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::accept_proxy;
 use crate::balance::{ActiveGuard, Backend};
 use crate::client_ip::ConnInfo;
-use crate::error::ConnectError;
+use crate::error::{ConnectError, ConnectErrorKind};
 use crate::forward::{ByteCounters, CloseReason, DataPath, Limits, forward};
 use crate::metrics::Reject;
 use crate::server::{Route, RuleRuntime, Shared};
@@ -115,10 +115,22 @@ pub(crate) async fn handle(
     let target = origin
         .peer_addr()
         .unwrap_or_else(|_| backend.target(route.origin_port));
-    if let Some(preamble) = rule.writer.preamble(&conn)
+    let Some(writer) = rule.tcp_writer() else {
+        return;
+    };
+    let preamble = match writer.preamble(&conn) {
+        Ok(preamble) => preamble,
+        Err(e) => {
+            // Never forwarded without the header the origin expects.
+            metrics.connect_error(ConnectErrorKind::ProxySocket);
+            tracing::warn!(rule = %rule.tag, client = %conn.client, origin = %target, "proxy error: {e}");
+            return;
+        }
+    };
+    if let Some(preamble) = preamble
         && let Err(e) = origin.write_all(&preamble).await
     {
-        tracing::warn!(rule = %rule.tag, client = %conn.client, origin = %target, "origin error: cannot send the {} header: {e}", rule.writer.name());
+        tracing::warn!(rule = %rule.tag, client = %conn.client, origin = %target, "origin error: cannot send the {} header: {e}", writer.name());
         return;
     }
     if !leftover.is_empty() {
@@ -155,7 +167,7 @@ pub(crate) async fn handle(
     let duration_ms = started.elapsed().as_millis() as u64;
     if rule.settings.access_log {
         tracing::info!(target: "toa_proxy::access", rule = %rule.tag, client = %conn.client, origin = %target,
-            mode = %rule.writer.name(), bytes_to_origin = t.to_origin, bytes_to_client = t.to_client, duration_ms, close = %reason, "connection closed");
+            mode = %writer.name(), bytes_to_origin = t.to_origin, bytes_to_client = t.to_client, duration_ms, close = %reason, "connection closed");
     } else if !quiet {
         tracing::debug!(rule = %rule.tag, client = %conn.client, origin = %target, close = %reason, "connection closed");
     }

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::config::{Config, Protocol, Rule};
+use crate::config::{Config, Protocol, Rule, Transport};
 
 /// A maximum that no limit sets: the count is kept, nothing is refused.
 pub const UNLIMITED: usize = usize::MAX;
@@ -127,9 +127,11 @@ pub struct RuleLimits {
 impl RuleLimits {
     /// Sets the maxima `rule` asks for (called once the reload can no longer fail).
     pub fn apply(&self, rule: &Rule) {
-        self.open.set_max(match rule.protocol {
-            Protocol::Tcp => rule.max_connections.unwrap_or(UNLIMITED),
-            Protocol::Udp => rule.max_flows,
+        self.open.set_max(match rule.transport {
+            Transport::Tcp {
+                max_connections, ..
+            } => max_connections.unwrap_or(UNLIMITED),
+            Transport::Udp { max_flows, .. } => max_flows,
         });
         self.per_client.max.store(
             rule.max_connections_per_client.unwrap_or(UNLIMITED),
@@ -149,7 +151,7 @@ impl LimitRegistry {
     pub fn get(&self, rule: &Rule) -> Arc<RuleLimits> {
         let mut rules = self.rules.lock().unwrap_or_else(|p| p.into_inner());
         rules
-            .entry((rule.protocol, rule.tag.clone()))
+            .entry((rule.protocol(), rule.tag.clone()))
             .or_insert_with(|| {
                 Arc::new(RuleLimits {
                     open: Limit::new(UNLIMITED),
@@ -168,7 +170,7 @@ impl LimitRegistry {
                 || config
                     .rules
                     .iter()
-                    .any(|r| r.protocol == *protocol && r.tag == *tag)
+                    .any(|r| r.protocol() == *protocol && r.tag == *tag)
         });
     }
 }

@@ -62,7 +62,7 @@ fn listeners_of(rule: &Rule) -> impl Iterator<Item = (ListenKey, u16)> + '_ {
     rule.listen.iter().flat_map(move |addr| {
         rule.ports.iter().map(move |port| {
             let key = ListenKey {
-                protocol: rule.protocol,
+                protocol: rule.protocol(),
                 addr: *addr,
                 port,
             };

@@ -1,5 +1,5 @@
 //! A validated rule turned into what the data path reads per connection: its mode
-//! writer, backends and selector, its limits (shared with the rule's earlier runtimes by
+//! writer (TCP or UDP, as the rule's transport), backends and selector, its limits (shared with the rule's earlier runtimes by
 //! tag, so counts carry across reloads), settings and log throttles. Built fresh on every
 //! (re)load, before anything changes; building fails whole or not at all.
 
@@ -9,8 +9,8 @@ use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use crate::balance::{Backend, Selector, selector_for};
-use crate::client_ip::{self, ClientIpWriter};
-use crate::config::{Config, Protocol, ProxySettings};
+use crate::client_ip::ClientIpWriter;
+use crate::config::{Config, ProxySettings, Transport};
 use crate::health::OriginHealth;
 use crate::limit::RuleLimits;
 use crate::metrics::RuleMetrics;
@@ -22,9 +22,7 @@ use crate::udp;
 /// A rule as the data path uses it, built fresh on every (re)load.
 pub(crate) struct RuleRuntime {
     pub tag: String,
-    pub writer: Arc<dyn ClientIpWriter>,
-    /// The UDP mode; `None` on TCP rules.
-    pub datagram: Option<Arc<dyn udp::DatagramWriter>>,
+    pub mode: ModeWriter,
     pub backends: Vec<Arc<Backend>>,
     pub selector: Box<dyn Selector>,
     /// TCP: `max_connections`; UDP: `max_flows`; both: per client IP. Shared with the
@@ -45,6 +43,31 @@ pub(crate) struct RuleRuntime {
     pub accept_proxy: Option<crate::config::AcceptProxy>,
 }
 
+/// A rule's pass-client-IP mode: each transport has its own writers.
+pub(crate) enum ModeWriter {
+    Tcp(Arc<dyn ClientIpWriter>),
+    Udp(Arc<dyn udp::DatagramWriter>),
+}
+
+impl RuleRuntime {
+    /// The mode of a TCP rule. Connections only reach TCP rules: a listener's key carries
+    /// its rule's protocol (`rules::bindings`), so this is `None` on no connection's path.
+    pub fn tcp_writer(&self) -> Option<&dyn ClientIpWriter> {
+        match &self.mode {
+            ModeWriter::Tcp(writer) => Some(writer.as_ref()),
+            ModeWriter::Udp(_) => None,
+        }
+    }
+
+    /// The mode of a UDP rule; `None` on TCP rules, which have no datagram listener.
+    pub fn datagram_writer(&self) -> Option<&Arc<dyn udp::DatagramWriter>> {
+        match &self.mode {
+            ModeWriter::Udp(writer) => Some(writer),
+            ModeWriter::Tcp(_) => None,
+        }
+    }
+}
+
 pub(crate) fn build(
     shared: &Shared,
     config: &Config,
@@ -57,18 +80,16 @@ pub(crate) fn build(
                 tag: rule.tag.clone(),
                 reason,
             };
-            let (writer, datagram): (Arc<dyn ClientIpWriter>, _) = match rule.protocol {
-                Protocol::Tcp => (
+            let mode = match rule.transport {
+                Transport::Tcp { mode, .. } => ModeWriter::Tcp(
                     shared
                         .modes
-                        .writer(rule, &config.toa, &shared.metrics)
+                        .writer(mode, rule, &config.toa, &shared.metrics)
                         .map_err(mode_error)?,
-                    None,
                 ),
-                Protocol::Udp => (
-                    Arc::new(client_ip::Off),
-                    Some(udp::writer_for(rule, &shared.modes).map_err(mode_error)?),
-                ),
+                Transport::Udp { mode, .. } => {
+                    ModeWriter::Udp(udp::writer_for(mode, rule, &shared.modes))
+                }
             };
             for addr in &rule.source_addresses {
                 std::net::UdpSocket::bind(SocketAddr::new(*addr, 0)).map_err(|source| {
@@ -89,9 +110,9 @@ pub(crate) fn build(
                         address: o.address,
                         weight: o.weight,
                         // UDP has no handshake to probe: its origins are not checked.
-                        health: match rule.protocol {
-                            Protocol::Tcp => shared.health.get(target, &config.health),
-                            Protocol::Udp => {
+                        health: match rule.transport {
+                            Transport::Tcp { .. } => shared.health.get(target, &config.health),
+                            Transport::Udp { .. } => {
                                 Arc::new(OriginHealth::new(target, config.health.timeout))
                             }
                         },
@@ -101,10 +122,9 @@ pub(crate) fn build(
                 .collect();
             Ok(Arc::new(RuleRuntime {
                 tag: rule.tag.clone(),
-                writer,
-                datagram,
+                mode,
                 backends,
-                selector: selector_for(rule, &metrics),
+                selector: selector_for(rule, &shared.persist, &metrics),
                 limits: shared.limits.get(rule),
                 source_addresses: rule.source_addresses.clone(),
                 next_source: AtomicUsize::new(0),

@@ -61,6 +61,8 @@ pub(crate) struct Shared {
     pub global_limit: Arc<Limit>,
     /// Each rule's limits by tag, kept across reloads.
     pub limits: LimitRegistry,
+    /// Each session-persistent rule's clients by tag, kept across reloads.
+    pub persist: crate::balance::PersistTables,
     pub next_connection_id: AtomicU64,
     pub modes: client_ip::Modes,
 }
@@ -124,6 +126,7 @@ impl Server {
                 health: HealthRegistry::default(),
                 global_limit: Limit::new(0),
                 limits: LimitRegistry::default(),
+                persist: Default::default(),
                 next_connection_id: AtomicU64::new(1),
                 modes: client_ip::Modes::new(toa_tagger),
             }),
@@ -299,7 +302,7 @@ impl Server {
         let targets: Vec<SocketAddr> = {
             let mut t: Vec<_> = config
                 .online_rules()
-                .filter(|r| r.protocol == Protocol::Tcp)
+                .filter(|r| r.protocol() == Protocol::Tcp)
                 .flat_map(rules::health_targets)
                 .collect();
             t.sort();

@@ -69,7 +69,9 @@ async fn connect_from(
             .bind(SocketAddr::new(source, 0))
             .map_err(|e| ConnectError::from_io(origin, e))?;
     }
-    rule.writer.prepare(&socket, conn).map_err(socket_error)?;
+    if let Some(writer) = rule.tcp_writer() {
+        writer.prepare(&socket, conn).map_err(socket_error)?;
+    }
     let timeout = rule.settings.connect_timeout;
     match tokio::time::timeout(timeout, socket.connect(origin)).await {
         Err(_) => Err(ConnectError::Timeout { origin, timeout }),

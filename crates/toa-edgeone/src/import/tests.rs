@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::*;
-use toa_proxy::config::{ClientIpMode, Config, PortRange, Ports};
+use toa_proxy::config::{Config, PortRange, Ports};
 
 fn convert_to(name: &str, text: &str, groups: Option<&str>) -> Result<Imported, String> {
     let dir = std::env::temp_dir().join(format!("toa-import-{}-{name}", std::process::id()));
@@ -41,9 +41,9 @@ fn json_api_answer_maps_every_field() {
     let web = &cfg.rules[0];
     assert_eq!(web.ports, Ports::parse(&["80", "8000-8002"]).unwrap());
     assert_eq!(web.origin_ports, Some(PortRange::single(9000)));
-    assert_eq!(web.pass_client_ip, ClientIpMode::ProxyV2);
+    assert_eq!(web.transport.mode_name(), "ppv2");
     assert_eq!(web.session_persist, Some(Duration::from_secs(600)));
-    assert_eq!(cfg.rules[1].pass_client_ip, ClientIpMode::Spp);
+    assert_eq!(cfg.rules[1].transport.mode_name(), "spp");
     assert!(!cfg.rules[1].online);
 }
 
@@ -226,7 +226,7 @@ fn csv_with_comma_or_semicolon_cells_and_lists() {
     ] {
         let cfg = convert(name, text);
         assert_eq!(cfg.rules[0].origins.len(), 2, "{name}");
-        assert_eq!(cfg.rules[0].pass_client_ip, ClientIpMode::Toa, "{name}");
+        assert_eq!(cfg.rules[0].transport.mode_name(), "toa", "{name}");
         assert_eq!(
             cfg.rules[0].origin_ports,
             Some(PortRange::single(2222)),

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use consistent_hash::ConsistentHash;
 pub use least_connections::LeastConnections;
-pub use persist::Persistent;
+pub use persist::{PersistTable, PersistTables, Persistent};
 pub use round_robin::RoundRobin;
 pub use weighted_round_robin::WeightedRoundRobin;
 
@@ -75,14 +75,19 @@ fn rotation(counter: &AtomicUsize, n: usize) -> impl Iterator<Item = usize> {
 
 /// The selector a rule asks for: session persistence wins, then the `balance` key;
 /// round robin becomes weighted when the weights differ.
-/// Session persistence counts its table and evictions in the rule's `metrics`.
-pub fn selector_for(rule: &Rule, metrics: &Arc<RuleMetrics>) -> Box<dyn Selector> {
+/// Session persistence keeps its clients in the rule's table from `persist` (so they
+/// survive reloads) and counts the table and evictions in the rule's `metrics`.
+pub fn selector_for(
+    rule: &Rule,
+    persist: &PersistTables,
+    metrics: &Arc<RuleMetrics>,
+) -> Box<dyn Selector> {
     let weights: Vec<u32> = rule.origins.iter().map(|o| o.weight).collect();
     if let Some(ttl) = rule.session_persist {
         return Box::new(Persistent::new(
             ConsistentHash::new(&weights),
             ttl,
-            rule.session_persist_max,
+            persist.get(&rule.tag, rule.session_persist_max),
             metrics.clone(),
         ));
     }

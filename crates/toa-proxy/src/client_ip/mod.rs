@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::net::TcpSocket;
 
-use crate::config::{ClientIpMode, Rule, ToaSettings};
+use crate::config::{Rule, TcpMode, ToaSettings};
 use crate::metrics::Metrics;
 
 pub use off::Off;
@@ -48,9 +48,10 @@ pub trait ClientIpWriter: Send + Sync {
         Ok(())
     }
 
-    /// Bytes the origin must read before any byte from the client.
-    fn preamble(&self, _conn: &ConnInfo) -> Option<Vec<u8>> {
-        None
+    /// Bytes the origin must read before any byte from the client, or why they cannot be
+    /// built: the connection is then closed, never forwarded without its header.
+    fn preamble(&self, _conn: &ConnInfo) -> Result<Option<Vec<u8>>, String> {
+        Ok(None)
     }
 }
 
@@ -82,21 +83,21 @@ impl Modes {
         }
     }
 
-    /// The writer for `rule`'s mode, or why this proxy cannot provide it.
+    /// The writer for `mode` on TCP rule `rule`, or why this proxy cannot provide it.
     pub fn writer(
         &self,
+        mode: TcpMode,
         rule: &Rule,
         toa: &ToaSettings,
         metrics: &Metrics,
     ) -> Result<Arc<dyn ClientIpWriter>, String> {
-        Ok(match rule.pass_client_ip {
-            ClientIpMode::Off => Arc::new(Off),
-            ClientIpMode::ProxyV1 => Arc::new(ProxyV1),
-            ClientIpMode::ProxyV2 => Arc::new(self.proxy_v2(rule)),
-            ClientIpMode::Toa => Arc::new(Toa {
+        Ok(match mode {
+            TcpMode::Off => Arc::new(Off),
+            TcpMode::ProxyV1 => Arc::new(ProxyV1),
+            TcpMode::ProxyV2 => Arc::new(self.proxy_v2(rule)),
+            TcpMode::Toa => Arc::new(Toa {
                 writer: self.toa_writer(toa.kind, metrics)?,
             }),
-            ClientIpMode::Spp => return Err("spp is a UDP mode".into()),
         })
     }
 
@@ -154,7 +155,12 @@ mod tests {
         .unwrap();
         let modes = Modes::new(None);
         let refused = modes
-            .writer(&config.rules[0], &config.toa, &Metrics::default())
+            .writer(
+                TcpMode::Toa,
+                &config.rules[0],
+                &config.toa,
+                &Metrics::default(),
+            )
             .err()
             .expect("no tagger, no TOA");
         assert_eq!(
@@ -166,7 +172,12 @@ mod tests {
             "[[rule]]\ntag = \"web\"\nports = \"80\"\norigins = [\"198.18.2.2\"]\npass_client_ip = \"ppv2\"\n",
         )
         .unwrap();
-        let writer = modes.writer(&ppv2.rules[0], &ppv2.toa, &Metrics::default());
+        let writer = modes.writer(
+            TcpMode::ProxyV2,
+            &ppv2.rules[0],
+            &ppv2.toa,
+            &Metrics::default(),
+        );
         assert_eq!(writer.map(|w| w.name()).ok(), Some("ppv2"));
     }
 }

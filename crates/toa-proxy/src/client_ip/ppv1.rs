@@ -9,12 +9,12 @@ impl ClientIpWriter for ProxyV1 {
         "ppv1"
     }
 
-    fn preamble(&self, conn: &ConnInfo) -> Option<Vec<u8>> {
-        Some(
+    fn preamble(&self, conn: &ConnInfo) -> Result<Option<Vec<u8>>, String> {
+        Ok(Some(
             toa_wire::proxy_v1::Header::tcp(conn.client, conn.proxy)
                 .encode()
                 .into_bytes(),
-        )
+        ))
     }
 }
 
@@ -30,7 +30,7 @@ mod tests {
             proxy: "198.18.1.1:80".parse().unwrap(),
         };
         assert_eq!(
-            ProxyV1.preamble(&conn).unwrap(),
+            ProxyV1.preamble(&conn).unwrap().unwrap(),
             b"PROXY TCP4 198.18.1.2 198.18.1.1 40000 80\r\n"
         );
     }
@@ -43,7 +43,7 @@ mod tests {
             proxy: "[fd00:1::1]:80".parse().unwrap(),
         };
         assert_eq!(
-            ProxyV1.preamble(&conn).unwrap(),
+            ProxyV1.preamble(&conn).unwrap().unwrap(),
             b"PROXY TCP6 fd00:1::2 fd00:1::1 40000 80\r\n"
         );
     }

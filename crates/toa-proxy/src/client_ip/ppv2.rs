@@ -28,9 +28,16 @@ impl ClientIpWriter for ProxyV2 {
         "ppv2"
     }
 
-    fn preamble(&self, conn: &ConnInfo) -> Option<Vec<u8>> {
-        // Encoding fails only for address/transport combinations this header never has.
-        self.header(conn).encode().ok()
+    /// Fails closed: a header that cannot be encoded closes the connection. No connection
+    /// triggers it today, so no test does: the addresses are IP and the transport STREAM
+    /// (a pair that always encodes; mixed families become AF_INET6 with the IPv4 one
+    /// v4-mapped), and the only TLV is the 16-byte UNIQUE_ID (128 allowed), far from the
+    /// 65,535-byte length limit.
+    fn preamble(&self, conn: &ConnInfo) -> Result<Option<Vec<u8>>, String> {
+        self.header(conn)
+            .encode()
+            .map(Some)
+            .map_err(|e| format!("cannot encode the PROXY v2 header: {e}"))
     }
 }
 
@@ -51,7 +58,10 @@ mod tests {
     #[test]
     fn ipv4_client_is_af_inet_with_unique_id() {
         let c = conn("198.18.1.2:40000", "198.18.1.1:80");
-        let bytes = ProxyV2 { unique_id: Some(7) }.preamble(&c).unwrap();
+        let bytes = ProxyV2 { unique_id: Some(7) }
+            .preamble(&c)
+            .unwrap()
+            .unwrap();
         assert_eq!(bytes[13], 0x11, "AF_INET + STREAM");
         let Ok(Parsed::Complete { header: value, .. }) = parse(&bytes) else {
             panic!("does not parse")
@@ -72,8 +82,20 @@ mod tests {
     fn ipv6_client_is_af_inet6_without_tlvs_by_default() {
         let bytes = ProxyV2 { unique_id: None }
             .preamble(&conn("[fd00:1::2]:40000", "[fd00:1::1]:80"))
+            .unwrap()
             .unwrap();
         assert_eq!(bytes[13], 0x21, "AF_INET6 + STREAM");
         assert_eq!(bytes.len(), 16 + 36);
+    }
+
+    #[test]
+    fn ipv4_client_named_to_an_ipv6_listener_still_gets_a_header() {
+        // accept_proxy can name an IPv4 client on an IPv6 listener: the pair is encoded as
+        // AF_INET6 with the client v4-mapped, not refused.
+        let bytes = ProxyV2 { unique_id: Some(1) }
+            .preamble(&conn("198.18.1.2:40000", "[fd00:1::1]:80"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(bytes[13], 0x21, "AF_INET6 + STREAM");
     }
 }

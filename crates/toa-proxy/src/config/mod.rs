@@ -36,6 +36,7 @@ mod origins;
 mod ports;
 mod raw;
 mod resources;
+mod rule;
 mod sections;
 mod validate;
 mod values;
@@ -47,9 +48,9 @@ use std::time::Duration;
 pub use accept::{AcceptProxy, ProxyVersion, parse_net as accept_net};
 pub use error::{ConfigError, Located};
 pub use ports::Ports;
-pub use validate::DEFAULT_MAX_FLOWS;
+pub use rule::DEFAULT_MAX_FLOWS;
 pub use values::{
-    Balance, ClientIpMode, PortRange, Protocol, format_duration, parse_bounded_duration,
+    Balance, PortRange, Protocol, TcpMode, UdpMode, format_duration, parse_bounded_duration,
     parse_duration,
 };
 
@@ -179,7 +180,8 @@ pub struct Rule {
     pub tag: String,
     /// Line of the `[[rule]]` header, for logs.
     pub line: usize,
-    pub protocol: Protocol,
+    /// TCP or UDP, with the mode and the limit only that transport has.
+    pub transport: Transport,
     pub listen: Vec<ListenAddr>,
     pub ports: Ports,
     /// As many ports as `ports` has (mapped 1:1 in order) or a single port; `None`: each
@@ -193,16 +195,12 @@ pub struct Rule {
     /// Set when the origins came from an `[[origin_group]]`.
     pub origin_group: Option<String>,
     pub balance: Balance,
-    pub pass_client_ip: ClientIpMode,
     /// `Some(ttl)` when `session_persist = true`.
     pub session_persist: Option<Duration>,
     /// `status = "offline"` rules are validated but not listened on.
     pub online: bool,
-    pub max_connections: Option<usize>,
     /// PROXY v2 only: send a UNIQUE_ID TLV with the connection id.
     pub ppv2_unique_id: bool,
-    /// UDP only: flows (client address and port) open at once; datagrams of new flows above it are dropped.
-    pub max_flows: usize,
     /// Open connections (TCP) or flows (UDP) per client IP; more are refused.
     pub max_connections_per_client: Option<usize>,
     /// Clients session persistence remembers; the least recently seen is evicted beyond it.
@@ -216,7 +214,59 @@ pub struct Rule {
     pub resolve_interval: Duration,
 }
 
+/// What only one transport's rules have: their pass-client-IP modes differ, and TCP
+/// limits connections where UDP limits flows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Tcp {
+        mode: TcpMode,
+        /// Connections open at once; more are closed at accept. `None`: no maximum.
+        max_connections: Option<usize>,
+    },
+    Udp {
+        mode: UdpMode,
+        /// Flows (client address and port) open at once; datagrams of new flows above it
+        /// are dropped.
+        max_flows: usize,
+    },
+}
+
+impl Transport {
+    pub fn protocol(self) -> Protocol {
+        match self {
+            Transport::Tcp { .. } => Protocol::Tcp,
+            Transport::Udp { .. } => Protocol::Udp,
+        }
+    }
+
+    /// The `pass_client_ip` word of the mode.
+    pub fn mode_name(self) -> &'static str {
+        match self {
+            Transport::Tcp { mode, .. } => mode.as_str(),
+            Transport::Udp { mode, .. } => mode.as_str(),
+        }
+    }
+
+    /// Whether the mode is PROXY v2 (the one mode both transports have).
+    pub fn is_proxy_v2(self) -> bool {
+        matches!(
+            self,
+            Transport::Tcp {
+                mode: TcpMode::ProxyV2,
+                ..
+            } | Transport::Udp {
+                mode: UdpMode::ProxyV2,
+                ..
+            }
+        )
+    }
+}
+
 impl Rule {
+    pub fn protocol(&self) -> Protocol {
+        self.transport.protocol()
+    }
+
     /// Whether any origin is a host name (and so is looked up again while running).
     pub fn has_host_names(&self, config: &Config) -> bool {
         self.written_origins(config)

@@ -12,7 +12,7 @@ use super::sections::{GroupOrigin, resolve};
 /// Resolved origins, the names as written, and the group name (if the rule uses one).
 type Origins = (Vec<OriginSpec>, Vec<String>, Option<String>);
 
-/// `err` and `missing` build errors located in the rule, as `validate::rule` does.
+/// `err` and `missing` build errors located in the rule, as `rule::rule` does.
 pub(super) fn validate(
     src: &Source,
     raw: &RawRule,

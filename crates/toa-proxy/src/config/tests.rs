@@ -56,7 +56,13 @@ kind = 200
     );
     assert_eq!(web.origins[1].name, "localhost");
     assert!(web.origins[1].address.is_loopback());
-    assert_eq!(web.pass_client_ip, ClientIpMode::Toa);
+    assert_eq!(
+        web.transport,
+        Transport::Tcp {
+            mode: TcpMode::Toa,
+            max_connections: None
+        }
+    );
     assert_eq!(web.session_persist, Some(Duration::from_secs(600)));
     let grouped = &cfg.rules[1];
     assert_eq!(grouped.listen, vec![ListenAddr::DualStack]);
@@ -254,13 +260,25 @@ fn udp_rule_takes_max_flows_and_proxy_takes_udp_idle_timeout() {
     )
     .unwrap();
     assert_eq!(cfg.proxy.udp_idle_timeout, Duration::from_secs(5));
-    assert_eq!(cfg.rules[0].max_flows, 7);
+    assert_eq!(
+        cfg.rules[0].transport,
+        Transport::Udp {
+            mode: UdpMode::Spp,
+            max_flows: 7
+        }
+    );
     let default = load(
         "[[rule]]\ntag = \"dns\"\nprotocol = \"udp\"\nports = \"53\"\norigins = [\"198.18.2.2\"]\n",
     )
     .unwrap();
     assert_eq!(default.proxy.udp_idle_timeout, Duration::from_secs(60));
-    assert_eq!(default.rules[0].max_flows, validate::DEFAULT_MAX_FLOWS);
+    assert_eq!(
+        default.rules[0].transport,
+        Transport::Udp {
+            mode: UdpMode::Off,
+            max_flows: DEFAULT_MAX_FLOWS
+        }
+    );
 }
 
 #[test]
@@ -345,7 +363,7 @@ fn ports_list_form_and_case_insensitive_protocol_load() {
         "[[rule]]\ntag = \"w\"\nprotocol = \"TCP\"\nports = [\"80\", \"443\"]\norigins = [\"198.18.2.2\"]\n",
     )
     .unwrap();
-    assert_eq!(cfg.rules[0].protocol, Protocol::Tcp);
+    assert_eq!(cfg.rules[0].protocol(), Protocol::Tcp);
     assert_eq!(cfg.rules[0].ports.iter().collect::<Vec<_>>(), [80, 443]);
 }
 

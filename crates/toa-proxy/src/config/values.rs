@@ -149,57 +149,105 @@ impl Protocol {
     }
 }
 
-/// How the client's address reaches the origin (`pass_client_ip`).
+/// How the client's address reaches the origin on a TCP rule (`pass_client_ip`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ClientIpMode {
+pub enum TcpMode {
     /// TCP option written by the eBPF edge writer on SYN and handshake ACK.
     Toa,
     /// PROXY protocol v1 text header before the first client byte.
     ProxyV1,
-    /// PROXY protocol v2 binary header (TCP: before the first byte; UDP: on the first datagram).
+    /// PROXY protocol v2 binary header before the first client byte.
     ProxyV2,
-    /// Tencent SPP header on every UDP datagram.
+    Off,
+}
+
+/// How the client's address reaches the origin on a UDP rule (`pass_client_ip`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UdpMode {
+    /// PROXY protocol v2 binary header on a flow's first datagram.
+    ProxyV2,
+    /// Tencent SPP header on every datagram.
     Spp,
     Off,
 }
 
-impl ClientIpMode {
-    pub fn parse(text: &str) -> Result<ClientIpMode, String> {
-        match text.to_ascii_lowercase().as_str() {
-            "toa" => Ok(ClientIpMode::Toa),
-            "ppv1" => Ok(ClientIpMode::ProxyV1),
-            "ppv2" => Ok(ClientIpMode::ProxyV2),
-            "spp" => Ok(ClientIpMode::Spp),
-            "off" => Ok(ClientIpMode::Off),
-            _ => Err(format!(
-                "unknown mode \"{text}\"; expected toa, ppv1, ppv2, spp or off"
-            )),
-        }
+/// Every `pass_client_ip` word, for the "unknown mode" message.
+const EVERY_MODE: &str = "toa, ppv1, ppv2, spp or off";
+
+impl TcpMode {
+    pub const ALL: [TcpMode; 4] = [
+        TcpMode::Toa,
+        TcpMode::ProxyV1,
+        TcpMode::ProxyV2,
+        TcpMode::Off,
+    ];
+
+    /// `pass_client_ip` on a TCP rule; the reason names the modes TCP has.
+    pub fn parse(text: &str) -> Result<TcpMode, String> {
+        parse_mode(
+            text,
+            &Self::ALL,
+            TcpMode::as_str,
+            UdpMode::as_str,
+            &UdpMode::ALL,
+            |udp| format!("{udp} is for UDP rules only; on tcp use toa, ppv1, ppv2 or off"),
+        )
     }
 
     pub fn as_str(self) -> &'static str {
         match self {
-            ClientIpMode::Toa => "toa",
-            ClientIpMode::ProxyV1 => "ppv1",
-            ClientIpMode::ProxyV2 => "ppv2",
-            ClientIpMode::Spp => "spp",
-            ClientIpMode::Off => "off",
+            TcpMode::Toa => "toa",
+            TcpMode::ProxyV1 => "ppv1",
+            TcpMode::ProxyV2 => "ppv2",
+            TcpMode::Off => "off",
         }
+    }
+}
+
+impl UdpMode {
+    pub const ALL: [UdpMode; 3] = [UdpMode::ProxyV2, UdpMode::Spp, UdpMode::Off];
+
+    /// `pass_client_ip` on a UDP rule; the reason names the modes UDP has.
+    pub fn parse(text: &str) -> Result<UdpMode, String> {
+        parse_mode(
+            text,
+            &Self::ALL,
+            UdpMode::as_str,
+            TcpMode::as_str,
+            &TcpMode::ALL,
+            |tcp| format!("{tcp} is for TCP rules only; on udp use ppv2, spp or off"),
+        )
     }
 
-    /// Whether the mode exists for `protocol`; the reason names the modes that do.
-    pub fn check_protocol(self, protocol: Protocol) -> Result<(), String> {
-        match (protocol, self) {
-            (Protocol::Tcp, ClientIpMode::Spp) => {
-                Err("spp is for UDP rules only; on tcp use toa, ppv1, ppv2 or off".to_string())
-            }
-            (Protocol::Udp, ClientIpMode::Toa | ClientIpMode::ProxyV1) => Err(format!(
-                "{} is for TCP rules only; on udp use ppv2, spp or off",
-                self.as_str()
-            )),
-            _ => Ok(()),
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UdpMode::ProxyV2 => "ppv2",
+            UdpMode::Spp => "spp",
+            UdpMode::Off => "off",
         }
     }
+}
+
+/// `text` (any case) as one of `ours`; a mode of the other transport (`theirs`) gets the
+/// reason `wrong` gives for its name, any other word the list of every mode.
+fn parse_mode<M: Copy, O: Copy>(
+    text: &str,
+    ours: &[M],
+    our_name: fn(M) -> &'static str,
+    their_name: fn(O) -> &'static str,
+    theirs: &[O],
+    wrong: impl Fn(&str) -> String,
+) -> Result<M, String> {
+    let word = text.to_ascii_lowercase();
+    if let Some(mode) = ours.iter().copied().find(|m| our_name(*m) == word) {
+        return Ok(mode);
+    }
+    Err(
+        match theirs.iter().copied().map(their_name).find(|n| *n == word) {
+            Some(name) => wrong(name),
+            None => format!("unknown mode \"{text}\"; expected {EVERY_MODE}"),
+        },
+    )
 }
 
 /// Balancing algorithm (`balance`). Session persistence overrides it with a consistent hash.
@@ -272,10 +320,15 @@ mod tests {
     }
 
     #[test]
-    fn spp_is_udp_only_and_toa_tcp_only() {
-        assert!(ClientIpMode::Spp.check_protocol(Protocol::Tcp).is_err());
-        assert!(ClientIpMode::Spp.check_protocol(Protocol::Udp).is_ok());
-        assert!(ClientIpMode::Toa.check_protocol(Protocol::Udp).is_err());
-        assert!(ClientIpMode::ProxyV2.check_protocol(Protocol::Udp).is_ok());
+    fn spp_is_udp_only_and_toa_and_ppv1_tcp_only() {
+        assert!(TcpMode::parse("SPP").is_err());
+        assert_eq!(UdpMode::parse("SPP"), Ok(UdpMode::Spp));
+        assert_eq!(
+            UdpMode::parse("ppv1").unwrap_err(),
+            "ppv1 is for TCP rules only; on udp use ppv2, spp or off"
+        );
+        assert!(UdpMode::parse("toa").is_err());
+        assert_eq!(TcpMode::parse("PPv2"), Ok(TcpMode::ProxyV2));
+        assert_eq!(UdpMode::parse("ppv2"), Ok(UdpMode::ProxyV2));
     }
 }

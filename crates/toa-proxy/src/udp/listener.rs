@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::accept;
-use super::client_ip::{FlowInfo, MAX_DATAGRAM, Off};
+use super::client_ip::{FlowInfo, MAX_DATAGRAM};
 use super::flow::{Flow, FlowSetup, FlowTable};
 use super::metrics::DropReason;
 use super::socket::{ListenSocket, Received};
@@ -190,7 +190,11 @@ async fn open(
     };
     let backend = &rule.backends[i];
     let origin = backend.target(route.origin_port);
-    let writer = rule.datagram.clone().unwrap_or_else(|| Arc::new(Off));
+    // A datagram listener is bound only for UDP rules (its key carries the protocol).
+    let writer = rule
+        .datagram_writer()
+        .ok_or(DropReason::ProxySocket)?
+        .clone();
     let proxy_error = |e: String| {
         tracing::warn!(rule = %rule.tag, client = %info.client, origin = %origin, "proxy error: {e}");
         DropReason::ProxySocket

@@ -4,12 +4,14 @@
 //! PROXY headers then carry the real listener address, and each reply leaves from the
 //! address its client sent to (a client drops replies from any other).
 
-use std::io;
-use std::mem::{size_of, zeroed};
+use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 
-use socket2::{Domain, SockAddr, SockAddrStorage, Socket, Type};
+use nix::sys::socket::{
+    self, ControlMessage, ControlMessageOwned, MsgFlags, SockaddrStorage, sockopt,
+};
+use socket2::{Domain, Socket, Type};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
@@ -60,13 +62,9 @@ impl ListenSocket {
         if wildcard {
             if addr.is_ipv6() {
                 // Also reports IPv4 datagrams on a dual-stack socket, as v4-mapped addresses.
-                set_flag(
-                    socket.as_raw_fd(),
-                    libc::IPPROTO_IPV6,
-                    libc::IPV6_RECVPKTINFO,
-                )?;
+                socket::setsockopt(&socket, sockopt::Ipv6RecvPacketInfo, &true)?;
             } else {
-                set_flag(socket.as_raw_fd(), libc::IPPROTO_IP, libc::IP_PKTINFO)?;
+                socket::setsockopt(&socket, sockopt::Ipv4PacketInfo, &true)?;
             }
         }
         // Best effort: a smaller buffer only means drops under a burst.
@@ -135,27 +133,10 @@ impl ListenSocket {
     }
 }
 
-fn set_flag(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<()> {
-    let on: libc::c_int = 1;
-    // SAFETY: `on` outlives the call and its size is passed along.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (&on as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// Room for one `in6_pktinfo` (the larger of the two) control message, 8-byte aligned.
-type ControlBuffer = [u64; 8];
+/// Room for one `in6_pktinfo` (the larger of the two) control message, aligned for the
+/// `cmsghdr` at its start: `cmsg_space!` would allocate a `Vec` per datagram.
+#[repr(C, align(8))]
+struct ControlBuffer([u8; 64]);
 
 struct PktinfoDatagram {
     len: usize,
@@ -164,57 +145,46 @@ struct PktinfoDatagram {
 }
 
 fn recv_with_pktinfo(fd: RawFd, buf: &mut [u8]) -> io::Result<PktinfoDatagram> {
-    let mut name = SockAddrStorage::zeroed();
-    let mut control: ControlBuffer = [0; 8];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    // SAFETY: all-zero is a valid msghdr.
-    let mut msg: libc::msghdr = unsafe { zeroed() };
-    msg.msg_name = (&mut name as *mut SockAddrStorage).cast();
-    msg.msg_namelen = name.size_of();
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    // `as _`: socklen_t-sized on musl, size_t on glibc.
-    msg.msg_controllen = size_of::<ControlBuffer>() as _;
-    // SAFETY: every pointer in `msg` points at a live buffer of the length given with it.
-    let n = unsafe { libc::recvmsg(fd, &mut msg, 0) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel filled `name` with `msg_namelen` bytes of a socket address.
-    let peer = unsafe { SockAddr::new(name, msg.msg_namelen) }
-        .as_socket()
+    let mut control = ControlBuffer([0; 64]);
+    let mut iov = [IoSliceMut::new(buf)];
+    let msg = socket::recvmsg::<SockaddrStorage>(
+        fd,
+        &mut iov,
+        Some(&mut control.0[..]),
+        MsgFlags::empty(),
+    )?;
+    let peer = msg
+        .address
+        .as_ref()
+        .and_then(std_addr)
         .ok_or_else(|| io::Error::other("datagram from a non-IP address"))?;
     let mut local = None;
-    // SAFETY: `msg` is the header recvmsg filled; CMSG_* walk only within msg_controllen.
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-        while !cmsg.is_null() {
-            let data = libc::CMSG_DATA(cmsg);
-            match ((*cmsg).cmsg_level, (*cmsg).cmsg_type) {
-                (libc::IPPROTO_IP, libc::IP_PKTINFO) => {
-                    let info: libc::in_pktinfo = std::ptr::read_unaligned(data.cast());
-                    local = Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
-                        info.ipi_addr.s_addr,
-                    ))));
-                }
-                (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) => {
-                    let info: libc::in6_pktinfo = std::ptr::read_unaligned(data.cast());
-                    local = Some(IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr)));
-                }
-                _ => {}
+    for cmsg in msg.cmsgs()? {
+        match cmsg {
+            ControlMessageOwned::Ipv4PacketInfo(info) => {
+                local = Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                    info.ipi_addr.s_addr,
+                ))));
             }
-            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            ControlMessageOwned::Ipv6PacketInfo(info) => {
+                local = Some(IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr)));
+            }
+            _ => {}
         }
     }
     Ok(PktinfoDatagram {
-        len: n as usize,
+        len: msg.bytes,
         peer,
         local,
     })
+}
+
+fn std_addr(addr: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = addr.as_sockaddr_in() {
+        return Some(SocketAddr::V4((*v4).into()));
+    }
+    addr.as_sockaddr_in6()
+        .map(|v6| SocketAddr::V6((*v6).into()))
 }
 
 fn send_with_pktinfo(
@@ -224,74 +194,37 @@ fn send_with_pktinfo(
     from: IpAddr,
     v6_socket: bool,
 ) -> io::Result<()> {
-    let to = SockAddr::from(peer);
-    let mut control: ControlBuffer = [0; 8];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_ptr() as *mut libc::c_void,
-        iov_len: buf.len(),
-    };
-    // SAFETY: all-zero is a valid msghdr.
-    let mut msg: libc::msghdr = unsafe { zeroed() };
-    msg.msg_name = to.as_ptr() as *mut libc::c_void;
-    msg.msg_namelen = to.len();
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    // SAFETY: the control buffer holds CMSG_SPACE of either pktinfo struct (checked by the
-    // ControlBuffer size); CMSG_FIRSTHDR is non-null because msg_controllen is set first.
-    unsafe {
-        let (level, kind, len) = if v6_socket {
-            (
-                libc::IPPROTO_IPV6,
-                libc::IPV6_PKTINFO,
-                size_of::<libc::in6_pktinfo>(),
-            )
-        } else {
-            (
-                libc::IPPROTO_IP,
-                libc::IP_PKTINFO,
-                size_of::<libc::in_pktinfo>(),
-            )
-        };
-        msg.msg_controllen = libc::CMSG_SPACE(len as u32) as _;
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        (*cmsg).cmsg_level = level;
-        (*cmsg).cmsg_type = kind;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(len as u32) as _;
-        let data = libc::CMSG_DATA(cmsg);
-        match from {
-            IpAddr::V4(v4) if !v6_socket => {
-                let info = libc::in_pktinfo {
-                    ipi_ifindex: 0,
-                    ipi_spec_dst: libc::in_addr {
-                        s_addr: u32::from(v4).to_be(),
-                    },
-                    ipi_addr: libc::in_addr { s_addr: 0 },
-                };
-                std::ptr::write_unaligned(data.cast(), info);
-            }
-            ip => {
-                let v6 = match ip {
-                    IpAddr::V4(v4) => v4.to_ipv6_mapped(),
-                    IpAddr::V6(v6) => v6,
-                };
-                let info = libc::in6_pktinfo {
-                    ipi6_addr: libc::in6_addr {
-                        s6_addr: v6.octets(),
-                    },
-                    ipi6_ifindex: 0,
-                };
-                std::ptr::write_unaligned(data.cast(), info);
-            }
+    let to = SockaddrStorage::from(peer);
+    let iov = [IoSlice::new(buf)];
+    let v4_info;
+    let v6_info;
+    let cmsg = match from {
+        IpAddr::V4(v4) if !v6_socket => {
+            v4_info = libc::in_pktinfo {
+                ipi_ifindex: 0,
+                ipi_spec_dst: libc::in_addr {
+                    s_addr: u32::from(v4).to_be(),
+                },
+                ipi_addr: libc::in_addr { s_addr: 0 },
+            };
+            ControlMessage::Ipv4PacketInfo(&v4_info)
         }
-    }
-    // SAFETY: every pointer in `msg` points at a live buffer of the length given with it.
-    let n = unsafe { libc::sendmsg(fd, &msg, 0) };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+        ip => {
+            let v6 = match ip {
+                IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+                IpAddr::V6(v6) => v6,
+            };
+            v6_info = libc::in6_pktinfo {
+                ipi6_addr: libc::in6_addr {
+                    s6_addr: v6.octets(),
+                },
+                ipi6_ifindex: 0,
+            };
+            ControlMessage::Ipv6PacketInfo(&v6_info)
+        }
+    };
+    socket::sendmsg(fd, &iov, &[cmsg], MsgFlags::empty(), Some(&to))?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -329,6 +262,11 @@ mod tests {
                 (&b"pong"[..], SocketAddr::new(dest, port))
             );
         }
+    }
+
+    #[test]
+    fn control_buffer_holds_an_in6_pktinfo_message() {
+        assert!(size_of::<ControlBuffer>() >= nix::cmsg_space!(libc::in6_pktinfo).len());
     }
 
     #[tokio::test]

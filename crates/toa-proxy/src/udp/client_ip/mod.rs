@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::client_ip::Modes;
-use crate::config::{ClientIpMode, Rule};
+use crate::config::{Rule, UdpMode};
 use crate::udp::metrics::DropReason;
 
 pub use off::Off;
@@ -68,15 +68,11 @@ pub trait DatagramWriter: Send + Sync {
     }
 }
 
-/// The writer for a UDP `rule`'s mode; `modes` holds what PROXY v2 shares with TCP.
-pub fn writer_for(rule: &Rule, modes: &Modes) -> Result<Arc<dyn DatagramWriter>, String> {
-    Ok(match rule.pass_client_ip {
-        ClientIpMode::Off => Arc::new(Off),
-        ClientIpMode::ProxyV2 => Arc::new(ProxyV2Dgram::new(modes.proxy_v2(rule))),
-        ClientIpMode::Spp => Arc::new(Spp),
-        // Config validation rejects these on udp rules; kept as an error, not a panic.
-        other @ (ClientIpMode::Toa | ClientIpMode::ProxyV1) => {
-            return Err(format!("{} is for TCP rules only", other.as_str()));
-        }
-    })
+/// The writer for `mode` on UDP rule `rule`; `modes` holds what PROXY v2 shares with TCP.
+pub fn writer_for(mode: UdpMode, rule: &Rule, modes: &Modes) -> Arc<dyn DatagramWriter> {
+    match mode {
+        UdpMode::Off => Arc::new(Off),
+        UdpMode::ProxyV2 => Arc::new(ProxyV2Dgram::new(modes.proxy_v2(rule))),
+        UdpMode::Spp => Arc::new(Spp),
+    }
 }
