@@ -22,8 +22,8 @@ use std::ffi::{CStr, c_int, c_void};
 use std::sync::atomic::{AtomicPtr, Ordering};
 
 use libc::{sockaddr, sockaddr_in6, socklen_t};
-use toa::lookup::client_of;
-use toa::sockaddr as c_addr;
+use libtoa::lookup::client_of;
+use libtoa::sockaddr as c_addr;
 
 type AcceptFn = unsafe extern "C" fn(c_int, *mut sockaddr, *mut socklen_t) -> c_int;
 type Accept4Fn = unsafe extern "C" fn(c_int, *mut sockaddr, *mut socklen_t, c_int) -> c_int;

@@ -2,7 +2,7 @@
 //! convention and decode the reply. Allocation-free and errno-based, so the
 //! preload shim can call it from any context (signal handlers included).
 
-use std::net::{Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{Ipv6Addr, SocketAddr};
 use std::os::fd::RawFd;
 
 use crate::abi::{LOOKUP_ANSWER_LEN, LookupReply, TOA_SO_GET_LOOKUP};
@@ -10,11 +10,11 @@ use crate::abi::{LOOKUP_ANSWER_LEN, LookupReply, TOA_SO_GET_LOOKUP};
 /// The real client of `fd`, or the errno of the failed lookup:
 /// `ENOENT` when the socket carries no TOA, `ENOPROTOOPT` when nothing answers
 /// the lookup (toa origin not attached to the socket's cgroup; also on Linux <
-/// 5.18 when the reply is the all-zero `LOOKUP_NONE`), anything else
+/// 5.18 when the reply is the all-zero `LookupReply::NONE`), anything else
 /// from `getsockopt` itself (`EBADF`, `ENOTSOCK`, ...). A reply shorter than
 /// [`LookupReply`] is `EPROTO`.
 pub fn client_of(fd: RawFd) -> Result<SocketAddr, i32> {
-    let mut reply = LookupReply::default();
+    let mut reply = LookupReply::NONE;
     let mut len = size_of::<LookupReply>() as libc::socklen_t;
     // SAFETY: `reply` is a plain 18-byte buffer and `len` says exactly that.
     let rc = unsafe {
@@ -34,7 +34,7 @@ pub fn client_of(fd: RawFd) -> Result<SocketAddr, i32> {
     }
     // Kernels before 5.18 cannot fail the lookup with ENOENT; "no TOA" arrives
     // as a success with this answer instead.
-    if reply == LookupReply::default() {
+    if reply == LookupReply::NONE {
         return Err(libc::ENOENT);
     }
     Ok(decode(&reply))
@@ -43,12 +43,8 @@ pub fn client_of(fd: RawFd) -> Result<SocketAddr, i32> {
 /// A reply as a socket address: v4-mapped addresses become IPv4 ones, because
 /// that is how the client reached the proxy.
 pub fn decode(reply: &LookupReply) -> SocketAddr {
-    let ip = Ipv6Addr::from(reply.saddr);
-    let port = u16::from_be(reply.port);
-    match ip.to_ipv4_mapped() {
-        Some(v4) => SocketAddr::V4(SocketAddrV4::new(v4, port)),
-        None => SocketAddr::V6(SocketAddrV6::new(ip, port, 0, 0)),
-    }
+    let ip = Ipv6Addr::from(reply.addr);
+    toa_wire::canonical(SocketAddr::new(ip.into(), u16::from_be(reply.port_be)))
 }
 
 pub(crate) fn errno() -> i32 {
@@ -68,8 +64,8 @@ mod tests {
     fn reply(ip: &str, port: u16) -> LookupReply {
         let ip: Ipv6Addr = ip.parse().unwrap();
         LookupReply {
-            saddr: ip.octets(),
-            port: port.to_be(),
+            addr: ip.octets(),
+            port_be: port.to_be(),
         }
     }
 
@@ -92,7 +88,7 @@ mod tests {
     #[test]
     fn port_is_read_in_network_order() {
         let mut r = reply("fd00:1::2", 0);
-        r.port = u16::from_ne_bytes([0x12, 0x34]);
+        r.port_be = u16::from_ne_bytes([0x12, 0x34]);
         assert_eq!(decode(&r).port(), 0x1234);
     }
 

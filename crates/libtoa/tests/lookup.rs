@@ -15,7 +15,7 @@ fn loopback_pair(bind: &str) -> (TcpStream, TcpStream) {
 fn lookup_without_origin_fails_with_enoprotoopt() {
     for bind in ["127.0.0.1:0", "[::1]:0"] {
         let (_client, server) = loopback_pair(bind);
-        let err = toa::peer_addr(server.as_fd()).unwrap_err();
+        let err = libtoa::peer_addr(server.as_fd()).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ENOPROTOOPT), "{bind}: {err}");
     }
 }
@@ -25,7 +25,7 @@ fn client_addr_without_origin_is_the_socket_peer() {
     for bind in ["127.0.0.1:0", "[::1]:0"] {
         let (client, server) = loopback_pair(bind);
         assert_eq!(
-            toa::client_addr(&server).unwrap(),
+            libtoa::client_addr(&server).unwrap(),
             client.local_addr().unwrap()
         );
     }
@@ -34,10 +34,10 @@ fn client_addr_without_origin_is_the_socket_peer() {
 #[test]
 fn lookup_on_a_non_socket_fails_with_enotsock() {
     let file = std::fs::File::open("/dev/null").unwrap();
-    let err = toa::peer_addr(&file).unwrap_err();
+    let err = libtoa::peer_addr(&file).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::ENOTSOCK));
     assert_eq!(
-        toa::client_addr(&file).unwrap_err().raw_os_error(),
+        libtoa::client_addr(&file).unwrap_err().raw_os_error(),
         Some(libc::ENOTSOCK)
     );
 }
@@ -48,7 +48,7 @@ fn toa_get_peer_without_origin_sets_enoprotoopt_and_leaves_out_untouched() {
     use std::os::fd::AsRawFd;
     let mut out: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    let rc = unsafe { toa::toa_get_peer(server.as_raw_fd(), &mut out, &mut len) };
+    let rc = unsafe { libtoa::toa_get_peer(server.as_raw_fd(), &mut out, &mut len) };
     assert_eq!(rc, -1);
     assert_eq!(
         std::io::Error::last_os_error().raw_os_error(),
@@ -63,7 +63,7 @@ fn toa_get_peer_with_null_buffer_sets_einval() {
     let (_client, server) = loopback_pair("127.0.0.1:0");
     use std::os::fd::AsRawFd;
     let mut len = 128;
-    let rc = unsafe { toa::toa_get_peer(server.as_raw_fd(), std::ptr::null_mut(), &mut len) };
+    let rc = unsafe { libtoa::toa_get_peer(server.as_raw_fd(), std::ptr::null_mut(), &mut len) };
     assert_eq!(rc, -1);
     assert_eq!(
         std::io::Error::last_os_error().raw_os_error(),

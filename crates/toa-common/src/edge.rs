@@ -22,8 +22,9 @@ pub struct EdgeConfig {
 }
 
 /// The client of one upstream connection, registered by the proxy.
-/// `client.family` picks the option form: 8 bytes for IPv4 (v4-mapped clients
-/// included), 20 bytes for IPv6, whatever family the upstream socket has.
+/// The address picks the option form (`toa_wire::toa::len_for`): 8 bytes for
+/// IPv4 (stored v4-mapped, as `ClientAddr::from_socket_addr` stores v4-mapped
+/// IPv6 clients too), 20 bytes for IPv6, whatever family the upstream socket has.
 pub type EdgeClient = crate::ClientAddr;
 
 crate::counters! {

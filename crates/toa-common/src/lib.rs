@@ -1,6 +1,8 @@
 //! Everything that crosses the kernel/user boundary, defined once: the
 //! `#[repr(C)]` values stored in maps, the counter ids, the map and program
-//! names and the TOA wire constants.
+//! names and the lookup reply. The TOA wire constants and the option encoder
+//! are `toa-wire`'s (built `no_std` here), so user space and the kernel share
+//! them too.
 //!
 //! `toa-ebpf` (the kernel programs) and `toa-loader` (the user side, with the
 //! `user` feature, which adds the `aya::Pod` impls) both build on this crate,
@@ -21,13 +23,6 @@ pub mod options;
 pub mod origin;
 pub mod plausible;
 
-/// The TCP option kind DPVS, LVS and most eBPF ports use for TOA.
-pub const DEFAULT_KIND: u8 = 254;
-/// Length of a TOA option carrying an IPv4 address: kind, len, port, IPv4.
-pub const OPTION_LEN_V4: u8 = 8;
-/// Length of a TOA option carrying an IPv6 address: kind, len, port, IPv6.
-pub const OPTION_LEN_V6: u8 = 20;
-
 /// Address family tag stored next to an address (not the AF_* value: the
 /// kernel side only needs to tell the two apart).
 pub const FAMILY_V4: u8 = 4;
@@ -37,12 +32,44 @@ pub const FAMILY_V6: u8 = 6;
 /// The `getsockopt(IPPROTO_IP, TOA_SO_GET_LOOKUP)` option name of DPVS and
 /// Tencent's NAT64 module, answered by the origin's `cgroup/getsockopt` program.
 pub const TOA_SO_GET_LOOKUP: i32 = 4096;
-/// Size of the lookup answer: `struct { struct in6_addr saddr; __be16 port; }`.
-pub const LOOKUP_ANSWER_LEN: usize = 18;
-/// The lookup's "no TOA" answer on kernels where the program cannot fail with
-/// ENOENT (see `OriginConfig::lookup_errno`): address `::`, port 0, which no
-/// real client has.
-pub const LOOKUP_NONE: [u8; LOOKUP_ANSWER_LEN] = [0; LOOKUP_ANSWER_LEN];
+
+/// The answer to a `TOA_SO_GET_LOOKUP` getsockopt, as the origin's program
+/// writes it and libtoa reads it: `struct toa_lookup_reply` in libtoa's toa.h
+/// (`struct in6_addr saddr; uint16_t port;`, packed, 18 bytes). There is no
+/// padding to write out: 16 bytes then a `u16` are 18 bytes with alignment 2.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LookupReply {
+    /// The client address, IPv4 as `::ffff:a.b.c.d`, network byte order.
+    pub addr: [u8; 16],
+    /// The client port in network byte order (`__be16`).
+    pub port_be: u16,
+}
+
+impl LookupReply {
+    /// The "no TOA" answer on kernels where the program cannot fail with
+    /// ENOENT (see `OriginConfig::lookup_errno`): address `::`, port 0, which
+    /// no real client has.
+    pub const NONE: LookupReply = LookupReply {
+        addr: [0; 16],
+        port_be: 0,
+    };
+}
+
+impl From<&ClientAddr> for LookupReply {
+    #[inline(always)]
+    fn from(client: &ClientAddr) -> Self {
+        LookupReply {
+            addr: client.addr,
+            port_be: client.port_be,
+        }
+    }
+}
+
+/// Size of [`LookupReply`]: what the kernel writes and the smallest buffer it
+/// answers into.
+pub const LOOKUP_ANSWER_LEN: usize = core::mem::size_of::<LookupReply>();
+const _: () = assert!(LOOKUP_ANSWER_LEN == 18);
 
 /// A client address as it travels in a TOA option: IPv4 addresses are kept
 /// in the v4-mapped form `::ffff:a.b.c.d` so one layout serves both families.
@@ -60,6 +87,22 @@ pub struct ClientAddr {
 }
 
 impl ClientAddr {
+    /// `client` as the maps store it: IPv4, and IPv4-mapped IPv6, as an IPv4
+    /// client in the v4-mapped form; port in network byte order.
+    pub fn from_socket_addr(client: core::net::SocketAddr) -> Self {
+        let addr = toa_wire::mapped::mapped_v6(client.ip()).octets();
+        ClientAddr {
+            addr,
+            port_be: client.port().to_be(),
+            family: if toa_wire::mapped::is_v4_mapped(&addr) {
+                FAMILY_V4
+            } else {
+                FAMILY_V6
+            },
+            _pad: 0,
+        }
+    }
+
     /// The IPv4 address in network order, if this is an IPv4 client.
     pub fn ipv4(&self) -> Option<[u8; 4]> {
         (self.family == FAMILY_V4)
@@ -70,3 +113,19 @@ impl ClientAddr {
 #[cfg(feature = "user")]
 // SAFETY: repr(C), Copy, every field is plain data and padding is explicit.
 unsafe impl aya::Pod for ClientAddr {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v4_mapped_clients_are_stored_as_ipv4() {
+        let entry = ClientAddr::from_socket_addr("[::ffff:198.18.1.2]:40000".parse().unwrap());
+        assert_eq!(entry.family, FAMILY_V4);
+        assert_eq!(entry.ipv4(), Some([198, 18, 1, 2]));
+        assert_eq!(entry.port_be.to_ne_bytes(), 40000u16.to_be_bytes());
+        let entry = ClientAddr::from_socket_addr("[fd00:1::2]:1".parse().unwrap());
+        assert_eq!(entry.family, FAMILY_V6);
+        assert_eq!(entry.addr[..2], [0xfd, 0x00]);
+    }
+}

@@ -16,7 +16,9 @@
 //! where the next option starts, is only compared against the constant
 //! position, and every read is at a constant offset.
 
-use crate::{ClientAddr, FAMILY_V4, FAMILY_V6, OPTION_LEN_V4, OPTION_LEN_V6, origin::OriginConfig};
+use crate::{ClientAddr, FAMILY_V4, FAMILY_V6, origin::OriginConfig};
+use toa_wire::mapped::{is_v4_mapped, v4_mapped};
+use toa_wire::toa::{LEN_V4, LEN_V6};
 
 /// Largest TCP header (doff = 15).
 pub const MAX_TCP_HEADER: usize = 60;
@@ -41,16 +43,6 @@ impl TcpHeader for CopiedHeader {
         out.copy_from_slice(slice);
         Some(out)
     }
-}
-
-const V4_MAPPED_PREFIX: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
-
-/// The IPv4 address `a.b.c.d` as `::ffff:a.b.c.d`.
-#[inline(always)]
-pub fn v4_mapped(v4: [u8; 4]) -> [u8; 16] {
-    [
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, v4[0], v4[1], v4[2], v4[3],
-    ]
 }
 
 struct Walk {
@@ -127,7 +119,7 @@ fn step<H: TcpHeader, const I: usize>(header: &H, config: &OriginConfig, walk: &
 /// IPv4 for length 8, IPv6 for length 20, nothing for any other length.
 #[inline(always)]
 fn toa_at<H: TcpHeader, const I: usize>(header: &H, len: usize) -> Option<ClientAddr> {
-    if len == OPTION_LEN_V4 as usize {
+    if len == LEN_V4 as usize {
         let opt = header.bytes::<8>(I)?;
         Some(ClientAddr {
             addr: v4_mapped([opt[4], opt[5], opt[6], opt[7]]),
@@ -135,12 +127,12 @@ fn toa_at<H: TcpHeader, const I: usize>(header: &H, len: usize) -> Option<Client
             family: FAMILY_V4,
             _pad: 0,
         })
-    } else if len == OPTION_LEN_V6 as usize {
+    } else if len == LEN_V6 as usize {
         let opt = header.bytes::<20>(I)?;
         let mut addr = [0u8; 16];
         addr.copy_from_slice(&opt[4..20]);
         // A v4-mapped address in the long form is an IPv4 client (as in toa-wire).
-        let family = if addr[..12] == V4_MAPPED_PREFIX {
+        let family = if is_v4_mapped(&addr) {
             FAMILY_V4
         } else {
             FAMILY_V6

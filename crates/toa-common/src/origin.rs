@@ -38,7 +38,7 @@ pub struct OriginConfig {
     /// 1: the kernel lets a getsockopt program fail with any errno (Linux ≥
     /// 5.18), so the lookup answers "no TOA" with ENOENT. 0: older kernels turn
     /// any retval but 0 into EFAULT, so "no TOA" is a success with the all-zero
-    /// answer [`LOOKUP_NONE`], which libtoa reads as ENOENT.
+    /// answer [`LookupReply::NONE`](crate::LookupReply::NONE), which libtoa reads as ENOENT.
     pub lookup_errno: u8,
     /// Explicit padding (zero).
     pub _pad: [u8; 2],

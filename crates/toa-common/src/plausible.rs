@@ -1,103 +1,12 @@
-//! Which client addresses a trusted TOA may carry: the one rule shared by the
-//! kernel receiver (before it applies a TOA) and `toa-wire` (the reference
-//! decoder the tests compare the kernel against).
-//!
-//! A proxy only ever writes the address of a host that connected to it, so a
-//! TOA naming an address no TCP client can have is forged or corrupt, and an
-//! origin must not log it, rate-limit by it or allow-list it (toa.ko applies
-//! them all; e.g. 127.0.0.1 would pass "localhost only" checks). Implausible:
-//! - port 0;
-//! - IPv4 (8-byte form, or v4-mapped in the 20-byte form): 0.0.0.0/8 ("this
-//!   network"), 127.0.0.0/8 (loopback), 224.0.0.0/4 (multicast) and
-//!   240.0.0.0/4 (reserved, with 255.255.255.255 broadcast);
-//! - IPv6: ::/96 (unspecified `::`, loopback `::1` and the deprecated
-//!   IPv4-compatible form no stack sends from) and ff00::/8 (multicast).
-//!
-//! Private, link-local and documentation ranges stay plausible: proxies do
-//! serve clients on private networks.
+//! Which client addresses a trusted TOA may carry, for the kernel receiver's
+//! [`ClientAddr`]. The rule and its reasons are `toa_wire::plausible`, shared
+//! with user space.
 
 use crate::ClientAddr;
 
-/// Whether `client` (address as stored: IPv4 v4-mapped) could be a real TCP
-/// client. Plain byte comparisons, so the verifier takes it as it is.
+/// Whether `client` could be a real TCP client: [`toa_wire::plausible()`] on
+/// the stored form.
 #[inline(always)]
 pub fn plausible(client: &ClientAddr) -> bool {
-    let a = &client.addr;
-    if client.port_be == 0 {
-        return false;
-    }
-    let prefix_zero = a[0] | a[1] | a[2] | a[3] | a[4] | a[5] | a[6] | a[7] | a[8] | a[9] == 0;
-    if prefix_zero && a[10] == 0xff && a[11] == 0xff {
-        // IPv4: the first octet decides every excluded range.
-        let first = a[12];
-        return first != 0 && first != 127 && first < 224;
-    }
-    if prefix_zero && a[10] | a[11] == 0 {
-        return false; // ::/96
-    }
-    a[0] != 0xff
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{FAMILY_V4, FAMILY_V6};
-    use std::net::{IpAddr, SocketAddr};
-
-    fn client(s: &str) -> ClientAddr {
-        let sa: SocketAddr = s.parse().unwrap();
-        let (addr, family) = match sa.ip() {
-            IpAddr::V4(v4) => (v4.to_ipv6_mapped().octets(), FAMILY_V4),
-            IpAddr::V6(v6) => (v6.octets(), FAMILY_V6),
-        };
-        ClientAddr {
-            addr,
-            port_be: sa.port().to_be(),
-            family,
-            _pad: 0,
-        }
-    }
-
-    #[test]
-    fn addresses_no_tcp_client_can_have_are_implausible() {
-        for s in [
-            "0.0.0.0:80",
-            "0.1.2.3:80",
-            "127.0.0.1:80",
-            "127.255.0.9:80",
-            "224.0.0.1:80",
-            "239.255.255.250:80",
-            "240.0.0.1:80",
-            "255.255.255.255:80",
-            "198.18.1.2:0",
-            "[::]:80",
-            "[::1]:80",
-            "[::198.18.1.2]:80",
-            "[ff02::1]:80",
-            "[ff05::2]:80",
-            "[::ffff:127.0.0.1]:80",
-            "[fd00:1::2]:0",
-        ] {
-            assert!(!plausible(&client(s)), "{s}");
-        }
-    }
-
-    #[test]
-    fn ordinary_public_and_private_clients_are_plausible() {
-        for s in [
-            "198.18.1.2:40000",
-            "1.0.0.1:1",
-            "10.0.0.1:80",
-            "192.168.1.1:80",
-            "169.254.1.1:80",
-            "223.255.255.255:65535",
-            "[fd00:1::2]:443",
-            "[2001:db8::1]:80",
-            "[fe80::1]:80",
-            "[64:ff9b::198.18.1.2]:80",
-            "[::ffff:198.18.1.2]:80",
-        ] {
-            assert!(plausible(&client(s)), "{s}");
-        }
-    }
+    toa_wire::plausible::plausible_mapped(&client.addr, client.port_be)
 }

@@ -1,7 +1,7 @@
 //! The demo's lookup server: an IPv4-only HTTP responder that asks libtoa for
 //! each connection's real client. An IPv6 client cannot be returned by
 //! `getpeername()` on an AF_INET socket, so this is how a server on an IPv4
-//! listener learns it (`toa_get_peer()` in C, `toa::peer_addr()` in Rust).
+//! listener learns it (`toa_get_peer()` in C, `libtoa::peer_addr()` in Rust).
 //!
 //! It runs as `toa demo --lookup-server ADDR`, spawned in the origin's cgroup.
 
@@ -30,7 +30,7 @@ pub fn serve(bind: SocketAddr) -> anyhow::Result<()> {
 fn answer(mut stream: TcpStream) -> anyhow::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     let tcp_peer = stream.peer_addr()?;
-    let (who, how) = match toa::peer_addr(&stream) {
+    let (who, how) = match libtoa::peer_addr(&stream) {
         Ok(Some(real)) => (real, "libtoa lookup".to_owned()),
         Ok(None) => (tcp_peer, "no TOA on this connection".to_owned()),
         Err(e) => (tcp_peer, format!("libtoa lookup failed: {e}")),

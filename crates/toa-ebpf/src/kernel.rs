@@ -49,7 +49,7 @@ pub fn sock_ops_peer(ops: *mut bpf_sock_ops) -> Option<[u8; 16]> {
         )
     };
     match family {
-        AF_INET => Some(toa_common::options::v4_mapped(ip4.to_ne_bytes())),
+        AF_INET => Some(toa_wire::mapped::v4_mapped(ip4.to_ne_bytes())),
         AF_INET6 => Some(words_to_bytes(ip6)),
         _ => None,
     }

@@ -9,12 +9,11 @@ use aya::maps::{Map, MapData, PerCpuArray};
 use aya::programs::SockOps;
 use aya::{Ebpf, include_bytes_aligned};
 use std::fs::File;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use toa_common::edge::EdgeCounter;
 use toa_common::edge::{self as shared, EdgeClient, EdgeConfig};
-use toa_common::{FAMILY_V4, FAMILY_V6};
 use toa_host::{cgroup2_root, mounted_cgroup2, preflight};
 
 /// The edge program, built by build.rs.
@@ -142,7 +141,7 @@ impl EdgeWriter {
     /// the client as a TOA (IPv4 form for IPv4 clients, v4-mapped included;
     /// IPv6 form otherwise). One map update, no lock.
     pub fn register(&self, socket: BorrowedFd<'_>, client: SocketAddr) -> Result<()> {
-        let value = client_entry(client);
+        let value = EdgeClient::from_socket_addr(client);
         let key: i32 = socket.as_raw_fd();
         crate::sys::map_update(self.clients.fd().as_fd(), &key, &value)
             .map_err(LoaderError::ebpf("registering an upstream socket"))
@@ -186,26 +185,6 @@ impl Drop for EdgeWriter {
             let _ = join_cgroup(root);
             let _ = std::fs::remove_dir(&self.cgroup);
         }
-    }
-}
-
-/// The map value for `client`: v4-mapped IPv6 clients are IPv4 clients.
-fn client_entry(client: SocketAddr) -> EdgeClient {
-    let ip = client.ip().to_canonical();
-    let family = if matches!(ip, IpAddr::V4(_)) {
-        FAMILY_V4
-    } else {
-        FAMILY_V6
-    };
-    let addr = match ip {
-        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
-        IpAddr::V6(v6) => v6.octets(),
-    };
-    EdgeClient {
-        addr,
-        port_be: client.port().to_be(),
-        family,
-        _pad: 0,
     }
 }
 
@@ -287,16 +266,5 @@ mod tests {
         assert_eq!(own_cgroup_path("0::/\n"), "");
         // cgroup v1 only: every process is in the (unused) cgroup2 root.
         assert_eq!(own_cgroup_path("4:memory:/x\n"), "");
-    }
-
-    #[test]
-    fn v4_mapped_clients_are_registered_as_ipv4() {
-        let entry = client_entry("[::ffff:198.18.1.2]:40000".parse().unwrap());
-        assert_eq!(entry.family, FAMILY_V4);
-        assert_eq!(entry.ipv4(), Some([198, 18, 1, 2]));
-        assert_eq!(entry.port_be.to_ne_bytes(), 40000u16.to_be_bytes());
-        let entry = client_entry("[fd00:1::2]:1".parse().unwrap());
-        assert_eq!(entry.family, FAMILY_V6);
-        assert_eq!(entry.addr[..2], [0xfd, 0x00]);
     }
 }

@@ -26,6 +26,7 @@ pub use edge::EdgeWriter;
 pub use error::{LoaderError, Result};
 pub use origin::{AttachedProgram, LoadOutcome, Origin};
 pub use settings::{Settings, Widening};
+pub use sys::{OriginProgramType, try_load_trivial};
 pub use toa_common::counters::CounterId;
 pub use toa_common::edge::EdgeCounter;
 pub use toa_common::origin::Counter;

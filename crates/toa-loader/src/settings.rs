@@ -28,7 +28,7 @@ pub enum Widening {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            kinds: vec![toa_common::DEFAULT_KIND],
+            kinds: vec![toa_wire::toa::DEFAULT_KIND],
             trust: Vec::new(),
         }
     }
@@ -71,7 +71,7 @@ impl Settings {
             }
         }
         if kinds.is_empty() {
-            kinds.push(toa_common::DEFAULT_KIND);
+            kinds.push(toa_wire::toa::DEFAULT_KIND);
         }
         if kinds.len() > MAX_KINDS {
             return Err(LoaderError::TooManyKinds {

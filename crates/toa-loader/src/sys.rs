@@ -1,10 +1,13 @@
-//! The raw bpf(2) commands the loader issues itself, because aya 0.14 cannot
-//! do them for us: a lock-free map update through `&self` (its
-//! `SkStorage::insert` needs `&mut`), creating + pinning cgroup links for
-//! every program type alike (it cannot turn a `cgroup/getsockopt` link into a
-//! pinnable `FdLink`), and reading a cgroup link's cgroup id (its `LinkInfo`
-//! does not expose it), detaching a link synchronously, and asking whether a
-//! program id is still loaded.
+//! The raw bpf(2) commands toa issues itself, because aya 0.14 cannot do them
+//! for us: a lock-free map update through `&self` (its `SkStorage::insert`
+//! needs `&mut`), creating + pinning cgroup links for every program type alike
+//! (it cannot turn a `cgroup/getsockopt` link into a pinnable `FdLink`),
+//! reading a cgroup link's cgroup id (its `LinkInfo` does not expose it),
+//! detaching a link synchronously, asking whether a program id is still
+//! loaded, and loading a throw-away program to see whether this process may
+//! (`toa doctor`). The attribute layouts are aya-obj's bindings of the uapi
+//! header (`union bpf_attr`, `struct bpf_link_info`), filled by field name;
+//! this is the only module that calls bpf(2) by hand.
 
 use std::ffi::CString;
 use std::io;
@@ -12,33 +15,47 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
-const BPF_OBJ_PIN: libc::c_long = 6;
-const BPF_OBJ_GET: libc::c_long = 7;
-const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
-const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
-const BPF_LINK_CREATE: libc::c_long = 28;
-const BPF_LINK_DETACH: libc::c_long = 34;
+use aya_obj::generated::{
+    BPF_ANY, bpf_attach_type, bpf_attr, bpf_cmd, bpf_insn, bpf_link_info, bpf_prog_type,
+};
 
-/// `enum bpf_attach_type` values (uapi, stable) of the hooks toa uses.
+/// The hooks toa attaches to, as `enum bpf_attach_type`.
 #[derive(Clone, Copy, Debug)]
-#[repr(u32)]
 pub(crate) enum AttachType {
-    SockOps = 3,
-    GetSockopt = 21,
-    Inet4GetPeername = 29,
-    Inet6GetPeername = 30,
+    SockOps,
+    GetSockopt,
+    Inet4GetPeername,
+    Inet6GetPeername,
 }
 
-/// A zeroed `union bpf_attr` prefix; the kernel rejects non-zero unused bytes.
-#[repr(C, align(8))]
-struct Attr([u32; 16]);
+impl AttachType {
+    fn uapi(self) -> bpf_attach_type {
+        match self {
+            AttachType::SockOps => bpf_attach_type::BPF_CGROUP_SOCK_OPS,
+            AttachType::GetSockopt => bpf_attach_type::BPF_CGROUP_GETSOCKOPT,
+            AttachType::Inet4GetPeername => bpf_attach_type::BPF_CGROUP_INET4_GETPEERNAME,
+            AttachType::Inet6GetPeername => bpf_attach_type::BPF_CGROUP_INET6_GETPEERNAME,
+        }
+    }
+}
 
-fn bpf(cmd: libc::c_long, attr: &Attr) -> io::Result<libc::c_long> {
-    // SAFETY: `attr` is a valid, fully initialized bpf_attr prefix of the
-    // given size; pointers inside it are valid for the call.
-    let ret =
-        unsafe { libc::syscall(libc::SYS_bpf, cmd, attr, std::mem::size_of::<Attr>() as u32) };
+/// An all-zero `union bpf_attr`: the kernel rejects non-zero unused bytes.
+fn zeroed_attr() -> bpf_attr {
+    // SAFETY: bpf_attr is a union of plain integer structs; all zeroes is valid.
+    unsafe { std::mem::zeroed() }
+}
+
+fn bpf(cmd: bpf_cmd, attr: &mut bpf_attr) -> io::Result<libc::c_long> {
+    // SAFETY: `attr` is a valid, fully initialized bpf_attr of the given size;
+    // pointers inside it are valid for the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd as libc::c_long,
+            std::ptr::from_mut(attr),
+            size_of::<bpf_attr>() as u32,
+        )
+    };
     if ret < 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -46,18 +63,20 @@ fn bpf(cmd: libc::c_long, attr: &Attr) -> io::Result<libc::c_long> {
     }
 }
 
-fn set_u64(attr: &mut Attr, word: usize, value: u64) {
-    attr.0[word] = value as u32;
-    attr.0[word + 1] = (value >> 32) as u32;
+/// A file descriptor bpf(2) just returned.
+fn owned_fd(fd: libc::c_long) -> OwnedFd {
+    // SAFETY: the kernel returned a new file descriptor we now own.
+    unsafe { OwnedFd::from_raw_fd(fd as i32) }
 }
 
 /// `bpf(BPF_MAP_UPDATE_ELEM, BPF_ANY)`; `key` and `value` must have the map's sizes.
 pub(crate) fn map_update<K, V>(map: BorrowedFd<'_>, key: &K, value: &V) -> io::Result<()> {
-    let mut attr = Attr([0; 16]);
-    attr.0[0] = map.as_raw_fd() as u32;
-    set_u64(&mut attr, 2, std::ptr::from_ref(key) as u64);
-    set_u64(&mut attr, 4, std::ptr::from_ref(value) as u64);
-    bpf(BPF_MAP_UPDATE_ELEM, &attr).map(drop)
+    let mut attr = zeroed_attr();
+    attr.__bindgen_anon_2.map_fd = map.as_raw_fd() as u32;
+    attr.__bindgen_anon_2.key = std::ptr::from_ref(key) as u64;
+    attr.__bindgen_anon_2.__bindgen_anon_1.value = std::ptr::from_ref(value) as u64;
+    attr.__bindgen_anon_2.flags = BPF_ANY.into();
+    bpf(bpf_cmd::BPF_MAP_UPDATE_ELEM, &mut attr).map(drop)
 }
 
 /// Attaches `prog` to `cgroup` through a new bpf_link. Cgroup links always
@@ -67,51 +86,49 @@ pub(crate) fn link_create(
     cgroup: BorrowedFd<'_>,
     attach: AttachType,
 ) -> io::Result<OwnedFd> {
-    let mut attr = Attr([0; 16]);
-    attr.0[0] = prog.as_raw_fd() as u32;
-    attr.0[1] = cgroup.as_raw_fd() as u32;
-    attr.0[2] = attach as u32;
-    let fd = bpf(BPF_LINK_CREATE, &attr)?;
-    // SAFETY: the kernel returned a new file descriptor we now own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    let mut attr = zeroed_attr();
+    attr.link_create.__bindgen_anon_1.prog_fd = prog.as_raw_fd() as u32;
+    attr.link_create.__bindgen_anon_2.target_fd = cgroup.as_raw_fd() as u32;
+    attr.link_create.attach_type = attach.uapi() as u32;
+    bpf(bpf_cmd::BPF_LINK_CREATE, &mut attr).map(owned_fd)
+}
+
+fn c_path(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
 
 /// Pins a BPF object (link, program or map) at `path` on a bpffs.
 pub(crate) fn obj_pin(fd: BorrowedFd<'_>, path: &Path) -> io::Result<()> {
-    let c_path = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let mut attr = Attr([0; 16]);
-    set_u64(&mut attr, 0, c_path.as_ptr() as u64);
-    attr.0[2] = fd.as_raw_fd() as u32;
-    bpf(BPF_OBJ_PIN, &attr).map(drop)
+    let path = c_path(path)?;
+    let mut attr = zeroed_attr();
+    attr.__bindgen_anon_4.pathname = path.as_ptr() as u64;
+    attr.__bindgen_anon_4.bpf_fd = fd.as_raw_fd() as u32;
+    bpf(bpf_cmd::BPF_OBJ_PIN, &mut attr).map(drop)
 }
 
 /// Opens a pinned BPF object.
 pub(crate) fn obj_get(path: &Path) -> io::Result<OwnedFd> {
-    let c_path = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let mut attr = Attr([0; 16]);
-    set_u64(&mut attr, 0, c_path.as_ptr() as u64);
-    let fd = bpf(BPF_OBJ_GET, &attr)?;
-    // SAFETY: the kernel returned a new file descriptor we now own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    let path = c_path(path)?;
+    let mut attr = zeroed_attr();
+    attr.__bindgen_anon_4.pathname = path.as_ptr() as u64;
+    bpf(bpf_cmd::BPF_OBJ_GET, &mut attr).map(owned_fd)
 }
 
 /// Detaches a bpf_link from its hook now, whoever else still holds the link.
 pub(crate) fn link_detach(link: BorrowedFd<'_>) -> io::Result<()> {
-    let mut attr = Attr([0; 16]);
-    attr.0[0] = link.as_raw_fd() as u32;
-    bpf(BPF_LINK_DETACH, &attr).map(drop)
+    let mut attr = zeroed_attr();
+    attr.link_detach.link_fd = link.as_raw_fd() as u32;
+    bpf(bpf_cmd::BPF_LINK_DETACH, &mut attr).map(drop)
 }
 
 /// Whether a program with this id is still loaded in the kernel.
 pub(crate) fn prog_exists(id: u32) -> bool {
-    let mut attr = Attr([0; 16]);
-    attr.0[0] = id;
-    match bpf(BPF_PROG_GET_FD_BY_ID, &attr) {
+    let mut attr = zeroed_attr();
+    attr.__bindgen_anon_6.__bindgen_anon_1.prog_id = id;
+    match bpf(bpf_cmd::BPF_PROG_GET_FD_BY_ID, &mut attr) {
         Ok(fd) => {
-            // SAFETY: the kernel returned a new file descriptor we now own.
-            drop(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+            drop(owned_fd(fd));
             true
         }
         Err(e) => e.raw_os_error() != Some(libc::ENOENT),
@@ -121,13 +138,89 @@ pub(crate) fn prog_exists(id: u32) -> bool {
 /// The cgroup id a cgroup bpf_link is attached to; 0 once that cgroup has
 /// been removed (the link is then defunct).
 pub(crate) fn link_cgroup_id(link: BorrowedFd<'_>) -> io::Result<u64> {
-    // struct bpf_link_info: type, id, prog_id (u32 each), then a union aligned
-    // to 8 whose cgroup member starts with `__u64 cgroup_id` (offset 16).
-    let mut info = [0u64; 16];
-    let mut attr = Attr([0; 16]);
-    attr.0[0] = link.as_raw_fd() as u32;
-    attr.0[1] = std::mem::size_of_val(&info) as u32;
-    set_u64(&mut attr, 2, info.as_mut_ptr() as u64);
-    bpf(BPF_OBJ_GET_INFO_BY_FD, &attr)?;
-    Ok(info[2])
+    // SAFETY: bpf_link_info is plain integers and unions of them; zero is valid.
+    let mut info: bpf_link_info = unsafe { std::mem::zeroed() };
+    let mut attr = zeroed_attr();
+    attr.info.bpf_fd = link.as_raw_fd() as u32;
+    attr.info.info_len = size_of::<bpf_link_info>() as u32;
+    attr.info.info = std::ptr::from_mut(&mut info) as u64;
+    bpf(bpf_cmd::BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
+    // SAFETY: every member of the union is plain integers; for a cgroup link
+    // the kernel filled `cgroup`, for any other it reads as some number.
+    Ok(unsafe { info.__bindgen_anon_1.cgroup.cgroup_id })
+}
+
+/// A program type `toa origin` loads, for [`try_load_trivial`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OriginProgramType {
+    /// The receiver (`sock_ops`).
+    SockOps,
+    /// The address rewriters (`cgroup/getpeername4` and `6`).
+    GetPeername,
+    /// The lookup (`cgroup/getsockopt`).
+    GetSockopt,
+}
+
+impl OriginProgramType {
+    /// Every type, in the order the origin loads them.
+    pub const ALL: [OriginProgramType; 3] = [
+        OriginProgramType::SockOps,
+        OriginProgramType::GetPeername,
+        OriginProgramType::GetSockopt,
+    ];
+
+    /// The name a user knows the type by.
+    pub fn name(self) -> &'static str {
+        match self {
+            OriginProgramType::SockOps => "sock_ops",
+            OriginProgramType::GetPeername => "cgroup/getpeername",
+            OriginProgramType::GetSockopt => "cgroup/getsockopt",
+        }
+    }
+
+    /// The program type and the attach type the kernel wants at load (0 when
+    /// it wants none).
+    fn uapi(self) -> (bpf_prog_type, u32) {
+        match self {
+            OriginProgramType::SockOps => (bpf_prog_type::BPF_PROG_TYPE_SOCK_OPS, 0),
+            OriginProgramType::GetPeername => (
+                bpf_prog_type::BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
+                AttachType::Inet4GetPeername.uapi() as u32,
+            ),
+            OriginProgramType::GetSockopt => (
+                bpf_prog_type::BPF_PROG_TYPE_CGROUP_SOCKOPT,
+                AttachType::GetSockopt.uapi() as u32,
+            ),
+        }
+    }
+}
+
+/// `r0 = 1; exit`: "allow" for every cgroup hook, a no-op for sock_ops.
+fn return_one() -> [bpf_insn; 2] {
+    const BPF_ALU64_MOV_K: u8 = 0xb7;
+    const BPF_JMP_EXIT: u8 = 0x95;
+    let insn = |code, imm| bpf_insn {
+        code,
+        _bitfield_align_1: [],
+        _bitfield_1: bpf_insn::new_bitfield_1(0, 0),
+        off: 0,
+        imm,
+    };
+    [insn(BPF_ALU64_MOV_K, 1), insn(BPF_JMP_EXIT, 0)]
+}
+
+/// Loads a two-instruction program of type `kind` and closes it again:
+/// nothing is attached anywhere. Fails as loading `toa origin` would for lack
+/// of privileges or kernel support.
+pub fn try_load_trivial(kind: OriginProgramType) -> io::Result<()> {
+    let insns = return_one();
+    let license = c"GPL";
+    let (prog_type, expected_attach_type) = kind.uapi();
+    let mut attr = zeroed_attr();
+    attr.__bindgen_anon_3.prog_type = prog_type as u32;
+    attr.__bindgen_anon_3.insn_cnt = insns.len() as u32;
+    attr.__bindgen_anon_3.insns = insns.as_ptr() as u64;
+    attr.__bindgen_anon_3.license = license.as_ptr() as u64;
+    attr.__bindgen_anon_3.expected_attach_type = expected_attach_type;
+    bpf(bpf_cmd::BPF_PROG_LOAD, &mut attr).map(|fd| drop(owned_fd(fd)))
 }

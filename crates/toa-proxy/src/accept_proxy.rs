@@ -14,8 +14,8 @@ use toa_wire::{Parsed, proxy_v1, proxy_v2};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use crate::client_ip::normalize;
 use crate::config::AcceptProxy;
+use toa_wire::normalize;
 
 /// Why a connection on an `accept_proxy` rule was closed before any origin was tried
 /// (the `reason` label of `toa_proxy_connections_rejected_total`).

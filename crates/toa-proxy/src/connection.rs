@@ -12,11 +12,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::accept_proxy;
 use crate::balance::{ActiveGuard, Backend};
-use crate::client_ip::{ConnInfo, normalize};
+use crate::client_ip::ConnInfo;
 use crate::error::{ConnectError, ConnectErrorKind};
 use crate::forward::{ByteCounters, CloseReason, DataPath, Limits, forward};
 use crate::metrics::Reject;
 use crate::server::{Route, RuleRuntime, Shared};
+use toa_wire::normalize;
 
 /// Counts a connection as active in its rule's gauge until dropped.
 struct ActiveConnection<'a>(&'a RuleRuntime);

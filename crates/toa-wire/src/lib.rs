@@ -7,8 +7,11 @@
 //! decisions documented in [`toa`].
 //!
 //! # Layout
-//! - [`toa`]: the TOA TCP option (kind 254 by default): encode one option, decode
-//!   one option, or find it inside a whole TCP options block.
+//! - [`toa`]: the TOA TCP option (kind 254 by default): its kinds and lengths,
+//!   encode one option, decode one option, or find it inside a whole TCP options
+//!   block. The kernel programs use it too (see "`no_std`" below).
+//! - [`mapped`]: IPv4-mapped IPv6 addresses, turned into IPv4 and back.
+//! - [`plausible`](mod@plausible): which client addresses a TOA may carry (shared with the kernel).
 //! - [`proxy_v1`]: the human-readable PROXY protocol line (`PROXY TCP4 ...\r\n`).
 //! - [`proxy_v2`]: the binary PROXY protocol header with its TLVs (CRC32C included).
 //! - [`spp`]: the 38-byte SPP header Tencent prepends to each proxied UDP datagram.
@@ -18,13 +21,22 @@
 //! - **IPv4-mapped IPv6 addresses are IPv4.** Encoders write `::ffff:a.b.c.d` in the
 //!   IPv4 form of the format (TOA length 8, `TCP4`, `AF_INET`; SPP's fields are always
 //!   16 bytes, so there it is the v4-mapped form), and decoders return such an address
-//!   as [`std::net::SocketAddr::V4`]. IPv6 flow info and scope id are not carried.
+//!   as [`core::net::SocketAddr::V4`]. IPv6 flow info and scope id are not carried.
 //! - **Incremental parsing.** Stream parsers take whatever has been received so far and
 //!   return [`Parsed::Incomplete`] while more bytes could still complete a valid header,
 //!   and an error as soon as no continuation could.
 //!
 //! Every parser here is fuzzed (see `fuzz/` and `docs/fuzzing.md`).
+//!
+//! # `no_std`
+//! Without the default `std` feature only [`toa`], [`mapped`], [`plausible`](mod@plausible) and
+//! [`Parsed`]
+//! are built, on `core` alone: that is how `toa-ebpf` (the edge writer) and
+//! `toa-common` (the origin's option walk) share the TOA constants, the encoder
+//! and the v4-mapped rule with user space instead of copying them. The PROXY
+//! protocol and SPP codecs allocate, so they need `std`.
 
+#![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
 #![cfg_attr(
     not(test),
@@ -39,12 +51,18 @@
     )
 )]
 
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-
+pub mod mapped;
+pub mod plausible;
+#[cfg(feature = "std")]
 pub mod proxy_v1;
+#[cfg(feature = "std")]
 pub mod proxy_v2;
+#[cfg(feature = "std")]
 pub mod spp;
 pub mod toa;
+
+pub use mapped::{canonical, normalize};
+pub use plausible::plausible;
 
 /// The outcome of parsing a header at the start of a byte stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,19 +71,4 @@ pub enum Parsed<T> {
     Complete { header: T, consumed: usize },
     /// Everything so far is a valid prefix of a header: read more and parse again.
     Incomplete,
-}
-
-/// The address with an IPv4-mapped IPv6 address turned into IPv4, flow info and scope
-/// id dropped: the form every decoder in this crate returns.
-pub fn canonical(addr: SocketAddr) -> SocketAddr {
-    SocketAddr::new(addr.ip().to_canonical(), addr.port())
-}
-
-/// The address as IPv6, an IPv4 address v4-mapped: how formats with a single 16-byte
-/// or IPv6 field carry IPv4.
-pub(crate) fn mapped_v6(ip: IpAddr) -> Ipv6Addr {
-    match ip {
-        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
-        IpAddr::V6(v6) => v6,
-    }
 }

@@ -94,8 +94,8 @@ impl Header {
             (IpAddr::V4(s), IpAddr::V4(d)) => format!("PROXY TCP4 {s} {d} {sport} {dport}\r\n"),
             (s, d) => format!(
                 "PROXY TCP6 {} {} {sport} {dport}\r\n",
-                Hex(crate::mapped_v6(s)),
-                Hex(crate::mapped_v6(d))
+                Hex(crate::mapped::mapped_v6(s)),
+                Hex(crate::mapped::mapped_v6(d))
             ),
         }
     }

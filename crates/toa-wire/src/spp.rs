@@ -40,8 +40,8 @@ impl Header {
     pub fn encode(&self) -> [u8; HEADER_LEN] {
         let mut header = [0; HEADER_LEN];
         let magic = MAGIC.to_be_bytes();
-        let client_ip = crate::mapped_v6(self.client.ip()).octets();
-        let proxy_ip = crate::mapped_v6(self.proxy.ip()).octets();
+        let client_ip = crate::mapped::mapped_v6(self.client.ip()).octets();
+        let proxy_ip = crate::mapped::mapped_v6(self.proxy.ip()).octets();
         let client_port = self.client.port().to_be_bytes();
         let proxy_port = self.proxy.port().to_be_bytes();
         let fields = [&magic[..], &client_ip, &proxy_ip, &client_port, &proxy_port];

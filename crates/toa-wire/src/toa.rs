@@ -26,15 +26,23 @@
 //!   end of the block, makes the whole block unreadable: nothing after it can be
 //!   trusted to be aligned on an option boundary.
 //! - **IPv4-mapped addresses** are encoded in the 8-byte form and decoded as IPv4.
-//! - **A decoded address is applied only if [`plausible`].** [`find`] reports what the
-//!   option says; the receiver then ignores (and counts) an address no client can have.
-//!   The rule itself lives in `toa-common`, shared with the kernel.
+//! - **A decoded address is applied only if [`plausible`](crate::plausible()).** [`find`]
+//!   reports what the option says; the receiver then ignores (and counts) an address no
+//!   client can have.
 //! - **Kinds Linux uses are never TOA kinds.** [`check_kind`] is the one rule every
 //!   place that takes a kind applies (origin, edge writer, proxy config).
+//!
+//! # Shared with the kernel
+//! [`DEFAULT_KIND`], [`LEN_V4`], [`LEN_V6`] and [`encode_mapped`] are used as they
+//! are by the edge writer in `toa-ebpf` and by `toa-common`'s option walk, so they
+//! are written for the verifier: `core` only, constant offsets, no panics.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-/// The TOA option kind used unless configured otherwise.
+use crate::mapped::{is_v4_mapped, mapped_v6};
+
+/// The TOA option kind used unless configured otherwise (DPVS, LVS and most eBPF
+/// ports use it; Tencent CLB's IPv4 TOA uses 200, which is configured, not built in).
 pub const DEFAULT_KIND: u8 = 254;
 /// Length of the IPv4 form: kind, len, port(2), address(4).
 pub const LEN_V4: u8 = 8;
@@ -84,22 +92,6 @@ pub fn check_kind(kind: u8) -> Result<u8, KindError> {
     }
 }
 
-/// Whether a decoded client could be a real TCP client (the receiver ignores
-/// the TOA otherwise). One rule with the kernel: `toa_common::plausible`.
-pub fn plausible(client: SocketAddr) -> bool {
-    let ip = client.ip().to_canonical();
-    let (addr, family) = match ip {
-        IpAddr::V4(v4) => (v4.to_ipv6_mapped().octets(), toa_common::FAMILY_V4),
-        IpAddr::V6(v6) => (v6.octets(), toa_common::FAMILY_V6),
-    };
-    toa_common::plausible::plausible(&toa_common::ClientAddr {
-        addr,
-        port_be: client.port().to_be(),
-        family,
-        _pad: 0,
-    })
-}
-
 /// Why a TCP option, or a block of them, cannot be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
@@ -127,6 +119,7 @@ pub enum Error {
 /// One encoded TOA option, ready to be copied into a TCP header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Encoded {
+    /// The option in its first `len` bytes, zeros after it.
     bytes: [u8; LEN_V6 as usize],
     len: u8,
 }
@@ -138,6 +131,14 @@ impl Encoded {
             .bytes
             .split_at(usize::from(self.len).min(self.bytes.len()));
         option
+    }
+
+    /// The option in a buffer of the longest form's size, zero after
+    /// [`len`](Self::len) bytes: for callers that must pass a constant-size
+    /// buffer, like the kernel's `bpf_store_hdr_opt`.
+    #[inline(always)]
+    pub fn buffer(&self) -> &[u8; LEN_V6 as usize] {
+        &self.bytes
     }
 
     /// The option length, which is also its second byte.
@@ -160,19 +161,54 @@ impl AsRef<[u8]> for Encoded {
 /// Encodes `client` as a TOA option of the given kind. An IPv4-mapped IPv6 client is
 /// written in the IPv4 (length 8) form.
 pub fn encode(kind: u8, client: SocketAddr) -> Encoded {
-    let (len, address): (u8, &[u8]) = match client.ip().to_canonical() {
-        IpAddr::V4(ip) => (LEN_V4, &ip.octets()),
-        IpAddr::V6(ip) => (LEN_V6, &ip.octets()),
+    encode_mapped(
+        kind,
+        client.port().to_be(),
+        &mapped_v6(client.ip()).octets(),
+    )
+}
+
+/// The option length a client stored as 16 bytes (IPv4 v4-mapped) is written with:
+/// [`LEN_V4`] for an IPv4 client, [`LEN_V6`] otherwise.
+#[inline(always)]
+pub fn len_for(addr: &[u8; 16]) -> u8 {
+    if is_v4_mapped(addr) { LEN_V4 } else { LEN_V6 }
+}
+
+/// Encodes a client the way the kernel maps store it: `addr` is 16 bytes with IPv4
+/// v4-mapped, `port_be` is in network byte order. The option is [`len_for`]`(addr)`
+/// bytes long. The one encoder: [`encode`] and the edge writer both use it.
+#[inline(always)]
+pub fn encode_mapped(kind: u8, port_be: u16, addr: &[u8; 16]) -> Encoded {
+    let [p0, p1] = port_be.to_ne_bytes();
+    let [
+        a0,
+        a1,
+        a2,
+        a3,
+        a4,
+        a5,
+        a6,
+        a7,
+        a8,
+        a9,
+        a10,
+        a11,
+        a12,
+        a13,
+        a14,
+        a15,
+    ] = *addr;
+    let len = len_for(addr);
+    let bytes = if len == LEN_V4 {
+        [
+            kind, len, p0, p1, a12, a13, a14, a15, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ]
+    } else {
+        [
+            kind, len, p0, p1, a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15,
+        ]
     };
-    let mut bytes = [0; LEN_V6 as usize];
-    let header = [kind, len];
-    let port = client.port().to_be_bytes();
-    for (slot, byte) in bytes
-        .iter_mut()
-        .zip(header.iter().chain(&port).chain(address))
-    {
-        *slot = *byte;
-    }
     Encoded { bytes, len }
 }
 

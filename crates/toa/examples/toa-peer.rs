@@ -1,12 +1,12 @@
 //! A Rust TCP server reporting its clients the four ways a Rust program can
 //! ask: the address `accept()` returned, std's `peer_addr()` (getpeername),
-//! `toa::peer_addr` (the TOA lookup) and `toa::client_addr` (lookup, else
+//! `libtoa::peer_addr` (the TOA lookup) and `libtoa::client_addr` (lookup, else
 //! getpeername). The e2e test runs it behind a TOA relay; the arm64 kernel run
 //! (scripts/kernel/arm64) runs it, built static, behind `toa proxy`.
 //!
 //! Usage: `toa-peer LISTEN COUNT`, e.g. `toa-peer 0.0.0.0:8000 1`. Prints
 //! `listening ADDR`, then per connection: `accept ADDR`, `std ADDR`,
-//! `toa::peer_addr ADDR|none|error ERRNO`, `toa::client_addr ADDR`.
+//! `libtoa::peer_addr ADDR|none|error ERRNO`, `libtoa::client_addr ADDR`.
 
 use std::net::TcpListener;
 
@@ -25,12 +25,15 @@ fn main() -> std::io::Result<()> {
         let (stream, accepted) = listener.accept()?;
         println!("accept {accepted}");
         println!("std {}", stream.peer_addr()?);
-        match toa::peer_addr(&stream) {
-            Ok(Some(client)) => println!("toa::peer_addr {client}"),
-            Ok(None) => println!("toa::peer_addr none"),
-            Err(err) => println!("toa::peer_addr error {}", err.raw_os_error().unwrap_or(0)),
+        match libtoa::peer_addr(&stream) {
+            Ok(Some(client)) => println!("libtoa::peer_addr {client}"),
+            Ok(None) => println!("libtoa::peer_addr none"),
+            Err(err) => println!(
+                "libtoa::peer_addr error {}",
+                err.raw_os_error().unwrap_or(0)
+            ),
         }
-        println!("toa::client_addr {}", toa::client_addr(&stream)?);
+        println!("libtoa::client_addr {}", libtoa::client_addr(&stream)?);
     }
     Ok(())
 }

@@ -25,7 +25,9 @@ fn main() -> anyhow::Result<()> {
     );
     let listen: SocketAddr = args[1].parse()?;
     let upstream: SocketAddr = args[2].parse()?;
-    let kind: u8 = args.get(3).map_or(Ok(254), |k| k.parse())?;
+    let kind: u8 = args
+        .get(3)
+        .map_or(Ok(toa_wire::toa::DEFAULT_KIND), |k| k.parse())?;
 
     // Block the stop signals in every thread; main waits for them below.
     let signals = stop_signals();

@@ -119,14 +119,17 @@ fn rust_server_gets_ipv6_client_from_peer_addr() {
     relay(&mut topo, "[fd00:1::1]:8000", "198.18.2.2:8000");
 
     let client = connect_from_ipv6_client(&topo, 8000);
-    let log = wait_log(&server.log, "toa::client_addr");
+    let log = wait_log(&server.log, "libtoa::client_addr");
     assert!(
         log.contains(&format!("std {}:", addr::EDGE_ORIGIN_SIDE_V4)),
         "{log}"
     );
-    assert!(log.contains(&format!("toa::peer_addr {client}\n")), "{log}");
     assert!(
-        log.contains(&format!("toa::client_addr {client}\n")),
+        log.contains(&format!("libtoa::peer_addr {client}\n")),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("libtoa::client_addr {client}\n")),
         "{log}"
     );
 }

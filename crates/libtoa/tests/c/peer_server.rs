@@ -15,11 +15,18 @@ pub fn dependency_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// `out_dir/peer_server`, compiled with warnings as errors.
+/// `out_dir/peer_server`, compiled with warnings as errors and linked with
+/// `-ltoa` as C users link it.
 pub fn build(out_dir: &Path) -> PathBuf {
     // Both including crates are siblings of crates/libtoa.
     let libtoa = Path::new(env!("CARGO_MANIFEST_DIR")).join("../libtoa");
-    let lib_dir = dependency_dir();
+    // Cargo names the cdylib after the Rust crate (`liblibtoa.so`); packages
+    // install it as libtoa.so, and so does this directory, by a link.
+    let lib_dir = out_dir.join("lib");
+    std::fs::create_dir_all(&lib_dir).unwrap();
+    let link = lib_dir.join("libtoa.so");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(dependency_dir().join("liblibtoa.so"), &link).unwrap();
     let out = out_dir.join("peer_server");
     let status = std::process::Command::new("gcc")
         .args(["-Wall", "-Wextra", "-Werror", "-o"])

@@ -25,15 +25,13 @@ use aya_ebpf::{
     macros::{btf_map, sock_ops},
     programs::SockOpsContext,
 };
-use toa_common::{
-    FAMILY_V4, OPTION_LEN_V4, OPTION_LEN_V6,
-    edge::{EdgeClient, EdgeConfig, EdgeCounter},
-};
+use toa_common::edge::{EdgeClient, EdgeConfig, EdgeCounter};
 use toa_ebpf::{
     bump,
     kernel::{BPF_WRITE_HDR_TCP_CURRENT_MSS, sock_ops_sk},
     stored,
 };
+use toa_wire::toa::{self, LEN_V4, LEN_V6};
 
 #[btf_map]
 static TOA_EDGE_CLIENT: SkStorage<EdgeClient> = SkStorage::new();
@@ -77,15 +75,6 @@ fn registered_client(ctx: &SockOpsContext) -> Option<EdgeClient> {
     stored(&TOA_EDGE_CLIENT, sock_ops_sk(ctx.ops)?)
 }
 
-#[inline(always)]
-fn option_len(client: &EdgeClient) -> u8 {
-    if client.family == FAMILY_V4 {
-        OPTION_LEN_V4
-    } else {
-        OPTION_LEN_V6
-    }
-}
-
 /// connect() runs before the SYN is built: switch writing on for registered sockets.
 fn on_connect(ctx: &SockOpsContext) -> EdgeCounter {
     if registered_client(ctx).is_none() {
@@ -102,7 +91,7 @@ fn on_connect(ctx: &SockOpsContext) -> EdgeCounter {
 fn reserve(ctx: &SockOpsContext) -> Option<EdgeCounter> {
     let client = registered_client(ctx)?;
     // SAFETY: valid sock_ops context in HDR_OPT_LEN_CB.
-    let ret = unsafe { bpf_reserve_hdr_opt(ctx.ops, option_len(&client).into(), 0) };
+    let ret = unsafe { bpf_reserve_hdr_opt(ctx.ops, toa::len_for(&client.addr).into(), 0) };
     let sizing_only = ctx.arg(0) & BPF_WRITE_HDR_TCP_CURRENT_MSS != 0;
     (ret != 0 && !sizing_only).then_some(EdgeCounter::ReserveFailed)
 }
@@ -115,47 +104,16 @@ fn write(ctx: &SockOpsContext) -> Option<EdgeCounter> {
         Some(config) if config.kind != 0 => config.kind,
         _ => return Some(EdgeCounter::ConfigMissing),
     };
-    let port = client.port_be.to_ne_bytes();
-    let a = client.addr;
+    let option = toa::encode_mapped(kind, client.port_be, &client.addr);
+    let buffer = option.buffer().as_ptr().cast();
     // SAFETY (both stores): valid context in WRITE_HDR_OPT_CB and a stack
-    // buffer of exactly the stored length. A store without a matching reserve
-    // (reserve failed) returns an error, counted below.
-    let ret = if client.family == FAMILY_V4 {
-        let opt: [u8; 8] = [
-            kind,
-            OPTION_LEN_V4,
-            port[0],
-            port[1],
-            a[12],
-            a[13],
-            a[14],
-            a[15],
-        ];
-        unsafe { bpf_store_hdr_opt(ctx.ops, opt.as_ptr().cast(), 8, 0) }
+    // buffer of 20 bytes, the option in its first `len`. A store without a
+    // matching reserve (reserve failed) returns an error, counted below. The
+    // two branches pass the helper a constant size, which it requires.
+    let ret = if option.len() == usize::from(LEN_V4) {
+        unsafe { bpf_store_hdr_opt(ctx.ops, buffer, LEN_V4.into(), 0) }
     } else {
-        let opt: [u8; 20] = [
-            kind,
-            OPTION_LEN_V6,
-            port[0],
-            port[1],
-            a[0],
-            a[1],
-            a[2],
-            a[3],
-            a[4],
-            a[5],
-            a[6],
-            a[7],
-            a[8],
-            a[9],
-            a[10],
-            a[11],
-            a[12],
-            a[13],
-            a[14],
-            a[15],
-        ];
-        unsafe { bpf_store_hdr_opt(ctx.ops, opt.as_ptr().cast(), 20, 0) }
+        unsafe { bpf_store_hdr_opt(ctx.ops, buffer, LEN_V6.into(), 0) }
     };
     Some(if ret == 0 {
         EdgeCounter::OptionsWritten

@@ -28,7 +28,7 @@ use aya_ebpf::{
 };
 use core::ptr::{self, write_volatile};
 use toa_common::{
-    ClientAddr, LOOKUP_ANSWER_LEN, LOOKUP_NONE, TOA_SO_GET_LOOKUP,
+    ClientAddr, LOOKUP_ANSWER_LEN, LookupReply, TOA_SO_GET_LOOKUP,
     options::{CopiedHeader, MAX_TCP_HEADER, find_toa},
     origin::{
         Counter, MAX_TRUST_ENTRIES, OriginConfig, STATUS_INVALID, STATUS_TRUSTED, STATUS_UNTRUSTED,
@@ -321,8 +321,8 @@ fn try_toa_lookup(ctx: &SockoptContext) -> Option<Counter> {
     // across the helper calls below gets its undefined `None` payload spilled,
     // which the verifier rejects ("R4 !read_ok").
     let (found, answer) = match record_of(sk) {
-        Some(rec) if rec.status == STATUS_TRUSTED => (true, lookup_answer(&rec.client)),
-        _ => (false, LOOKUP_NONE),
+        Some(rec) if rec.status == STATUS_TRUSTED => (true, LookupReply::from(&rec.client)),
+        _ => (false, LookupReply::NONE),
     };
     // Without a record the outcome is "empty" whatever the buffer: a short
     // buffer only counts as such when there was an answer to give.
@@ -347,24 +347,15 @@ fn try_toa_lookup(ctx: &SockoptContext) -> Option<Counter> {
         unsafe { write_volatile(&mut (*opt).retval, -EINVAL) };
         return answered(Counter::LookupShortBuffer);
     }
-    // SAFETY: optval..optval+18 was checked against optval_end above.
+    // SAFETY: optval..optval+LOOKUP_ANSWER_LEN was checked against optval_end above.
     unsafe {
-        ptr::write_unaligned(optval as *mut [u8; LOOKUP_ANSWER_LEN], answer);
+        ptr::write_unaligned(optval as *mut LookupReply, answer);
         // Separate volatile 4-byte stores: merged into one 8-byte store, the
         // verifier rejects them (off=32 size=8).
         write_volatile(&mut (*opt).optlen, LOOKUP_ANSWER_LEN as i32);
         write_volatile(&mut (*opt).retval, 0);
     }
     answered(Counter::LookupToaOk)
-}
-
-/// The lookup's answer: `struct { struct in6_addr saddr; __be16 port; }`.
-#[inline(always)]
-fn lookup_answer(client: &ClientAddr) -> [u8; LOOKUP_ANSWER_LEN] {
-    let mut answer = LOOKUP_NONE;
-    answer[..16].copy_from_slice(&client.addr);
-    answer[16..].copy_from_slice(&client.port_be.to_ne_bytes());
-    answer
 }
 
 #[cfg(not(test))]

@@ -10,7 +10,7 @@ mod tagger;
 mod toa;
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex};
@@ -26,7 +26,8 @@ pub use ppv2::ProxyV2;
 pub use tagger::{UpstreamTagger, UpstreamTaggerFactory};
 pub use toa::Toa;
 
-/// What a mode needs to know about one client connection. Addresses are normalized:
+/// What a mode needs to know about one client connection. Addresses are normalized
+/// (`toa_wire::normalize`, once, at accept):
 /// an IPv4 client that reached a dual-stack listener as `::ffff:a.b.c.d` is IPv4 here.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnInfo {
@@ -126,28 +127,9 @@ impl Modes {
     }
 }
 
-/// The one place v4-mapped IPv6 addresses become IPv4 (done once, at accept).
-pub fn normalize(addr: SocketAddr) -> SocketAddr {
-    match addr {
-        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v6.port()),
-            None => addr,
-        },
-        SocketAddr::V4(_) => addr,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn v4_mapped_client_is_normalized_to_ipv4() {
-        let mapped: SocketAddr = "[::ffff:198.18.1.2]:4000".parse().unwrap();
-        assert_eq!(normalize(mapped), "198.18.1.2:4000".parse().unwrap());
-        let v6: SocketAddr = "[fd00:1::2]:4000".parse().unwrap();
-        assert_eq!(normalize(v6), v6);
-    }
 
     /// The metrics pick the two `toa_proxy_toa_options_*` series out of the edge writer's
     /// rows by name: those names must be the writer's.

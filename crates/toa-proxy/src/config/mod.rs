@@ -168,7 +168,9 @@ pub struct ToaSettings {
 
 impl Default for ToaSettings {
     fn default() -> Self {
-        ToaSettings { kind: 254 }
+        ToaSettings {
+            kind: toa_wire::toa::DEFAULT_KIND,
+        }
     }
 }
 

@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use toa_wire::{Parsed, proxy_v2, spp};
 
 use crate::accept_proxy::{Refusal, v2_client};
-use crate::client_ip::normalize;
 use crate::config::{AcceptProxy, ProxyVersion};
+use toa_wire::normalize;
 
 /// What the first datagram of a new flow carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,9 +17,9 @@ use super::flow::{Flow, FlowSetup, FlowTable};
 use super::metrics::DropReason;
 use super::socket::{ListenSocket, Received};
 use super::upstream;
-use crate::client_ip::normalize;
 use crate::rules::ListenKey;
 use crate::server::{Route, Shared};
+use toa_wire::normalize;
 
 /// Bytes kept free in front of each received payload, so a header is written in place
 /// instead of copying the payload. Larger than any header a mode builds (SPP 38, PROXY v2

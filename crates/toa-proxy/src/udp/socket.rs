@@ -210,10 +210,7 @@ fn send_with_pktinfo(
             ControlMessage::Ipv4PacketInfo(&v4_info)
         }
         ip => {
-            let v6 = match ip {
-                IpAddr::V4(v4) => v4.to_ipv6_mapped(),
-                IpAddr::V6(v6) => v6,
-            };
+            let v6 = toa_wire::mapped::mapped_v6(ip);
             v6_info = libc::in6_pktinfo {
                 ipi6_addr: libc::in6_addr {
                     s6_addr: v6.octets(),

@@ -120,8 +120,8 @@ pub(super) fn encode(
                 }
                 (s, d) => {
                     out.extend_from_slice(&[0x20 | transport, 0, 0]);
-                    out.extend_from_slice(&crate::mapped_v6(s).octets());
-                    out.extend_from_slice(&crate::mapped_v6(d).octets());
+                    out.extend_from_slice(&crate::mapped::mapped_v6(s).octets());
+                    out.extend_from_slice(&crate::mapped::mapped_v6(d).octets());
                 }
             }
             out.extend_from_slice(&src.port().to_be_bytes());

@@ -4,7 +4,7 @@
 //! too-small lengths, NOP runs, EOL, duplicates, options running past the
 //! header) on handshake ACKs to a loaded origin, and checks that accept(),
 //! getpeername() and the lookup report exactly what `toa::find` plus
-//! `toa::plausible` say, or the sender itself where they find nothing.
+//! `toa_wire::plausible` say, or the sender itself where they find nothing.
 
 use crate::crafter::{CraftCase, Crafter, SPOOFED_SOURCE};
 use crate::lab::*;
@@ -161,7 +161,7 @@ fn mismatch(
     reply: &HashMap<String, String>,
 ) -> Option<String> {
     let (dport, sport, area) = case;
-    let want = decoded(area, minlen).filter(|a| toa::plausible(*a));
+    let want = decoded(area, minlen).filter(|a| toa_wire::plausible(*a));
     let sender: IpAddr = SPOOFED_SOURCE.parse().unwrap();
     let (peer, peer_port) = match want {
         // An AF_INET socket cannot show an IPv6 client: it stays the sender.
@@ -233,7 +233,7 @@ fn fault_kernel_parser_agrees_with_the_reference_decoder_on_random_options() {
     let applied = decoded
         .iter()
         .flatten()
-        .filter(|a| toa::plausible(**a))
+        .filter(|a| toa_wire::plausible(**a))
         .count() as u64;
     let invalid = decoded.iter().flatten().count() as u64 - applied;
     let c = origin.wait_all_released();
