@@ -69,6 +69,8 @@ pub(crate) struct Shared {
 pub(crate) struct Route {
     pub rule: Arc<RuleRuntime>,
     pub origin_port: u16,
+    /// The address clients reach this listener on, if it is bound to one.
+    pub local: Option<SocketAddr>,
 }
 
 /// A socket bound during a (re)load, before anything else changes.
@@ -270,6 +272,7 @@ impl Server {
             let route = Arc::new(Route {
                 rule: runtimes[binding.rule].clone(),
                 origin_port: binding.origin_port,
+                local: listener::fixed_local_addr(key),
             });
             if let Some(handle) = state.listeners.remove(key) {
                 *handle.route.write().unwrap_or_else(|p| p.into_inner()) = route;

@@ -9,10 +9,11 @@ mod splice;
 
 use std::future::Future;
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpStream;
+use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -85,6 +86,8 @@ struct Direction<'a> {
     /// This connection's count.
     total: AtomicU64,
     activity: &'a Activity,
+    /// Directions of this connection that reached EOF (shared by both).
+    finished: &'a AtomicU8,
 }
 
 impl Direction<'_> {
@@ -92,6 +95,15 @@ impl Direction<'_> {
         self.total.fetch_add(n as u64, Ordering::Relaxed);
         self.counter.fetch_add(n as u64, Ordering::Relaxed);
         self.activity.touch();
+    }
+
+    /// `from` reached EOF: pass it on as a FIN to `to`, unless the other direction has
+    /// already finished. Then both sockets are closed next, and close() sends that FIN
+    /// (every byte was read and written), so a `shutdown` would only cost a system call.
+    fn finish(&self, to: &TcpStream) {
+        if self.finished.fetch_add(1, Ordering::Relaxed) == 0 {
+            let _ = socket2::SockRef::from(to).shutdown(std::net::Shutdown::Write);
+        }
     }
 
     fn read_error(&self, error: io::Error) -> CloseReason {
@@ -123,41 +135,45 @@ const PRE_SPLICE_BUFFER: usize = 16 * 1024;
 
 /// One direction, start to end, on the configured data path.
 async fn half(
-    from: &TcpStream,
-    to: &TcpStream,
+    mut from: ReadHalf<'_>,
+    to: WriteHalf<'_>,
     limits: &Limits,
     dir: &Direction<'_>,
 ) -> Result<(), CloseReason> {
     if limits.data_path == DataPath::Splice {
         let buf = PRE_SPLICE_BUFFER.min(limits.buffer_size);
-        if let copy::Copied::Eof = copy::copy_half(from, to, buf, dir, Some(SPLICE_AFTER)).await? {
+        if let copy::Copied::Eof =
+            copy::copy_half(&mut from, &to, buf, dir, Some(SPLICE_AFTER)).await?
+        {
             return Ok(());
         }
         match splice::Pipe::take(limits.buffer_size) {
-            Ok(pipe) => return splice::splice_half(from, to, pipe, dir).await,
+            Ok(pipe) => return splice::splice_half(from.as_ref(), to.as_ref(), pipe, dir).await,
             Err(e) => tracing::debug!("no pipe for splice, copying through a buffer: {e}"),
         }
     }
-    copy::copy_half(from, to, limits.buffer_size, dir, None)
+    copy::copy_half(&mut from, &to, limits.buffer_size, dir, None)
         .await
         .map(|_| ())
 }
 
 /// Moves bytes until both directions are done, one fails, the connection idles out, or `abort` fires.
 pub async fn forward(
-    client: TcpStream,
-    origin: TcpStream,
+    mut client: TcpStream,
+    mut origin: TcpStream,
     limits: &Limits,
     counters: ByteCounters<'_>,
     abort: &CancellationToken,
 ) -> Transfer {
     let activity = Activity::new();
+    let finished = AtomicU8::new(0);
     let up = Direction {
         from: Side::Client,
         to: Side::Origin,
         counter: counters.to_origin,
         total: AtomicU64::new(0),
         activity: &activity,
+        finished: &finished,
     };
     let down = Direction {
         from: Side::Origin,
@@ -165,9 +181,12 @@ pub async fn forward(
         counter: counters.to_client,
         total: AtomicU64::new(0),
         activity: &activity,
+        finished: &finished,
     };
-    let upstream = half(&client, &origin, limits, &up);
-    let downstream = half(&origin, &client, limits, &down);
+    let (client_read, client_write) = client.split();
+    let (origin_read, origin_write) = origin.split();
+    let upstream = half(client_read, origin_write, limits, &up);
+    let downstream = half(origin_read, client_write, limits, &down);
     let reason = run(upstream, downstream, &activity, limits.idle_timeout, abort).await;
     Transfer {
         to_origin: up.total.into_inner(),
@@ -205,12 +224,6 @@ async fn run(
             };
         }
     }
-}
-
-/// Shuts down the write side of `stream` so its peer sees EOF. The peer may already be
-/// gone (it reset): then there is nobody left to tell.
-fn half_close(stream: &TcpStream) {
-    let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write);
 }
 
 struct Activity {

@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
-use super::{Direction, half_close};
+use super::Direction;
 use crate::forward::CloseReason;
 
 /// Empty pipes kept per thread for reuse. Bounded so that a burst of bulk connections
@@ -120,7 +120,7 @@ pub(super) async fn splice_half(
             }
         };
         if n == 0 {
-            half_close(to);
+            dir.finish(to);
             // Empty (the previous chunk was fully written out): safe to hand to another connection.
             pipe.recycle();
             return Ok(());
