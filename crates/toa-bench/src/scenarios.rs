@@ -79,7 +79,16 @@ impl Bench {
         }
         // Long enough for a few thousand samples whatever the round settings.
         let load_ms = self.settings.rr_ms.max(PROFILE_MS);
-        for t in [Target::Toa, Target::Haproxy, Target::Nginx] {
+        let variants = self
+            .peers
+            .keys()
+            .copied()
+            .filter(|t| matches!(t, Target::Variant(_)));
+        let targets: Vec<Target> = [Target::Toa, Target::Haproxy, Target::Nginx]
+            .into_iter()
+            .chain(variants)
+            .collect();
+        for t in targets {
             let Some(peer) = self.peers.get(&t) else {
                 continue;
             };

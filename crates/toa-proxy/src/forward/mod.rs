@@ -9,6 +9,7 @@ mod splice;
 
 use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -185,9 +186,14 @@ pub async fn forward(
     };
     let (client_read, client_write) = client.split();
     let (origin_read, origin_write) = origin.split();
-    let upstream = half(client_read, origin_write, limits, &up);
-    let downstream = half(origin_read, client_write, limits, &down);
-    let reason = run(upstream, downstream, &activity, limits.idle_timeout, abort).await;
+    // Pinned here and lent to `run`: an async fn keeps its arguments and the locals they
+    // move into apart (rust-lang/rust#62958), so passing both halves by value stored them
+    // twice in every idle connection's task.
+    let reason = {
+        let upstream = std::pin::pin!(half(client_read, origin_write, limits, &up));
+        let downstream = std::pin::pin!(half(origin_read, client_write, limits, &down));
+        run(upstream, downstream, &activity, limits.idle_timeout, abort).await
+    };
     Transfer {
         to_origin: up.total.into_inner(),
         to_client: down.total.into_inner(),
@@ -196,22 +202,21 @@ pub async fn forward(
 }
 
 async fn run(
-    upstream: impl Future<Output = Result<(), CloseReason>>,
-    downstream: impl Future<Output = Result<(), CloseReason>>,
+    mut upstream: Pin<&mut impl Future<Output = Result<(), CloseReason>>>,
+    mut downstream: Pin<&mut impl Future<Output = Result<(), CloseReason>>>,
     activity: &Activity,
     idle: Duration,
     abort: &CancellationToken,
 ) -> CloseReason {
-    tokio::pin!(upstream, downstream);
     let (mut up_done, mut down_done) = (false, false);
     let mut first_eof = None;
     loop {
         tokio::select! {
-            r = &mut upstream, if !up_done => match r {
+            r = upstream.as_mut(), if !up_done => match r {
                 Ok(()) => { up_done = true; first_eof.get_or_insert(Side::Client); }
                 Err(e) => return e,
             },
-            r = &mut downstream, if !down_done => match r {
+            r = downstream.as_mut(), if !down_done => match r {
                 Ok(()) => { down_done = true; first_eof.get_or_insert(Side::Origin); }
                 Err(e) => return e,
             },
