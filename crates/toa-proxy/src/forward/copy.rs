@@ -11,7 +11,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::Poll;
 
-use tokio::io::{AsyncRead, Interest, ReadBuf};
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 
 use super::Direction;
@@ -103,7 +103,9 @@ pub(super) async fn copy_half(
         };
         let mut sent = 0;
         while sent < rest.len() {
-            to.ready(Interest::WRITABLE)
+            // poll_write_ready keeps its waker in the socket, not in this task's future
+            // (as a `ready()` future would, for every idle connection).
+            poll_fn(|cx| to.as_ref().poll_write_ready(cx))
                 .await
                 .map_err(|e| dir.write_error(e))?;
             match to.try_write(&rest[sent..]) {
