@@ -1,4 +1,4 @@
-//! toa-bench — the benchmarks of toa (issue 7): toa proxy against HAProxy,
+//! toa-bench — the benchmarks of toa (issues 7 and 14): toa proxy against HAProxy,
 //! nginx stream and socat, the cost of TOA on the edge and on the origin, and
 //! PROXY v2 against TOA as the origin sees it. `bench/run` is the entry point.
 //!
