@@ -1,18 +1,21 @@
-//! toa-bench — the benchmarks of toa (issue 7): toa proxy against HAProxy,
+//! toa-bench — the benchmarks of toa (issues 7 and 14): toa proxy against HAProxy,
 //! nginx stream and socat, the cost of TOA on the edge and on the origin, and
 //! PROXY v2 against TOA as the origin sees it. `bench/run` is the entry point.
 //!
 //! # Layout
-//! - [`run`]: `toa-bench run`, the lab and the peers' lifecycle; [`scenarios`]: what a round measures.
+//! - [`run`]: `toa-bench run`, the lab and the peers' lifecycle; [`scenarios`]: what a round measures;
+//!   [`drive`]: running the load generator for them; [`variants`]: extra toa binaries (`--toa-variant`).
 //! - [`peers`]: the proxies under test and their configuration files.
 //! - [`load`]: `toa-bench load`, the load generator (client namespace).
 //! - [`serve`]: `toa-bench serve`, the origin server (origin namespace); [`message`]
 //!   is what it speaks (PROXY v2 headers are parsed with `toa-wire`).
-//! - [`results`], [`report`], [`charts`]: raw samples, the Markdown report, the PNG charts.
+//! - [`results`], [`report`], [`goals`], [`charts`]: raw samples, the Markdown report, its goals table, the PNG charts.
 //! - [`procfs`], [`machine`]: CPU, memory, machine and version facts; [`profile`]: perf profiles.
 //! - [`soak`]: `toa-bench soak`, the long run under SIGHUPs and origin restarts (`bench/soak`).
 
 mod charts;
+mod drive;
+mod goals;
 mod load;
 mod machine;
 mod message;
@@ -25,6 +28,7 @@ mod run;
 mod scenarios;
 mod serve;
 mod soak;
+mod variants;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

@@ -77,6 +77,8 @@ pub enum Target {
     Haproxy,
     Nginx,
     Socat,
+    /// The toa binary `--toa-variant` number n (see [`crate::variants`]).
+    Variant(u8),
 }
 
 impl Target {
@@ -95,6 +97,7 @@ impl Target {
             Target::Haproxy => "HAProxy",
             Target::Nginx => "nginx stream",
             Target::Socat => "socat",
+            Target::Variant(i) => crate::variants::get(i).label,
         }
     }
 
@@ -105,6 +108,7 @@ impl Target {
             Target::Haproxy => 12000,
             Target::Nginx => 13000,
             Target::Socat => 14000,
+            Target::Variant(i) => 15000 + 1000 * u16::from(i),
         }
     }
 
@@ -127,7 +131,7 @@ impl Target {
     fn routes(self) -> Vec<(Service, ClientIp)> {
         let plain = [Service::Respond, Service::Sink, Service::Hold];
         let mut r: Vec<_> = plain.iter().map(|s| (*s, ClientIp::Off)).collect();
-        if self == Target::Toa {
+        if self.is_toa() {
             r.push((Service::Respond, ClientIp::Toa));
             r.push((Service::Getpeername, ClientIp::Toa));
             r.push((Service::RespondPpv2, ClientIp::Ppv2));
@@ -136,6 +140,11 @@ impl Target {
             r.retain(|(s, _)| *s != Service::Hold);
         }
         r
+    }
+
+    /// toa proxy itself or one of the `--toa-variant` binaries.
+    pub fn is_toa(self) -> bool {
+        matches!(self, Target::Toa | Target::Variant(_))
     }
 
     pub fn holds_idle(self) -> bool {
@@ -173,11 +182,18 @@ impl Peer {
         let commands = match target {
             Target::Direct => anyhow::bail!("direct has no proxy process"),
             Target::Toa => toa_proxy(toa, target, &routes, config_dir)?,
+            Target::Variant(i) => {
+                toa_proxy(&crate::variants::get(i).toa, target, &routes, config_dir)?
+            }
             Target::Haproxy => haproxy(target, &routes, config_dir, nofile)?,
             Target::Nginx => nginx(target, &routes, config_dir, nofile)?,
             Target::Socat => socat(target, &routes, config_dir)?,
         };
-        let cgroup = topo.lab.cgroup(&target.name().replace(' ', "-"))?;
+        let cgroup = match target {
+            // Its own prefix: a label can never take another peer's or the origin's cgroup.
+            Target::Variant(_) => topo.lab.cgroup(&format!("toa-variant-{}", target.name()))?,
+            _ => topo.lab.cgroup(&target.name().replace(' ', "-"))?,
+        };
         Ok(Peer {
             target,
             cgroup,
@@ -260,7 +276,10 @@ fn toa_proxy(
             op = service.origin_port(),
         )?;
     }
-    let path = dir.join("toa-proxy.toml");
+    let path = match t {
+        Target::Variant(i) => dir.join(format!("toa-proxy-{}.toml", crate::variants::get(i).label)),
+        _ => dir.join("toa-proxy.toml"),
+    };
     std::fs::write(&path, cfg)?;
     Ok(vec![vec![
         toa.display().to_string(),

@@ -15,7 +15,8 @@ pub fn write(run: &Run, out: &Path, dir: &Path) -> anyhow::Result<PathBuf> {
         .map_or(String::new(), |d| d.to_string_lossy().into_owned());
     let mut md = String::new();
     header(&mut md, run, &rel)?;
-    goals(&mut md, run)?;
+    crate::goals::write(&mut md, run)?;
+    crate::variants::report(&mut md, run)?;
     scenarios(&mut md, run, dir, &rel)?;
     profiles(&mut md, run, &rel)?;
     notes(&mut md, run, dir)?;
@@ -25,7 +26,7 @@ pub fn write(run: &Run, out: &Path, dir: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// `median (min–max)` with the given decimals, or a dash.
-fn fmt(s: Option<Stat>, decimals: usize) -> String {
+pub(crate) fn fmt(s: Option<Stat>, decimals: usize) -> String {
     match s {
         Some(s) => format!(
             "{:.d$} ({:.d$}–{:.d$})",
@@ -75,110 +76,6 @@ fn header(md: &mut String, run: &Run, rel: &str) -> anyhow::Result<()> {
         md,
         "Configurations used: [toa-proxy.toml]({rel}/toa-proxy.toml), [haproxy.cfg]({rel}/haproxy.cfg), [nginx.conf]({rel}/nginx.conf), [socat.sh]({rel}/socat.sh). Raw samples: [raw.json]({rel}/raw.json).\n"
     )?;
-    Ok(())
-}
-
-/// One goal row: the measured ratio, and whether its median meets the bound.
-fn goal(
-    md: &mut String,
-    text: &str,
-    ratio: Option<Stat>,
-    at_least: Option<f64>,
-    at_most: Option<f64>,
-) -> anyhow::Result<()> {
-    let verdict = match ratio {
-        None => "not measured".to_string(),
-        Some(r)
-            if at_least.is_some_and(|b| r.median < b) || at_most.is_some_and(|b| r.median > b) =>
-        {
-            "**missed**".to_string()
-        }
-        Some(_) => "met".to_string(),
-    };
-    let measured = ratio.map_or("–".into(), |r| {
-        format!("{:.2}× ({:.2}–{:.2})", r.median, r.min, r.max)
-    });
-    writeln!(md, "| {text} | {measured} | {verdict} |")?;
-    Ok(())
-}
-
-fn goals(md: &mut String, run: &Run) -> anyhow::Result<()> {
-    let toa = "toa proxy";
-    writeln!(md, "## Goals (issue 7)\n")?;
-    writeln!(
-        md,
-        "A goal is met when the median of its per-round ratio meets the bound.\n"
-    )?;
-    writeln!(
-        md,
-        "| Goal | Measured ratio, median (min–max) | Verdict |\n|---|---|---|"
-    )?;
-    for c in [16, 64] {
-        let case = case_c(c);
-        goal(
-            md,
-            &format!("Connection rate ≥ 1.2× HAProxy, concurrency {c}"),
-            run.ratio(RATE, &case, "conn_per_s", toa, "HAProxy"),
-            Some(1.2),
-            None,
-        )?;
-        goal(
-            md,
-            &format!("Connection rate above nginx, concurrency {c}"),
-            run.ratio(RATE, &case, "conn_per_s", toa, "nginx stream"),
-            Some(1.0),
-            None,
-        )?;
-    }
-    for n in [1, 8] {
-        let case = case_streams(n);
-        goal(
-            md,
-            &format!("Bulk throughput ≥ 1.0× HAProxy, {case}"),
-            run.ratio(BULK, &case, "gbps", toa, "HAProxy"),
-            Some(1.0),
-            None,
-        )?;
-        goal(
-            md,
-            &format!("CPU per GB ≤ HAProxy's, {case}"),
-            run.ratio(BULK, &case, "cpu_s_per_gb", toa, "HAProxy"),
-            None,
-            Some(1.0),
-        )?;
-    }
-    let idle = run
-        .samples
-        .iter()
-        .find(|s| s.scenario == MEMORY)
-        .map(|s| s.case.clone())
-        .unwrap_or_default();
-    goal(
-        md,
-        "Memory per idle connection ≤ HAProxy's",
-        run.ratio(MEMORY, &idle, "kib_per_conn", toa, "HAProxy"),
-        None,
-        Some(1.0),
-    )?;
-    for c in [1, 16, 64] {
-        goal(
-            md,
-            &format!("TOA mode ≥ 0.97× `off` in connection rate, concurrency {c}"),
-            run.ratio(TOA_COST, &case_c(c), "conn_per_s", TOA_ON, TOA_OFF),
-            Some(0.97),
-            None,
-        )?;
-    }
-    for case in [DIRECT_RATE, PROXIED_RATE] {
-        goal(
-            md,
-            &format!("Origin with `toa origin` loaded ≥ 0.97× not loaded ({case})"),
-            run.ratio(ORIGIN_COST, case, "conn_per_s", LOADED, NOT_LOADED),
-            Some(0.97),
-            None,
-        )?;
-    }
-    writeln!(md)?;
     Ok(())
 }
 

@@ -113,6 +113,15 @@ impl Run {
         Stat::of(&ratios)
     }
 
+    /// The case of `scenario`'s first sample (the idle scenario has one), or "".
+    pub fn first_case(&self, scenario: &str) -> String {
+        self.samples
+            .iter()
+            .find(|s| s.scenario == scenario)
+            .map(|s| s.case.clone())
+            .unwrap_or_default()
+    }
+
     /// Targets that have samples in `scenario`, in first-seen order.
     pub fn targets(&self, scenario: &str) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();

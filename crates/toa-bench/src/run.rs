@@ -2,18 +2,16 @@
 //! toa-lab), starts the origin server and every available proxy, runs the
 //! scenarios round by round, and writes the raw results, report and charts.
 
-use crate::load::{BulkResult, IdleResult, RrResult};
 use crate::machine::{Machine, version_line};
-use crate::peers::{ClientIp, Peer, Service, Side, Target};
+use crate::peers::{Peer, Service, Target};
 use crate::results::{Run, Sample};
 use anyhow::{Context, bail};
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use toa_lab::{Netns, Spawned, Topology};
+use toa_lab::Topology;
 
 /// Descriptors for 10,000 idle connections through a proxy (client, proxy both
 /// sides, origin), with room to spare.
@@ -49,6 +47,11 @@ pub struct RunArgs {
     /// Rounds per figure (min/median/max over them); at least 5 for a report.
     #[arg(long)]
     pub rounds: Option<usize>,
+    /// Another toa binary to measure in the same rounds, as `label=/path/to/toa`
+    /// (repeatable, at most 5): its rows in the rate, bulk, memory and TOA-cost
+    /// tables carry the label, and the report compares each with HAProxy.
+    #[arg(long = "toa-variant", value_name = "LABEL=PATH")]
+    pub toa_variants: Vec<String>,
 }
 
 /// Durations and counts of one run.
@@ -103,13 +106,14 @@ pub struct Bench {
     /// `toa origin load/unload` works in this build.
     pub origin_toa: bool,
     pub toa: PathBuf,
-    exe: PathBuf,
+    pub(crate) exe: PathBuf,
     pub samples: Vec<Sample>,
     pub notes: Vec<String>,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     install_interrupt_handler();
+    crate::variants::install(&args.toa_variants)?;
     let nofile = crate::procfs::raise_nofile(NOFILE)?;
     let mut settings = Settings::new(args.quick, args.rounds);
     // A proxy holds two descriptors per connection; without CAP_SYS_RESOURCE the
@@ -214,6 +218,12 @@ impl Bench {
             peer.start(&mut topo)?;
             peers.insert(target, peer);
         }
+        for i in 0..crate::variants::all().len() {
+            let target = Target::Variant(i as u8);
+            let mut peer = Peer::new(&mut topo, target, &toa, dir, nofile)?;
+            peer.start(&mut topo)?;
+            peers.insert(target, peer);
+        }
         let origin_toa = runs(&[&toa.display().to_string(), "origin", "load", "--help"]);
         if !origin_toa {
             notes.push("`toa origin load` is not available in this build: the TOA option is written but not consumed, and the origin-side scenario was skipped.".into());
@@ -252,153 +262,14 @@ impl Bench {
         Ok(())
     }
 
-    fn ns(&self, side: Side) -> &Netns {
-        match side {
-            Side::Client => &self.topo.client,
-            Side::Edge => &self.topo.edge,
-        }
-    }
-
-    /// Runs `toa-bench load <args>` from `side` and parses its JSON line.
-    fn load<T: serde::de::DeserializeOwned>(
-        &self,
-        side: Side,
-        args: &[String],
-    ) -> anyhow::Result<T> {
-        check_interrupted()?;
-        let mut argv = vec![self.exe.display().to_string(), "load".into()];
-        argv.extend(args.iter().cloned());
-        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-        let out = self.ns(side).run(&argv)?;
-        serde_json::from_str(out.trim()).with_context(|| format!("parsing load output {out:?}"))
-    }
-
-    pub fn rr(
-        &self,
-        target: Target,
-        service: Service,
-        mode: ClientIp,
-        concurrency: usize,
-    ) -> anyhow::Result<RrResult> {
-        self.rr_for(target, service, mode, concurrency, self.settings.rr_ms)
-    }
-
-    pub fn rr_for(
-        &self,
-        target: Target,
-        service: Service,
-        mode: ClientIp,
-        concurrency: usize,
-        ms: u64,
-    ) -> anyhow::Result<RrResult> {
-        let (side, addr) = target.endpoint(service, mode);
-        self.load(
-            side,
-            &[
-                "rr".into(),
-                "--target".into(),
-                addr.to_string(),
-                "--concurrency".into(),
-                concurrency.to_string(),
-                "--duration-ms".into(),
-                ms.to_string(),
-            ],
-        )
-    }
-
-    pub fn bulk(&self, target: Target, streams: usize) -> anyhow::Result<BulkResult> {
-        self.bulk_for(target, streams, self.settings.bulk_ms)
-    }
-
-    pub fn bulk_for(&self, target: Target, streams: usize, ms: u64) -> anyhow::Result<BulkResult> {
-        let (side, addr) = target.endpoint(Service::Sink, ClientIp::Off);
-        self.load(
-            side,
-            &[
-                "bulk".into(),
-                "--target".into(),
-                addr.to_string(),
-                "--streams".into(),
-                streams.to_string(),
-                "--duration-ms".into(),
-                ms.to_string(),
-            ],
-        )
-    }
-
-    /// Starts the idle-connection holder and waits until it reports its connections open.
-    pub fn idle(&mut self, target: Target) -> anyhow::Result<(Spawned, IdleResult)> {
-        let (side, addr): (Side, SocketAddr) = target.endpoint(Service::Hold, ClientIp::Off);
-        let exe = self.exe.display().to_string();
-        let (count, target_addr) = (self.settings.idle_connections.to_string(), addr.to_string());
-        let ns = self.ns(side).clone();
-        let holder = self.topo.lab.spawn(
-            &ns,
-            None,
-            &[
-                &exe,
-                "load",
-                "idle",
-                "--target",
-                &target_addr,
-                "--count",
-                &count,
-                "--hold-ms",
-                "300000",
-            ],
-        )?;
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            check_interrupted()?;
-            let log = std::fs::read_to_string(&holder.log).unwrap_or_default();
-            if let Some(line) = log.lines().find(|l| l.starts_with('{')) {
-                return Ok((holder, serde_json::from_str(line)?));
-            }
-            if Instant::now() > deadline {
-                self.topo.lab.kill(&holder);
-                bail!(
-                    "idle connections to {} not open after 120 s: {log}",
-                    target.name()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    pub fn push(
-        &mut self,
-        scenario: &str,
-        target: &str,
-        case: &str,
-        round: usize,
-        values: &[(&str, f64)],
-    ) {
-        self.samples.push(Sample {
-            scenario: scenario.into(),
-            target: target.into(),
-            case: case.into(),
-            round,
-            // A value that cannot be computed (no bytes moved) is left out, not stored as NaN.
-            values: values
-                .iter()
-                .filter(|(_, v)| v.is_finite())
-                .map(|(k, v)| (k.to_string(), *v))
-                .collect(),
-        });
-    }
-
-    /// Targets in a per-round rotated order, so no peer always runs first.
-    pub fn order(&self, round: usize) -> Vec<Target> {
-        let mut t: Vec<Target> = std::iter::once(Target::Direct)
-            .chain(self.peers.keys().copied())
-            .collect();
-        let n = t.len();
-        t.rotate_left(round % n);
-        t
-    }
-
     fn versions(&self) -> BTreeMap<String, String> {
         let toa = self.toa.display().to_string();
+        let variants = crate::variants::all().iter().map(|v| {
+            (
+                format!("{}{}", crate::variants::VERSION_KEY, v.label),
+                v.toa.display().to_string(),
+            )
+        });
         [
             ("toa", version_line(&[&toa, "--version"], "toa")),
             ("HAProxy", version_line(&["haproxy", "-v"], "version")),
@@ -408,6 +279,7 @@ impl Bench {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
+        .chain(variants)
         .collect()
     }
 }
@@ -416,7 +288,7 @@ impl Bench {
 fn missing(target: Target, toa: &Path) -> Option<String> {
     let ok = match target {
         Target::Direct => true,
-        Target::Toa => runs(&[&toa.display().to_string(), "proxy", "--help"]),
+        Target::Toa | Target::Variant(_) => runs(&[&toa.display().to_string(), "proxy", "--help"]),
         Target::Haproxy => runs(&["haproxy", "-v"]),
         Target::Nginx => runs(&["nginx", "-v"]),
         Target::Socat => runs(&["socat", "-V"]),

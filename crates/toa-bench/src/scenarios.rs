@@ -38,6 +38,14 @@ const PROFILE_MS: u64 = 1_000;
 /// Concurrency of the origin-cost rate cases and of the TTFB scenario's rate.
 const ORIGIN_CONCURRENCY: usize = 16;
 
+/// The TOA-cost row of `mode_name` for toa proxy, or for a variant (its label appended).
+pub fn toa_cost_row(t: Target, mode_name: &str) -> String {
+    match t {
+        Target::Variant(_) => format!("{mode_name} ({})", t.name()),
+        _ => mode_name.to_string(),
+    }
+}
+
 pub fn case_c(c: usize) -> String {
     format!("c{c}")
 }
@@ -71,7 +79,16 @@ impl Bench {
         }
         // Long enough for a few thousand samples whatever the round settings.
         let load_ms = self.settings.rr_ms.max(PROFILE_MS);
-        for t in [Target::Toa, Target::Haproxy, Target::Nginx] {
+        let variants = self
+            .peers
+            .keys()
+            .copied()
+            .filter(|t| matches!(t, Target::Variant(_)));
+        let targets: Vec<Target> = [Target::Toa, Target::Haproxy, Target::Nginx]
+            .into_iter()
+            .chain(variants)
+            .collect();
+        for t in targets {
             let Some(peer) = self.peers.get(&t) else {
                 continue;
             };
@@ -264,10 +281,13 @@ impl Bench {
             if round % 2 == 1 {
                 modes.reverse();
             }
-            for (mode, name) in modes {
-                let pids = Some(self.peers[&Target::Toa].pids());
-                let values = self.rr_measured(Target::Toa, Service::Respond, mode, c, pids)?;
-                self.push(TOA_COST, name, &case_c(c), round, &values);
+            let toas: Vec<Target> = self.peers.keys().copied().filter(|t| t.is_toa()).collect();
+            for t in toas {
+                for (mode, name) in modes {
+                    let pids = Some(self.peers[&t].pids());
+                    let values = self.rr_measured(t, Service::Respond, mode, c, pids)?;
+                    self.push(TOA_COST, &toa_cost_row(t, name), &case_c(c), round, &values);
+                }
             }
         }
         Ok(())

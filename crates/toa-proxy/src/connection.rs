@@ -84,7 +84,7 @@ pub(crate) async fn handle(
     let _active = ActiveConnection(rule);
     let started = Instant::now();
 
-    let Ok(local) = client.local_addr() else {
+    let Some(local) = route.local.or_else(|| client.local_addr().ok()) else {
         return;
     };
     let conn = ConnInfo {
@@ -112,9 +112,8 @@ pub(crate) async fn handle(
             return;
         }
     };
-    let target = origin
-        .peer_addr()
-        .unwrap_or_else(|_| backend.target(route.origin_port));
+    // Where connect() went: no getpeername() needed.
+    let target = backend.target(route.origin_port);
     let Some(writer) = rule.tcp_writer() else {
         return;
     };
@@ -142,8 +141,6 @@ pub(crate) async fn handle(
             .bytes_to_origin
             .fetch_add(leftover.len() as u64, Ordering::Relaxed);
     }
-    // Small writes (prompts, TLS records) go out at once, as the client sent them.
-    let _ = (client.set_nodelay(true), origin.set_nodelay(true));
 
     let limits = Limits {
         buffer_size: rule.settings.buffer_size,

@@ -23,12 +23,14 @@
 //! - [`forward`]: moving bytes both ways (splice or bounded buffers, half-close, idle timeout).
 //! - [`metrics`]: counters and the Prometheus text endpoint.
 //! - [`udp`]: UDP flows, their upstream sockets and the datagram modes (PROXY v2, SPP).
-//! - [`server`]: the running proxy: accept loops, routes, reload and drain; `runtime` builds each
+//! - [`server`]: the running proxy: listeners, routes, reload and drain; `accept` runs the TCP
+//!   accept workers (a thread each, SO_REUSEPORT sockets); `runtime` builds each
 //!   rule's data-path state, `connection` handles one client.
 //! - [`serve`]: the foreground process: signals (and [`watch`]ed config changes) drive reload
 //!   and drain; [`notify`] tells a systemd supervisor.
 //! - [`resolve`]: host-name origins looked up at load and again while running.
 
+mod accept;
 pub mod accept_proxy;
 pub mod balance;
 pub mod client_ip;

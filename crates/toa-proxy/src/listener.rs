@@ -1,12 +1,13 @@
 //! Binding listeners. No `listen` key means one `[::]` socket that takes IPv4 too
 //! (IPV6_V6ONLY off); an explicit IPv6 address is IPv6 only so it can sit beside an
-//! explicit IPv4 listener on the same port.
+//! explicit IPv4 listener on the same port. A TCP key is bound once per accept worker
+//! (`SO_REUSEPORT`, see accept.rs); a port held by another socket without it still
+//! fails the bind, and with it the (re)load.
 
 use std::io;
 use std::net::{Ipv6Addr, SocketAddr};
 
 use socket2::{Domain, Socket, Type};
-use tokio::net::TcpListener;
 
 use crate::config::ListenAddr;
 use crate::rules::ListenKey;
@@ -14,7 +15,21 @@ use crate::rules::ListenKey;
 /// Pending connections the kernel queues per listener while the accept loop is busy.
 const LISTEN_BACKLOG: i32 = 4096;
 
-pub fn bind_tcp(key: &ListenKey) -> io::Result<TcpListener> {
+/// The address connections to `key` arrive on, when that does not depend on the
+/// connection (the listener is bound to one address): no getsockname() per connection.
+pub fn fixed_local_addr(key: &ListenKey) -> Option<SocketAddr> {
+    match key.addr {
+        ListenAddr::DualStack => None,
+        ListenAddr::Ip(ip) => Some(SocketAddr::new(ip, key.port)),
+    }
+}
+
+/// `count` sockets bound to `key`, sharing its port through `SO_REUSEPORT`.
+pub fn bind_tcp(key: &ListenKey, count: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    (0..count.max(1)).map(|_| bind_one(key)).collect()
+}
+
+fn bind_one(key: &ListenKey) -> io::Result<std::net::TcpListener> {
     let (addr, v6only) = match key.addr {
         ListenAddr::DualStack => (
             SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), key.port),
@@ -28,8 +43,50 @@ pub fn bind_tcp(key: &ListenKey) -> io::Result<TcpListener> {
     }
     // Lets a restarted proxy bind while old connections sit in TIME_WAIT.
     socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    // Accepted sockets inherit TCP_NODELAY from the listener (Linux copies it into every
+    // child), which saves one setsockopt per connection.
+    socket.set_tcp_nodelay(true)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(LISTEN_BACKLOG)?;
-    TcpListener::from_std(socket.into())
+    Ok(socket.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Protocol;
+
+    #[tokio::test]
+    async fn accepted_sockets_inherit_nodelay_from_the_listener() {
+        let key = ListenKey {
+            protocol: Protocol::Tcp,
+            addr: ListenAddr::Ip("127.0.0.1".parse().unwrap()),
+            port: 0,
+        };
+        let listener = bind_tcp(&key, 1).unwrap().remove(0);
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (client, accepted) =
+            tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
+        let (accepted, _) = accepted.unwrap();
+        assert!(
+            accepted.nodelay().unwrap(),
+            "accepted socket has TCP_NODELAY"
+        );
+        drop(client);
+    }
+
+    #[test]
+    fn a_port_held_without_reuseport_still_fails_the_bind() {
+        let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let key = ListenKey {
+            protocol: Protocol::Tcp,
+            addr: ListenAddr::Ip("127.0.0.1".parse().unwrap()),
+            port: held.local_addr().unwrap().port(),
+        };
+        let err = bind_tcp(&key, 2).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+    }
 }

@@ -16,6 +16,7 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::accept::{AcceptLoop, AcceptWorkers};
 use crate::client_ip;
 use crate::config::{Config, ConfigError, Protocol};
 use crate::health::HealthRegistry;
@@ -23,7 +24,7 @@ use crate::limit::{Limit, LimitRegistry};
 use crate::metrics::Metrics;
 use crate::rules::{self, ListenKey};
 pub(crate) use crate::runtime::RuleRuntime;
-use crate::{connection, listener, resolve, udp};
+use crate::{listener, resolve, udp};
 
 /// Why the proxy could not start or a reload was rejected (the old config keeps running).
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +53,8 @@ pub enum ServerError {
     },
     #[error("proxy: cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error("proxy: cannot start the accept threads: {0}")]
+    AcceptWorkers(std::io::Error),
 }
 
 /// State every connection task reads.
@@ -71,11 +74,14 @@ pub(crate) struct Shared {
 pub(crate) struct Route {
     pub rule: Arc<RuleRuntime>,
     pub origin_port: u16,
+    /// The address clients reach this listener on, if it is bound to one.
+    pub local: Option<SocketAddr>,
 }
 
 /// A socket bound during a (re)load, before anything else changes.
 enum Bound {
-    Tcp(TcpListener),
+    /// One socket per accept worker.
+    Tcp(Vec<std::net::TcpListener>),
     Udp(udp::ListenSocket),
 }
 
@@ -111,6 +117,8 @@ pub struct Server {
     metrics_stop: CancellationToken,
     /// Held by a reload and by applying re-resolved origins, so neither undoes the other.
     changes: Mutex<()>,
+    /// The threads TCP connections are accepted and served on.
+    accept: AcceptWorkers,
 }
 
 impl Server {
@@ -140,6 +148,7 @@ impl Server {
             tasks: TaskTracker::new(),
             metrics_stop: CancellationToken::new(),
             changes: Mutex::new(()),
+            accept: AcceptWorkers::start().map_err(ServerError::AcceptWorkers)?,
         };
         server.apply(config).await?;
         Ok(server)
@@ -261,7 +270,7 @@ impl Server {
             .filter(|(k, _)| !state.listeners.contains_key(k))
         {
             let bound = match key.protocol {
-                Protocol::Tcp => listener::bind_tcp(key).map(Bound::Tcp),
+                Protocol::Tcp => listener::bind_tcp(key, self.accept.count()).map(Bound::Tcp),
                 Protocol::Udp => udp::ListenSocket::bind(key).map(Bound::Udp),
             }
             .map_err(|source| ServerError::Bind { key: *key, source })?;
@@ -277,6 +286,7 @@ impl Server {
             let route = Arc::new(Route {
                 rule: runtimes[binding.rule].clone(),
                 origin_port: binding.origin_port,
+                local: listener::fixed_local_addr(key),
             });
             if let Some(handle) = state.listeners.remove(key) {
                 *handle.route.write().unwrap_or_else(|p| p.into_inner()) = route;
@@ -285,7 +295,7 @@ impl Server {
             } else {
                 let listener = fresh.remove(key).expect("bound above");
                 let handle = match listener {
-                    Bound::Tcp(listener) => self.spawn_accept_loop(*key, listener, route),
+                    Bound::Tcp(sockets) => self.spawn_accept_loops(*key, sockets, route),
                     Bound::Udp(socket) => self.spawn_udp_listener(*key, socket, route),
                 };
                 keep.insert(*key, handle);
@@ -351,45 +361,25 @@ impl Server {
         handle
     }
 
-    fn spawn_accept_loop(
+    fn spawn_accept_loops(
         &self,
         key: ListenKey,
-        listener: TcpListener,
+        sockets: Vec<std::net::TcpListener>,
         route: Arc<Route>,
     ) -> ListenerHandle {
         let handle = ListenerHandle {
             route: Arc::new(RwLock::new(route)),
             stop: self.stop_accepting.child_token(),
         };
-        let (routes, stop, shared, abort, tasks) = (
-            handle.route.clone(),
-            handle.stop.clone(),
-            self.shared.clone(),
-            self.abort.clone(),
-            self.tasks.clone(),
-        );
         tracing::debug!(listener = %key, "listening");
-        self.tasks.spawn(async move {
-            let mut backoff = Duration::from_millis(10);
-            loop {
-                let (stream, peer) = tokio::select! {
-                    _ = stop.cancelled() => return,
-                    accepted = listener.accept() => match accepted {
-                        Ok(a) => a,
-                        Err(e) => {
-                            // Out of file descriptors or memory: wait and try again, never exit.
-                            tracing::warn!(listener = %key, "accept failed, retrying in {}ms: {e}", backoff.as_millis());
-                            tokio::time::sleep(backoff).await;
-                            backoff = (backoff * 2).min(Duration::from_secs(1));
-                            continue;
-                        }
-                    },
-                };
-                backoff = Duration::from_millis(10);
-                let route = routes.read().unwrap_or_else(|p| p.into_inner()).clone();
-                tasks.spawn(connection::handle(shared.clone(), route, stream, peer, abort.clone()));
-            }
-        });
+        let accept_loop = AcceptLoop {
+            routes: handle.route.clone(),
+            stop: handle.stop.clone(),
+            shared: self.shared.clone(),
+            abort: self.abort.clone(),
+            tasks: self.tasks.clone(),
+        };
+        self.accept.spawn(key, sockets, accept_loop);
         handle
     }
 }

@@ -69,6 +69,9 @@ async fn connect_from(
             .bind(SocketAddr::new(source, 0))
             .map_err(|e| ConnectError::from_io(origin, e))?;
     }
+    // Small writes (prompts, TLS records) go out at once, as the client sent them; the
+    // client side inherits TCP_NODELAY from its listener (listener.rs).
+    socket.set_nodelay(true).map_err(socket_error)?;
     if let Some(writer) = rule.tcp_writer() {
         writer.prepare(&socket, conn).map_err(socket_error)?;
     }

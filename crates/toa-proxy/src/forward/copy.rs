@@ -6,12 +6,15 @@
 //! and short exchanges allocate nothing per connection.
 
 use std::cell::RefCell;
+use std::future::poll_fn;
 use std::io;
+use std::pin::Pin;
+use std::task::Poll;
 
-use tokio::io::Interest;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio::net::tcp::{ReadHalf, WriteHalf};
 
-use super::{Direction, half_close};
+use super::Direction;
 use crate::forward::CloseReason;
 
 thread_local! {
@@ -37,28 +40,40 @@ enum Step {
 }
 
 /// One read from `from` into the scratch buffer, written on to `to` straight away.
-fn read_and_write(
-    from: &TcpStream,
-    to: &TcpStream,
+///
+/// The read goes through `AsyncRead::poll_read`, not `try_read`: tokio clears the
+/// socket's readiness after a short read (the queue is empty; an edge-triggered epoll
+/// reports the next arrival), so the task parks without a `recv` that returns EAGAIN.
+/// That saves one `recv` per read, two on a request/response connection.
+fn poll_read_and_write(
+    cx: &mut std::task::Context<'_>,
+    from: &mut ReadHalf<'_>,
+    to: &WriteHalf<'_>,
     size: usize,
-) -> Result<Step, (bool, io::Error)> {
+) -> Poll<Result<Step, (bool, io::Error)>> {
     SCRATCH.with_borrow_mut(|buf| {
         if buf.len() < size {
             buf.resize(size, 0);
         }
-        let n = from.try_read(&mut buf[..size]).map_err(|e| (true, e))?;
+        let mut read = ReadBuf::new(&mut buf[..size]);
+        match Pin::new(&mut *from).poll_read(cx, &mut read) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err((true, e))),
+            Poll::Ready(Ok(())) => {}
+        }
+        let n = read.filled().len();
         if n == 0 {
-            return Ok(Step::Eof);
+            return Poll::Ready(Ok(Step::Eof));
         }
         let sent = match to.try_write(&buf[..n]) {
             Ok(k) => k,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
-            Err(e) => return Err((false, e)),
+            Err(e) => return Poll::Ready(Err((false, e))),
         };
-        Ok(Step::Read {
+        Poll::Ready(Ok(Step::Read {
             n,
             rest: buf[sent..n].to_vec(),
-        })
+        }))
     })
 }
 
@@ -66,8 +81,8 @@ fn read_and_write(
 /// `stop_after`, until that many bytes have moved (checked between chunks, so nothing is
 /// left unwritten when it returns).
 pub(super) async fn copy_half(
-    from: &TcpStream,
-    to: &TcpStream,
+    from: &mut ReadHalf<'_>,
+    to: &WriteHalf<'_>,
     buffer_size: usize,
     dir: &Direction<'_>,
     stop_after: Option<u64>,
@@ -77,22 +92,20 @@ pub(super) async fn copy_half(
         if stop_after.is_some_and(|limit| moved >= limit) {
             return Ok(Copied::Enough);
         }
-        let (n, rest) = loop {
-            from.readable().await.map_err(|e| dir.read_error(e))?;
-            match read_and_write(from, to, buffer_size) {
-                Ok(Step::Eof) => {
-                    half_close(to);
-                    return Ok(Copied::Eof);
-                }
-                Ok(Step::Read { n, rest }) => break (n, rest),
-                Err((true, e)) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err((true, e)) => return Err(dir.read_error(e)),
-                Err((false, e)) => return Err(dir.write_error(e)),
+        let (n, rest) = match poll_fn(|cx| poll_read_and_write(cx, from, to, buffer_size)).await {
+            Ok(Step::Eof) => {
+                dir.finish(to.as_ref());
+                return Ok(Copied::Eof);
             }
+            Ok(Step::Read { n, rest }) => (n, rest),
+            Err((true, e)) => return Err(dir.read_error(e)),
+            Err((false, e)) => return Err(dir.write_error(e)),
         };
         let mut sent = 0;
         while sent < rest.len() {
-            to.ready(Interest::WRITABLE)
+            // poll_write_ready keeps its waker in the socket, not in this task's future
+            // (as a `ready()` future would, for every idle connection).
+            poll_fn(|cx| to.as_ref().poll_write_ready(cx))
                 .await
                 .map_err(|e| dir.write_error(e))?;
             match to.try_write(&rest[sent..]) {

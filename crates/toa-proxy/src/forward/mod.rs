@@ -9,10 +9,12 @@ mod splice;
 
 use std::future::Future;
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpStream;
+use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -85,6 +87,8 @@ struct Direction<'a> {
     /// This connection's count.
     total: AtomicU64,
     activity: &'a Activity,
+    /// Directions of this connection that reached EOF (shared by both).
+    finished: &'a AtomicU8,
 }
 
 impl Direction<'_> {
@@ -92,6 +96,15 @@ impl Direction<'_> {
         self.total.fetch_add(n as u64, Ordering::Relaxed);
         self.counter.fetch_add(n as u64, Ordering::Relaxed);
         self.activity.touch();
+    }
+
+    /// `from` reached EOF: pass it on as a FIN to `to`, unless the other direction has
+    /// already finished. Then both sockets are closed next, and close() sends that FIN
+    /// (every byte was read and written), so a `shutdown` would only cost a system call.
+    fn finish(&self, to: &TcpStream) {
+        if self.finished.fetch_add(1, Ordering::Relaxed) == 0 {
+            let _ = socket2::SockRef::from(to).shutdown(std::net::Shutdown::Write);
+        }
     }
 
     fn read_error(&self, error: io::Error) -> CloseReason {
@@ -123,41 +136,45 @@ const PRE_SPLICE_BUFFER: usize = 16 * 1024;
 
 /// One direction, start to end, on the configured data path.
 async fn half(
-    from: &TcpStream,
-    to: &TcpStream,
+    mut from: ReadHalf<'_>,
+    to: WriteHalf<'_>,
     limits: &Limits,
     dir: &Direction<'_>,
 ) -> Result<(), CloseReason> {
     if limits.data_path == DataPath::Splice {
         let buf = PRE_SPLICE_BUFFER.min(limits.buffer_size);
-        if let copy::Copied::Eof = copy::copy_half(from, to, buf, dir, Some(SPLICE_AFTER)).await? {
+        if let copy::Copied::Eof =
+            copy::copy_half(&mut from, &to, buf, dir, Some(SPLICE_AFTER)).await?
+        {
             return Ok(());
         }
         match splice::Pipe::take(limits.buffer_size) {
-            Ok(pipe) => return splice::splice_half(from, to, pipe, dir).await,
+            Ok(pipe) => return splice::splice_half(from.as_ref(), to.as_ref(), pipe, dir).await,
             Err(e) => tracing::debug!("no pipe for splice, copying through a buffer: {e}"),
         }
     }
-    copy::copy_half(from, to, limits.buffer_size, dir, None)
+    copy::copy_half(&mut from, &to, limits.buffer_size, dir, None)
         .await
         .map(|_| ())
 }
 
 /// Moves bytes until both directions are done, one fails, the connection idles out, or `abort` fires.
 pub async fn forward(
-    client: TcpStream,
-    origin: TcpStream,
+    mut client: TcpStream,
+    mut origin: TcpStream,
     limits: &Limits,
     counters: ByteCounters<'_>,
     abort: &CancellationToken,
 ) -> Transfer {
     let activity = Activity::new();
+    let finished = AtomicU8::new(0);
     let up = Direction {
         from: Side::Client,
         to: Side::Origin,
         counter: counters.to_origin,
         total: AtomicU64::new(0),
         activity: &activity,
+        finished: &finished,
     };
     let down = Direction {
         from: Side::Origin,
@@ -165,10 +182,18 @@ pub async fn forward(
         counter: counters.to_client,
         total: AtomicU64::new(0),
         activity: &activity,
+        finished: &finished,
     };
-    let upstream = half(&client, &origin, limits, &up);
-    let downstream = half(&origin, &client, limits, &down);
-    let reason = run(upstream, downstream, &activity, limits.idle_timeout, abort).await;
+    let (client_read, client_write) = client.split();
+    let (origin_read, origin_write) = origin.split();
+    // Pinned here and lent to `run`: an async fn keeps its arguments and the locals they
+    // move into apart (rust-lang/rust#62958), so passing both halves by value stored them
+    // twice in every idle connection's task.
+    let reason = {
+        let upstream = std::pin::pin!(half(client_read, origin_write, limits, &up));
+        let downstream = std::pin::pin!(half(origin_read, client_write, limits, &down));
+        run(upstream, downstream, &activity, limits.idle_timeout, abort).await
+    };
     Transfer {
         to_origin: up.total.into_inner(),
         to_client: down.total.into_inner(),
@@ -177,22 +202,21 @@ pub async fn forward(
 }
 
 async fn run(
-    upstream: impl Future<Output = Result<(), CloseReason>>,
-    downstream: impl Future<Output = Result<(), CloseReason>>,
+    mut upstream: Pin<&mut impl Future<Output = Result<(), CloseReason>>>,
+    mut downstream: Pin<&mut impl Future<Output = Result<(), CloseReason>>>,
     activity: &Activity,
     idle: Duration,
     abort: &CancellationToken,
 ) -> CloseReason {
-    tokio::pin!(upstream, downstream);
     let (mut up_done, mut down_done) = (false, false);
     let mut first_eof = None;
     loop {
         tokio::select! {
-            r = &mut upstream, if !up_done => match r {
+            r = upstream.as_mut(), if !up_done => match r {
                 Ok(()) => { up_done = true; first_eof.get_or_insert(Side::Client); }
                 Err(e) => return e,
             },
-            r = &mut downstream, if !down_done => match r {
+            r = downstream.as_mut(), if !down_done => match r {
                 Ok(()) => { down_done = true; first_eof.get_or_insert(Side::Origin); }
                 Err(e) => return e,
             },
@@ -205,12 +229,6 @@ async fn run(
             };
         }
     }
-}
-
-/// Shuts down the write side of `stream` so its peer sees EOF. The peer may already be
-/// gone (it reset): then there is nobody left to tell.
-fn half_close(stream: &TcpStream) {
-    let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write);
 }
 
 struct Activity {
@@ -246,157 +264,4 @@ impl Activity {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
-
-    /// A connected pair (a, b) over loopback.
-    async fn pair() -> (TcpStream, TcpStream) {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let a = TcpStream::connect(l.local_addr().unwrap());
-        let (a, b) = tokio::join!(a, l.accept());
-        (a.unwrap(), b.unwrap().0)
-    }
-
-    async fn run(
-        idle: Duration,
-        data_path: DataPath,
-    ) -> (
-        TcpStream,
-        TcpStream,
-        tokio::task::JoinHandle<(Transfer, u64, u64)>,
-    ) {
-        let (client, proxy_client_side) = pair().await;
-        let (proxy_origin_side, origin) = pair().await;
-        let task = tokio::spawn(async move {
-            let (up, down) = (AtomicU64::new(0), AtomicU64::new(0));
-            let limits = Limits {
-                buffer_size: 1024,
-                idle_timeout: idle,
-                data_path,
-            };
-            let t = forward(
-                proxy_client_side,
-                proxy_origin_side,
-                &limits,
-                ByteCounters {
-                    to_origin: &up,
-                    to_client: &down,
-                },
-                &CancellationToken::new(),
-            )
-            .await;
-            (t, up.into_inner(), down.into_inner())
-        });
-        (client, origin, task)
-    }
-
-    #[tokio::test]
-    async fn client_half_close_keeps_the_reply_flowing() {
-        for path in [DataPath::Buffered, DataPath::Splice] {
-            client_half_close(path).await;
-        }
-    }
-
-    async fn client_half_close(path: DataPath) {
-        let (mut client, mut origin, task) = run(Duration::from_secs(10), path).await;
-        client.write_all(b"request").await.unwrap();
-        client.shutdown().await.unwrap();
-        let mut got = Vec::new();
-        origin.read_to_end(&mut got).await.unwrap();
-        assert_eq!(got, b"request");
-        let reply = vec![7u8; 100_000];
-        origin.write_all(&reply).await.unwrap();
-        origin.shutdown().await.unwrap();
-        let mut back = Vec::new();
-        client.read_to_end(&mut back).await.unwrap();
-        assert_eq!(back, reply);
-        let (t, up, down) = task.await.unwrap();
-        assert!(
-            matches!(
-                t.reason,
-                CloseReason::Done {
-                    first: Side::Client
-                }
-            ),
-            "{}",
-            t.reason
-        );
-        assert_eq!(
-            (t.to_origin, t.to_client, up, down),
-            (7, 100_000, 7, 100_000)
-        );
-    }
-
-    #[tokio::test]
-    async fn origin_half_close_keeps_the_upload_flowing() {
-        for path in [DataPath::Buffered, DataPath::Splice] {
-            origin_half_close(path).await;
-        }
-    }
-
-    async fn origin_half_close(path: DataPath) {
-        let (mut client, mut origin, task) = run(Duration::from_secs(10), path).await;
-        origin.write_all(b"banner").await.unwrap();
-        origin.shutdown().await.unwrap();
-        let mut got = Vec::new();
-        client.read_to_end(&mut got).await.unwrap();
-        assert_eq!(got, b"banner");
-        client.write_all(b"still sending").await.unwrap();
-        client.shutdown().await.unwrap();
-        let mut up = Vec::new();
-        origin.read_to_end(&mut up).await.unwrap();
-        assert_eq!(up, b"still sending");
-        let (t, _, _) = task.await.unwrap();
-        assert!(
-            matches!(
-                t.reason,
-                CloseReason::Done {
-                    first: Side::Origin
-                }
-            ),
-            "{}",
-            t.reason
-        );
-    }
-
-    #[tokio::test]
-    async fn idle_connection_is_closed_after_the_timeout() {
-        let (mut client, _origin, task) = run(Duration::from_millis(100), DataPath::Splice).await;
-        client.write_all(b"x").await.unwrap();
-        let (t, _, _) = tokio::time::timeout(Duration::from_secs(5), task)
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(matches!(t.reason, CloseReason::IdleTimeout), "{}", t.reason);
-        let mut rest = Vec::new();
-        assert_eq!(client.read_to_end(&mut rest).await.unwrap_or(0), 0);
-    }
-
-    #[tokio::test]
-    async fn splicing_direction_switches_mid_stream_without_losing_or_reordering_bytes() {
-        let (mut client, mut origin, task) = run(Duration::from_secs(10), DataPath::Splice).await;
-        // Well past SPLICE_AFTER, in a pattern that shows any lost or reordered chunk.
-        let data: Vec<u8> = (0..1_000_003u32).map(|i| (i % 251) as u8).collect();
-        let expect = data.clone();
-        let writer = tokio::spawn(async move {
-            client.write_all(&data).await.unwrap();
-            client.shutdown().await.unwrap();
-            client
-        });
-        let mut got = Vec::new();
-        origin.read_to_end(&mut got).await.unwrap();
-        assert!(got == expect, "payload differs after the switch to splice");
-        origin.shutdown().await.unwrap();
-        let mut client = writer.await.unwrap();
-        let mut rest = Vec::new();
-        client.read_to_end(&mut rest).await.unwrap();
-        let (t, up, _) = task.await.unwrap();
-        assert_eq!((t.to_origin, up), (1_000_003, 1_000_003));
-        assert!(matches!(t.reason, CloseReason::Done { .. }), "{}", t.reason);
-        // The upstream pipe ended empty and went back to this thread's pool.
-        let pooled = splice::pooled();
-        assert!(pooled >= 1, "{pooled} pipes pooled");
-    }
-}
+mod tests;

@@ -4,13 +4,14 @@
 //! direction ends cleanly with the pipe empty ([`Pipe::recycle`]).
 
 use std::cell::RefCell;
+use std::future::poll_fn;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
-use super::{Direction, half_close};
+use super::Direction;
 use crate::forward::CloseReason;
 
 /// Empty pipes kept per thread for reuse. Bounded so that a burst of bulk connections
@@ -110,7 +111,11 @@ pub(super) async fn splice_half(
         // Socket → pipe. The pipe is empty here, so only the socket can block; tokio's
         // readiness is cleared by try_io when it does.
         let n = loop {
-            from.readable().await.map_err(|e| dir.read_error(e))?;
+            // The socket holds the waker (poll_*_ready), not this task's future: smaller
+            // idle connections.
+            poll_fn(|cx| from.poll_read_ready(cx))
+                .await
+                .map_err(|e| dir.read_error(e))?;
             match from.try_io(Interest::READABLE, || {
                 splice(from.as_raw_fd(), pipe.write.as_raw_fd(), pipe.capacity)
             }) {
@@ -120,7 +125,7 @@ pub(super) async fn splice_half(
             }
         };
         if n == 0 {
-            half_close(to);
+            dir.finish(to);
             // Empty (the previous chunk was fully written out): safe to hand to another connection.
             pipe.recycle();
             return Ok(());
@@ -128,7 +133,9 @@ pub(super) async fn splice_half(
         // Pipe → socket until the pipe is empty again.
         let mut left = n;
         while left > 0 {
-            to.writable().await.map_err(|e| dir.write_error(e))?;
+            poll_fn(|cx| to.poll_write_ready(cx))
+                .await
+                .map_err(|e| dir.write_error(e))?;
             match to.try_io(Interest::WRITABLE, || {
                 splice(pipe.read.as_raw_fd(), to.as_raw_fd(), left)
             }) {
