@@ -12,9 +12,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::accept_proxy;
 use crate::balance::{ActiveGuard, Backend};
+use crate::client_ip::ClientIpWriter;
 use crate::client_ip::ConnInfo;
 use crate::error::{ConnectError, ConnectErrorKind};
 use crate::forward::{ByteCounters, CloseReason, DataPath, Limits, forward};
+use crate::limit::{ClientGuard, LimitGuard};
 use crate::metrics::Reject;
 use crate::server::{Route, RuleRuntime, Shared};
 use toa_wire::normalize;
@@ -31,117 +33,41 @@ impl Drop for ActiveConnection<'_> {
     }
 }
 
+/// What a forwarding connection keeps besides its two sockets: what its access log line
+/// names, and the guards that count it against the limits and gauges until it ends.
+struct Opened<'a> {
+    conn: ConnInfo,
+    target: SocketAddr,
+    writer: &'a dyn ClientIpWriter,
+    started: Instant,
+    _limits: (LimitGuard, LimitGuard, ClientGuard),
+    _active: ActiveConnection<'a>,
+    _open: ActiveGuard,
+}
+
 pub(crate) async fn handle(
     shared: Arc<Shared>,
     route: Arc<Route>,
-    mut client: TcpStream,
+    client: TcpStream,
     peer: SocketAddr,
     abort: CancellationToken,
 ) {
     let rule = &*route.rule;
     let metrics = &rule.metrics;
-    // From here on `peer` is the client everything downstream sees: the TCP peer, or the
-    // client a trusted upstream named in its PROXY header.
-    let (peer, upstream_proxy, leftover) = match &rule.accept_proxy {
-        None => (normalize(peer), None, Vec::new()),
-        Some(accept) => {
-            let tcp_peer = normalize(peer);
-            match accept_proxy::read(
-                &mut client,
-                tcp_peer,
-                accept,
-                rule.settings.accept_proxy_timeout,
-            )
-            .await
-            {
-                Ok(a) => (a.client, a.proxy, a.leftover),
-                Err(refusal) => {
-                    metrics.reject(refusal.into());
-                    tracing::debug!(rule = %rule.tag, peer = %tcp_peer, reason = refusal.reason(), "closed: no accepted PROXY header");
-                    return;
-                }
-            }
-        }
-    };
-    // Over a limit the client is closed at once: queueing would only hide overload.
-    let Some(_global) = shared.global_limit.try_acquire() else {
-        metrics.reject(Reject::GlobalLimit);
-        tracing::debug!(rule = %rule.tag, client = %peer, "closed: global max_connections reached");
+    // Boxed, so that it is freed before forwarding starts: an async fn's task is as large
+    // as its largest state, the setup's (PROXY header, connect with one retry, preamble)
+    // is larger than forwarding's, and an idle connection would keep that size for its
+    // whole life (bench/results/perf-changes-2026-12-01.md).
+    let Some((client, origin, opened)) = Box::pin(open(&shared, &route, client, peer)).await else {
         return;
     };
-    let Some(_rule_permit) = rule.limits.open.try_acquire() else {
-        metrics.reject(Reject::RuleLimit);
-        tracing::debug!(rule = %rule.tag, client = %peer, "closed: rule max_connections reached");
-        return;
-    };
-    let Some(_client_permit) = rule.limits.per_client.try_acquire(peer.ip()) else {
-        metrics.reject(Reject::ClientLimit);
-        tracing::debug!(rule = %rule.tag, client = %peer, "closed: max_connections_per_client reached");
-        return;
-    };
-    metrics.connections_total.fetch_add(1, Ordering::Relaxed);
-    metrics.connections_active.fetch_add(1, Ordering::Relaxed);
-    let _active = ActiveConnection(rule);
-    let started = Instant::now();
-
-    let Some(local) = route.local.or_else(|| client.local_addr().ok()) else {
-        return;
-    };
-    let conn = ConnInfo {
-        id: shared.next_connection_id.fetch_add(1, Ordering::Relaxed),
-        client: peer,
-        proxy: upstream_proxy.unwrap_or_else(|| normalize(local)),
-    };
-    let (mut origin, backend, _open) = match connect(rule, route.origin_port, &conn).await {
-        Ok(c) => c,
-        Err(e) => {
-            if matches!(e, ConnectError::NoHealthyOrigin) {
-                metrics.connect_error(e.kind());
-                if let Some(held_back) = rule.all_down_log.allow() {
-                    tracing::warn!(rule = %rule.tag, client = %conn.client, held_back,
-                        "every origin is down: closing the client (held_back: clients closed since the last line)");
-                }
-                // RST instead of FIN: the client learns at once instead of after a read.
-                let _ = socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO));
-            } else if e.blames_origin() {
-                tracing::warn!(rule = %rule.tag, client = %conn.client, "closing the client: {e}");
-            } else {
-                // Already logged (throttled) where the connect failed.
-                tracing::debug!(rule = %rule.tag, client = %conn.client, "closing the client: {e}");
-            }
-            return;
-        }
-    };
-    // Where connect() went: no getpeername() needed.
-    let target = backend.target(route.origin_port);
-    let Some(writer) = rule.tcp_writer() else {
-        return;
-    };
-    let preamble = match writer.preamble(&conn) {
-        Ok(preamble) => preamble,
-        Err(e) => {
-            // Never forwarded without the header the origin expects.
-            metrics.connect_error(ConnectErrorKind::ProxySocket);
-            tracing::warn!(rule = %rule.tag, client = %conn.client, origin = %target, "proxy error: {e}");
-            return;
-        }
-    };
-    if let Some(preamble) = preamble
-        && let Err(e) = origin.write_all(&preamble).await
-    {
-        tracing::warn!(rule = %rule.tag, client = %conn.client, origin = %target, "origin error: cannot send the {} header: {e}", writer.name());
-        return;
-    }
-    if !leftover.is_empty() {
-        if let Err(e) = origin.write_all(&leftover).await {
-            tracing::warn!(rule = %rule.tag, client = %conn.client, origin = %target, "origin error: cannot send the first client bytes: {e}");
-            return;
-        }
-        metrics
-            .bytes_to_origin
-            .fetch_add(leftover.len() as u64, Ordering::Relaxed);
-    }
-
+    let Opened {
+        conn,
+        target,
+        writer,
+        started,
+        ..
+    } = &opened;
     let limits = Limits {
         buffer_size: rule.settings.buffer_size,
         idle_timeout: rule.settings.idle_timeout,
@@ -168,6 +94,130 @@ pub(crate) async fn handle(
     } else if !quiet {
         tracing::debug!(rule = %rule.tag, client = %conn.client, origin = %target, close = %reason, "connection closed");
     }
+}
+
+/// Everything before forwarding: the PROXY header a trusted upstream sends, the limits,
+/// the origin connection and the client-address preamble. `None` when the connection
+/// ends here (already counted and logged).
+async fn open<'a>(
+    shared: &Shared,
+    route: &'a Route,
+    mut client: TcpStream,
+    peer: SocketAddr,
+) -> Option<(TcpStream, TcpStream, Opened<'a>)> {
+    let rule = &*route.rule;
+    let metrics = &rule.metrics;
+    // From here on `peer` is the client everything downstream sees: the TCP peer, or the
+    // client a trusted upstream named in its PROXY header.
+    let (peer, upstream_proxy, leftover) = match &rule.accept_proxy {
+        None => (normalize(peer), None, Vec::new()),
+        Some(accept) => {
+            let tcp_peer = normalize(peer);
+            match accept_proxy::read(
+                &mut client,
+                tcp_peer,
+                accept,
+                rule.settings.accept_proxy_timeout,
+            )
+            .await
+            {
+                Ok(a) => (a.client, a.proxy, a.leftover),
+                Err(refusal) => {
+                    metrics.reject(refusal.into());
+                    tracing::debug!(rule = %rule.tag, peer = %tcp_peer, reason = refusal.reason(), "closed: no accepted PROXY header");
+                    return None;
+                }
+            }
+        }
+    };
+    // Over a limit the client is closed at once: queueing would only hide overload.
+    let Some(global) = shared.global_limit.try_acquire() else {
+        metrics.reject(Reject::GlobalLimit);
+        tracing::debug!(rule = %rule.tag, client = %peer, "closed: global max_connections reached");
+        return None;
+    };
+    let Some(rule_permit) = rule.limits.open.try_acquire() else {
+        metrics.reject(Reject::RuleLimit);
+        tracing::debug!(rule = %rule.tag, client = %peer, "closed: rule max_connections reached");
+        return None;
+    };
+    let Some(client_permit) = rule.limits.per_client.try_acquire(peer.ip()) else {
+        metrics.reject(Reject::ClientLimit);
+        tracing::debug!(rule = %rule.tag, client = %peer, "closed: max_connections_per_client reached");
+        return None;
+    };
+    metrics.connections_total.fetch_add(1, Ordering::Relaxed);
+    metrics.connections_active.fetch_add(1, Ordering::Relaxed);
+    let active = ActiveConnection(rule);
+    let started = Instant::now();
+
+    let local = route.local.or_else(|| client.local_addr().ok())?;
+    let conn = ConnInfo {
+        id: shared.next_connection_id.fetch_add(1, Ordering::Relaxed),
+        client: peer,
+        proxy: upstream_proxy.unwrap_or_else(|| normalize(local)),
+    };
+    let (mut origin, backend, open) = match connect(rule, route.origin_port, &conn).await {
+        Ok(c) => c,
+        Err(e) => {
+            if matches!(e, ConnectError::NoHealthyOrigin) {
+                metrics.connect_error(e.kind());
+                if let Some(held_back) = rule.all_down_log.allow() {
+                    tracing::warn!(rule = %rule.tag, client = %conn.client, held_back,
+                        "every origin is down: closing the client (held_back: clients closed since the last line)");
+                }
+                // RST instead of FIN: the client learns at once instead of after a read.
+                let _ = socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO));
+            } else if e.blames_origin() {
+                tracing::warn!(rule = %rule.tag, client = %conn.client, "closing the client: {e}");
+            } else {
+                // Already logged (throttled) where the connect failed.
+                tracing::debug!(rule = %rule.tag, client = %conn.client, "closing the client: {e}");
+            }
+            return None;
+        }
+    };
+    // Where connect() went: no getpeername() needed.
+    let target = backend.target(route.origin_port);
+    let writer = rule.tcp_writer()?;
+    let preamble = match writer.preamble(&conn) {
+        Ok(preamble) => preamble,
+        Err(e) => {
+            // Never forwarded without the header the origin expects.
+            metrics.connect_error(ConnectErrorKind::ProxySocket);
+            tracing::warn!(rule = %rule.tag, client = %conn.client, origin = %target, "proxy error: {e}");
+            return None;
+        }
+    };
+    if let Some(preamble) = preamble
+        && let Err(e) = origin.write_all(&preamble).await
+    {
+        tracing::warn!(rule = %rule.tag, client = %conn.client, origin = %target, "origin error: cannot send the {} header: {e}", writer.name());
+        return None;
+    }
+    if !leftover.is_empty() {
+        if let Err(e) = origin.write_all(&leftover).await {
+            tracing::warn!(rule = %rule.tag, client = %conn.client, origin = %target, "origin error: cannot send the first client bytes: {e}");
+            return None;
+        }
+        metrics
+            .bytes_to_origin
+            .fetch_add(leftover.len() as u64, Ordering::Relaxed);
+    }
+
+    Some((
+        client,
+        origin,
+        Opened {
+            conn,
+            target,
+            writer,
+            started,
+            _limits: (global, rule_permit, client_permit),
+            _active: active,
+            _open: open,
+        },
+    ))
 }
 
 /// Connects to an origin the selector picks; if that fails, once more to a different one.
