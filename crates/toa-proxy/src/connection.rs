@@ -12,7 +12,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::accept_proxy;
 use crate::balance::{ActiveGuard, Backend};
-use crate::client_ip::ClientIpWriter;
 use crate::client_ip::ConnInfo;
 use crate::error::{ConnectError, ConnectErrorKind};
 use crate::forward::{ByteCounters, CloseReason, DataPath, Limits, forward};
@@ -22,9 +21,9 @@ use crate::server::{Route, RuleRuntime, Shared};
 use toa_wire::normalize;
 
 /// Counts a connection as active in its rule's gauge until dropped.
-struct ActiveConnection<'a>(&'a RuleRuntime);
+struct ActiveConnection(Arc<RuleRuntime>);
 
-impl Drop for ActiveConnection<'_> {
+impl Drop for ActiveConnection {
     fn drop(&mut self) {
         self.0
             .metrics
@@ -35,76 +34,84 @@ impl Drop for ActiveConnection<'_> {
 
 /// What a forwarding connection keeps besides its two sockets: what its access log line
 /// names, and the guards that count it against the limits and gauges until it ends.
-struct Opened<'a> {
+struct Opened {
     conn: ConnInfo,
     target: SocketAddr,
-    writer: &'a dyn ClientIpWriter,
+    /// The pass-client-IP mode's name.
+    mode: &'static str,
     started: Instant,
     _limits: (LimitGuard, LimitGuard, ClientGuard),
-    _active: ActiveConnection<'a>,
+    _active: ActiveConnection,
     _open: ActiveGuard,
 }
 
-pub(crate) async fn handle(
+/// The connection's task. Not an async fn: one would keep its arguments (the client
+/// socket, its address) for the task's whole life beside the copies moved on
+/// (rust-lang/rust#62958); this block holds only the boxed setup, the rule and `abort`.
+pub(crate) fn handle(
     shared: Arc<Shared>,
     route: Arc<Route>,
     client: TcpStream,
     peer: SocketAddr,
     abort: CancellationToken,
-) {
-    let rule = &*route.rule;
-    let metrics = &rule.metrics;
-    // Boxed, so that it is freed before forwarding starts: an async fn's task is as large
-    // as its largest state, the setup's (PROXY header, connect with one retry, preamble)
-    // is larger than forwarding's, and an idle connection would keep that size for its
+) -> impl std::future::Future<Output = ()> + Send {
+    let rule = route.rule.clone();
+    // Boxed, so that it is freed before forwarding starts: a task is as large as its
+    // largest state, the setup's (PROXY header, connect with one retry, preamble) is
+    // larger than forwarding's, and an idle connection would keep that size for its
     // whole life (bench/results/perf-changes-2026-12-01.md).
-    let Some((client, origin, opened)) = Box::pin(open(&shared, &route, client, peer)).await else {
-        return;
-    };
-    let Opened {
-        conn,
-        target,
-        writer,
-        started,
-        ..
-    } = &opened;
-    let limits = Limits {
-        buffer_size: rule.settings.buffer_size,
-        idle_timeout: rule.settings.idle_timeout,
-        data_path: if rule.settings.splice {
-            DataPath::Splice
-        } else {
-            DataPath::Buffered
-        },
-    };
-    let counters = ByteCounters {
-        to_origin: &metrics.bytes_to_origin,
-        to_client: &metrics.bytes_to_client,
-    };
-    let t = forward(client, origin, &limits, counters, &abort).await;
-    let quiet = matches!(
-        t.reason,
-        CloseReason::Done { .. } | CloseReason::IdleTimeout
-    );
-    let reason = t.reason.to_string();
-    let duration_ms = started.elapsed().as_millis() as u64;
-    if rule.settings.access_log {
-        tracing::info!(target: "toa_proxy::access", rule = %rule.tag, client = %conn.client, origin = %target,
-            mode = %writer.name(), bytes_to_origin = t.to_origin, bytes_to_client = t.to_client, duration_ms, close = %reason, "connection closed");
-    } else if !quiet {
-        tracing::debug!(rule = %rule.tag, client = %conn.client, origin = %target, close = %reason, "connection closed");
+    let opening = Box::pin(open(shared, route, client, peer));
+    async move {
+        let Some((client, origin, opened)) = opening.await else {
+            return;
+        };
+        let rule = &*rule;
+        let metrics = &rule.metrics;
+        let Opened {
+            conn,
+            target,
+            mode,
+            started,
+            ..
+        } = &opened;
+        let limits = Limits {
+            buffer_size: rule.settings.buffer_size,
+            idle_timeout: rule.settings.idle_timeout,
+            data_path: if rule.settings.splice {
+                DataPath::Splice
+            } else {
+                DataPath::Buffered
+            },
+        };
+        let counters = ByteCounters {
+            to_origin: &metrics.bytes_to_origin,
+            to_client: &metrics.bytes_to_client,
+        };
+        let t = forward(client, origin, &limits, counters, &abort).await;
+        let quiet = matches!(
+            t.reason,
+            CloseReason::Done { .. } | CloseReason::IdleTimeout
+        );
+        let reason = t.reason.to_string();
+        let duration_ms = started.elapsed().as_millis() as u64;
+        if rule.settings.access_log {
+            tracing::info!(target: "toa_proxy::access", rule = %rule.tag, client = %conn.client, origin = %target,
+                mode = %mode, bytes_to_origin = t.to_origin, bytes_to_client = t.to_client, duration_ms, close = %reason, "connection closed");
+        } else if !quiet {
+            tracing::debug!(rule = %rule.tag, client = %conn.client, origin = %target, close = %reason, "connection closed");
+        }
     }
 }
 
 /// Everything before forwarding: the PROXY header a trusted upstream sends, the limits,
 /// the origin connection and the client-address preamble. `None` when the connection
 /// ends here (already counted and logged).
-async fn open<'a>(
-    shared: &Shared,
-    route: &'a Route,
+async fn open(
+    shared: Arc<Shared>,
+    route: Arc<Route>,
     mut client: TcpStream,
     peer: SocketAddr,
-) -> Option<(TcpStream, TcpStream, Opened<'a>)> {
+) -> Option<(TcpStream, TcpStream, Opened)> {
     let rule = &*route.rule;
     let metrics = &rule.metrics;
     // From here on `peer` is the client everything downstream sees: the TCP peer, or the
@@ -148,7 +155,7 @@ async fn open<'a>(
     };
     metrics.connections_total.fetch_add(1, Ordering::Relaxed);
     metrics.connections_active.fetch_add(1, Ordering::Relaxed);
-    let active = ActiveConnection(rule);
+    let active = ActiveConnection(route.rule.clone());
     let started = Instant::now();
 
     let local = route.local.or_else(|| client.local_addr().ok())?;
@@ -211,7 +218,7 @@ async fn open<'a>(
         Opened {
             conn,
             target,
-            writer,
+            mode: writer.name(),
             started,
             _limits: (global, rule_permit, client_permit),
             _active: active,

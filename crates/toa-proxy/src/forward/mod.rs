@@ -263,6 +263,9 @@ async fn run(
 ) -> CloseReason {
     let (mut up_done, mut down_done) = (false, false);
     let mut first_eof = None;
+    // One timer for the connection's life, moved on when it fires early: an async fn
+    // around `sleep_until`, made anew each turn, took 56 more bytes per connection.
+    let mut idle_timer = std::pin::pin!(tokio::time::sleep_until(activity.idle_deadline(idle)));
     loop {
         tokio::select! {
             r = upstream.as_mut(), if !up_done => match r {
@@ -273,7 +276,13 @@ async fn run(
                 Ok(()) => { down_done = true; first_eof.get_or_insert(Side::Origin); }
                 Err(e) => return e,
             },
-            _ = activity.idle(idle) => return CloseReason::IdleTimeout,
+            () = idle_timer.as_mut() => {
+                let deadline = activity.idle_deadline(idle);
+                if Instant::now() >= deadline {
+                    return CloseReason::IdleTimeout;
+                }
+                idle_timer.as_mut().reset(deadline);
+            }
             _ = abort.cancelled() => return CloseReason::Shutdown,
         }
         if up_done && down_done {
@@ -303,16 +312,9 @@ impl Activity {
             .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 
-    /// Resolves once nothing has moved for `idle`.
-    async fn idle(&self, idle: Duration) {
-        loop {
-            let deadline =
-                self.start + Duration::from_millis(self.last.load(Ordering::Relaxed)) + idle;
-            if Instant::now() >= deadline {
-                return;
-            }
-            tokio::time::sleep_until(deadline).await;
-        }
+    /// When the connection idles out if nothing moves before then.
+    fn idle_deadline(&self, idle: Duration) -> Instant {
+        self.start + Duration::from_millis(self.last.load(Ordering::Relaxed)) + idle
     }
 }
 
