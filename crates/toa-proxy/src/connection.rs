@@ -35,7 +35,7 @@ impl Drop for ActiveConnection {
 /// What a forwarding connection keeps besides its two sockets: what its access log line
 /// names, and the guards that count it against the limits and gauges until it ends.
 struct Opened {
-    conn: ConnInfo,
+    client: SocketAddr,
     target: SocketAddr,
     /// The pass-client-IP mode's name.
     mode: &'static str,
@@ -68,7 +68,7 @@ pub(crate) fn handle(
         let rule = &*rule;
         let metrics = &rule.metrics;
         let Opened {
-            conn,
+            client: client_addr,
             target,
             mode,
             started,
@@ -95,10 +95,10 @@ pub(crate) fn handle(
         let reason = t.reason.to_string();
         let duration_ms = started.elapsed().as_millis() as u64;
         if rule.settings.access_log {
-            tracing::info!(target: "toa_proxy::access", rule = %rule.tag, client = %conn.client, origin = %target,
+            tracing::info!(target: "toa_proxy::access", rule = %rule.tag, client = %client_addr, origin = %target,
                 mode = %mode, bytes_to_origin = t.to_origin, bytes_to_client = t.to_client, duration_ms, close = %reason, "connection closed");
         } else if !quiet {
-            tracing::debug!(rule = %rule.tag, client = %conn.client, origin = %target, close = %reason, "connection closed");
+            tracing::debug!(rule = %rule.tag, client = %client_addr, origin = %target, close = %reason, "connection closed");
         }
     }
 }
@@ -216,7 +216,7 @@ async fn open(
         client,
         origin,
         Opened {
-            conn,
+            client: conn.client,
             target,
             mode: writer.name(),
             started,

@@ -239,57 +239,49 @@ pub async fn forward(
     };
     let (client_read, client_write) = client.split();
     let (origin_read, origin_write) = origin.split();
-    // Pinned here and lent to `run`: an async fn keeps its arguments and the locals they
-    // move into apart (rust-lang/rust#62958), so passing both halves by value stored them
-    // twice in every idle connection's task.
+    // Pinned and polled here, not in a helper async fn: an async fn keeps its arguments
+    // and the locals they move into apart (rust-lang/rust#62958), so every idle
+    // connection's task would store them twice.
     let reason = {
-        let upstream = std::pin::pin!(Half::new(client_read, origin_write, limits, &up));
-        let downstream = std::pin::pin!(Half::new(origin_read, client_write, limits, &down));
-        run(upstream, downstream, &activity, limits.idle_timeout, abort).await
+        let mut upstream = std::pin::pin!(Half::new(client_read, origin_write, limits, &up));
+        let mut downstream = std::pin::pin!(Half::new(origin_read, client_write, limits, &down));
+        let (mut up_done, mut down_done) = (false, false);
+        let mut first_eof = None;
+        // One timer for the connection's life, moved on when it fires early: an async fn
+        // around `sleep_until`, made anew each turn, took 56 more bytes per connection.
+        let mut idle_timer = std::pin::pin!(tokio::time::sleep_until(
+            activity.idle_deadline(limits.idle_timeout)
+        ));
+        'run: loop {
+            tokio::select! {
+                r = upstream.as_mut(), if !up_done => match r {
+                    Ok(()) => { up_done = true; first_eof.get_or_insert(Side::Client); }
+                    Err(e) => break 'run e,
+                },
+                r = downstream.as_mut(), if !down_done => match r {
+                    Ok(()) => { down_done = true; first_eof.get_or_insert(Side::Origin); }
+                    Err(e) => break 'run e,
+                },
+                () = idle_timer.as_mut() => {
+                    let deadline = activity.idle_deadline(limits.idle_timeout);
+                    if Instant::now() >= deadline {
+                        break 'run CloseReason::IdleTimeout;
+                    }
+                    idle_timer.as_mut().reset(deadline);
+                }
+                _ = abort.cancelled() => break 'run CloseReason::Shutdown,
+            }
+            if up_done && down_done {
+                break 'run CloseReason::Done {
+                    first: first_eof.unwrap_or(Side::Client),
+                };
+            }
+        }
     };
     Transfer {
         to_origin: up.total.into_inner(),
         to_client: down.total.into_inner(),
         reason,
-    }
-}
-
-async fn run(
-    mut upstream: Pin<&mut impl Future<Output = Result<(), CloseReason>>>,
-    mut downstream: Pin<&mut impl Future<Output = Result<(), CloseReason>>>,
-    activity: &Activity,
-    idle: Duration,
-    abort: &CancellationToken,
-) -> CloseReason {
-    let (mut up_done, mut down_done) = (false, false);
-    let mut first_eof = None;
-    // One timer for the connection's life, moved on when it fires early: an async fn
-    // around `sleep_until`, made anew each turn, took 56 more bytes per connection.
-    let mut idle_timer = std::pin::pin!(tokio::time::sleep_until(activity.idle_deadline(idle)));
-    loop {
-        tokio::select! {
-            r = upstream.as_mut(), if !up_done => match r {
-                Ok(()) => { up_done = true; first_eof.get_or_insert(Side::Client); }
-                Err(e) => return e,
-            },
-            r = downstream.as_mut(), if !down_done => match r {
-                Ok(()) => { down_done = true; first_eof.get_or_insert(Side::Origin); }
-                Err(e) => return e,
-            },
-            () = idle_timer.as_mut() => {
-                let deadline = activity.idle_deadline(idle);
-                if Instant::now() >= deadline {
-                    return CloseReason::IdleTimeout;
-                }
-                idle_timer.as_mut().reset(deadline);
-            }
-            _ = abort.cancelled() => return CloseReason::Shutdown,
-        }
-        if up_done && down_done {
-            return CloseReason::Done {
-                first: first_eof.unwrap_or(Side::Client),
-            };
-        }
     }
 }
 
