@@ -15,14 +15,15 @@ use crate::balance::{ActiveGuard, Backend};
 use crate::client_ip::ConnInfo;
 use crate::error::{ConnectError, ConnectErrorKind};
 use crate::forward::{ByteCounters, CloseReason, DataPath, Limits, forward};
+use crate::limit::{ClientGuard, LimitGuard};
 use crate::metrics::Reject;
 use crate::server::{Route, RuleRuntime, Shared};
 use toa_wire::normalize;
 
 /// Counts a connection as active in its rule's gauge until dropped.
-struct ActiveConnection<'a>(&'a RuleRuntime);
+struct ActiveConnection(Arc<RuleRuntime>);
 
-impl Drop for ActiveConnection<'_> {
+impl Drop for ActiveConnection {
     fn drop(&mut self) {
         self.0
             .metrics
@@ -31,13 +32,86 @@ impl Drop for ActiveConnection<'_> {
     }
 }
 
-pub(crate) async fn handle(
+/// What a forwarding connection keeps besides its two sockets: what its access log line
+/// names, and the guards that count it against the limits and gauges until it ends.
+struct Opened {
+    client: SocketAddr,
+    target: SocketAddr,
+    /// The pass-client-IP mode's name.
+    mode: &'static str,
+    started: Instant,
+    _limits: (LimitGuard, LimitGuard, ClientGuard),
+    _active: ActiveConnection,
+    _open: ActiveGuard,
+}
+
+/// The connection's task. Not an async fn: one would keep its arguments (the client
+/// socket, its address) for the task's whole life beside the copies moved on
+/// (rust-lang/rust#62958); this block holds only the boxed setup, the rule and `abort`.
+pub(crate) fn handle(
+    shared: Arc<Shared>,
+    route: Arc<Route>,
+    client: TcpStream,
+    peer: SocketAddr,
+    abort: CancellationToken,
+) -> impl std::future::Future<Output = ()> + Send {
+    let rule = route.rule.clone();
+    // Boxed, so that it is freed before forwarding starts: a task is as large as its
+    // largest state, the setup's (PROXY header, connect with one retry, preamble) is
+    // larger than forwarding's, and an idle connection would keep that size for its
+    // whole life (bench/results/perf-changes-2026-12-01.md).
+    let opening = Box::pin(open(shared, route, client, peer));
+    async move {
+        let Some((client, origin, opened)) = opening.await else {
+            return;
+        };
+        let rule = &*rule;
+        let metrics = &rule.metrics;
+        let Opened {
+            client: client_addr,
+            target,
+            mode,
+            started,
+            ..
+        } = &opened;
+        let limits = Limits {
+            buffer_size: rule.settings.buffer_size,
+            idle_timeout: rule.settings.idle_timeout,
+            data_path: if rule.settings.splice {
+                DataPath::Splice
+            } else {
+                DataPath::Buffered
+            },
+        };
+        let counters = ByteCounters {
+            to_origin: &metrics.bytes_to_origin,
+            to_client: &metrics.bytes_to_client,
+        };
+        let t = forward(client, origin, &limits, counters, &abort).await;
+        let quiet = matches!(
+            t.reason,
+            CloseReason::Done { .. } | CloseReason::IdleTimeout
+        );
+        let reason = t.reason.to_string();
+        let duration_ms = started.elapsed().as_millis() as u64;
+        if rule.settings.access_log {
+            tracing::info!(target: "toa_proxy::access", rule = %rule.tag, client = %client_addr, origin = %target,
+                mode = %mode, bytes_to_origin = t.to_origin, bytes_to_client = t.to_client, duration_ms, close = %reason, "connection closed");
+        } else if !quiet {
+            tracing::debug!(rule = %rule.tag, client = %client_addr, origin = %target, close = %reason, "connection closed");
+        }
+    }
+}
+
+/// Everything before forwarding: the PROXY header a trusted upstream sends, the limits,
+/// the origin connection and the client-address preamble. `None` when the connection
+/// ends here (already counted and logged).
+async fn open(
     shared: Arc<Shared>,
     route: Arc<Route>,
     mut client: TcpStream,
     peer: SocketAddr,
-    abort: CancellationToken,
-) {
+) -> Option<(TcpStream, TcpStream, Opened)> {
     let rule = &*route.rule;
     let metrics = &rule.metrics;
     // From here on `peer` is the client everything downstream sees: the TCP peer, or the
@@ -58,41 +132,39 @@ pub(crate) async fn handle(
                 Err(refusal) => {
                     metrics.reject(refusal.into());
                     tracing::debug!(rule = %rule.tag, peer = %tcp_peer, reason = refusal.reason(), "closed: no accepted PROXY header");
-                    return;
+                    return None;
                 }
             }
         }
     };
     // Over a limit the client is closed at once: queueing would only hide overload.
-    let Some(_global) = shared.global_limit.try_acquire() else {
+    let Some(global) = shared.global_limit.try_acquire() else {
         metrics.reject(Reject::GlobalLimit);
         tracing::debug!(rule = %rule.tag, client = %peer, "closed: global max_connections reached");
-        return;
+        return None;
     };
-    let Some(_rule_permit) = rule.limits.open.try_acquire() else {
+    let Some(rule_permit) = rule.limits.open.try_acquire() else {
         metrics.reject(Reject::RuleLimit);
         tracing::debug!(rule = %rule.tag, client = %peer, "closed: rule max_connections reached");
-        return;
+        return None;
     };
-    let Some(_client_permit) = rule.limits.per_client.try_acquire(peer.ip()) else {
+    let Some(client_permit) = rule.limits.per_client.try_acquire(peer.ip()) else {
         metrics.reject(Reject::ClientLimit);
         tracing::debug!(rule = %rule.tag, client = %peer, "closed: max_connections_per_client reached");
-        return;
+        return None;
     };
     metrics.connections_total.fetch_add(1, Ordering::Relaxed);
     metrics.connections_active.fetch_add(1, Ordering::Relaxed);
-    let _active = ActiveConnection(rule);
+    let active = ActiveConnection(route.rule.clone());
     let started = Instant::now();
 
-    let Some(local) = route.local.or_else(|| client.local_addr().ok()) else {
-        return;
-    };
+    let local = route.local.or_else(|| client.local_addr().ok())?;
     let conn = ConnInfo {
         id: shared.next_connection_id.fetch_add(1, Ordering::Relaxed),
         client: peer,
         proxy: upstream_proxy.unwrap_or_else(|| normalize(local)),
     };
-    let (mut origin, backend, _open) = match connect(rule, route.origin_port, &conn).await {
+    let (mut origin, backend, open) = match connect(rule, route.origin_port, &conn).await {
         Ok(c) => c,
         Err(e) => {
             if matches!(e, ConnectError::NoHealthyOrigin) {
@@ -109,65 +181,50 @@ pub(crate) async fn handle(
                 // Already logged (throttled) where the connect failed.
                 tracing::debug!(rule = %rule.tag, client = %conn.client, "closing the client: {e}");
             }
-            return;
+            return None;
         }
     };
     // Where connect() went: no getpeername() needed.
     let target = backend.target(route.origin_port);
-    let Some(writer) = rule.tcp_writer() else {
-        return;
-    };
+    let writer = rule.tcp_writer()?;
     let preamble = match writer.preamble(&conn) {
         Ok(preamble) => preamble,
         Err(e) => {
             // Never forwarded without the header the origin expects.
             metrics.connect_error(ConnectErrorKind::ProxySocket);
             tracing::warn!(rule = %rule.tag, client = %conn.client, origin = %target, "proxy error: {e}");
-            return;
+            return None;
         }
     };
     if let Some(preamble) = preamble
         && let Err(e) = origin.write_all(&preamble).await
     {
         tracing::warn!(rule = %rule.tag, client = %conn.client, origin = %target, "origin error: cannot send the {} header: {e}", writer.name());
-        return;
+        return None;
     }
     if !leftover.is_empty() {
         if let Err(e) = origin.write_all(&leftover).await {
             tracing::warn!(rule = %rule.tag, client = %conn.client, origin = %target, "origin error: cannot send the first client bytes: {e}");
-            return;
+            return None;
         }
         metrics
             .bytes_to_origin
             .fetch_add(leftover.len() as u64, Ordering::Relaxed);
     }
 
-    let limits = Limits {
-        buffer_size: rule.settings.buffer_size,
-        idle_timeout: rule.settings.idle_timeout,
-        data_path: if rule.settings.splice {
-            DataPath::Splice
-        } else {
-            DataPath::Buffered
+    Some((
+        client,
+        origin,
+        Opened {
+            client: conn.client,
+            target,
+            mode: writer.name(),
+            started,
+            _limits: (global, rule_permit, client_permit),
+            _active: active,
+            _open: open,
         },
-    };
-    let counters = ByteCounters {
-        to_origin: &metrics.bytes_to_origin,
-        to_client: &metrics.bytes_to_client,
-    };
-    let t = forward(client, origin, &limits, counters, &abort).await;
-    let quiet = matches!(
-        t.reason,
-        CloseReason::Done { .. } | CloseReason::IdleTimeout
-    );
-    let reason = t.reason.to_string();
-    let duration_ms = started.elapsed().as_millis() as u64;
-    if rule.settings.access_log {
-        tracing::info!(target: "toa_proxy::access", rule = %rule.tag, client = %conn.client, origin = %target,
-            mode = %writer.name(), bytes_to_origin = t.to_origin, bytes_to_client = t.to_client, duration_ms, close = %reason, "connection closed");
-    } else if !quiet {
-        tracing::debug!(rule = %rule.tag, client = %conn.client, origin = %target, close = %reason, "connection closed");
-    }
+    ))
 }
 
 /// Connects to an origin the selector picks; if that fails, once more to a different one.

@@ -6,7 +6,6 @@
 //! and short exchanges allocate nothing per connection.
 
 use std::cell::RefCell;
-use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
 use std::task::Poll;
@@ -77,44 +76,73 @@ fn poll_read_and_write(
     })
 }
 
-/// Copies `from` → `to`, reading at most `buffer_size` bytes at a time, until EOF or, with
-/// `stop_after`, until that many bytes have moved (checked between chunks, so nothing is
-/// left unwritten when it returns).
-pub(super) async fn copy_half(
-    from: &mut ReadHalf<'_>,
-    to: &WriteHalf<'_>,
-    buffer_size: usize,
-    dir: &Direction<'_>,
-    stop_after: Option<u64>,
-) -> Result<Copied, CloseReason> {
-    let mut moved = 0u64;
-    loop {
-        if stop_after.is_some_and(|limit| moved >= limit) {
-            return Ok(Copied::Enough);
-        }
-        let (n, rest) = match poll_fn(|cx| poll_read_and_write(cx, from, to, buffer_size)).await {
-            Ok(Step::Eof) => {
-                dir.finish(to.as_ref());
-                return Ok(Copied::Eof);
+/// One direction's buffered copy, written as a poll state machine rather than an async
+/// fn: an idle connection holds only these fields (the unwritten chunk, if any, and two
+/// counts), not an async fn's saved arguments and locals (a 160-byte future).
+#[derive(Default)]
+pub(super) struct Copy {
+    /// A chunk `to` could not take whole; `rest[sent..]` is still to be written.
+    rest: Vec<u8>,
+    sent: usize,
+    /// The size of the read `rest` is the tail of (counted as moved once all is written).
+    chunk: usize,
+    /// Bytes moved so far, for `stop_after`.
+    moved: u64,
+}
+
+impl Copy {
+    /// Copies `from` → `to`, reading at most `buffer_size` bytes at a time, until EOF or,
+    /// with `stop_after`, until that many bytes have moved (checked between chunks, so
+    /// nothing is left unwritten when it returns).
+    pub(super) fn poll(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        from: &mut ReadHalf<'_>,
+        to: &WriteHalf<'_>,
+        buffer_size: usize,
+        dir: &Direction<'_>,
+        stop_after: Option<u64>,
+    ) -> Poll<Result<Copied, CloseReason>> {
+        loop {
+            while self.sent < self.rest.len() {
+                // poll_write_ready keeps its waker in the socket, not in this task's
+                // future (as a `ready()` future would, for every idle connection).
+                if let Err(e) = std::task::ready!(to.as_ref().poll_write_ready(cx)) {
+                    return Poll::Ready(Err(dir.write_error(e)));
+                }
+                match to.try_write(&self.rest[self.sent..]) {
+                    Ok(k) => self.sent += k,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(e) => return Poll::Ready(Err(dir.write_error(e))),
+                }
             }
-            Ok(Step::Read { n, rest }) => (n, rest),
-            Err((true, e)) => return Err(dir.read_error(e)),
-            Err((false, e)) => return Err(dir.write_error(e)),
-        };
-        let mut sent = 0;
-        while sent < rest.len() {
-            // poll_write_ready keeps its waker in the socket, not in this task's future
-            // (as a `ready()` future would, for every idle connection).
-            poll_fn(|cx| to.as_ref().poll_write_ready(cx))
-                .await
-                .map_err(|e| dir.write_error(e))?;
-            match to.try_write(&rest[sent..]) {
-                Ok(k) => sent += k,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(dir.write_error(e)),
+            if !self.rest.is_empty() {
+                let n = self.chunk;
+                // Not kept: an idle connection holds no buffer.
+                self.rest = Vec::new();
+                self.sent = 0;
+                dir.moved(n);
+                self.moved += n as u64;
+            }
+            if stop_after.is_some_and(|limit| self.moved >= limit) {
+                return Poll::Ready(Ok(Copied::Enough));
+            }
+            match std::task::ready!(poll_read_and_write(cx, from, to, buffer_size)) {
+                Ok(Step::Eof) => {
+                    dir.finish(to.as_ref());
+                    return Poll::Ready(Ok(Copied::Eof));
+                }
+                Ok(Step::Read { n, rest }) if rest.is_empty() => {
+                    dir.moved(n);
+                    self.moved += n as u64;
+                }
+                Ok(Step::Read { n, rest }) => {
+                    self.rest = rest;
+                    self.chunk = n;
+                }
+                Err((true, e)) => return Poll::Ready(Err(dir.read_error(e))),
+                Err((false, e)) => return Poll::Ready(Err(dir.write_error(e))),
             }
         }
-        dir.moved(n);
-        moved += n as u64;
     }
 }

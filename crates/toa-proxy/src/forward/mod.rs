@@ -11,6 +11,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
@@ -134,28 +135,80 @@ const SPLICE_AFTER: u64 = 64 * 1024;
 /// carries at most [`SPLICE_AFTER`] bytes (never above the configured `buffer_size`).
 const PRE_SPLICE_BUFFER: usize = 16 * 1024;
 
-/// One direction, start to end, on the configured data path.
-async fn half(
-    mut from: ReadHalf<'_>,
-    to: WriteHalf<'_>,
-    limits: &Limits,
-    dir: &Direction<'_>,
-) -> Result<(), CloseReason> {
-    if limits.data_path == DataPath::Splice {
-        let buf = PRE_SPLICE_BUFFER.min(limits.buffer_size);
-        if let copy::Copied::Eof =
-            copy::copy_half(&mut from, &to, buf, dir, Some(SPLICE_AFTER)).await?
-        {
-            return Ok(());
-        }
-        match splice::Pipe::take(limits.buffer_size) {
-            Ok(pipe) => return splice::splice_half(from.as_ref(), to.as_ref(), pipe, dir).await,
-            Err(e) => tracing::debug!("no pipe for splice, copying through a buffer: {e}"),
+/// A direction after its switch to splice.
+type SpliceFuture<'a> = Pin<Box<dyn Future<Output = Result<(), CloseReason>> + Send + 'a>>;
+
+/// One direction, start to end, on the configured data path. A hand-written future: while
+/// it copies (the idle case), it holds its two socket halves, two references and a
+/// [`copy::Copy`] — 104 bytes, where the async fn it replaces took 232.
+struct Half<'a> {
+    /// Taken by the splice future when the direction switches to splice.
+    sockets: Option<(ReadHalf<'a>, WriteHalf<'a>)>,
+    limits: &'a Limits,
+    dir: &'a Direction<'a>,
+    copy: copy::Copy,
+    /// Boxed: only bulk directions get here, and an idle one should not carry its size.
+    splice: Option<SpliceFuture<'a>>,
+    /// Still copying through a small buffer, to switch to splice after [`SPLICE_AFTER`].
+    before_splice: bool,
+}
+
+impl<'a> Half<'a> {
+    fn new(
+        from: ReadHalf<'a>,
+        to: WriteHalf<'a>,
+        limits: &'a Limits,
+        dir: &'a Direction<'a>,
+    ) -> Half<'a> {
+        Half {
+            sockets: Some((from, to)),
+            limits,
+            dir,
+            copy: copy::Copy::default(),
+            splice: None,
+            before_splice: limits.data_path == DataPath::Splice,
         }
     }
-    copy::copy_half(&mut from, &to, limits.buffer_size, dir, None)
-        .await
-        .map(|_| ())
+}
+
+impl Future for Half<'_> {
+    type Output = Result<(), CloseReason>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        loop {
+            if let Some(splice) = &mut this.splice {
+                return splice.as_mut().poll(cx);
+            }
+            let Some((from, to)) = &mut this.sockets else {
+                // Polled again after it finished: the caller stops at Ready.
+                return Poll::Pending;
+            };
+            let (buffer, stop_after) = if this.before_splice {
+                (
+                    PRE_SPLICE_BUFFER.min(this.limits.buffer_size),
+                    Some(SPLICE_AFTER),
+                )
+            } else {
+                (this.limits.buffer_size, None)
+            };
+            match std::task::ready!(this.copy.poll(cx, from, to, buffer, this.dir, stop_after))? {
+                copy::Copied::Eof => return Poll::Ready(Ok(())),
+                copy::Copied::Enough => {}
+            }
+            this.before_splice = false;
+            match splice::Pipe::take(this.limits.buffer_size) {
+                Ok(pipe) => {
+                    let (from, to) = this.sockets.take().expect("checked above");
+                    let dir = this.dir;
+                    this.splice = Some(Box::pin(async move {
+                        splice::splice_half(from.as_ref(), to.as_ref(), pipe, dir).await
+                    }));
+                }
+                Err(e) => tracing::debug!("no pipe for splice, copying through a buffer: {e}"),
+            }
+        }
+    }
 }
 
 /// Moves bytes until both directions are done, one fails, the connection idles out, or `abort` fires.
@@ -186,48 +239,49 @@ pub async fn forward(
     };
     let (client_read, client_write) = client.split();
     let (origin_read, origin_write) = origin.split();
-    // Pinned here and lent to `run`: an async fn keeps its arguments and the locals they
-    // move into apart (rust-lang/rust#62958), so passing both halves by value stored them
-    // twice in every idle connection's task.
+    // Pinned and polled here, not in a helper async fn: an async fn keeps its arguments
+    // and the locals they move into apart (rust-lang/rust#62958), so every idle
+    // connection's task would store them twice.
     let reason = {
-        let upstream = std::pin::pin!(half(client_read, origin_write, limits, &up));
-        let downstream = std::pin::pin!(half(origin_read, client_write, limits, &down));
-        run(upstream, downstream, &activity, limits.idle_timeout, abort).await
+        let mut upstream = std::pin::pin!(Half::new(client_read, origin_write, limits, &up));
+        let mut downstream = std::pin::pin!(Half::new(origin_read, client_write, limits, &down));
+        let (mut up_done, mut down_done) = (false, false);
+        let mut first_eof = None;
+        // One timer for the connection's life, moved on when it fires early: an async fn
+        // around `sleep_until`, made anew each turn, took 56 more bytes per connection.
+        let mut idle_timer = std::pin::pin!(tokio::time::sleep_until(
+            activity.idle_deadline(limits.idle_timeout)
+        ));
+        'run: loop {
+            tokio::select! {
+                r = upstream.as_mut(), if !up_done => match r {
+                    Ok(()) => { up_done = true; first_eof.get_or_insert(Side::Client); }
+                    Err(e) => break 'run e,
+                },
+                r = downstream.as_mut(), if !down_done => match r {
+                    Ok(()) => { down_done = true; first_eof.get_or_insert(Side::Origin); }
+                    Err(e) => break 'run e,
+                },
+                () = idle_timer.as_mut() => {
+                    let deadline = activity.idle_deadline(limits.idle_timeout);
+                    if Instant::now() >= deadline {
+                        break 'run CloseReason::IdleTimeout;
+                    }
+                    idle_timer.as_mut().reset(deadline);
+                }
+                _ = abort.cancelled() => break 'run CloseReason::Shutdown,
+            }
+            if up_done && down_done {
+                break 'run CloseReason::Done {
+                    first: first_eof.unwrap_or(Side::Client),
+                };
+            }
+        }
     };
     Transfer {
         to_origin: up.total.into_inner(),
         to_client: down.total.into_inner(),
         reason,
-    }
-}
-
-async fn run(
-    mut upstream: Pin<&mut impl Future<Output = Result<(), CloseReason>>>,
-    mut downstream: Pin<&mut impl Future<Output = Result<(), CloseReason>>>,
-    activity: &Activity,
-    idle: Duration,
-    abort: &CancellationToken,
-) -> CloseReason {
-    let (mut up_done, mut down_done) = (false, false);
-    let mut first_eof = None;
-    loop {
-        tokio::select! {
-            r = upstream.as_mut(), if !up_done => match r {
-                Ok(()) => { up_done = true; first_eof.get_or_insert(Side::Client); }
-                Err(e) => return e,
-            },
-            r = downstream.as_mut(), if !down_done => match r {
-                Ok(()) => { down_done = true; first_eof.get_or_insert(Side::Origin); }
-                Err(e) => return e,
-            },
-            _ = activity.idle(idle) => return CloseReason::IdleTimeout,
-            _ = abort.cancelled() => return CloseReason::Shutdown,
-        }
-        if up_done && down_done {
-            return CloseReason::Done {
-                first: first_eof.unwrap_or(Side::Client),
-            };
-        }
     }
 }
 
@@ -250,16 +304,9 @@ impl Activity {
             .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 
-    /// Resolves once nothing has moved for `idle`.
-    async fn idle(&self, idle: Duration) {
-        loop {
-            let deadline =
-                self.start + Duration::from_millis(self.last.load(Ordering::Relaxed)) + idle;
-            if Instant::now() >= deadline {
-                return;
-            }
-            tokio::time::sleep_until(deadline).await;
-        }
+    /// When the connection idles out if nothing moves before then.
+    fn idle_deadline(&self, idle: Duration) -> Instant {
+        self.start + Duration::from_millis(self.last.load(Ordering::Relaxed)) + idle
     }
 }
 
