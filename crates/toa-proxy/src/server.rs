@@ -227,11 +227,6 @@ impl Server {
         ));
     }
 
-    /// The Prometheus text, as `/metrics` serves it.
-    pub fn render_metrics(&self) -> String {
-        self.shared.metrics.render(&self.shared.health)
-    }
-
     /// Stops accepting, lets open connections finish for up to `drain_timeout`, then ends them.
     pub async fn shutdown(&self) {
         let drain = {
