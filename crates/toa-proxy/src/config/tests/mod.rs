@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use super::*;
 
+mod transport;
+
 fn load(text: &str) -> Result<Config, String> {
     Config::parse(Path::new("proxy.toml"), text).map_err(|e| e.to_string())
 }
@@ -165,39 +167,6 @@ fn ttl_out_of_range_is_rejected() {
 }
 
 #[test]
-fn unknown_mode_is_rejected() {
-    let e = error(
-        "[[rule]]\ntag = \"web\"\nports = \"80\"\norigins = [\"198.18.2.2\"]\npass_client_ip = \"tao\"\n",
-    );
-    assert_eq!(
-        e,
-        "proxy.toml:5: rule \"web\": pass_client_ip: unknown mode \"tao\"; expected toa, ppv1, ppv2, spp or off"
-    );
-}
-
-#[test]
-fn spp_on_tcp_is_rejected() {
-    let e = error(
-        "[[rule]]\ntag = \"web\"\nports = \"80\"\norigins = [\"198.18.2.2\"]\npass_client_ip = \"spp\"\n",
-    );
-    assert_eq!(
-        e,
-        "proxy.toml:5: rule \"web\": pass_client_ip: spp is for UDP rules only; on tcp use toa, ppv1, ppv2 or off"
-    );
-}
-
-#[test]
-fn toa_on_udp_is_rejected() {
-    let e = error(
-        "[[rule]]\ntag = \"dns\"\nprotocol = \"udp\"\nports = \"53\"\norigins = [\"198.18.2.2\"]\npass_client_ip = \"toa\"\n",
-    );
-    assert_eq!(
-        e,
-        "proxy.toml:6: rule \"dns\": pass_client_ip: toa is for TCP rules only; on udp use ppv2, spp or off"
-    );
-}
-
-#[test]
 fn unresolvable_origin_is_rejected() {
     let e = error(
         "[[rule]]\ntag = \"web\"\nports = \"80\"\norigins = [\"198.18.2.2\", \"no-such-origin.invalid\"]\n",
@@ -250,60 +219,6 @@ fn unknown_origin_group_is_rejected() {
     assert_eq!(
         e,
         "proxy.toml:4: rule \"web\": origin_group: no [[origin_group]] named \"nope\""
-    );
-}
-
-#[test]
-fn udp_rule_takes_max_flows_and_proxy_takes_udp_idle_timeout() {
-    let cfg = load(
-        "[proxy]\nudp_idle_timeout = \"5s\"\n[[rule]]\ntag = \"dns\"\nprotocol = \"udp\"\nports = \"53\"\norigins = [\"198.18.2.2\"]\npass_client_ip = \"spp\"\nmax_flows = 7\n",
-    )
-    .unwrap();
-    assert_eq!(cfg.proxy.udp_idle_timeout, Duration::from_secs(5));
-    assert_eq!(
-        cfg.rules[0].transport,
-        Transport::Udp {
-            mode: UdpMode::Spp,
-            max_flows: 7
-        }
-    );
-    let default = load(
-        "[[rule]]\ntag = \"dns\"\nprotocol = \"udp\"\nports = \"53\"\norigins = [\"198.18.2.2\"]\n",
-    )
-    .unwrap();
-    assert_eq!(default.proxy.udp_idle_timeout, Duration::from_secs(60));
-    assert_eq!(
-        default.rules[0].transport,
-        Transport::Udp {
-            mode: UdpMode::Off,
-            max_flows: DEFAULT_MAX_FLOWS
-        }
-    );
-}
-
-#[test]
-fn flow_and_connection_caps_belong_to_their_protocol() {
-    assert_eq!(
-        error(
-            "[[rule]]\ntag = \"dns\"\nprotocol = \"udp\"\nports = \"53\"\norigins = [\"198.18.2.2\"]\nmax_connections = 5\n"
-        ),
-        "proxy.toml:6: rule \"dns\": max_connections: udp rules have flows, not connections; use max_flows"
-    );
-    assert_eq!(
-        error(
-            "[[rule]]\ntag = \"web\"\nports = \"80\"\norigins = [\"198.18.2.2\"]\nmax_flows = 5\n"
-        ),
-        "proxy.toml:5: rule \"web\": max_flows: only udp rules have flows; use max_connections on tcp"
-    );
-    assert_eq!(
-        error(
-            "[[rule]]\ntag = \"dns\"\nprotocol = \"udp\"\nports = \"53\"\norigins = [\"198.18.2.2\"]\nmax_flows = 0\n"
-        ),
-        "proxy.toml:6: rule \"dns\": max_flows: must be at least 1"
-    );
-    assert_eq!(
-        error("[proxy]\nudp_idle_timeout = \"soon\"\n"),
-        "proxy.toml:2: [proxy]: udp_idle_timeout: \"soon\" is not a duration like \"30s\", \"500ms\", \"5m\" or \"1h\""
     );
 }
 
@@ -373,28 +288,6 @@ fn host_and_port_origin_gets_a_hint_to_use_origin_ports() {
         error("[[rule]]\ntag = \"w\"\nports = \"80\"\norigins = [\"198.18.2.2:8080\"]\n"),
         "proxy.toml:4: rule \"w\": origins: \"198.18.2.2:8080\" has a port; write origins = [\"198.18.2.2\"] and origin_ports = \"8080\""
     );
-}
-
-#[test]
-fn accept_proxy_needs_trusted_sources() {
-    assert_eq!(
-        error(
-            "[[rule]]\ntag = \"w\"\nports = \"80\"\norigins = [\"198.18.2.2\"]\naccept_proxy = \"v2\"\n"
-        ),
-        "proxy.toml:5: rule \"w\": accept_proxy_from: missing; accept_proxy needs the sources allowed to send a header, e.g. accept_proxy_from = [\"198.18.1.0/24\"]"
-    );
-    assert_eq!(
-        error(
-            "[[rule]]\ntag = \"w\"\nports = \"80\"\norigins = [\"198.18.2.2\"]\naccept_proxy = \"v2\"\naccept_proxy_from = [\"198.18.1.0/40\"]\n"
-        ),
-        "proxy.toml:6: rule \"w\": accept_proxy_from: \"198.18.1.0/40\" is not a CIDR like \"198.18.1.0/24\" or an IP address"
-    );
-    let cfg = load("[[rule]]\ntag = \"w\"\nports = \"80\"\norigins = [\"198.18.2.2\"]\naccept_proxy = \"any\"\naccept_proxy_from = [\"198.18.1.0/24\"]\nresolve_interval = \"5s\"\n").unwrap();
-    assert_eq!(
-        cfg.rules[0].accept_proxy.as_ref().map(|a| a.version),
-        Some(ProxyVersion::Any)
-    );
-    assert_eq!(cfg.rules[0].resolve_interval, Duration::from_secs(5));
 }
 
 #[test]
