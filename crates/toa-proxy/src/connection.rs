@@ -92,13 +92,12 @@ pub(crate) fn handle(
             t.reason,
             CloseReason::Done { .. } | CloseReason::IdleTimeout
         );
-        let reason = t.reason.to_string();
         let duration_ms = started.elapsed().as_millis() as u64;
         if rule.settings.access_log {
             tracing::info!(target: "toa_proxy::access", rule = %rule.tag, client = %client_addr, origin = %target,
-                mode = %mode, bytes_to_origin = t.to_origin, bytes_to_client = t.to_client, duration_ms, close = %reason, "connection closed");
+                mode = %mode, bytes_to_origin = t.to_origin, bytes_to_client = t.to_client, duration_ms, close = %t.reason, "connection closed");
         } else if !quiet {
-            tracing::debug!(rule = %rule.tag, client = %client_addr, origin = %target, close = %reason, "connection closed");
+            tracing::debug!(rule = %rule.tag, client = %client_addr, origin = %target, close = %t.reason, "connection closed");
         }
     }
 }
