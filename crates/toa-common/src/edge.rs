@@ -3,8 +3,18 @@
 
 /// Program name of the writer (sock_ops) in `toa-ebpf`'s edge binary.
 pub const PROG_WRITER: &str = "toa_writer";
+/// Program name of the registration hook (cgroup/setsockopt) in the same binary.
+pub const PROG_REGISTER: &str = "toa_register";
 
-/// sk_storage: upstream socket → [`EdgeClient`], filled by the proxy before connect().
+/// `setsockopt(fd, SOL_TCP, REGISTER_OPTNAME, &EdgeClient, size_of::<EdgeClient>())`
+/// registers an upstream socket's client with the writer: the [`PROG_REGISTER`] hook
+/// stores it and turns the call into `TCP_NODELAY = 1`, which the proxy sets on every
+/// upstream socket anyway, so TOA costs no system call of its own. Without the hook
+/// the kernel answers ENOPROTOOPT (TCP has no such option; it is "TOAR").
+pub const REGISTER_OPTNAME: i32 = 0x544F_4152;
+
+/// sk_storage: upstream socket → [`EdgeClient`], filled through [`REGISTER_OPTNAME`]
+/// before connect().
 pub const MAP_CLIENTS: &str = "TOA_EDGE_CLIENT";
 /// The single [`EdgeConfig`].
 pub const MAP_CONFIG: &str = "TOA_EDGE_CONFIG";
@@ -67,6 +77,19 @@ crate::counters! {
         ConfigMissing = 8 {
             name: "config_missing",
             help: "Packets sent without TOA because the writer's config (the kind) was missing or zero.",
+        },
+        Registered = 9 {
+            name: "registered",
+            help: "Upstream sockets registered (their client stored, TCP_NODELAY set) before connect().",
+        },
+        /// The kernel could not allocate the socket's storage; the proxy sees EPERM.
+        RegisterFailed = 10 {
+            name: "register_failed",
+            help: "Registrations refused because the client could not be stored: the proxy closes that client.",
+        },
+        RegisterMalformed = 11 {
+            name: "register_malformed",
+            help: "Registrations refused because the value was shorter than a client address.",
         },
     }
 }

@@ -8,6 +8,8 @@ pub const AF_INET: u32 = 2;
 pub const AF_INET6: u32 = 10;
 pub const SOL_IP: i32 = 0;
 pub const SOL_TCP: i32 = 6;
+/// setsockopt(TCP_NODELAY): no Nagle delay for small writes.
+pub const TCP_NODELAY: i32 = 1;
 /// setsockopt(TCP_SAVE_SYN): keep the SYN's headers for TCP_BPF_SYN.
 pub const TCP_SAVE_SYN: i32 = 27;
 /// bpf_getsockopt(SOL_TCP, TCP_BPF_SYN): the saved SYN's TCP header.

@@ -33,6 +33,10 @@ pub enum LoaderError {
     NotLoaded { cgroup: PathBuf },
     #[error("this process's cgroup {} is not visible under the cgroup2 mount (another cgroup namespace?): run toa proxy where its own cgroup2 tree is mounted", path.display())]
     OwnCgroupHidden { path: PathBuf },
+    /// EPERM is the registration hook's refusal (its `register_failed` and
+    /// `register_malformed` counters say which), ENOPROTOOPT its absence.
+    #[error("registering an upstream socket with the edge writer failed: {0}")]
+    Register(std::io::Error),
     #[error("{action} {}: {source}", path.display())]
     Io {
         action: &'static str,

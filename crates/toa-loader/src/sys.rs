@@ -1,6 +1,5 @@
 //! The raw bpf(2) commands toa issues itself, because aya 0.14 cannot do them
-//! for us: a lock-free map update through `&self` (its `SkStorage::insert`
-//! needs `&mut`), creating + pinning cgroup links for every program type alike
+//! for us: creating + pinning cgroup links for every program type alike
 //! (it cannot turn a `cgroup/getsockopt` link into a pinnable `FdLink`),
 //! reading a cgroup link's cgroup id (its `LinkInfo` does not expose it),
 //! detaching a link synchronously, asking whether a program id is still
@@ -16,7 +15,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use aya_obj::generated::{
-    BPF_ANY, bpf_attach_type, bpf_attr, bpf_cmd, bpf_insn, bpf_link_info, bpf_prog_type,
+    bpf_attach_type, bpf_attr, bpf_cmd, bpf_insn, bpf_link_info, bpf_prog_type,
 };
 
 /// The hooks toa attaches to, as `enum bpf_attach_type`.
@@ -24,6 +23,7 @@ use aya_obj::generated::{
 pub(crate) enum AttachType {
     SockOps,
     GetSockopt,
+    SetSockopt,
     Inet4GetPeername,
     Inet6GetPeername,
 }
@@ -33,6 +33,7 @@ impl AttachType {
         match self {
             AttachType::SockOps => bpf_attach_type::BPF_CGROUP_SOCK_OPS,
             AttachType::GetSockopt => bpf_attach_type::BPF_CGROUP_GETSOCKOPT,
+            AttachType::SetSockopt => bpf_attach_type::BPF_CGROUP_SETSOCKOPT,
             AttachType::Inet4GetPeername => bpf_attach_type::BPF_CGROUP_INET4_GETPEERNAME,
             AttachType::Inet6GetPeername => bpf_attach_type::BPF_CGROUP_INET6_GETPEERNAME,
         }
@@ -67,16 +68,6 @@ fn bpf(cmd: bpf_cmd, attr: &mut bpf_attr) -> io::Result<libc::c_long> {
 fn owned_fd(fd: libc::c_long) -> OwnedFd {
     // SAFETY: the kernel returned a new file descriptor we now own.
     unsafe { OwnedFd::from_raw_fd(fd as i32) }
-}
-
-/// `bpf(BPF_MAP_UPDATE_ELEM, BPF_ANY)`; `key` and `value` must have the map's sizes.
-pub(crate) fn map_update<K, V>(map: BorrowedFd<'_>, key: &K, value: &V) -> io::Result<()> {
-    let mut attr = zeroed_attr();
-    attr.__bindgen_anon_2.map_fd = map.as_raw_fd() as u32;
-    attr.__bindgen_anon_2.key = std::ptr::from_ref(key) as u64;
-    attr.__bindgen_anon_2.__bindgen_anon_1.value = std::ptr::from_ref(value) as u64;
-    attr.__bindgen_anon_2.flags = BPF_ANY.into();
-    bpf(bpf_cmd::BPF_MAP_UPDATE_ELEM, &mut attr).map(drop)
 }
 
 /// Attaches `prog` to `cgroup` through a new bpf_link. Cgroup links always

@@ -69,12 +69,11 @@ async fn connect_from(
             .bind(SocketAddr::new(source, 0))
             .map_err(|e| ConnectError::from_io(origin, e))?;
     }
-    // Small writes (prompts, TLS records) go out at once, as the client sent them; the
-    // client side inherits TCP_NODELAY from its listener (listener.rs).
-    socket.set_nodelay(true).map_err(socket_error)?;
-    if let Some(writer) = rule.tcp_writer() {
-        writer.prepare(&socket, conn).map_err(socket_error)?;
+    match rule.tcp_writer() {
+        Some(writer) => writer.prepare(&socket, conn),
+        None => socket.set_nodelay(true),
     }
+    .map_err(socket_error)?;
     let timeout = rule.settings.connect_timeout;
     match tokio::time::timeout(timeout, socket.connect(origin)).await {
         Err(_) => Err(ConnectError::Timeout { origin, timeout }),

@@ -158,6 +158,7 @@ pass_client_ip = "toa"
         edge(counter.name());
     }
     assert!(edge("connect_registered") >= 3, "{metrics}");
+    assert!(edge("registered") >= 3, "{metrics}");
     assert!(edge("options_written") >= 4, "{metrics}");
     assert_eq!(edge("flags_failed") + edge("store_failed"), 0, "{metrics}");
 
@@ -253,4 +254,123 @@ pass_client_ip = "toa"
     });
     lab.get(addr::EDGE_CLIENT_SIDE_V4, 16000, "/", None)
         .unwrap();
+}
+
+/// TCP_NODELAY of socket `fd` of process `pid`, read from a duplicate of it
+/// (pidfd_getfd, Linux 5.6+; the test runs as root).
+fn peer_socket_nodelay(pid: u32, fd: i32) -> std::io::Result<bool> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // SAFETY: plain syscalls; every returned descriptor is owned and closed below.
+    unsafe {
+        let pidfd = libc::syscall(libc::SYS_pidfd_open, pid, 0);
+        if pidfd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let pidfd = OwnedFd::from_raw_fd(pidfd as i32);
+        let dup = libc::syscall(
+            libc::SYS_pidfd_getfd,
+            std::os::fd::AsRawFd::as_raw_fd(&pidfd),
+            fd,
+            0,
+        );
+        if dup < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let dup = OwnedFd::from_raw_fd(dup as i32);
+        let mut on: libc::c_int = 0;
+        let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+        let rc = libc::getsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&dup),
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            std::ptr::from_mut(&mut on).cast(),
+            &mut len,
+        );
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(on != 0)
+    }
+}
+
+/// The registration that makes the edge writer tag an upstream socket is the same
+/// setsockopt that turns TCP_NODELAY on (one system call for both): an upstream socket
+/// of a TOA rule has TCP_NODELAY, and the writer counted the registration.
+#[test]
+fn toa_upstream_sockets_have_nodelay_and_their_registration_is_counted() {
+    if !require_privileges("toa_upstream_sockets_have_nodelay_and_their_registration_is_counted") {
+        return;
+    }
+    let config = format!(
+        r#"
+[[rule]]
+tag = "v4"
+ports = "16010"
+origins = ["{o4}"]
+origin_ports = "8010"
+pass_client_ip = "toa"
+"#,
+        o4 = addr::ORIGIN_V4,
+    );
+    let mut lab = ProxyLab::start("ptoand", &config, 16010);
+    lab.spawn_origin(&http_server(addr::ORIGIN_V4, "8010"), 8010);
+    // A client that connects and stays: the proxy holds its upstream socket open.
+    let holder = format!(
+        "import socket, time\ns = socket.create_connection(('{}', 16010))\ntime.sleep(60)",
+        addr::EDGE_CLIENT_SIDE_V4
+    );
+    lab.topo
+        .lab
+        .spawn(&lab.topo.client, None, &["python3", "-c", &holder])
+        .unwrap();
+    // The proxy's established sockets towards the origin, as (pid, fd). Health checks
+    // connect too (without TOA, and closing at once): only sockets seen twice count.
+    let upstream = |lab: &ProxyLab| -> Vec<(u32, i32)> {
+        let out = lab
+            .topo
+            .edge
+            .run(&["ss", "-tnpH", "state", "established", "dport", "= :8010"])
+            .unwrap_or_default();
+        out.lines()
+            .flat_map(|l| {
+                l.split("pid=")
+                    .skip(1)
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .filter_map(|p| {
+                let (pid, rest) = p.split_once(",fd=")?;
+                let fd: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                Some((pid.parse().ok()?, fd.parse().ok()?))
+            })
+            .collect()
+    };
+    let mut held = Vec::new();
+    eventually(Duration::from_secs(10), "the held upstream socket", || {
+        let first = upstream(&lab);
+        std::thread::sleep(Duration::from_millis(300));
+        let second = upstream(&lab);
+        held = first.into_iter().filter(|s| second.contains(s)).collect();
+        !held.is_empty()
+    });
+    for (pid, fd) in &held {
+        assert!(
+            peer_socket_nodelay(*pid, *fd).unwrap(),
+            "upstream socket fd {fd} of pid {pid} has no TCP_NODELAY"
+        );
+    }
+    let metrics = lab.metrics();
+    let edge = |name: &str| {
+        let series = format!("toa_proxy_edge_writer_total{{counter=\"{name}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&series)?.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("{series}missing:\n{metrics}"))
+    };
+    assert!(edge("registered") >= 1, "{metrics}");
+    assert_eq!(
+        edge("register_failed") + edge("register_malformed"),
+        0,
+        "{metrics}"
+    );
 }

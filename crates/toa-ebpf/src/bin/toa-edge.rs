@@ -3,8 +3,10 @@
 //! handshake ACK and on data packets until the origin's first packet after
 //! the handshake arrives, which survives the loss of the handshake ACK.
 //!
-//! The proxy registers each upstream socket in `TOA_EDGE_CLIENT` (sk_storage)
-//! between socket() and connect(); unregistered sockets are never touched. A
+//! The proxy registers each upstream socket between socket() and connect() with
+//! a setsockopt that `toa_register` (cgroup/setsockopt) turns into a
+//! `TOA_EDGE_CLIENT` (sk_storage) entry plus the TCP_NODELAY the proxy wants
+//! anyway: one system call for both. Unregistered sockets are never touched. A
 //! packet without room for the option (-ENOSPC) goes out without it and is
 //! counted: the connection always keeps working.
 //!
@@ -16,20 +18,21 @@
 
 use aya_ebpf::{
     bindings::{
-        BPF_SOCK_OPS_HDR_OPT_LEN_CB, BPF_SOCK_OPS_PARSE_ALL_HDR_OPT_CB_FLAG,
+        BPF_SK_STORAGE_GET_F_CREATE, BPF_SOCK_OPS_HDR_OPT_LEN_CB, BPF_SOCK_OPS_PARSE_ALL_HDR_OPT_CB_FLAG,
         BPF_SOCK_OPS_PARSE_HDR_OPT_CB, BPF_SOCK_OPS_TCP_CONNECT_CB, BPF_SOCK_OPS_WRITE_HDR_OPT_CB,
         BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG,
     },
     btf_maps::{Array, PerCpuArray, SkStorage},
-    helpers::generated::{bpf_reserve_hdr_opt, bpf_store_hdr_opt},
-    macros::{btf_map, sock_ops},
-    programs::SockOpsContext,
+    helpers::generated::{bpf_reserve_hdr_opt, bpf_sk_storage_get, bpf_store_hdr_opt},
+    macros::{btf_map, cgroup_sockopt, sock_ops},
+    programs::{SockOpsContext, SockoptContext},
 };
-use toa_common::edge::{EdgeClient, EdgeConfig, EdgeCounter};
+use core::ptr::{self, write_volatile};
+use toa_common::edge::{EdgeClient, EdgeConfig, EdgeCounter, REGISTER_OPTNAME};
 use toa_ebpf::{
     bump,
-    kernel::{BPF_WRITE_HDR_TCP_CURRENT_MSS, sock_ops_sk},
-    stored,
+    kernel::{BPF_WRITE_HDR_TCP_CURRENT_MSS, SOL_TCP, TCP_NODELAY, sock_ops_sk},
+    map_ptr, stored,
 };
 use toa_wire::toa::{self, LEN_V4, LEN_V6};
 
@@ -132,6 +135,71 @@ fn stop_writing(ctx: &SockOpsContext) -> Option<EdgeCounter> {
         Ok(()) => EdgeCounter::WritingStopped,
         Err(_) => EdgeCounter::StopFailed,
     })
+}
+
+// ------------------------------------------------------------ registration
+
+/// The proxy's registration: `setsockopt(SOL_TCP, REGISTER_OPTNAME, &client)`.
+/// Every other setsockopt passes through untouched and uncounted.
+#[cgroup_sockopt(setsockopt)]
+pub fn toa_register(ctx: SockoptContext) -> i32 {
+    match try_register(&ctx) {
+        None => 1,
+        Some(Ok(())) => {
+            count(EdgeCounter::Registered);
+            1
+        }
+        // 0 fails the setsockopt with EPERM: the proxy must not connect a
+        // socket whose handshake would go out without the client.
+        Some(Err(counter)) => {
+            count(counter);
+            0
+        }
+    }
+}
+
+fn try_register(ctx: &SockoptContext) -> Option<Result<(), EdgeCounter>> {
+    let opt = ctx.sockopt;
+    // SAFETY: reading context fields; the verifier checks the accesses.
+    let (level, name) = unsafe { ((*opt).level, (*opt).optname) };
+    if level != SOL_TCP || name != REGISTER_OPTNAME {
+        return None;
+    }
+    // SAFETY: reading context fields.
+    let (optval, optval_end) = unsafe {
+        (
+            (*opt).__bindgen_anon_2.optval as usize,
+            (*opt).__bindgen_anon_3.optval_end as usize,
+        )
+    };
+    if optval + size_of::<EdgeClient>() > optval_end {
+        return Some(Err(EdgeCounter::RegisterMalformed));
+    }
+    // SAFETY: optval..optval+size_of::<EdgeClient>() was checked against optval_end.
+    let client = unsafe { ptr::read_unaligned(optval as *const EdgeClient) };
+    // SAFETY: `sk` is never null in sockopt programs; with the create flag the
+    // helper returns the socket's storage (made now if it had none) or null.
+    let stored = unsafe {
+        bpf_sk_storage_get(
+            map_ptr(&TOA_EDGE_CLIENT),
+            (*opt).__bindgen_anon_1.sk.cast(),
+            ptr::null_mut(),
+            BPF_SK_STORAGE_GET_F_CREATE.into(),
+        )
+    };
+    if stored.is_null() {
+        return Some(Err(EdgeCounter::RegisterFailed));
+    }
+    // SAFETY: non-null storage holding an EdgeClient; optval's first 4 bytes
+    // are inside the checked range; separate volatile 4-byte context stores,
+    // which the verifier requires (merged, they are one 8-byte store it rejects).
+    unsafe {
+        *(stored as *mut EdgeClient) = client;
+        ptr::write_unaligned(optval as *mut i32, 1);
+        write_volatile(&mut (*opt).optname, TCP_NODELAY);
+        write_volatile(&mut (*opt).optlen, size_of::<i32>() as i32);
+    }
+    Some(Ok(()))
 }
 
 #[cfg(not(test))]

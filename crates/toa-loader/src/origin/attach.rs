@@ -99,7 +99,7 @@ impl Origin {
             // Only loading needs the concrete program type.
             match attach {
                 AttachType::SockOps => <&mut SockOps>::try_from(&mut *program).map(|p| p.load()),
-                AttachType::GetSockopt => {
+                AttachType::GetSockopt | AttachType::SetSockopt => {
                     <&mut CgroupSockopt>::try_from(&mut *program).map(|p| p.load())
                 }
                 AttachType::Inet4GetPeername | AttachType::Inet6GetPeername => {

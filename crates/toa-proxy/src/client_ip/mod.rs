@@ -43,9 +43,12 @@ pub trait ClientIpWriter: Send + Sync {
     /// Config name of the mode (`toa`, `ppv1`, `ppv2`, `off`), for logs.
     fn name(&self) -> &'static str;
 
-    /// Runs on the upstream socket after `socket()` and before `connect()`.
-    fn prepare(&self, _socket: &TcpSocket, _conn: &ConnInfo) -> io::Result<()> {
-        Ok(())
+    /// Sets up the upstream socket after `socket()` and before `connect()`: TCP_NODELAY
+    /// (small writes go out at once, as the client sent them; the client side inherits
+    /// it from its listener, listener.rs), plus whatever the mode needs. TOA does both
+    /// in one system call.
+    fn prepare(&self, socket: &TcpSocket, _conn: &ConnInfo) -> io::Result<()> {
+        socket.set_nodelay(true)
     }
 
     /// Bytes the origin must read before any byte from the client, or why they cannot be

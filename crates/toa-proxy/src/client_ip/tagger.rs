@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 /// Marks upstream sockets so their handshake carries the client's address.
 pub trait UpstreamTagger: Send + Sync {
-    /// Registers `socket`'s client; the proxy calls it between `socket()` and `connect()`.
+    /// Registers `socket`'s client and sets TCP_NODELAY on it, which the proxy wants on
+    /// every upstream socket: a tagger may do both in one system call (the eBPF writer
+    /// does). The proxy calls it between `socket()` and `connect()`.
     fn register(&self, socket: BorrowedFd<'_>, client: SocketAddr) -> io::Result<()>;
 
     /// Every counter of the tagger with its value, by name, for the proxy's metrics

@@ -1,7 +1,7 @@
 //! `pass_client_ip = "toa"`: the eBPF edge writer puts the client's address in a TCP
 //! option on the upstream SYN and handshake ACK. The proxy only registers each upstream
-//! socket's client between `socket()` and `connect()` (through [`UpstreamTagger`]); the
-//! kernel does the rest.
+//! socket's client between `socket()` and `connect()` (through [`UpstreamTagger`], which
+//! also sets TCP_NODELAY); the kernel does the rest.
 
 use std::io;
 use std::os::fd::AsFd;
