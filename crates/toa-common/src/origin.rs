@@ -56,6 +56,11 @@ impl OriginConfig {
     }
 }
 
+/// The socket reached TCP_CLOSE: the record is released (counted as
+/// `ip6_address_free`) and reads as no TOA; its memory is freed with the
+/// socket. Marking costs a byte store; deleting the record from the program
+/// cost more than the rest of the receiver's work (see `on_close`).
+pub const STATUS_RELEASED: u8 = 0;
 /// The TOA was used: getpeername/accept and the lookup report the client.
 pub const STATUS_TRUSTED: u8 = 1;
 /// The TOA came from a source outside the allowlist and is ignored.
@@ -70,7 +75,8 @@ pub const STATUS_INVALID: u8 = 3;
 pub struct SocketToa {
     /// The address carried by the option.
     pub client: ClientAddr,
-    /// [`STATUS_TRUSTED`], [`STATUS_UNTRUSTED`] or [`STATUS_INVALID`].
+    /// [`STATUS_TRUSTED`], [`STATUS_UNTRUSTED`], [`STATUS_INVALID`] or,
+    /// once the socket closed, [`STATUS_RELEASED`].
     pub status: u8,
     /// Explicit padding (zero).
     pub _pad: [u8; 3],

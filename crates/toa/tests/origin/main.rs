@@ -20,6 +20,7 @@ mod http;
 mod logs;
 #[path = "../support/receiver.rs"]
 mod receiver;
+mod release;
 
 use http::http_server;
 use lab::*;
