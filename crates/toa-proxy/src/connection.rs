@@ -64,8 +64,23 @@ pub(crate) fn handle(
         let Some((client, origin, opened)) = opening.await else {
             return;
         };
-        let rule = &*rule;
-        let metrics = &rule.metrics;
+        let settings = &rule.settings;
+        let limits = Limits {
+            buffer_size: settings.buffer_size,
+            idle_timeout: settings.idle_timeout,
+            data_path: if settings.splice {
+                DataPath::Splice
+            } else {
+                DataPath::Buffered
+            },
+        };
+        let counters = ByteCounters {
+            to_origin: &rule.metrics.bytes_to_origin,
+            to_client: &rule.metrics.bytes_to_client,
+        };
+        let t = forward(client, origin, &limits, counters, &sweep).await;
+        // Only now: references into `opened` held across the await would each be kept
+        // in every idle connection's task.
         let Opened {
             client: client_addr,
             target,
@@ -73,20 +88,6 @@ pub(crate) fn handle(
             started,
             ..
         } = &opened;
-        let limits = Limits {
-            buffer_size: rule.settings.buffer_size,
-            idle_timeout: rule.settings.idle_timeout,
-            data_path: if rule.settings.splice {
-                DataPath::Splice
-            } else {
-                DataPath::Buffered
-            },
-        };
-        let counters = ByteCounters {
-            to_origin: &metrics.bytes_to_origin,
-            to_client: &metrics.bytes_to_client,
-        };
-        let t = forward(client, origin, &limits, counters, &sweep).await;
         let quiet = matches!(
             t.reason,
             CloseReason::Done { .. } | CloseReason::IdleTimeout

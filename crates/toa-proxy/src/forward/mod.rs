@@ -278,28 +278,36 @@ pub async fn forward(
     }
 }
 
+/// When a connection last moved a byte. Counted from one process-wide epoch rather than
+/// the connection's start, so that each idle connection keeps 8 bytes, not 24.
 struct Activity {
-    start: Instant,
-    /// Milliseconds since `start` of the last byte moved in either direction.
+    /// Milliseconds since [`epoch`] of the last byte moved in either direction (or of
+    /// the start).
     last: AtomicU64,
+}
+
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
 }
 
 impl Activity {
     fn new() -> Activity {
-        Activity {
-            start: Instant::now(),
+        let activity = Activity {
             last: AtomicU64::new(0),
-        }
+        };
+        activity.touch();
+        activity
     }
 
     fn touch(&self) {
         self.last
-            .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+            .store(epoch().elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 
     /// When the connection idles out if nothing moves before then.
     fn idle_deadline(&self, idle: Duration) -> Instant {
-        self.start + Duration::from_millis(self.last.load(Ordering::Relaxed)) + idle
+        epoch() + Duration::from_millis(self.last.load(Ordering::Relaxed)) + idle
     }
 }
 
