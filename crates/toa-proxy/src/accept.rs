@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::forward::Sweep;
 use crate::rules::ListenKey;
 use crate::server::{Route, Shared};
 
@@ -73,7 +74,8 @@ impl AcceptWorkers {
             // Registered with this worker's runtime: from_std needs its context.
             match TcpListener::from_std(socket) {
                 Ok(listener) => {
-                    tasks.spawn(loop_.run(key, listener));
+                    let sweep = Sweep::start(loop_.abort.clone());
+                    tasks.spawn(loop_.run(key, listener, sweep));
                 }
                 Err(e) => tracing::warn!(listener = %key, "cannot register a listener socket: {e}"),
             }
@@ -105,8 +107,9 @@ pub(crate) struct AcceptLoop {
 }
 
 impl AcceptLoop {
-    /// Accepts until `stop`; each connection becomes a task on this worker's runtime.
-    async fn run(self, key: ListenKey, listener: TcpListener) {
+    /// Accepts until `stop`; each connection becomes a task on this worker's runtime,
+    /// timed out and aborted by `sweep`.
+    async fn run(self, key: ListenKey, listener: TcpListener, sweep: Arc<Sweep>) {
         let mut backoff = Duration::from_millis(10);
         loop {
             let (stream, peer): (_, SocketAddr) = tokio::select! {
@@ -133,7 +136,7 @@ impl AcceptLoop {
                 route,
                 stream,
                 peer,
-                self.abort.clone(),
+                sweep.clone(),
             ));
         }
     }

@@ -8,13 +8,12 @@ use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
 
 use crate::accept_proxy;
 use crate::balance::{ActiveGuard, Backend};
 use crate::client_ip::ConnInfo;
 use crate::error::{ConnectError, ConnectErrorKind};
-use crate::forward::{ByteCounters, CloseReason, DataPath, Limits, forward};
+use crate::forward::{ByteCounters, CloseReason, DataPath, Limits, Sweep, forward};
 use crate::limit::{ClientGuard, LimitGuard};
 use crate::metrics::Reject;
 use crate::server::{Route, RuleRuntime, Shared};
@@ -47,13 +46,13 @@ struct Opened {
 
 /// The connection's task. Not an async fn: one would keep its arguments (the client
 /// socket, its address) for the task's whole life beside the copies moved on
-/// (rust-lang/rust#62958); this block holds only the boxed setup, the rule and `abort`.
+/// (rust-lang/rust#62958); this block holds only the boxed setup, the rule and the worker's `sweep`.
 pub(crate) fn handle(
     shared: Arc<Shared>,
     route: Arc<Route>,
     client: TcpStream,
     peer: SocketAddr,
-    abort: CancellationToken,
+    sweep: Arc<Sweep>,
 ) -> impl std::future::Future<Output = ()> + Send {
     let rule = route.rule.clone();
     // Boxed, so that it is freed before forwarding starts: a task is as large as its
@@ -65,8 +64,23 @@ pub(crate) fn handle(
         let Some((client, origin, opened)) = opening.await else {
             return;
         };
-        let rule = &*rule;
-        let metrics = &rule.metrics;
+        let settings = &rule.settings;
+        let limits = Limits {
+            buffer_size: settings.buffer_size,
+            idle_timeout: settings.idle_timeout,
+            data_path: if settings.splice {
+                DataPath::Splice
+            } else {
+                DataPath::Buffered
+            },
+        };
+        let counters = ByteCounters {
+            to_origin: &rule.metrics.bytes_to_origin,
+            to_client: &rule.metrics.bytes_to_client,
+        };
+        let t = forward(client, origin, &limits, counters, &sweep).await;
+        // Only now: references into `opened` held across the await would each be kept
+        // in every idle connection's task.
         let Opened {
             client: client_addr,
             target,
@@ -74,20 +88,6 @@ pub(crate) fn handle(
             started,
             ..
         } = &opened;
-        let limits = Limits {
-            buffer_size: rule.settings.buffer_size,
-            idle_timeout: rule.settings.idle_timeout,
-            data_path: if rule.settings.splice {
-                DataPath::Splice
-            } else {
-                DataPath::Buffered
-            },
-        };
-        let counters = ByteCounters {
-            to_origin: &metrics.bytes_to_origin,
-            to_client: &metrics.bytes_to_client,
-        };
-        let t = forward(client, origin, &limits, counters, &abort).await;
         let quiet = matches!(
             t.reason,
             CloseReason::Done { .. } | CloseReason::IdleTimeout

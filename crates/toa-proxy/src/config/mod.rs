@@ -101,6 +101,9 @@ pub struct OriginGroup {
 pub struct ProxySettings {
     pub max_connections: usize,
     pub connect_timeout: Duration,
+    /// No byte either way for this long closes a connection. Checked by a sweep every
+    /// tenth of it or every second, whichever is shorter (`forward::sweep::tick`), so a
+    /// connection closes up to that much after the timeout.
     pub idle_timeout: Duration,
     pub drain_timeout: Duration,
     pub access_log: bool,

@@ -21,6 +21,19 @@ async fn run(
     TcpStream,
     tokio::task::JoinHandle<(Transfer, u64, u64)>,
 ) {
+    run_until(idle, data_path, tokio_util::sync::CancellationToken::new()).await
+}
+
+/// [`run`], aborted when `abort` fires.
+async fn run_until(
+    idle: Duration,
+    data_path: DataPath,
+    abort: tokio_util::sync::CancellationToken,
+) -> (
+    TcpStream,
+    TcpStream,
+    tokio::task::JoinHandle<(Transfer, u64, u64)>,
+) {
     let (client, proxy_client_side) = pair().await;
     let (proxy_origin_side, origin) = pair().await;
     let task = tokio::spawn(async move {
@@ -38,7 +51,7 @@ async fn run(
                 to_origin: &up,
                 to_client: &down,
             },
-            &CancellationToken::new(),
+            &Sweep::start(abort),
         )
         .await;
         (t, up.into_inner(), down.into_inner())
@@ -126,6 +139,50 @@ async fn idle_connection_is_closed_after_the_timeout() {
     assert!(matches!(t.reason, CloseReason::IdleTimeout), "{}", t.reason);
     let mut rest = Vec::new();
     assert_eq!(client.read_to_end(&mut rest).await.unwrap_or(0), 0);
+}
+
+#[tokio::test]
+async fn traffic_puts_the_idle_timeout_off_and_it_fires_within_a_tick() {
+    let idle = Duration::from_millis(400);
+    let (mut client, mut origin, task) = run(idle, DataPath::Buffered).await;
+    // Busy for three timeouts: never idle for one.
+    let mut last = Instant::now();
+    for _ in 0..12 {
+        client.write_all(b"x").await.unwrap();
+        let mut b = [0u8; 1];
+        origin.read_exact(&mut b).await.unwrap();
+        last = Instant::now();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!task.is_finished(), "closed while traffic flowed");
+    let (t, up, _) = tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
+    let closed_after = last.elapsed();
+    assert!(matches!(t.reason, CloseReason::IdleTimeout), "{}", t.reason);
+    assert_eq!(up, 12);
+    // At most one sweep tick late (40 ms here), plus scheduling slack.
+    assert!(
+        closed_after >= idle
+            && closed_after < idle + sweep::tick(idle) + Duration::from_millis(150),
+        "closed {closed_after:?} after the last byte, timeout {idle:?}"
+    );
+}
+
+#[tokio::test]
+async fn abort_closes_every_connection_of_the_sweep() {
+    let abort = tokio_util::sync::CancellationToken::new();
+    let (mut client, _origin, task) =
+        run_until(Duration::from_secs(60), DataPath::Buffered, abort.clone()).await;
+    client.write_all(b"x").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    abort.cancel();
+    let (t, _, _) = tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(t.reason, CloseReason::Shutdown), "{}", t.reason);
 }
 
 #[tokio::test]
