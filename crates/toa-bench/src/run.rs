@@ -52,6 +52,24 @@ pub struct RunArgs {
     /// tables carry the label, and the report compares each with HAProxy.
     #[arg(long = "toa-variant", value_name = "LABEL=PATH")]
     pub toa_variants: Vec<String>,
+    /// Run only these scenarios (repeatable) and skip the profiles; for targeted
+    /// A/B measurements, not for a report.
+    #[arg(long, value_enum, value_name = "SCENARIO")]
+    pub only: Vec<Scenario>,
+    /// Length of each bulk transfer in ms (default 3,000; 300 with --quick).
+    #[arg(long)]
+    pub bulk_ms: Option<u64>,
+}
+
+/// A scenario of a round, for `--only`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    Rate,
+    Bulk,
+    Memory,
+    ToaCost,
+    Ttfb,
+    OriginCost,
 }
 
 /// Durations and counts of one run.
@@ -63,23 +81,31 @@ pub struct Settings {
     pub idle_connections: usize,
     pub concurrencies: Vec<usize>,
     pub streams: Vec<usize>,
+    /// Scenarios to run; empty means all, with the profiles.
+    pub only: Vec<Scenario>,
 }
 
 impl Settings {
-    fn new(quick: bool, rounds: Option<usize>) -> Settings {
-        let (rr_ms, bulk_ms, idle) = if quick {
+    fn new(args: &RunArgs) -> Settings {
+        let (rr_ms, bulk_ms, idle) = if args.quick {
             (250, 300, 1_000)
         } else {
             (3_000, 3_000, 10_000)
         };
         Settings {
-            rounds: rounds.unwrap_or(5),
+            rounds: args.rounds.unwrap_or(5),
             rr_ms,
-            bulk_ms,
+            bulk_ms: args.bulk_ms.unwrap_or(bulk_ms),
             idle_connections: idle,
             concurrencies: vec![1, 16, 64],
             streams: vec![1, 8],
+            only: args.only.clone(),
         }
+    }
+
+    /// Whether this run includes `scenario`.
+    pub fn runs(&self, scenario: Scenario) -> bool {
+        self.only.is_empty() || self.only.contains(&scenario)
     }
 
     fn describe(&self) -> BTreeMap<String, String> {
@@ -92,6 +118,7 @@ impl Settings {
             ("bulk streams", format!("{:?}", self.streams)),
         ]
         .into_iter()
+        .chain((!self.only.is_empty()).then(|| ("only", format!("{:?}", self.only))))
         .map(|(k, v)| (k.to_string(), v))
         .collect()
     }
@@ -115,7 +142,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     install_interrupt_handler();
     crate::variants::install(&args.toa_variants)?;
     let nofile = crate::procfs::raise_nofile(NOFILE)?;
-    let mut settings = Settings::new(args.quick, args.rounds);
+    let mut settings = Settings::new(&args);
     // A proxy holds two descriptors per connection; without CAP_SYS_RESOURCE the
     // hard limit may not allow 10,000, so hold as many as it allows.
     let idle_cap = (nofile.saturating_sub(NOFILE_RESERVE) / FDS_PER_IDLE / 100 * 100) as usize;
@@ -155,8 +182,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         );
         bench.round(round)?;
     }
-    eprintln!("bench: profiling");
-    let profiles = bench.profiles(&dir)?;
+    let profiles = if settings.only.is_empty() {
+        eprintln!("bench: profiling");
+        bench.profiles(&dir)?
+    } else {
+        Vec::new()
+    };
     let mut versions = bench.versions();
     versions.insert(
         "toa-bench runtime".into(),

@@ -5,7 +5,7 @@ use crate::load::RrResult;
 use crate::peers::{ClientIp, Service, Target};
 use crate::procfs::{cgroup_pids, cpu_secs, fd_count, rss_bytes};
 use crate::profile::{self, Profile};
-use crate::run::Bench;
+use crate::run::{Bench, Scenario};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
@@ -156,16 +156,37 @@ impl Bench {
     }
 
     pub fn round(&mut self, round: usize) -> anyhow::Result<()> {
+        let runs = |s| self.settings.runs(s);
+        let (rate, bulk, memory) = (
+            runs(Scenario::Rate),
+            runs(Scenario::Bulk),
+            runs(Scenario::Memory),
+        );
+        let (toa_cost, ttfb, origin_cost) = (
+            runs(Scenario::ToaCost),
+            runs(Scenario::Ttfb),
+            runs(Scenario::OriginCost),
+        );
         self.set_origin_toa(false)?;
-        self.rate(round)?;
-        self.bulk_throughput(round)?;
-        self.memory(round)?;
+        if rate {
+            self.rate(round)?;
+        }
+        if bulk {
+            self.bulk_throughput(round)?;
+        }
+        if memory {
+            self.memory(round)?;
+        }
         if self.peers.contains_key(&Target::Toa) {
             self.set_origin_toa(true)?;
-            self.toa_cost(round)?;
-            self.ttfb(round)?;
+            if toa_cost {
+                self.toa_cost(round)?;
+            }
+            if ttfb {
+                self.ttfb(round)?;
+            }
         }
-        if self.origin_toa {
+        if self.origin_toa && origin_cost {
             self.origin_cost(round)?;
         }
         self.set_origin_toa(false)
