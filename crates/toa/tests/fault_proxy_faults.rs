@@ -95,9 +95,7 @@ fn an_origin_that_never_reads_costs_the_proxy_at_most_its_buffers() {
     let sent: u64 = field(&line, "sent").parse().unwrap();
     assert!(sent < 4 * (100 << 20), "everything went through: {line}");
     let grown = rss_kib(pid).saturating_sub(before);
-    // What waits for the origin sits in kernel pipes (splice), not in the proxy's memory:
-    // user space holds at most a small pre-splice buffer per direction (bounded here by
-    // 64 KiB), plus allocator slack.
+    // Two directions of buffer_size (64 KiB) per connection, plus allocator slack.
     assert!(grown <= 4 * 2 * 64 + 8 * 1024, "RSS grew by {grown} KiB");
 }
 

@@ -107,8 +107,7 @@ pub struct ProxySettings {
     pub idle_timeout: Duration,
     pub drain_timeout: Duration,
     pub access_log: bool,
-    /// Bytes buffered per direction per connection: the bound on per-connection memory
-    /// (the splice pipe's size; a buffered copy's unwritten chunk).
+    /// Bytes buffered per direction per connection: the bound on per-connection memory.
     pub buffer_size: usize,
     /// Switch each direction to splice(2) (payload stays in the kernel) once it has moved
     /// 64 KiB; `false` keeps buffered copies throughout.
@@ -131,11 +130,7 @@ impl Default for ProxySettings {
             idle_timeout: Duration::from_secs(900),
             drain_timeout: Duration::from_secs(30),
             access_log: false,
-            // 1 MiB (fs.pipe-max-size's default): a splicing direction then makes ~3k
-            // splice calls per GB instead of ~31k at 64 KiB, for 0.65x the CPU per GB
-            // (bench/results/perf-changes-2026-12-01.md). Kernel pages are held only
-            // while bytes are in flight; idle connections hold none.
-            buffer_size: 1024 * 1024,
+            buffer_size: 64 * 1024,
             splice: true,
             udp_idle_timeout: Duration::from_secs(60),
             metrics_max_connections: 8,
