@@ -6,11 +6,12 @@ pub const PROG_WRITER: &str = "toa_writer";
 /// Program name of the registration hook (cgroup/setsockopt) in the same binary.
 pub const PROG_REGISTER: &str = "toa_register";
 
-/// `setsockopt(fd, SOL_TCP, REGISTER_OPTNAME, &EdgeClient, size_of::<EdgeClient>())`
-/// registers an upstream socket's client with the writer: the [`PROG_REGISTER`] hook
-/// stores it and turns the call into `TCP_NODELAY = 1`, which the proxy sets on every
-/// upstream socket anyway, so TOA costs no system call of its own. Without the hook
-/// the kernel answers ENOPROTOOPT (TCP has no such option; it is "TOAR").
+/// `setsockopt(fd, SOL_TCP, REGISTER_OPTNAME, &EdgeRegistration, 32)` registers an
+/// upstream socket's client with the writer: the [`PROG_REGISTER`] hook checks the
+/// token, stores the client and turns the call into `TCP_NODELAY = 1`, which the proxy
+/// sets on every upstream socket anyway, so TOA costs no system call of its own.
+/// Without the hook, or with another writer's token, the kernel answers ENOPROTOOPT
+/// (TCP has no such option; it is "TOAR").
 pub const REGISTER_OPTNAME: i32 = 0x544F_4152;
 
 /// sk_storage: upstream socket → [`EdgeClient`], filled through [`REGISTER_OPTNAME`]
@@ -28,8 +29,26 @@ pub struct EdgeConfig {
     /// Option kind written (254 by default, 200 for Tencent-CLB-style receivers).
     pub kind: u8,
     /// Explicit padding (zero).
-    pub _pad: [u8; 3],
+    pub _pad: [u8; 7],
+    /// Random per attachment, known only to the process that attached the writer: a
+    /// registration must carry it ([`EdgeRegistration::token`]), so another process in
+    /// the same cgroup cannot make its own connections carry a client address of its
+    /// choosing, and two proxies in one cgroup (a restart overlap) each keep their own.
+    pub token: u64,
 }
+
+/// The value of a [`REGISTER_OPTNAME`] setsockopt.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EdgeRegistration {
+    pub client: EdgeClient,
+    /// Explicit padding (zero).
+    pub _pad: [u8; 4],
+    /// The writer's [`EdgeConfig::token`].
+    pub token: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<EdgeRegistration>() == 32);
 
 /// The client of one upstream connection, registered by the proxy.
 /// The address picks the option form (`toa_wire::toa::len_for`): 8 bytes for
@@ -89,7 +108,11 @@ crate::counters! {
         },
         RegisterMalformed = 11 {
             name: "register_malformed",
-            help: "Registrations refused because the value was shorter than a client address.",
+            help: "Registrations refused because the value was shorter than a registration.",
+        },
+        RegisterForeign = 12 {
+            name: "register_foreign",
+            help: "Registrations with another writer's token (another proxy in this cgroup, or a forgery): not stored here.",
         },
     }
 }

@@ -10,7 +10,7 @@ pub mod kernel;
 pub mod packet;
 
 use aya_ebpf::{
-    bindings::bpf_sock,
+    bindings::{bpf_sock, bpf_sockopt},
     btf_maps::{PerCpuArray, SkStorage},
     helpers::generated::bpf_sk_storage_get,
 };
@@ -42,5 +42,22 @@ pub fn stored<T: Copy>(map: &SkStorage<T>, sk: *mut bpf_sock) -> Option<T> {
     } else {
         // SAFETY: non-null storage holding a T.
         Some(unsafe { *(value as *const T) })
+    }
+}
+
+/// Leaves a get/setsockopt to the kernel from a cgroup sockopt program. A
+/// program sees at most a page of the caller's value; when the value is
+/// larger, kernels before 6.5 fail the call with EFAULT unless the program
+/// sets optlen to 0, which means "the caller's own value" (kernel docs,
+/// prog_cgroup_sockopt, "Large optval"; the kernel's selftests compare with
+/// 4096 as here: 0 is harmless on a larger page too). iptables-legacy's calls
+/// are that large.
+#[inline(always)]
+pub fn pass_to_kernel(opt: *mut bpf_sockopt) {
+    // SAFETY: reading and writing optlen, a 4-byte context field.
+    unsafe {
+        if ptr::read_volatile(&(*opt).optlen) > 4096 {
+            ptr::write_volatile(&mut (*opt).optlen, 0);
+        }
     }
 }

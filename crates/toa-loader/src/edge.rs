@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use toa_common::edge::EdgeCounter;
-use toa_common::edge::{self as shared, EdgeClient, EdgeConfig};
+use toa_common::edge::{self as shared, EdgeClient, EdgeConfig, EdgeRegistration};
 use toa_host::{cgroup2_root, mounted_cgroup2, preflight};
 
 /// The edge program, built by build.rs.
@@ -31,6 +31,8 @@ pub struct EdgeWriter {
     /// The programs' attachments; dropping them detaches. Held by this process
     /// only, so a killed process takes the attachment with it.
     links: Option<Links>,
+    /// The attachment's [`EdgeConfig::token`], which every registration carries.
+    token: u64,
     counters: PerCpuArray<MapData, u64>,
     cgroup: PathBuf,
     placement: Placement,
@@ -61,9 +63,10 @@ impl EdgeWriter {
         preflight()?;
         let own = own_cgroup()?;
         if !is_cgroup2_root(&own) {
-            let (links, counters) = Self::attach(&own, kind)?;
+            let (links, token, counters) = Self::attach(&own, kind)?;
             return Ok(EdgeWriter {
                 links: Some(links),
+                token,
                 counters,
                 cgroup: own,
                 placement: Placement::Own,
@@ -85,8 +88,9 @@ impl EdgeWriter {
         }
         let attached = join_cgroup(&cgroup).and_then(|()| Self::attach(&cgroup, kind));
         match attached {
-            Ok((links, counters)) => Ok(EdgeWriter {
+            Ok((links, token, counters)) => Ok(EdgeWriter {
                 links: Some(links),
+                token,
                 counters,
                 cgroup,
                 placement: Placement::RootChild { root },
@@ -99,7 +103,8 @@ impl EdgeWriter {
         }
     }
 
-    fn attach(cgroup: &Path, kind: u8) -> Result<(Links, PerCpuArray<MapData, u64>)> {
+    fn attach(cgroup: &Path, kind: u8) -> Result<(Links, u64, PerCpuArray<MapData, u64>)> {
+        let token = random_token().map_err(LoaderError::io("reading", "getrandom(2)"))?;
         let mut ebpf =
             Ebpf::load(EDGE_OBJECT).map_err(LoaderError::ebpf("loading the edge writer"))?;
         {
@@ -110,7 +115,15 @@ impl EdgeWriter {
                 .try_into()
                 .map_err(LoaderError::ebpf("opening the edge config"))?;
             config
-                .set(0, EdgeConfig { kind, _pad: [0; 3] }, 0)
+                .set(
+                    0,
+                    EdgeConfig {
+                        kind,
+                        _pad: [0; 7],
+                        token,
+                    },
+                    0,
+                )
                 .map_err(LoaderError::ebpf("writing the edge config"))?;
         }
         let cgroup_fd = File::open(cgroup).map_err(LoaderError::io("opening", cgroup))?;
@@ -156,6 +169,7 @@ impl EdgeWriter {
                 _register: register_link,
                 _writer: writer_link,
             },
+            token,
             counters,
         ))
     }
@@ -169,9 +183,14 @@ impl EdgeWriter {
     /// an sk_storage entry (freed with the socket) plus TCP_NODELAY: the proxy
     /// sets TCP_NODELAY on every upstream socket anyway, so TOA adds no system
     /// call. A separate bpf() map update by fd cost ~1.2 µs more per
-    /// connection (bench/results/perf-changes-2026-12-01.md).
+    /// connection (bench/results/perf-changes-2026-12-01.md). The value carries
+    /// this attachment's token, so only this process can register.
     pub fn register(&self, socket: BorrowedFd<'_>, client: SocketAddr) -> Result<()> {
-        let value = EdgeClient::from_socket_addr(client);
+        let value = EdgeRegistration {
+            client: EdgeClient::from_socket_addr(client),
+            _pad: [0; 4],
+            token: self.token,
+        };
         // SAFETY: a valid descriptor, and a value of exactly the size passed.
         let rc = unsafe {
             libc::setsockopt(
@@ -179,7 +198,7 @@ impl EdgeWriter {
                 libc::SOL_TCP,
                 shared::REGISTER_OPTNAME,
                 std::ptr::from_ref(&value).cast(),
-                size_of::<EdgeClient>() as libc::socklen_t,
+                size_of::<EdgeRegistration>() as libc::socklen_t,
             )
         };
         if rc == 0 {
@@ -227,6 +246,18 @@ impl Drop for EdgeWriter {
             let _ = join_cgroup(root);
             let _ = std::fs::remove_dir(&self.cgroup);
         }
+    }
+}
+
+/// A random token from the kernel's generator.
+fn random_token() -> std::io::Result<u64> {
+    let mut bytes = [0u8; 8];
+    // SAFETY: writes at most 8 bytes into the array we own.
+    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    if n == 8 {
+        Ok(u64::from_ne_bytes(bytes))
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 

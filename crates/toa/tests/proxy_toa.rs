@@ -256,6 +256,14 @@ pass_client_ip = "toa"
         .unwrap();
 }
 
+/// A proxy config with one TOA rule from `port` to the IPv4 origin's `origin_port`.
+fn one_toa_rule(port: u16, origin_port: u16) -> String {
+    format!(
+        "[[rule]]\ntag = \"v4\"\nports = \"{port}\"\norigins = [\"{}\"]\norigin_ports = \"{origin_port}\"\npass_client_ip = \"toa\"\n",
+        addr::ORIGIN_V4
+    )
+}
+
 /// TCP_NODELAY of socket `fd` of process `pid`, read from a duplicate of it
 /// (pidfd_getfd, Linux 5.6+; the test runs as root).
 fn peer_socket_nodelay(pid: u32, fd: i32) -> std::io::Result<bool> {
@@ -301,17 +309,7 @@ fn toa_upstream_sockets_have_nodelay_and_their_registration_is_counted() {
     if !require_privileges("toa_upstream_sockets_have_nodelay_and_their_registration_is_counted") {
         return;
     }
-    let config = format!(
-        r#"
-[[rule]]
-tag = "v4"
-ports = "16010"
-origins = ["{o4}"]
-origin_ports = "8010"
-pass_client_ip = "toa"
-"#,
-        o4 = addr::ORIGIN_V4,
-    );
+    let config = one_toa_rule(16010, 8010);
     let mut lab = ProxyLab::start("ptoand", &config, 16010);
     lab.spawn_origin(&http_server(addr::ORIGIN_V4, "8010"), 8010);
     // A client that connects and stays: the proxy holds its upstream socket open.
@@ -372,5 +370,65 @@ pass_client_ip = "toa"
         edge("register_failed") + edge("register_malformed"),
         0,
         "{metrics}"
+    );
+}
+
+/// The registration is a setsockopt any process in the proxy's cgroup could make (a shell
+/// exec'd into the proxy's container, another process of its unit): it must carry the
+/// token only the proxy holds, or a process could make its own connections carry a client
+/// address of its choosing, which the origin would believe.
+#[test]
+fn another_process_in_the_proxys_cgroup_cannot_register_a_client() {
+    if !require_privileges("another_process_in_the_proxys_cgroup_cannot_register_a_client") {
+        return;
+    }
+    let config = one_toa_rule(16020, 8020);
+    let lab = ProxyLab::start("ptoafg", &config, 16020);
+    // The writer attaches when the TOA rule loads; its cgroup is the proxy's own.
+    let pid = lab.proxy().pid;
+    let mut cgroup = String::new();
+    eventually(Duration::from_secs(10), "the proxy's cgroup", || {
+        let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+        cgroup = own
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .unwrap_or("")
+            .trim()
+            .to_owned();
+        cgroup.contains("toa-proxy-") || lab.proxy_log().contains("TOA edge writer attached")
+    });
+    let dir = format!("{}{}", toa_lab::CGROUP2_ROOT, cgroup);
+    // The value layout of toa_common::edge::EdgeRegistration: a client (16-byte address,
+    // port, family, pad), 4 bytes of padding and a token, here a guess.
+    let forger = r#"
+import socket, struct
+value = bytes(10) + b"\xff\xff" + bytes([203, 0, 113, 7]) + struct.pack("!H", 4242) + bytes([4, 0]) + bytes(4) + struct.pack("=Q", 0x5EC2E7)
+s = socket.socket()
+try:
+    s.setsockopt(6, 0x544F4152, value)
+    print("registered")
+except OSError as e:
+    print("refused", e.errno)
+"#;
+    let out = std::process::Command::new("sh")
+        .args([
+            "-c",
+            &format!("echo $$ > {dir}/cgroup.procs && exec python3 -c '{forger}'"),
+        ])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        said.trim(),
+        format!("refused {}", libc::ENOPROTOOPT),
+        "a process in {dir}: {said} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eventually(Duration::from_secs(5), "the forgery counted", || {
+        lab.metric("toa_proxy_edge_writer_total{counter=\"register_foreign\"}") >= Some(1)
+    });
+    assert_eq!(
+        lab.metric("toa_proxy_edge_writer_total{counter=\"registered\"}"),
+        Some(0)
     );
 }

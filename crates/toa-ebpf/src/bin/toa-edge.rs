@@ -28,11 +28,11 @@ use aya_ebpf::{
     programs::{SockOpsContext, SockoptContext},
 };
 use core::ptr::{self, write_volatile};
-use toa_common::edge::{EdgeClient, EdgeConfig, EdgeCounter, REGISTER_OPTNAME};
+use toa_common::edge::{EdgeClient, EdgeConfig, EdgeCounter, EdgeRegistration, REGISTER_OPTNAME};
 use toa_ebpf::{
     bump,
     kernel::{BPF_WRITE_HDR_TCP_CURRENT_MSS, SOL_TCP, TCP_NODELAY, sock_ops_sk},
-    map_ptr, stored,
+    map_ptr, pass_to_kernel, stored,
 };
 use toa_wire::toa::{self, LEN_V4, LEN_V6};
 
@@ -139,31 +139,51 @@ fn stop_writing(ctx: &SockOpsContext) -> Option<EdgeCounter> {
 
 // ------------------------------------------------------------ registration
 
-/// The proxy's registration: `setsockopt(SOL_TCP, REGISTER_OPTNAME, &client)`.
-/// Every other setsockopt passes through untouched and uncounted.
+/// What the registration hook did with one setsockopt.
+enum Registration {
+    /// Not a registration: left to the kernel, uncounted.
+    NotOurs,
+    /// Stored, and turned into TCP_NODELAY = 1.
+    Stored,
+    /// Another writer's token: left to the kernel (which refuses the unknown option
+    /// unless that writer's hook takes it), counted.
+    Foreign,
+    /// Refused with EPERM, counted.
+    Refused(EdgeCounter),
+}
+
+/// The proxy's registration: `setsockopt(SOL_TCP, REGISTER_OPTNAME, &EdgeRegistration)`.
+/// Every other setsockopt passes through untouched.
 #[cgroup_sockopt(setsockopt)]
 pub fn toa_register(ctx: SockoptContext) -> i32 {
     match try_register(&ctx) {
-        None => 1,
-        Some(Ok(())) => {
+        Registration::NotOurs => {
+            pass_to_kernel(ctx.sockopt);
+            1
+        }
+        Registration::Stored => {
             count(EdgeCounter::Registered);
+            1
+        }
+        Registration::Foreign => {
+            count(EdgeCounter::RegisterForeign);
             1
         }
         // 0 fails the setsockopt with EPERM: the proxy must not connect a
         // socket whose handshake would go out without the client.
-        Some(Err(counter)) => {
+        Registration::Refused(counter) => {
             count(counter);
             0
         }
     }
 }
 
-fn try_register(ctx: &SockoptContext) -> Option<Result<(), EdgeCounter>> {
+fn try_register(ctx: &SockoptContext) -> Registration {
     let opt = ctx.sockopt;
     // SAFETY: reading context fields; the verifier checks the accesses.
     let (level, name) = unsafe { ((*opt).level, (*opt).optname) };
     if level != SOL_TCP || name != REGISTER_OPTNAME {
-        return None;
+        return Registration::NotOurs;
     }
     // SAFETY: reading context fields.
     let (optval, optval_end) = unsafe {
@@ -172,11 +192,15 @@ fn try_register(ctx: &SockoptContext) -> Option<Result<(), EdgeCounter>> {
             (*opt).__bindgen_anon_3.optval_end as usize,
         )
     };
-    if optval + size_of::<EdgeClient>() > optval_end {
-        return Some(Err(EdgeCounter::RegisterMalformed));
+    if optval + size_of::<EdgeRegistration>() > optval_end {
+        return Registration::Refused(EdgeCounter::RegisterMalformed);
     }
-    // SAFETY: optval..optval+size_of::<EdgeClient>() was checked against optval_end.
-    let client = unsafe { ptr::read_unaligned(optval as *const EdgeClient) };
+    // SAFETY: optval..optval+size_of::<EdgeRegistration>() was checked against optval_end.
+    let registration = unsafe { ptr::read_unaligned(optval as *const EdgeRegistration) };
+    match TOA_EDGE_CONFIG.get(0) {
+        Some(config) if config.token == registration.token => {}
+        _ => return Registration::Foreign,
+    }
     // SAFETY: `sk` is never null in sockopt programs; with the create flag the
     // helper returns the socket's storage (made now if it had none) or null.
     let stored = unsafe {
@@ -188,18 +212,18 @@ fn try_register(ctx: &SockoptContext) -> Option<Result<(), EdgeCounter>> {
         )
     };
     if stored.is_null() {
-        return Some(Err(EdgeCounter::RegisterFailed));
+        return Registration::Refused(EdgeCounter::RegisterFailed);
     }
     // SAFETY: non-null storage holding an EdgeClient; optval's first 4 bytes
     // are inside the checked range; separate volatile 4-byte context stores,
     // which the verifier requires (merged, they are one 8-byte store it rejects).
     unsafe {
-        *(stored as *mut EdgeClient) = client;
+        *(stored as *mut EdgeClient) = registration.client;
         ptr::write_unaligned(optval as *mut i32, 1);
         write_volatile(&mut (*opt).optname, TCP_NODELAY);
         write_volatile(&mut (*opt).optlen, size_of::<i32>() as i32);
     }
-    Some(Ok(()))
+    Registration::Stored
 }
 
 #[cfg(not(test))]

@@ -35,7 +35,7 @@ use toa_common::{
     },
     plausible::plausible,
 };
-use toa_ebpf::{bump, kernel::*, map_ptr, packet::PacketHeader, stored};
+use toa_ebpf::{bump, kernel::*, map_ptr, pass_to_kernel, packet::PacketHeader, stored};
 
 #[btf_map]
 static TOA_CONFIG: Array<OriginConfig, 1> = Array::new();
@@ -316,8 +316,9 @@ fn trusted_record(ctx: &SockAddrContext) -> Result<SocketToa, Counter> {
 
 #[cgroup_sockopt(getsockopt)]
 pub fn toa_lookup(ctx: SockoptContext) -> i32 {
-    if let Some(counter) = try_toa_lookup(&ctx) {
-        count(counter);
+    match try_toa_lookup(&ctx) {
+        Some(counter) => count(counter),
+        None => pass_to_kernel(ctx.sockopt),
     }
     1
 }
