@@ -111,7 +111,12 @@ impl Copy {
                     return Poll::Ready(Err(dir.write_error(e)));
                 }
                 match to.try_write(&self.rest[self.sent..]) {
-                    Ok(k) => self.sent += k,
+                    Ok(k) => {
+                        self.sent += k;
+                        if self.sent < self.rest.len() {
+                            dir.progressed();
+                        }
+                    }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                     Err(e) => return Poll::Ready(Err(dir.write_error(e))),
                 }

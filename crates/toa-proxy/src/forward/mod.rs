@@ -101,6 +101,13 @@ impl Direction<'_> {
         self.activity.touch();
     }
 
+    /// Part of a chunk went out and the rest waits for the destination: bytes are still
+    /// moving, so the connection is not idle (a slow reader can take longer than the idle
+    /// timeout for one chunk). The bytes are counted when the whole chunk is out.
+    fn progressed(&self) {
+        self.activity.touch();
+    }
+
     /// `from` reached EOF: pass it on as a FIN to `to`, unless the other direction has
     /// already finished. Then both sockets are closed next, and close() sends that FIN
     /// (every byte was read and written), so a `shutdown` would only cost a system call.

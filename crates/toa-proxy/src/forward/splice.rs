@@ -139,7 +139,12 @@ pub(super) async fn splice_half(
             match to.try_io(Interest::WRITABLE, || {
                 splice(pipe.read.as_raw_fd(), to.as_raw_fd(), left)
             }) {
-                Ok(k) => left -= k,
+                Ok(k) => {
+                    left -= k;
+                    if left > 0 {
+                        dir.progressed();
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Err(dir.write_error(e)),
             }

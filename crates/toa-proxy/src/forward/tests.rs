@@ -34,15 +34,29 @@ async fn run_until(
     TcpStream,
     tokio::task::JoinHandle<(Transfer, u64, u64)>,
 ) {
+    let limits = Limits {
+        buffer_size: 1024,
+        idle_timeout: idle,
+        data_path,
+    };
     let (client, proxy_client_side) = pair().await;
+    run_with(limits, client, proxy_client_side, abort).await
+}
+
+/// [`forward`] between `proxy_client_side` and a new origin connection, with `limits`.
+async fn run_with(
+    limits: Limits,
+    client: TcpStream,
+    proxy_client_side: TcpStream,
+    abort: tokio_util::sync::CancellationToken,
+) -> (
+    TcpStream,
+    TcpStream,
+    tokio::task::JoinHandle<(Transfer, u64, u64)>,
+) {
     let (proxy_origin_side, origin) = pair().await;
     let task = tokio::spawn(async move {
         let (up, down) = (AtomicU64::new(0), AtomicU64::new(0));
-        let limits = Limits {
-            buffer_size: 1024,
-            idle_timeout: idle,
-            data_path,
-        };
         let t = forward(
             proxy_client_side,
             proxy_origin_side,
@@ -168,6 +182,76 @@ async fn traffic_puts_the_idle_timeout_off_and_it_fires_within_a_tick() {
             && closed_after < idle + sweep::tick(idle) + Duration::from_millis(150),
         "closed {closed_after:?} after the last byte, timeout {idle:?}"
     );
+}
+
+/// A client slower than one chunk per idle timeout still receives bytes all the time:
+/// a write that moves part of a chunk is activity, not only a whole chunk written.
+#[tokio::test]
+async fn a_slow_reader_that_keeps_reading_is_not_idle() {
+    for path in [DataPath::Buffered, DataPath::Splice] {
+        slow_reader(path).await;
+    }
+}
+
+async fn slow_reader(path: DataPath) {
+    let idle = Duration::from_millis(300);
+    let limits = Limits {
+        buffer_size: 256 * 1024,
+        idle_timeout: idle,
+        data_path: path,
+    };
+    // Small socket buffers towards the client, set before the handshake so the window
+    // stays small: what the kernels hold in flight drains well within the timeout, while
+    // one chunk (up to buffer_size) takes several timeouts to go out, in partial writes.
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let (client, accepted) = tokio::join!(socket.connect(l.local_addr().unwrap()), l.accept());
+    let (client, proxy_client_side) = (client.unwrap(), accepted.unwrap().0);
+    socket2::SockRef::from(&proxy_client_side)
+        .set_send_buffer_size(4096)
+        .unwrap();
+    let (mut client, mut origin, task) = run_with(
+        limits,
+        client,
+        proxy_client_side,
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await;
+    let reply = vec![5u8; 256 * 1024];
+    let writer = tokio::spawn(async move {
+        origin.write_all(&reply).await.unwrap();
+        origin
+    });
+    // ~160 KB/s: a 64 KiB chunk takes ~0.4 s to go out, longer than the timeout.
+    let mut got = 0;
+    let mut buf = [0u8; 4096];
+    while got < 256 * 1024 {
+        let n = tokio::time::timeout(Duration::from_secs(5), client.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        if n == 0 {
+            let (t, _, _) = task.await.unwrap();
+            panic!("{path:?}: closed after {got} bytes: {}", t.reason);
+        }
+        got += n;
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(!task.is_finished(), "{path:?}: closed while bytes flowed");
+    let mut origin = writer.await.unwrap();
+    origin.shutdown().await.unwrap();
+    client.shutdown().await.unwrap();
+    let (t, _, down) = tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(t.reason, CloseReason::Done { .. }),
+        "{path:?}: {}",
+        t.reason
+    );
+    assert_eq!(down, 256 * 1024);
 }
 
 #[tokio::test]
