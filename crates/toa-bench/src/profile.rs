@@ -1,17 +1,24 @@
 //! CPU profiles of the proxies (`perf record -e cpu-clock`), taken in one
-//! extra run per case after the measured rounds, so a missed goal comes with
-//! where the time went. The software clock event works in VMs without
+//! extra run per case after the measured rounds ([`Bench::profiles`]), so a
+//! missed goal comes with where the time went. The software clock event works in VMs without
 //! hardware counters.
 
+use crate::peers::{ClientIp, Service, Target};
+use crate::run::Bench;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 /// Sampling frequency; odd, so it does not beat with periodic work.
 const FREQUENCY: &str = "997";
 /// Symbols listed per profile in the report.
 const TOP_SYMBOLS: usize = 15;
+/// System calls listed per proxy in the report's profile table.
+const SYSCALL_MIX_LEN: usize = 8;
+/// Minimum load duration of a profiled run.
+const PROFILE_MS: u64 = 1_000;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Profile {
@@ -178,6 +185,94 @@ pub fn syscall_counts(summary: &str) -> Vec<(String, u64)> {
     let mut v: Vec<_> = counts.into_iter().collect();
     v.sort_by_key(|(_, calls)| std::cmp::Reverse(*calls));
     v
+}
+
+impl Bench {
+    /// One extra short-connection (c64) and bulk (8 streams) run per proxy under
+    /// `perf record`; not counted in any figure.
+    pub fn profiles(&mut self, dir: &Path) -> anyhow::Result<Vec<Profile>> {
+        let mut out = Vec::new();
+        if !available() {
+            self.notes.push("No CPU profiles: `perf record -e cpu-clock` does not work here (install linux-perf).".into());
+            return Ok(out);
+        }
+        // Long enough for a few thousand samples whatever the round settings.
+        let load_ms = self.settings.rr_ms.max(PROFILE_MS);
+        let variants = self
+            .peers
+            .keys()
+            .copied()
+            .filter(|t| matches!(t, Target::Variant(_)));
+        let targets: Vec<Target> = [Target::Toa, Target::Haproxy, Target::Nginx]
+            .into_iter()
+            .chain(variants)
+            .collect();
+        for t in targets {
+            let Some(peer) = self.peers.get(&t) else {
+                continue;
+            };
+            let pids = peer.pids();
+            for case in ["c64", "8 streams"] {
+                let slug = format!("{}-{}", t.name(), case)
+                    .replace(' ', "-")
+                    .to_lowercase();
+                let file = dir.join(format!("perf-{slug}.data"));
+                let recording = start(&pids, &file, load_ms.div_ceil(1000) + 1)?;
+                // perf attaches asynchronously; start the load once it is sampling.
+                std::thread::sleep(Duration::from_millis(300));
+                let (units, unit) = if case == "c64" {
+                    let r = self.rr_for(t, Service::Respond, ClientIp::Off, 64, load_ms)?;
+                    (r.connections as f64, "connection")
+                } else {
+                    let r = self.bulk_for(t, 8, load_ms)?;
+                    (r.bytes as f64 / 1e6, "MB")
+                };
+                let found = recording.finish()?;
+                let syscall_mix = if case == "c64" {
+                    self.syscall_mix(t, dir, load_ms)?
+                } else {
+                    Vec::new()
+                };
+                let text = format!("{}\n\n{}\n", found.objects.join("\n"), found.top.join("\n"));
+                std::fs::write(dir.join(format!("perf-{slug}.txt")), text)?;
+                out.push(Profile {
+                    target: t.name().into(),
+                    case: case.into(),
+                    top: found.top,
+                    file: format!("perf-{slug}.txt"),
+                    objects: found.objects,
+                    syscalls_per_unit: found.syscalls as f64 / units.max(1.0),
+                    switches_per_unit: found.switches as f64 / units.max(1.0),
+                    unit: unit.into(),
+                    syscall_mix,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The most frequent system calls per short connection (c64), from a
+    /// `perf trace` run of its own.
+    fn syscall_mix(
+        &mut self,
+        t: Target,
+        dir: &Path,
+        load_ms: u64,
+    ) -> anyhow::Result<Vec<(String, f64)>> {
+        let pids = self.peers[&t].pids();
+        let file = dir.join("perf-trace.txt");
+        let mut tracer = trace(&pids, &file, load_ms.div_ceil(1000) + 1)?;
+        std::thread::sleep(Duration::from_millis(300));
+        let r = self.rr_for(t, Service::Respond, ClientIp::Off, 64, load_ms)?;
+        tracer.wait()?;
+        let summary = std::fs::read_to_string(&file).unwrap_or_default();
+        let _ = std::fs::remove_file(&file);
+        Ok(syscall_counts(&summary)
+            .into_iter()
+            .take(SYSCALL_MIX_LEN)
+            .map(|(name, calls)| (name, calls as f64 / r.connections.max(1) as f64))
+            .collect())
+    }
 }
 
 #[cfg(test)]

@@ -4,10 +4,8 @@
 use crate::load::RrResult;
 use crate::peers::{ClientIp, Service, Target};
 use crate::procfs::{cgroup_pids, cpu_secs, fd_count, rss_bytes};
-use crate::profile::{self, Profile};
 use crate::run::{Bench, Scenario};
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::time::Duration;
 
 /// Scenario names as stored in the raw results and used by the report.
@@ -31,10 +29,6 @@ pub const PROXIED_RATE: &str = "via toa proxy (TOA), c16";
 pub const GETPEERNAME_DIRECT: &str = "getpeername, direct";
 pub const GETPEERNAME_PROXIED: &str = "getpeername, via toa proxy (TOA)";
 
-/// System calls listed per proxy in the report's profile table.
-const SYSCALL_MIX_LEN: usize = 8;
-/// Minimum load duration of a profiled run.
-const PROFILE_MS: u64 = 1_000;
 /// Concurrency of the origin-cost rate cases and of the TTFB scenario's rate.
 const ORIGIN_CONCURRENCY: usize = 16;
 
@@ -69,92 +63,6 @@ fn rr_values(r: &RrResult) -> Vec<(&'static str, f64)> {
 }
 
 impl Bench {
-    /// One extra short-connection (c64) and bulk (8 streams) run per proxy under
-    /// `perf record`; not counted in any figure.
-    pub fn profiles(&mut self, dir: &Path) -> anyhow::Result<Vec<Profile>> {
-        let mut out = Vec::new();
-        if !profile::available() {
-            self.notes.push("No CPU profiles: `perf record -e cpu-clock` does not work here (install linux-perf).".into());
-            return Ok(out);
-        }
-        // Long enough for a few thousand samples whatever the round settings.
-        let load_ms = self.settings.rr_ms.max(PROFILE_MS);
-        let variants = self
-            .peers
-            .keys()
-            .copied()
-            .filter(|t| matches!(t, Target::Variant(_)));
-        let targets: Vec<Target> = [Target::Toa, Target::Haproxy, Target::Nginx]
-            .into_iter()
-            .chain(variants)
-            .collect();
-        for t in targets {
-            let Some(peer) = self.peers.get(&t) else {
-                continue;
-            };
-            let pids = peer.pids();
-            for case in ["c64", "8 streams"] {
-                let slug = format!("{}-{}", t.name(), case)
-                    .replace(' ', "-")
-                    .to_lowercase();
-                let file = dir.join(format!("perf-{slug}.data"));
-                let recording = profile::start(&pids, &file, load_ms.div_ceil(1000) + 1)?;
-                // perf attaches asynchronously; start the load once it is sampling.
-                std::thread::sleep(Duration::from_millis(300));
-                let (units, unit) = if case == "c64" {
-                    let r = self.rr_for(t, Service::Respond, ClientIp::Off, 64, load_ms)?;
-                    (r.connections as f64, "connection")
-                } else {
-                    let r = self.bulk_for(t, 8, load_ms)?;
-                    (r.bytes as f64 / 1e6, "MB")
-                };
-                let found = recording.finish()?;
-                let syscall_mix = if case == "c64" {
-                    self.syscall_mix(t, dir, load_ms)?
-                } else {
-                    Vec::new()
-                };
-                let text = format!("{}\n\n{}\n", found.objects.join("\n"), found.top.join("\n"));
-                std::fs::write(dir.join(format!("perf-{slug}.txt")), text)?;
-                out.push(Profile {
-                    target: t.name().into(),
-                    case: case.into(),
-                    top: found.top,
-                    file: format!("perf-{slug}.txt"),
-                    objects: found.objects,
-                    syscalls_per_unit: found.syscalls as f64 / units.max(1.0),
-                    switches_per_unit: found.switches as f64 / units.max(1.0),
-                    unit: unit.into(),
-                    syscall_mix,
-                });
-            }
-        }
-        Ok(out)
-    }
-
-    /// The most frequent system calls per short connection (c64), from a
-    /// `perf trace` run of its own.
-    fn syscall_mix(
-        &mut self,
-        t: Target,
-        dir: &Path,
-        load_ms: u64,
-    ) -> anyhow::Result<Vec<(String, f64)>> {
-        let pids = self.peers[&t].pids();
-        let file = dir.join("perf-trace.txt");
-        let mut tracer = profile::trace(&pids, &file, load_ms.div_ceil(1000) + 1)?;
-        std::thread::sleep(Duration::from_millis(300));
-        let r = self.rr_for(t, Service::Respond, ClientIp::Off, 64, load_ms)?;
-        tracer.wait()?;
-        let summary = std::fs::read_to_string(&file).unwrap_or_default();
-        let _ = std::fs::remove_file(&file);
-        Ok(profile::syscall_counts(&summary)
-            .into_iter()
-            .take(SYSCALL_MIX_LEN)
-            .map(|(name, calls)| (name, calls as f64 / r.connections.max(1) as f64))
-            .collect())
-    }
-
     pub fn round(&mut self, round: usize) -> anyhow::Result<()> {
         let runs = |s| self.settings.runs(s);
         let (rate, bulk, memory) = (
