@@ -147,13 +147,7 @@ pass_client_ip = "toa"
     assert_eq!(lab.metric("toa_proxy_toa_options_failed_total"), Some(0));
     // Every counter of the edge writer is exported (iterated, so a new one cannot escape).
     let metrics = lab.metrics();
-    let edge = |name: &str| {
-        let series = format!("toa_proxy_edge_writer_total{{counter=\"{name}\"}} ");
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(&series)?.parse::<u64>().ok())
-            .unwrap_or_else(|| panic!("{series}missing:\n{metrics}"))
-    };
+    let edge = |name: &str| edge_counter(&metrics, name);
     for counter in toa_loader::EdgeCounter::ALL {
         edge(counter.name());
     }
@@ -254,6 +248,15 @@ pass_client_ip = "toa"
     });
     lab.get(addr::EDGE_CLIENT_SIDE_V4, 16000, "/", None)
         .unwrap();
+}
+
+/// The edge writer's counter `name` in a scrape of the proxy's metrics.
+fn edge_counter(metrics: &str, name: &str) -> u64 {
+    let series = format!("toa_proxy_edge_writer_total{{counter=\"{name}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&series)?.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("{series}missing:\n{metrics}"))
 }
 
 /// A proxy config with one TOA rule from `port` to the IPv4 origin's `origin_port`.
@@ -358,13 +361,7 @@ fn toa_upstream_sockets_have_nodelay_and_their_registration_is_counted() {
         );
     }
     let metrics = lab.metrics();
-    let edge = |name: &str| {
-        let series = format!("toa_proxy_edge_writer_total{{counter=\"{name}\"}} ");
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(&series)?.parse::<u64>().ok())
-            .unwrap_or_else(|| panic!("{series}missing:\n{metrics}"))
-    };
+    let edge = |name: &str| edge_counter(&metrics, name);
     assert!(edge("registered") >= 1, "{metrics}");
     assert_eq!(
         edge("register_failed") + edge("register_malformed"),
