@@ -267,41 +267,25 @@ fn one_toa_rule(port: u16, origin_port: u16) -> String {
     )
 }
 
-/// TCP_NODELAY of socket `fd` of process `pid`, read from a duplicate of it
-/// (pidfd_getfd, Linux 5.6+; the test runs as root).
+/// TCP_NODELAY of socket `fd` of process `pid`, read from a duplicate of it.
 fn peer_socket_nodelay(pid: u32, fd: i32) -> std::io::Result<bool> {
-    use std::os::fd::{FromRawFd, OwnedFd};
-    // SAFETY: plain syscalls; every returned descriptor is owned and closed below.
-    unsafe {
-        let pidfd = libc::syscall(libc::SYS_pidfd_open, pid, 0);
-        if pidfd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let pidfd = OwnedFd::from_raw_fd(pidfd as i32);
-        let dup = libc::syscall(
-            libc::SYS_pidfd_getfd,
-            std::os::fd::AsRawFd::as_raw_fd(&pidfd),
-            fd,
-            0,
-        );
-        if dup < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let dup = OwnedFd::from_raw_fd(dup as i32);
-        let mut on: libc::c_int = 0;
-        let mut len = size_of::<libc::c_int>() as libc::socklen_t;
-        let rc = libc::getsockopt(
+    let dup = proxy_support::peer_fd(pid, fd)?;
+    let mut on: libc::c_int = 0;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt into a c_int we own, on a descriptor we own.
+    let rc = unsafe {
+        libc::getsockopt(
             std::os::fd::AsRawFd::as_raw_fd(&dup),
             libc::IPPROTO_TCP,
             libc::TCP_NODELAY,
             std::ptr::from_mut(&mut on).cast(),
             &mut len,
-        );
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(on != 0)
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
     }
+    Ok(on != 0)
 }
 
 /// The registration that makes the edge writer tag an upstream socket is the same
