@@ -107,7 +107,8 @@ pub struct ProxySettings {
     pub idle_timeout: Duration,
     pub drain_timeout: Duration,
     pub access_log: bool,
-    /// Bytes buffered per direction per connection: the bound on per-connection memory.
+    /// Bytes buffered per direction per connection: the bound on per-connection memory (a
+    /// splice pipe grows above it only while both ends keep up, within a process-wide budget).
     pub buffer_size: usize,
     /// Switch each direction to splice(2) (payload stays in the kernel) once it has moved
     /// 64 KiB; `false` keeps buffered copies throughout.

@@ -5,6 +5,7 @@
 //! kernel-side `splice(2)` through a pipe ([`splice`]) once it has moved [`SPLICE_AFTER`] bytes.
 
 mod copy;
+mod pipe;
 mod splice;
 mod sweep;
 
@@ -75,7 +76,8 @@ pub enum DataPath {
 }
 
 pub struct Limits {
-    /// Bytes in flight per direction (buffer or pipe size): the per-connection memory bound.
+    /// Bytes in flight per direction (buffer or pipe size): the per-connection memory bound
+    /// (a splice pipe grows above it only while both ends keep up; see `pipe::Sizing`).
     pub buffer_size: usize,
     pub idle_timeout: Duration,
     pub data_path: DataPath,
@@ -206,7 +208,7 @@ impl Future for Half<'_> {
                 copy::Copied::Enough => {}
             }
             this.before_splice = false;
-            match splice::Pipe::take(this.limits.buffer_size) {
+            match pipe::Pipe::take(this.limits.buffer_size) {
                 Ok(pipe) => {
                     let (from, to) = this.sockets.take().expect("checked above");
                     let dir = this.dir;

@@ -1,86 +1,17 @@
 //! Zero-copy forwarding of one direction with splice(2): socket → pipe → socket, so the
-//! payload stays in kernel pages. The pipe is the bounded buffer (sized like `buffer_size`).
-//! Pipes come from a small per-thread pool ([`Pipe::take`]) and go back to it when a
-//! direction ends cleanly with the pipe empty ([`Pipe::recycle`]).
+//! payload stays in kernel pages. The pipe ([`Pipe`]) is the bounded buffer; its size
+//! follows the direction's rate ([`Sizing`]).
 
-use std::cell::RefCell;
 use std::future::poll_fn;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 use super::Direction;
+use super::pipe::{Pipe, Sizing};
 use crate::forward::CloseReason;
-
-/// Empty pipes kept per thread for reuse. Bounded so that a burst of bulk connections
-/// leaves at most this many idle pipes (2 descriptors each) per worker thread behind.
-const POOL_MAX: usize = 16;
-
-thread_local! {
-    static POOL: RefCell<Vec<Pipe>> = const { RefCell::new(Vec::new()) };
-}
-
-/// One non-blocking pipe: bytes spliced in from one socket wait here for the other.
-pub(super) struct Pipe {
-    read: OwnedFd,
-    write: OwnedFd,
-    /// The size asked for at creation (pooled pipes are only reused for the same size).
-    requested: usize,
-    capacity: usize,
-}
-
-impl Pipe {
-    fn new(size: usize) -> io::Result<Pipe> {
-        let mut fds = [0 as RawFd; 2];
-        // SAFETY: pipe2 writes two descriptors into the array we own.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: both descriptors were just created and are owned by nobody else.
-        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        // The kernel rounds up to pages and may refuse above /proc/sys/fs/pipe-max-size;
-        // the default (64 KiB) is then what we get, which is fine.
-        // SAFETY: F_SETPIPE_SZ/F_GETPIPE_SZ on a pipe we own.
-        unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, size as libc::c_int) };
-        let capacity = unsafe { libc::fcntl(write.as_raw_fd(), libc::F_GETPIPE_SZ) };
-        Ok(Pipe {
-            read,
-            write,
-            requested: size,
-            capacity: usize::try_from(capacity).unwrap_or(64 * 1024).max(4096),
-        })
-    }
-
-    /// An empty pipe of `size` bytes: from this thread's pool if it has one, else a new one.
-    pub(super) fn take(size: usize) -> io::Result<Pipe> {
-        let pooled = POOL.with_borrow_mut(|pool| {
-            let i = pool.iter().rposition(|p| p.requested == size)?;
-            Some(pool.swap_remove(i))
-        });
-        match pooled {
-            Some(pipe) => Ok(pipe),
-            None => Pipe::new(size),
-        }
-    }
-
-    /// Returns an empty pipe to this thread's pool (or closes it if the pool is full).
-    /// Only call this when every byte spliced in was spliced out again.
-    fn recycle(self) {
-        POOL.with_borrow_mut(|pool| {
-            if pool.len() < POOL_MAX {
-                pool.push(self);
-            }
-        });
-    }
-}
-
-/// Pipes in this thread's pool.
-#[cfg(test)]
-pub(super) fn pooled() -> usize {
-    POOL.with_borrow(Vec::len)
-}
 
 fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
     // SAFETY: plain descriptors, null offsets (sockets and pipes have none).
@@ -104,9 +35,10 @@ fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
 pub(super) async fn splice_half(
     from: &TcpStream,
     to: &TcpStream,
-    pipe: Pipe,
+    mut pipe: Pipe,
     dir: &Direction<'_>,
 ) -> Result<(), CloseReason> {
+    let mut sizing = Sizing::new(&pipe);
     loop {
         // Socket → pipe. The pipe is empty here, so only the socket can block; tokio's
         // readiness is cleared by try_io when it does.
@@ -150,5 +82,6 @@ pub(super) async fn splice_half(
             }
         }
         dir.moved(n);
+        sizing.after_chunk(&mut pipe, n);
     }
 }

@@ -291,6 +291,6 @@ async fn splicing_direction_switches_mid_stream_without_losing_or_reordering_byt
     assert_eq!((t.to_origin, up), (1_000_003, 1_000_003));
     assert!(matches!(t.reason, CloseReason::Done { .. }), "{}", t.reason);
     // The upstream pipe ended empty and went back to this thread's pool.
-    let pooled = splice::pooled();
+    let pooled = pipe::pooled();
     assert!(pooled >= 1, "{pooled} pipes pooled");
 }

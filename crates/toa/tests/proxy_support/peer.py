@@ -25,6 +25,10 @@ compare both ends. `order` decides half-close: "together" (both send at once),
   peer.py reset-origin HOST PORT             # origin: per connection reads 64 KiB, then RST
   peer.py sequential HOST PORT COUNT         # COUNT connections one after another, each sends
                                              # "x", closes first and reads to EOF; reports ok/failed
+  peer.py blast HOST PORT BYTES              # origin: sends each connection BYTES as fast as it
+                                             # can, then EOF; closes when the peer does
+  peer.py drain HOST PORT RATE SECS          # reads at most RATE bytes a second (0: no limit)
+                                             # until EOF or SECS; reports bytes read and eof
 """
 import hashlib, json, random, socket, sys, threading
 
@@ -323,7 +327,43 @@ def sequential(host, port, count):
     print(json.dumps({"ok": ok, "failed": failed}), flush=True)
 
 
+def blast(host, port, nbytes):
+    srv = listen(host, port, 64)
+    data = b"b" * CHUNK
+    while True:
+        conn, _ = srv.accept()
+        def run(conn=conn):
+            try:
+                left = int(nbytes)
+                while left:
+                    left -= conn.send(data[:min(CHUNK, left)])
+                conn.shutdown(socket.SHUT_WR)
+                while conn.recv(65536):
+                    pass
+            except OSError:
+                pass
+            conn.close()
+        threading.Thread(target=run, daemon=True).start()
+
+
+def drain(host, port, rate, secs):
+    import time
+    s = socket.create_connection((host, int(port)), timeout=5)
+    rate, start, got, eof = int(rate), time.monotonic(), 0, False
+    while time.monotonic() - start < float(secs):
+        if rate and got > rate * (time.monotonic() - start):
+            time.sleep(0.01)
+            continue
+        d = s.recv(CHUNK if not rate else 4096)
+        if not d:
+            eof = True
+            break
+        got += len(d)
+    s.close()
+    print(json.dumps({"read": got, "eof": eof}), flush=True)
+
+
 if __name__ == "__main__":
     {"serve": serve, "client": client, "hammer": hammer, "hold": hold, "capture": capture,
      "idle": idle, "trickle": trickle, "sequential": sequential, "push": push, "stall": stall,
-     "reset": reset, "reset-origin": reset_origin}[sys.argv[1]](*sys.argv[2:])
+     "reset": reset, "reset-origin": reset_origin, "blast": blast, "drain": drain}[sys.argv[1]](*sys.argv[2:])
