@@ -1,7 +1,7 @@
-//! `toa proxy`'s splice pipes, seen from outside the process: a download whose reader
-//! keeps up grows its pipe to 1 MiB (fewer system calls per byte), a slow reader's pipe
-//! stays at `buffer_size` (the memory a slow download may hold), and a pipe goes back to
-//! the pool at `buffer_size`.
+//! `toa proxy`'s splice pipes, read from the running proxy (pidfd_getfd): a download
+//! whose two ends keep up grows its pipe to 1 MiB (fewer system calls per byte), and the
+//! pipe goes back to `buffer_size` (the memory a slow download may hold) when the reader
+//! slows down, when the sender pauses, and when it returns to the pool.
 
 mod proxy_support;
 
@@ -13,17 +13,17 @@ use toa_lab::{Spawned, addr, require_privileges};
 const EDGE: &str = addr::EDGE_CLIENT_SIDE_V4;
 /// The default `buffer_size`: every pipe starts at this size.
 const BASE: usize = 64 * 1024;
-/// What a pipe grows to while its reader keeps up.
+/// What a pipe grows to while both ends keep up.
 const GROWN: usize = 1024 * 1024;
-/// What the origin sends each connection.
-const DOWNLOAD: u64 = 1 << 30;
+const GIB: u64 = 1 << 30;
 
-/// Starts `peer.py drain` through the proxy: reads at most `rate` bytes a second (0: no
-/// limit) until EOF or `secs`.
-fn drain(lab: &mut ProxyLab, rate: u64, secs: u64) -> Spawned {
-    let cmd = ["python3", lab.peer.as_str(), "drain", EDGE, "18000"];
-    let (rate, secs) = (rate.to_string(), secs.to_string());
-    let cmd: Vec<String> = cmd.iter().map(|s| s.to_string()).chain([rate, secs]).collect();
+/// Starts `peer.py drain` through the proxy's `port`: reads `fast` bytes as fast as it
+/// can, then at most `rate` bytes a second, until EOF or `secs`.
+fn drain(lab: &mut ProxyLab, port: u16, fast: u64, rate: u64, secs: u64) -> Spawned {
+    let args = [port.into(), fast, rate, secs].map(|n: u64| n.to_string());
+    let mut cmd = vec!["python3", lab.peer.as_str(), "drain", EDGE];
+    cmd.extend(args.iter().map(String::as_str));
+    let cmd: Vec<String> = cmd.into_iter().map(str::to_owned).collect();
     let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
     lab.topo.lab.spawn(&lab.topo.client, None, &cmd).unwrap()
 }
@@ -34,75 +34,85 @@ fn report(reader: &Spawned) -> Option<String> {
     out.contains('}').then(|| out.trim().to_string())
 }
 
-/// The largest proxy pipe seen until `done` holds (at most `limit`).
-fn largest_pipe_until(lab: &ProxyLab, limit: Duration, mut done: impl FnMut() -> bool) -> usize {
-    let end = Instant::now() + limit;
-    let mut largest = 0;
-    while !done() && Instant::now() < end {
-        largest = largest.max(lab.proxy_pipe_sizes().into_iter().max().unwrap_or(0));
+/// Waits (sampling every 10 ms) until some proxy pipe has grown to 1 MiB.
+fn wait_for_a_grown_pipe(lab: &ProxyLab, reader: &Spawned) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !lab.proxy_pipe_sizes().contains(&GROWN) {
+        assert!(
+            Instant::now() < deadline && report(reader).is_none(),
+            "no pipe grew to 1 MiB during a fast download ({:?})\n{}",
+            report(reader),
+            lab.proxy_log()
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
-    largest
+}
+
+fn all_at_base(lab: &ProxyLab) -> bool {
+    lab.proxy_pipe_sizes().iter().all(|&size| size <= BASE)
 }
 
 #[test]
-fn a_fast_download_grows_its_pipe_and_a_slow_one_holds_only_buffer_size() {
-    if !require_privileges("a_fast_download_grows_its_pipe_and_a_slow_one_holds_only_buffer_size")
-    {
+fn a_grown_pipe_goes_back_to_buffer_size_when_the_reader_slows_or_the_sender_pauses() {
+    if !require_privileges(
+        "a_grown_pipe_goes_back_to_buffer_size_when_the_reader_slows_or_the_sender_pauses",
+    ) {
         return;
     }
-    let config = format!(
-        "[[rule]]\ntag = \"download\"\nports = \"18000\"\norigins = [\"{}\"]\norigin_ports = \"8000\"\n",
-        addr::ORIGIN_V4
-    );
+    let rule = |port: u16, origin_port: u16| {
+        format!(
+            "[[rule]]\ntag = \"r{port}\"\nports = \"{port}\"\norigins = [\"{}\"]\norigin_ports = \"{origin_port}\"\n",
+            addr::ORIGIN_V4
+        )
+    };
     let mut lab = ProxyLab::new("psplice");
     let peer = lab.peer.clone();
-    let download = DOWNLOAD.to_string();
-    lab.spawn_origin(
-        &["python3", &peer, "blast", addr::ORIGIN_V4, "8000", &download],
-        8000,
-    );
-    lab.start_proxy(&config, 18000);
+    // 8000: 8 GiB, sent as fast as the origin can. 8001: 1 GiB, then an 8 s pause, then EOF.
+    for (port, bytes, pause) in [("8000", 8 * GIB, "0"), ("8001", GIB, "8")] {
+        let bytes = bytes.to_string();
+        let cmd = ["python3", &peer, "blast", addr::ORIGIN_V4, port, &bytes, pause];
+        lab.spawn_origin(&cmd, port.parse().unwrap());
+    }
+    lab.start_proxy(&(rule(18000, 8000) + &rule(18001, 8001)), 18000);
 
-    // A reader with no limit keeps up: its pipe grows to 1 MiB while it reads.
-    let fast = drain(&mut lab, 0, 60);
-    let largest = largest_pipe_until(&lab, Duration::from_secs(70), || report(&fast).is_some());
-    let line = report(&fast).expect("the fast reader finished");
+    // The reader takes 2 GiB as fast as it can (its pipe grows to 1 MiB), then slows to
+    // 8 MiB a second, below the 62.5 MiB/s a pipe grows at: the pipe goes back to
+    // buffer_size while the download goes on, and stays there. (It can only shrink once
+    // empty, after the reader has taken the grown chunk and what the socket buffers hold
+    // in front of it: about a second at this rate.)
+    let slowing = drain(&mut lab, 18000, 2 * GIB, 8 << 20, 60);
+    wait_for_a_grown_pipe(&lab, &slowing);
+    eventually(Duration::from_secs(30), "every pipe back at 64 KiB", || {
+        all_at_base(&lab)
+    });
+    for _ in 0..100 {
+        let sizes = lab.proxy_pipe_sizes();
+        assert!(sizes.iter().all(|&s| s <= BASE), "a slow reader's pipe: {sizes:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(report(&slowing), None, "the slow download is still going on");
+    lab.topo.lab.kill(&slowing);
+
+    // The reader keeps up, but the sender pauses for 8 s after 1 GiB: the pipe goes back
+    // to buffer_size during the pause, and to the pool at buffer_size after EOF.
+    let pausing = drain(&mut lab, 18001, u64::MAX >> 1, 0, 60);
+    wait_for_a_grown_pipe(&lab, &pausing);
+    eventually(Duration::from_secs(6), "every pipe back at 64 KiB", || {
+        all_at_base(&lab)
+    });
+    assert_eq!(report(&pausing), None, "the sender is still pausing");
+    eventually(Duration::from_secs(30), "the download's end", || {
+        report(&pausing).is_some()
+    });
+    let line = report(&pausing).unwrap();
     assert_eq!(
         (field(&line, "read"), field(&line, "eof")),
-        (download.clone(), "true".into()),
+        (GIB.to_string(), "true".into()),
         "{line}"
     );
-    assert_eq!(
-        largest,
-        GROWN,
-        "a fast download's pipe should grow to 1 MiB\n{}",
-        lab.proxy_log()
-    );
-    // The download ended cleanly, so its pipe went back to the pool: at buffer_size.
     let pooled = lab.proxy_pipe_sizes();
     assert!(
         !pooled.is_empty() && pooled.iter().all(|&size| size == BASE),
         "pooled pipes: {pooled:?}"
-    );
-
-    // A reader of 64 KiB a second falls behind at once. Once the socket buffers in
-    // between are full (the first seconds), its pipe is back at buffer_size and stays.
-    let slow = drain(&mut lab, 64 * 1024, 10);
-    std::thread::sleep(Duration::from_secs(4));
-    let largest = largest_pipe_until(&lab, Duration::from_secs(3), || false);
-    assert_eq!(
-        largest,
-        BASE,
-        "a slow download's pipe should stay at buffer_size\n{}",
-        lab.proxy_log()
-    );
-    eventually(Duration::from_secs(30), "the slow reader's report", || {
-        report(&slow).is_some()
-    });
-    let line = report(&slow).unwrap();
-    assert!(
-        field(&line, "read").parse::<u64>().unwrap() > 0,
-        "the slow reader read nothing: {line}"
     );
 }

@@ -4,9 +4,9 @@
 //! the proxy hold. A direction whose two ends both keep up gets a bigger pipe
 //! ([`Sizing`]): the same bytes then take fewer splice calls. The bytes pipes hold above
 //! their base size are bounded for the whole process by [`GROWTH_BUDGET`], so the memory
-//! a proxy may hold stays `buffer_size` per direction plus that budget, and growth can
-//! never use up the user's pipe quota (`fs.pipe-user-pages-soft`, past which the kernel
-//! gives new pipes 8 KiB).
+//! a proxy may hold stays `buffer_size` per direction plus that budget, and growth takes
+//! at most half of the user's pipe quota (`fs.pipe-user-pages-soft`, past which the
+//! kernel gives new pipes 8 KiB).
 //!
 //! Empty pipes wait in a small per-thread pool ([`Pipe::take`], [`Pipe::recycle`]),
 //! always at their base size.
@@ -58,6 +58,11 @@ impl Budget {
                 used.checked_add(n).filter(|&total| total <= self.limit)
             })
             .is_ok()
+    }
+
+    /// Takes `n` bytes even past the limit (what the kernel gave beyond a reservation).
+    fn take(&self, n: usize) {
+        self.used.fetch_add(n, Ordering::Relaxed);
     }
 
     fn release(&self, n: usize) {
@@ -124,8 +129,10 @@ impl Pipe {
     /// Returns an empty pipe to this thread's pool (or closes it if the pool is full).
     /// Only call this when every byte spliced in was spliced out again.
     pub(super) fn recycle(mut self) {
-        // The pool holds pipes at their base size only.
-        if self.shrink().is_err() {
+        // The pool holds pipes at their base size only, and not the ones the kernel made
+        // smaller than asked (over the user's pipe quota it gives 8 KiB): a new pipe may
+        // get the full size again.
+        if self.base < self.requested || self.shrink().is_err() {
             return;
         }
         POOL.with_borrow_mut(|pool| {
@@ -145,8 +152,13 @@ impl Pipe {
         }
         match set_pipe_size(&self.write, size) {
             Ok(got) => {
-                // The kernel rounds to a power of two pages: the same size for ours.
-                self.budget.release(size.saturating_sub(got));
+                // The kernel rounds up to a power of two pages (the same size for the
+                // doublings asked for here); account for whatever it gave.
+                if got > size {
+                    self.budget.take(got - size);
+                } else {
+                    self.budget.release(size - got);
+                }
                 self.capacity = got;
                 Ok(true)
             }
@@ -155,6 +167,11 @@ impl Pipe {
                 Err(e)
             }
         }
+    }
+
+    /// Above its base size (so a pause in the sender should shrink it: [`Sizing::paused`]).
+    pub(super) fn is_grown(&self) -> bool {
+        self.capacity > self.base
     }
 
     /// Back to the base size (the pipe must be empty) and the growth back to the budget.
@@ -189,15 +206,16 @@ pub(super) fn pooled() -> usize {
 }
 
 /// How often a direction measures its rate to size its pipe.
-const SIZING_WINDOW: Duration = Duration::from_millis(10);
+pub(super) const SIZING_WINDOW: Duration = Duration::from_millis(10);
 
 /// How a direction sizes its pipe. A direction that moves at least its base size per
-/// millisecond (64 MiB/s by default) over a [`SIZING_WINDOW`] doubles its pipe, up to
+/// millisecond (62.5 MiB/s by default) over a [`SIZING_WINDOW`] doubles its pipe, up to
 /// [`GROWN_PIPE`] and as the [`GROWTH_BUDGET`] allows: both ends keep up, so a bigger
 /// pipe moves the same bytes in fewer system calls and holds them only briefly (at that
 /// rate a full 1 MiB pipe drains in 16 ms). A window below that rate (a slow reader, a
-/// slow sender, a pause) takes it back to the base size: a slow download holds
-/// `buffer_size`, as with a fixed pipe.
+/// slow sender) takes it back to the base size, and so does a window with nothing from
+/// the sender ([`Sizing::paused`]): a slow download holds `buffer_size`, as with a fixed
+/// pipe, once it has written out the grown chunk it held when it slowed down.
 pub(super) struct Sizing {
     /// The size to grow to; the base size once the kernel refused to grow this pipe.
     ceiling: usize,
@@ -212,6 +230,17 @@ impl Sizing {
             window_start: Instant::now(),
             window_bytes: 0,
         }
+    }
+
+    /// The sender has sent nothing for a whole window with the pipe empty: back to the base
+    /// size now, rather than after the next chunk (which would still come in at the grown
+    /// size), so a connection that pauses does not keep a grown pipe.
+    pub(super) fn paused(&mut self, pipe: &mut Pipe) {
+        if pipe.shrink().is_err() {
+            self.ceiling = pipe.base;
+        }
+        self.window_start = Instant::now();
+        self.window_bytes = 0;
     }
 
     /// Called with the pipe empty after each chunk of `n` bytes went out.

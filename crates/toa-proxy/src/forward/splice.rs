@@ -10,7 +10,7 @@ use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 use super::Direction;
-use super::pipe::{Pipe, Sizing};
+use super::pipe::{Pipe, SIZING_WINDOW, Sizing};
 use crate::forward::CloseReason;
 
 fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
@@ -45,9 +45,19 @@ pub(super) async fn splice_half(
         let n = loop {
             // The socket holds the waker (poll_*_ready), not this task's future: smaller
             // idle connections.
-            poll_fn(|cx| from.poll_read_ready(cx))
-                .await
-                .map_err(|e| dir.read_error(e))?;
+            let readable = poll_fn(|cx| from.poll_read_ready(cx));
+            let ready = if pipe.is_grown() {
+                match tokio::time::timeout(SIZING_WINDOW, readable).await {
+                    Ok(ready) => ready,
+                    Err(_) => {
+                        sizing.paused(&mut pipe);
+                        poll_fn(|cx| from.poll_read_ready(cx)).await
+                    }
+                }
+            } else {
+                readable.await
+            };
+            ready.map_err(|e| dir.read_error(e))?;
             match from.try_io(Interest::READABLE, || {
                 splice(from.as_raw_fd(), pipe.write.as_raw_fd(), pipe.capacity)
             }) {
@@ -57,9 +67,11 @@ pub(super) async fn splice_half(
             }
         };
         if n == 0 {
-            dir.finish(to);
-            // Empty (the previous chunk was fully written out): safe to hand to another connection.
+            // Empty (the previous chunk was fully written out): safe to hand to another
+            // connection. Before the FIN goes on, so the pipe is back in the pool at its
+            // base size by the time the peer sees the end.
             pipe.recycle();
+            dir.finish(to);
             return Ok(());
         }
         // Pipe → socket until the pipe is empty again.

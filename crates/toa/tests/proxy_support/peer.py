@@ -25,10 +25,12 @@ compare both ends. `order` decides half-close: "together" (both send at once),
   peer.py reset-origin HOST PORT             # origin: per connection reads 64 KiB, then RST
   peer.py sequential HOST PORT COUNT         # COUNT connections one after another, each sends
                                              # "x", closes first and reads to EOF; reports ok/failed
-  peer.py blast HOST PORT BYTES              # origin: sends each connection BYTES as fast as it
-                                             # can, then EOF; closes when the peer does
-  peer.py drain HOST PORT RATE SECS          # reads at most RATE bytes a second (0: no limit)
-                                             # until EOF or SECS; reports bytes read and eof
+  peer.py blast HOST PORT BYTES PAUSE        # origin: sends each connection BYTES as fast as it
+                                             # can, waits PAUSE seconds, then EOF; closes when
+                                             # the peer does
+  peer.py drain HOST PORT FAST RATE SECS     # reads FAST bytes as fast as it can, then at most
+                                             # RATE bytes a second, until EOF or SECS; reports
+                                             # bytes read and eof
 """
 import hashlib, json, random, socket, sys, threading
 
@@ -327,7 +329,8 @@ def sequential(host, port, count):
     print(json.dumps({"ok": ok, "failed": failed}), flush=True)
 
 
-def blast(host, port, nbytes):
+def blast(host, port, nbytes, pause):
+    import time
     srv = listen(host, port, 64)
     data = b"b" * CHUNK
     while True:
@@ -337,6 +340,7 @@ def blast(host, port, nbytes):
                 left = int(nbytes)
                 while left:
                     left -= conn.send(data[:min(CHUNK, left)])
+                time.sleep(float(pause))
                 conn.shutdown(socket.SHUT_WR)
                 while conn.recv(65536):
                     pass
@@ -346,15 +350,18 @@ def blast(host, port, nbytes):
         threading.Thread(target=run, daemon=True).start()
 
 
-def drain(host, port, rate, secs):
+def drain(host, port, fast, rate, secs):
     import time
-    s = socket.create_connection((host, int(port)), timeout=5)
-    rate, start, got, eof = int(rate), time.monotonic(), 0, False
+    s = socket.create_connection((host, int(port)), timeout=30)
+    fast, rate, start, got, eof = int(fast), int(rate), time.monotonic(), 0, False
+    slow_since = None
     while time.monotonic() - start < float(secs):
-        if rate and got > rate * (time.monotonic() - start):
-            time.sleep(0.01)
-            continue
-        d = s.recv(CHUNK if not rate else 4096)
+        if got >= fast:
+            slow_since = slow_since or time.monotonic()
+            if got - fast > rate * (time.monotonic() - slow_since):
+                time.sleep(0.01)
+                continue
+        d = s.recv(CHUNK if got < fast else 65536)
         if not d:
             eof = True
             break
