@@ -70,7 +70,15 @@ fn a_grown_pipe_goes_back_to_buffer_size_when_the_reader_slows_or_the_sender_pau
     // 8000: 8 GiB, sent as fast as the origin can. 8001: 1 GiB, then an 8 s pause, then EOF.
     for (port, bytes, pause) in [("8000", 8 * GIB, "0"), ("8001", GIB, "8")] {
         let bytes = bytes.to_string();
-        let cmd = ["python3", &peer, "blast", addr::ORIGIN_V4, port, &bytes, pause];
+        let cmd = [
+            "python3",
+            &peer,
+            "blast",
+            addr::ORIGIN_V4,
+            port,
+            &bytes,
+            pause,
+        ];
         lab.spawn_origin(&cmd, port.parse().unwrap());
     }
     lab.start_proxy(&(rule(18000, 8000) + &rule(18001, 8001)), 18000);
@@ -87,10 +95,17 @@ fn a_grown_pipe_goes_back_to_buffer_size_when_the_reader_slows_or_the_sender_pau
     });
     for _ in 0..100 {
         let sizes = lab.proxy_pipe_sizes();
-        assert!(sizes.iter().all(|&s| s <= BASE), "a slow reader's pipe: {sizes:?}");
+        assert!(
+            sizes.iter().all(|&s| s <= BASE),
+            "a slow reader's pipe: {sizes:?}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert_eq!(report(&slowing), None, "the slow download is still going on");
+    assert_eq!(
+        report(&slowing),
+        None,
+        "the slow download is still going on"
+    );
     lab.topo.lab.kill(&slowing);
 
     // The reader keeps up, but the sender pauses for 8 s after 1 GiB: the pipe goes back
