@@ -28,9 +28,10 @@ compare both ends. `order` decides half-close: "together" (both send at once),
   peer.py blast HOST PORT BYTES PAUSE        # origin: sends each connection BYTES as fast as it
                                              # can, waits PAUSE seconds, then EOF; closes when
                                              # the peer does
-  peer.py drain HOST PORT FAST RATE SECS     # reads FAST bytes as fast as it can, then at most
-                                             # RATE bytes a second, until EOF or SECS; reports
-                                             # bytes read and eof
+  peer.py drain HOST PORT FAST RATE SECS     # reads FAST bytes as fast as it can, prints "fast
+                                             # part done", then at most RATE bytes a second (0:
+                                             # no limit), until EOF or SECS; reports bytes read
+                                             # and eof
 """
 import hashlib, json, random, socket, sys, threading
 
@@ -357,8 +358,10 @@ def drain(host, port, fast, rate, secs):
     slow_since = None
     while time.monotonic() - start < float(secs):
         if got >= fast:
-            slow_since = slow_since or time.monotonic()
-            if got - fast > rate * (time.monotonic() - slow_since):
+            if slow_since is None:
+                slow_since = time.monotonic()
+                print("fast part done", flush=True)
+            if rate and got - fast > rate * (time.monotonic() - slow_since):
                 time.sleep(0.01)
                 continue
         d = s.recv(CHUNK if got < fast else 65536)
