@@ -209,8 +209,9 @@ pub(super) fn pooled() -> usize {
 pub(super) const SIZING_WINDOW: Duration = Duration::from_millis(10);
 
 /// How a direction sizes its pipe. A direction that moves at least its base size per
-/// millisecond (62.5 MiB/s by default) over a [`SIZING_WINDOW`] doubles its pipe, up to
-/// [`GROWN_PIPE`] and as the [`GROWTH_BUDGET`] allows: both ends keep up, so a bigger
+/// millisecond (62.5 MiB/s by default) over two [`SIZING_WINDOW`]s in a row doubles its
+/// pipe, and again after each further fast window, up to [`GROWN_PIPE`] and as the
+/// [`GROWTH_BUDGET`] allows: both ends keep up, so a bigger
 /// pipe moves the same bytes in fewer system calls and holds them only briefly (at that
 /// rate a full 1 MiB pipe drains in 16 ms). A window below that rate (a slow reader, a
 /// slow sender) takes it back to the base size, and so does a window with nothing from
@@ -221,6 +222,11 @@ pub(super) struct Sizing {
     ceiling: usize,
     window_start: Instant,
     window_bytes: usize,
+    /// Fast windows in a row. A pipe grows from the second on: one window can look fast
+    /// for a slow reader too, when the proxy was preempted in the middle of writing a
+    /// burst the reader's socket had room for, but the next one takes in the wait for
+    /// the reader and is slow.
+    fast_streak: u32,
 }
 
 impl Sizing {
@@ -229,6 +235,7 @@ impl Sizing {
             ceiling: GROWN_PIPE.max(pipe.base),
             window_start: Instant::now(),
             window_bytes: 0,
+            fast_streak: 0,
         }
     }
 
@@ -241,6 +248,7 @@ impl Sizing {
         }
         self.window_start = Instant::now();
         self.window_bytes = 0;
+        self.fast_streak = 0;
     }
 
     /// Called with the pipe empty after each chunk of `n` bytes went out.
@@ -253,9 +261,10 @@ impl Sizing {
         let fast = self.window_bytes as u128 * 1000 >= pipe.base as u128 * elapsed.as_micros();
         self.window_start += elapsed;
         self.window_bytes = 0;
+        self.fast_streak = if fast { self.fast_streak + 1 } else { 0 };
         let refused = if !fast {
             pipe.shrink().is_err()
-        } else if pipe.capacity < self.ceiling {
+        } else if self.fast_streak >= 2 && pipe.capacity < self.ceiling {
             pipe.grow((pipe.capacity * 2).min(self.ceiling)).is_err()
         } else {
             false
