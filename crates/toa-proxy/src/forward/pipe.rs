@@ -30,8 +30,8 @@ thread_local! {
 /// bench, 512 KiB no different.)
 const GROWN_PIPE: usize = 1024 * 1024;
 
-/// The bytes all pipes of the process may hold above their base size: 32 grown pipes,
-/// half the default per-user pipe quota of 64 MiB.
+/// The bytes all pipes of the process may hold above their base size: about 34 pipes
+/// grown from 64 KiB to 1 MiB, half the default per-user pipe quota of 64 MiB.
 const GROWTH_BUDGET: usize = 32 * 1024 * 1024;
 
 /// The process's growth budget.
@@ -176,7 +176,7 @@ impl Pipe {
 
     /// Back to the base size (the pipe must be empty) and the growth back to the budget.
     fn shrink(&mut self) -> io::Result<()> {
-        if self.capacity > self.base {
+        if self.is_grown() {
             set_pipe_size(&self.write, self.base)?;
             self.budget.release(self.capacity - self.base);
             self.capacity = self.base;
