@@ -61,7 +61,7 @@ expect_static() {
   local h
   h=$(readelf -h "$1") || fail "$1 is not ELF"
   grep -q "Machine:.*$2" <<<"$h" || fail "$1 is not built for $2: $(grep Machine <<<"$h")"
-  ! readelf -l "$1" | grep -q INTERP || fail "$1 asks for a dynamic loader: not static"
-  ! readelf -d "$1" 2>/dev/null | grep -q NEEDED || fail "$1 needs shared libraries"
-  ! readelf -S "$1" | grep -q '\.symtab' || fail "$1 is not stripped"
+  ! grep -q INTERP <<<"$(readelf -l "$1")" || fail "$1 asks for a dynamic loader: not static"
+  ! grep -q NEEDED <<<"$(readelf -d "$1" 2>/dev/null)" || fail "$1 needs shared libraries"
+  ! grep -q '\.symtab' <<<"$(readelf -S "$1")" || fail "$1 is not stripped"
 }
