@@ -1,7 +1,8 @@
 //! TCP accept: a fixed set of accept workers, each a thread running its own
 //! current-thread tokio runtime, and each TCP listen key bound once per worker with
 //! `SO_REUSEPORT`. The kernel spreads new connections over the sockets by their
-//! 4-tuple, and a connection is served start to end by the worker that accepted it.
+//! 4-tuple; a connection is then served start to end by one worker, usually the one
+//! that accepted it.
 //!
 //! Why not one accept task on the work-stealing runtime: measured on the bench
 //! (bench/results/perf-changes-2026-12-01.md), its cross-thread wake-ups (a task woken
@@ -9,6 +10,16 @@
 //! the proxy does in user space. Health checks, metrics, UDP and reloads stay on the
 //! main runtime; the routes an accept loop reads are shared with it, so a reload swaps
 //! them exactly as before.
+//!
+//! The kernel's hash does not know how busy each worker is, so at many concurrent
+//! clients one worker can hold several more connections than the other for a while,
+//! and those wait longest. A worker that has more than [`HANDOFF_MARGIN`] connections
+//! in progress above the least busy one hands a new connection to it, as HAProxy's
+//! accept queues do (`tune.listener.multi-queue`). Each worker looks at the
+//! connections handed to it every [`HANDED_TASKS_INTERVAL`] tasks: at tokio's default
+//! of 31, a handed connection waited behind a whole round of a busy worker's
+//! connections and became the tail it was meant to cut
+//! (bench/results/perf-changes-2026-12-01.md, section 13).
 //!
 //! A worker serves the connections it already has before it takes many new ones: an
 //! accept loop takes at most [`MAX_ACCEPTS_IN_A_ROW`] before the worker's other ready
@@ -19,13 +30,20 @@
 //! it made no measurable difference to p99 latency, connection rate or CPU per
 //! connection (bench/results/perf-changes-2026-12-01.md, section 12).
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+use tokio::net::TcpStream;
+use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -37,14 +55,25 @@ use crate::server::{Route, Shared};
 /// tasks run. 32 measured like 16; 8 and 4 (HAProxy's default) a little worse.
 const MAX_ACCEPTS_IN_A_ROW: u32 = 16;
 
+/// How many more connections in progress than the least busy worker an accepting
+/// worker may have before it hands a new one over. 2 and 4 hand over often enough to
+/// even the workers out at 64 clients; 8 rarely hands over at all.
+const HANDOFF_MARGIN: usize = 4;
+
+/// How many of its own tasks a worker runs between looks at the tasks other threads
+/// gave it, handed connections among them (tokio's `global_queue_interval`, 31 by
+/// default).
+const HANDED_TASKS_INTERVAL: u32 = 4;
+
 /// The accept workers of one [`crate::Server`]; dropping it ends their threads (and
 /// with them any connection still open on them).
 pub(crate) struct AcceptWorkers {
     workers: Vec<Worker>,
+    runtimes: Arc<[Handle]>,
+    loads: Arc<Loads>,
 }
 
 struct Worker {
-    runtime: tokio::runtime::Handle,
     exit: CancellationToken,
     thread: Option<JoinHandle<()>>,
 }
@@ -52,25 +81,33 @@ struct Worker {
 impl AcceptWorkers {
     /// One worker per CPU this process may run on.
     pub fn start() -> io::Result<AcceptWorkers> {
-        let count = std::thread::available_parallelism().map_or(1, |n| n.get());
+        AcceptWorkers::with_count(std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
+    fn with_count(count: usize) -> io::Result<AcceptWorkers> {
         let mut workers = Vec::with_capacity(count);
+        let mut runtimes = Vec::with_capacity(count);
         for i in 0..count {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
+                .global_queue_interval(HANDED_TASKS_INTERVAL)
                 .build()?;
             let exit = CancellationToken::new();
-            let handle = runtime.handle().clone();
+            runtimes.push(runtime.handle().clone());
             let until = exit.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("toa-accept-{i}"))
                 .spawn(move || runtime.block_on(until.cancelled()))?;
             workers.push(Worker {
-                runtime: handle,
                 exit,
                 thread: Some(thread),
             });
         }
-        Ok(AcceptWorkers { workers })
+        Ok(AcceptWorkers {
+            workers,
+            runtimes: runtimes.into(),
+            loads: Arc::new(Loads::new(count)),
+        })
     }
 
     /// How many sockets each TCP listen key is bound as (one per worker).
@@ -78,17 +115,35 @@ impl AcceptWorkers {
         self.workers.len()
     }
 
+    /// Where the connections of one listener run: any worker, in that worker's sweep.
+    fn placement(&self, abort: &CancellationToken) -> Placement {
+        let sweeps = self
+            .runtimes
+            .iter()
+            .map(|runtime| {
+                // The sweeper runs on the worker whose connections it times out.
+                let _enter = runtime.enter();
+                Sweep::start(abort.clone())
+            })
+            .collect();
+        Placement {
+            runtimes: self.runtimes.clone(),
+            loads: self.loads.clone(),
+            sweeps,
+        }
+    }
+
     /// Starts accepting on `sockets` (one per worker, bound to the same key) until `stop`.
     pub fn spawn(&self, key: ListenKey, sockets: Vec<std::net::TcpListener>, loop_: AcceptLoop) {
-        for (worker, socket) in self.workers.iter().zip(sockets) {
+        let placement = Arc::new(self.placement(&loop_.abort));
+        for (me, (runtime, socket)) in self.runtimes.iter().zip(sockets).enumerate() {
             let loop_ = loop_.clone();
             let tasks = loop_.tasks.clone();
-            let _enter = worker.runtime.enter();
-            // Registered with this worker's runtime: from_std needs its context.
-            match TcpListener::from_std(socket) {
-                Ok(listener) => {
-                    let sweep = Sweep::start(loop_.abort.clone());
-                    tasks.spawn(loop_.run(key, Acceptor::new(listener), sweep));
+            let _enter = runtime.enter();
+            // Registered with this worker's runtime: AsyncFd needs its context.
+            match Acceptor::new(socket) {
+                Ok(acceptor) => {
+                    tasks.spawn(loop_.run(key, acceptor, placement.clone(), me));
                 }
                 Err(e) => tracing::warn!(listener = %key, "cannot register a listener socket: {e}"),
             }
@@ -109,6 +164,117 @@ impl Drop for AcceptWorkers {
     }
 }
 
+/// Connections in progress on each worker. Each count has a cache line of its own:
+/// every connection's start and end writes its worker's count, and both workers read
+/// both at every accept.
+struct Loads(Box<[PaddedCount]>);
+
+#[repr(align(64))]
+#[derive(Default)]
+struct PaddedCount(AtomicUsize);
+
+impl Loads {
+    fn new(workers: usize) -> Loads {
+        Loads((0..workers).map(|_| PaddedCount::default()).collect())
+    }
+
+    fn of(&self, worker: usize) -> usize {
+        self.0[worker].0.load(Ordering::Relaxed)
+    }
+
+    /// The worker a connection accepted by `me` runs on: the least busy one when `me`
+    /// has more than [`HANDOFF_MARGIN`] connections above it, otherwise `me`.
+    fn choose(&self, me: usize) -> usize {
+        let least = (0..self.0.len()).min_by_key(|&w| self.of(w)).unwrap_or(me);
+        if self.of(me) > self.of(least) + HANDOFF_MARGIN {
+            least
+        } else {
+            me
+        }
+    }
+
+    /// Counts a connection on `worker` until the returned guard is dropped.
+    fn start(self: &Arc<Loads>, worker: usize) -> InProgress {
+        self.0[worker].0.fetch_add(1, Ordering::Relaxed);
+        InProgress {
+            loads: self.clone(),
+            worker,
+        }
+    }
+}
+
+struct InProgress {
+    loads: Arc<Loads>,
+    worker: usize,
+}
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        self.loads.0[self.worker].0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A connection's task, counted on its worker while it lives. A struct, not an async
+/// block: an async block would keep a second copy of the task it awaits
+/// (rust-lang/rust#62958), and every idle connection would pay for it.
+struct Counted<F> {
+    task: F,
+    _in_progress: InProgress,
+}
+
+impl<F: Future> Future for Counted<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // SAFETY: `task` is pinned whenever `self` is: it is never moved out of, and
+        // `Counted` has no Drop of its own that could move it.
+        unsafe { self.map_unchecked_mut(|c| &mut c.task) }.poll(cx)
+    }
+}
+
+/// Where one listener's connections run, shared by its accept loops.
+struct Placement {
+    runtimes: Arc<[Handle]>,
+    loads: Arc<Loads>,
+    /// One per worker, its sweeper on that worker.
+    sweeps: Vec<Arc<Sweep>>,
+}
+
+impl Placement {
+    /// Registers `client`, accepted by worker `me`, with the worker chosen for it and
+    /// spawns `serve(client, that worker's sweep)` there, counted while it runs.
+    fn dispatch<F>(
+        &self,
+        me: usize,
+        tasks: &TaskTracker,
+        client: std::net::TcpStream,
+        serve: impl FnOnce(TcpStream, Arc<Sweep>) -> F,
+    ) -> io::Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let worker = self.loads.choose(me);
+        let runtime = &self.runtimes[worker];
+        let client = if worker == me {
+            TcpStream::from_std(client)?
+        } else {
+            // from_std registers with the current runtime's I/O driver: the chosen one's.
+            let _enter = runtime.enter();
+            TcpStream::from_std(client)?
+        };
+        let task = Counted {
+            task: serve(client, self.sweeps[worker].clone()),
+            _in_progress: self.loads.start(worker),
+        };
+        if worker == me {
+            tasks.spawn(task);
+        } else {
+            tasks.spawn_on(task, runtime);
+        }
+        Ok(())
+    }
+}
+
 /// What every accept loop of one listener shares.
 #[derive(Clone)]
 pub(crate) struct AcceptLoop {
@@ -120,80 +286,99 @@ pub(crate) struct AcceptLoop {
 }
 
 impl AcceptLoop {
-    /// Accepts until `stop`; each connection becomes a task on this worker's runtime,
-    /// timed out and aborted by `sweep`.
-    async fn run(self, key: ListenKey, mut acceptor: Acceptor, sweep: Arc<Sweep>) {
+    /// Accepts on worker `me` until `stop`; each connection becomes a task on the worker
+    /// `placement` chooses, timed out and aborted by that worker's sweep.
+    async fn run(
+        self,
+        key: ListenKey,
+        mut acceptor: Acceptor,
+        placement: Arc<Placement>,
+        me: usize,
+    ) {
         let mut backoff = Duration::from_millis(10);
         loop {
-            let (stream, peer): (_, SocketAddr) = tokio::select! {
+            let accepted = tokio::select! {
                 _ = self.stop.cancelled() => return,
-                accepted = acceptor.accept() => match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Out of file descriptors or memory: wait and try again, never exit.
-                        tracing::warn!(listener = %key, "accept failed, retrying in {}ms: {e}", backoff.as_millis());
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(1));
-                        continue;
-                    }
-                },
+                accepted = acceptor.accept() => accepted,
             };
-            backoff = Duration::from_millis(10);
-            let route = self
-                .routes
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone();
-            self.tasks.spawn(crate::connection::handle(
-                self.shared.clone(),
-                route,
-                stream,
-                peer,
-                sweep.clone(),
-            ));
+            let placed = accepted.and_then(|(client, peer)| {
+                let route = self
+                    .routes
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                placement.dispatch(me, &self.tasks, client, |client, sweep| {
+                    crate::connection::handle(self.shared.clone(), route, client, peer, sweep)
+                })
+            });
+            match placed {
+                Ok(()) => backoff = Duration::from_millis(10),
+                Err(e) => {
+                    // Out of file descriptors or memory: wait and try again, never exit.
+                    tracing::warn!(listener = %key, "accept failed, retrying in {}ms: {e}", backoff.as_millis());
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+            }
         }
     }
 }
 
-/// A listener that yields to the worker's other tasks after [`MAX_ACCEPTS_IN_A_ROW`]
-/// connections taken without the kernel's queue running dry.
+/// A listening socket that yields to the worker's other tasks after
+/// [`MAX_ACCEPTS_IN_A_ROW`] connections taken without the kernel's queue running dry.
+/// It accepts without registering: the connection is registered with the worker that
+/// will serve it ([`Placement::dispatch`]).
 struct Acceptor {
-    listener: TcpListener,
+    listener: AsyncFd<std::net::TcpListener>,
     in_a_row: u32,
 }
 
 impl Acceptor {
-    fn new(listener: TcpListener) -> Acceptor {
-        Acceptor {
+    /// `listener` must be non-blocking. Needs the runtime's context.
+    fn new(listener: std::net::TcpListener) -> io::Result<Acceptor> {
+        // SAFETY: the AsyncFd owns the listener, so its descriptor stays open and the
+        // same for as long as it is registered.
+        let listener = unsafe { AsyncFd::register_with_interest(listener, Interest::READABLE) }
+            .map_err(|e| e.into_parts().1)?;
+        Ok(Acceptor {
             listener,
             in_a_row: 0,
-        }
+        })
     }
 
-    /// The next connection. Cancel-safe: nothing is taken until it returns.
-    async fn accept(&mut self) -> io::Result<(TcpStream, SocketAddr)> {
+    /// The next connection, non-blocking and close-on-exec. Cancel-safe: nothing is
+    /// taken until it returns.
+    async fn accept(&mut self) -> io::Result<(std::net::TcpStream, SocketAddr)> {
         if self.in_a_row >= MAX_ACCEPTS_IN_A_ROW {
             self.in_a_row = 0;
             // Back after the tasks that are ready now, and after the next look for I/O.
             tokio::task::yield_now().await;
         }
-        let accepted = std::future::poll_fn(|cx| {
-            let polled = self.listener.poll_accept(cx);
-            if polled.is_pending() {
-                // The queue ran dry (or tokio's budget ran out): either way the worker's
-                // other tasks run before this one again.
-                self.in_a_row = 0;
+        loop {
+            let mut ready = self.listener.readable().await?;
+            match ready.try_io(|listener| accept4(listener.get_ref())) {
+                Ok(accepted) => {
+                    match &accepted {
+                        Ok(_) => self.in_a_row += 1,
+                        // The caller waits before it tries again.
+                        Err(_) => self.in_a_row = 0,
+                    }
+                    return accepted;
+                }
+                // The queue ran dry: the worker's other tasks run before this one again.
+                Err(_would_block) => self.in_a_row = 0,
             }
-            polled
-        })
-        .await;
-        match &accepted {
-            Ok(_) => self.in_a_row += 1,
-            // The caller waits before it tries again.
-            Err(_) => self.in_a_row = 0,
         }
-        accepted
     }
+}
+
+fn accept4(listener: &std::net::TcpListener) -> io::Result<(std::net::TcpStream, SocketAddr)> {
+    let (socket, peer) =
+        socket2::SockRef::from(listener).accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)?;
+    let peer = peer
+        .as_socket()
+        .ok_or_else(|| io::Error::other("accepted a connection from a non-IP address"))?;
+    Ok((socket.into(), peer))
 }
 
 #[cfg(test)]
@@ -214,7 +399,7 @@ mod tests {
         let _clients: Vec<_> = (0..burst)
             .map(|_| std::net::TcpStream::connect(addr).unwrap())
             .collect();
-        let mut acceptor = Acceptor::new(listener);
+        let mut acceptor = Acceptor::new(listener.into_std().unwrap()).unwrap();
         // The first accept waits for the listener's first readiness event, which would
         // let any task run; the others find the queue full.
         let mut accepted = vec![acceptor.accept().await.unwrap()];
@@ -232,5 +417,74 @@ mod tests {
             seen <= MAX_ACCEPTS_IN_A_ROW as usize,
             "another task first ran after {seen} of {burst} queued connections were accepted"
         );
+    }
+
+    #[test]
+    fn a_worker_hands_over_only_when_it_has_more_than_the_margin_above_the_least_busy() {
+        let loads = Arc::new(Loads::new(2));
+        let on_first: Vec<_> = (0..HANDOFF_MARGIN).map(|_| loads.start(0)).collect();
+        assert_eq!(
+            loads.choose(0),
+            0,
+            "{HANDOFF_MARGIN} above the other: within the margin"
+        );
+        let one_more = loads.start(0);
+        assert_eq!(loads.choose(0), 1, "one above the margin: handed over");
+        assert_eq!(loads.choose(1), 1, "the least busy worker keeps its own");
+        drop((on_first, one_more));
+        assert_eq!(
+            (loads.of(0), loads.of(1)),
+            (0, 0),
+            "counts return when connections end"
+        );
+    }
+
+    /// A worker with more than the margin of connections above the other gives the next
+    /// one to the other worker, which serves it (on its own thread) and counts it while
+    /// it lives.
+    #[test]
+    fn a_busy_worker_hands_a_new_connection_to_the_other_which_serves_it() {
+        let workers = AcceptWorkers::with_count(2).unwrap();
+        let placement = workers.placement(&CancellationToken::new());
+        let tasks = TaskTracker::new();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (served_on, served_rx) = std::sync::mpsc::channel();
+        let serve_one = |me: usize| {
+            let mut client = std::net::TcpStream::connect(addr).unwrap();
+            let (accepted, _) = listener.accept().unwrap();
+            accepted.set_nonblocking(true).unwrap();
+            let served_on = served_on.clone();
+            let _enter = workers.runtimes[me].enter();
+            placement
+                .dispatch(me, &tasks, accepted, move |stream, _sweep| async move {
+                    let thread = std::thread::current().name().unwrap_or("").to_string();
+                    served_on.send(thread).unwrap();
+                    drop(stream);
+                })
+                .unwrap();
+            // The server side closes once the task has run.
+            let mut rest = Vec::new();
+            std::io::Read::read_to_end(&mut client, &mut rest).unwrap();
+            served_rx.recv_timeout(Duration::from_secs(5)).unwrap()
+        };
+        assert_eq!(
+            serve_one(0),
+            "toa-accept-0",
+            "an idle worker keeps its connection"
+        );
+        let busy: Vec<_> = (0..=HANDOFF_MARGIN)
+            .map(|_| workers.loads.start(0))
+            .collect();
+        assert_eq!(serve_one(0), "toa-accept-1", "a busy worker hands it over");
+        drop(busy);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while (workers.loads.of(0), workers.loads.of(1)) != (0, 0) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a served connection stays counted"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }
