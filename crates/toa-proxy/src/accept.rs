@@ -23,9 +23,10 @@
 //!
 //! A worker serves the connections it already has before it takes many new ones: an
 //! accept loop takes at most [`MAX_ACCEPTS_IN_A_ROW`] before the worker's other ready
-//! tasks run. Without the bound, a burst of new connections (up to tokio's cooperative
-//! budget, 128) was accepted, and each one's origin connect started, while the replies
-//! for the connections before them waited. HAProxy bounds its accepts the same way
+//! tasks run. Without the bound, a burst of new connections was accepted, and each
+//! one's origin connect started, while the replies for the connections before them
+//! waited. Nothing else ends such a burst: a listener's readiness takes no part in
+//! tokio's cooperative budget. HAProxy bounds its accepts the same way
 //! (`tune.maxaccept`). It is kept for that bound, not for a figure: over 40 bench rounds
 //! it made no measurable difference to p99 latency, connection rate or CPU per
 //! connection (bench/results/perf-changes-2026-12-01.md, section 12).
@@ -56,8 +57,8 @@ use crate::server::{Route, Shared};
 const MAX_ACCEPTS_IN_A_ROW: u32 = 16;
 
 /// How many more connections in progress than the least busy worker an accepting
-/// worker may have before it hands a new one over. 2 and 4 hand over often enough to
-/// even the workers out at 64 clients; 8 rarely hands over at all.
+/// worker may have before it hands a new one over. With 2 workers, 4 gave the lowest
+/// p99 at 64 clients; 8 was level with not handing over (section 13).
 const HANDOFF_MARGIN: usize = 4;
 
 /// How many of its own tasks a worker runs between looks at the tasks other threads
@@ -165,8 +166,8 @@ impl Drop for AcceptWorkers {
 }
 
 /// Connections in progress on each worker. Each count has a cache line of its own:
-/// every connection's start and end writes its worker's count, and both workers read
-/// both at every accept.
+/// every connection's start and end writes its worker's count, and every accept reads
+/// all of them.
 struct Loads(Box<[PaddedCount]>);
 
 #[repr(align(64))]
@@ -254,12 +255,13 @@ impl Placement {
         F: Future<Output = ()> + Send + 'static,
     {
         let worker = self.loads.choose(me);
-        let runtime = &self.runtimes[worker];
         let client = if worker == me {
             TcpStream::from_std(client)?
         } else {
             // from_std registers with the current runtime's I/O driver: the chosen one's.
-            let _enter = runtime.enter();
+            // It fails only as registering on this worker would (out of memory or epoll
+            // watches), and the accept loop backs off the same way.
+            let _enter = self.runtimes[worker].enter();
             TcpStream::from_std(client)?
         };
         let task = Counted {
@@ -269,7 +271,7 @@ impl Placement {
         if worker == me {
             tasks.spawn(task);
         } else {
-            tasks.spawn_on(task, runtime);
+            tasks.spawn_on(task, &self.runtimes[worker]);
         }
         Ok(())
     }
@@ -440,51 +442,77 @@ mod tests {
     }
 
     /// A worker with more than the margin of connections above the other gives the next
-    /// one to the other worker, which serves it (on its own thread) and counts it while
-    /// it lives.
+    /// one to the other worker. That worker serves it on its own thread and counts it
+    /// while it lives; the listener's task tracker, which a drain waits for, holds it.
     #[test]
     fn a_busy_worker_hands_a_new_connection_to_the_other_which_serves_it() {
+        use std::io::{Read, Write};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
         let workers = AcceptWorkers::with_count(2).unwrap();
         let placement = workers.placement(&CancellationToken::new());
         let tasks = TaskTracker::new();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let (served_on, served_rx) = std::sync::mpsc::channel();
-        let serve_one = |me: usize| {
+        // One connection accepted by worker `me` and echoed by whichever worker serves it:
+        // that worker's thread, its count and the tracker's, as the serving task saw them.
+        let serve_one = |me: usize| -> (String, usize, usize) {
             let mut client = std::net::TcpStream::connect(addr).unwrap();
+            client
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
             let (accepted, _) = listener.accept().unwrap();
             accepted.set_nonblocking(true).unwrap();
-            let served_on = served_on.clone();
+            let (seen_tx, seen_rx) = std::sync::mpsc::channel();
+            let (loads, tracked) = (workers.loads.clone(), tasks.clone());
             let _enter = workers.runtimes[me].enter();
             placement
-                .dispatch(me, &tasks, accepted, move |stream, _sweep| async move {
-                    let thread = std::thread::current().name().unwrap_or("").to_string();
-                    served_on.send(thread).unwrap();
-                    drop(stream);
+                .dispatch(me, &tasks, accepted, move |mut stream, _sweep| async move {
+                    let mut byte = [0u8; 1];
+                    stream.read_exact(&mut byte).await.unwrap();
+                    let thread = std::thread::current().name().unwrap().to_string();
+                    let worker: usize = thread["toa-accept-".len()..].parse().unwrap();
+                    seen_tx
+                        .send((thread, loads.of(worker), tracked.len()))
+                        .unwrap();
+                    stream.write_all(&byte).await.unwrap();
                 })
                 .unwrap();
-            // The server side closes once the task has run.
-            let mut rest = Vec::new();
-            std::io::Read::read_to_end(&mut client, &mut rest).unwrap();
-            served_rx.recv_timeout(Duration::from_secs(5)).unwrap()
+            client.write_all(b"x").unwrap();
+            let mut echoed = [0u8; 1];
+            client.read_exact(&mut echoed).unwrap();
+            assert_eq!(&echoed, b"x");
+            seen_rx.recv_timeout(Duration::from_secs(5)).unwrap()
         };
+        // Every served connection ends, and with it its count and its place in the tracker.
+        let settle = || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while (workers.loads.of(0), workers.loads.of(1), tasks.len()) != (0, 0, 0) {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "a served connection stays counted"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+
+        let kept = serve_one(0);
         assert_eq!(
-            serve_one(0),
-            "toa-accept-0",
+            kept,
+            ("toa-accept-0".to_string(), 1, 1),
             "an idle worker keeps its connection"
         );
+        settle();
         let busy: Vec<_> = (0..=HANDOFF_MARGIN)
             .map(|_| workers.loads.start(0))
             .collect();
-        assert_eq!(serve_one(0), "toa-accept-1", "a busy worker hands it over");
+        let handed = serve_one(0);
+        assert_eq!(
+            handed,
+            ("toa-accept-1".to_string(), 1, 1),
+            "a busy worker hands it over"
+        );
         drop(busy);
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while (workers.loads.of(0), workers.loads.of(1)) != (0, 0) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "a served connection stays counted"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        settle();
     }
 }
