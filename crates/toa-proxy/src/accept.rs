@@ -34,17 +34,14 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
-use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::net::TcpStream;
-use tokio::runtime::Handle;
+use tokio::runtime::{Handle, RuntimeMetrics};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -106,8 +103,8 @@ impl AcceptWorkers {
         }
         Ok(AcceptWorkers {
             workers,
+            loads: Arc::new(Loads::new(&runtimes)),
             runtimes: runtimes.into(),
-            loads: Arc::new(Loads::new(count)),
         })
     }
 
@@ -165,71 +162,36 @@ impl Drop for AcceptWorkers {
     }
 }
 
-/// Connections in progress on each worker. Each count has a cache line of its own:
-/// every connection's start and end writes its worker's count, and every accept reads
-/// all of them.
-struct Loads(Box<[PaddedCount]>);
-
-#[repr(align(64))]
-#[derive(Default)]
-struct PaddedCount(AtomicUsize);
+/// How busy each worker is: the tasks alive on its runtime, which tokio counts at
+/// every spawn and every task's end anyway. Besides connections, every worker runs the
+/// same tasks (one accept loop and one sweeper per listener), so the difference between
+/// two workers' counts is the difference between their connections. A count of our own,
+/// kept by a guard in each connection's task, made every idle connection 0.15 KiB
+/// larger: the guard took the task past an allocation size class
+/// (bench/results/perf-changes-2026-12-01.md, section 13).
+struct Loads(Box<[RuntimeMetrics]>);
 
 impl Loads {
-    fn new(workers: usize) -> Loads {
-        Loads((0..workers).map(|_| PaddedCount::default()).collect())
+    fn new(runtimes: &[Handle]) -> Loads {
+        Loads(runtimes.iter().map(Handle::metrics).collect())
     }
 
     fn of(&self, worker: usize) -> usize {
-        self.0[worker].0.load(Ordering::Relaxed)
+        self.0[worker].num_alive_tasks()
     }
 
     /// The worker a connection accepted by `me` runs on: the least busy one when `me`
-    /// has more than [`HANDOFF_MARGIN`] connections above it, otherwise `me`.
+    /// has more than [`HANDOFF_MARGIN`] tasks above it, otherwise `me`.
     fn choose(&self, me: usize) -> usize {
-        let least = (0..self.0.len()).min_by_key(|&w| self.of(w)).unwrap_or(me);
-        if self.of(me) > self.of(least) + HANDOFF_MARGIN {
+        let (least, least_load) = (0..self.0.len())
+            .map(|w| (w, self.of(w)))
+            .min_by_key(|&(_, load)| load)
+            .unwrap_or((me, 0));
+        if self.of(me) > least_load + HANDOFF_MARGIN {
             least
         } else {
             me
         }
-    }
-
-    /// Counts a connection on `worker` until the returned guard is dropped.
-    fn start(self: &Arc<Loads>, worker: usize) -> InProgress {
-        self.0[worker].0.fetch_add(1, Ordering::Relaxed);
-        InProgress {
-            loads: self.clone(),
-            worker,
-        }
-    }
-}
-
-struct InProgress {
-    loads: Arc<Loads>,
-    worker: usize,
-}
-
-impl Drop for InProgress {
-    fn drop(&mut self) {
-        self.loads.0[self.worker].0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// A connection's task, counted on its worker while it lives. A struct, not an async
-/// block: an async block would keep a second copy of the task it awaits
-/// (rust-lang/rust#62958), and every idle connection would pay for it.
-struct Counted<F> {
-    task: F,
-    _in_progress: InProgress,
-}
-
-impl<F: Future> Future for Counted<F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        // SAFETY: `task` is pinned whenever `self` is: it is never moved out of, and
-        // `Counted` has no Drop of its own that could move it.
-        unsafe { self.map_unchecked_mut(|c| &mut c.task) }.poll(cx)
     }
 }
 
@@ -243,7 +205,7 @@ struct Placement {
 
 impl Placement {
     /// Registers `client`, accepted by worker `me`, with the worker chosen for it and
-    /// spawns `serve(client, that worker's sweep)` there, counted while it runs.
+    /// spawns `serve(client, that worker's sweep)` there.
     fn dispatch<F>(
         &self,
         me: usize,
@@ -264,10 +226,7 @@ impl Placement {
             let _enter = self.runtimes[worker].enter();
             TcpStream::from_std(client)?
         };
-        let task = Counted {
-            task: serve(client, self.sweeps[worker].clone()),
-            _in_progress: self.loads.start(worker),
-        };
+        let task = serve(client, self.sweeps[worker].clone());
         if worker == me {
             tasks.spawn(task);
         } else {
@@ -421,29 +380,52 @@ mod tests {
         );
     }
 
+    /// Holds `count` tasks alive on `runtime` until the returned token is cancelled.
+    fn hold_tasks(runtime: &Handle, count: usize) -> CancellationToken {
+        let held = CancellationToken::new();
+        for _ in 0..count {
+            runtime.spawn(held.clone().cancelled_owned());
+        }
+        held
+    }
+
+    /// Waits until `worker` runs `tasks` tasks.
+    fn wait_for_load(loads: &Loads, worker: usize, tasks: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while loads.of(worker) != tasks {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "worker {worker} runs {} tasks, not {tasks}",
+                loads.of(worker)
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     #[test]
     fn a_worker_hands_over_only_when_it_has_more_than_the_margin_above_the_least_busy() {
-        let loads = Arc::new(Loads::new(2));
-        let on_first: Vec<_> = (0..HANDOFF_MARGIN).map(|_| loads.start(0)).collect();
+        let workers = AcceptWorkers::with_count(2).unwrap();
+        let loads = &workers.loads;
+        let on_first = hold_tasks(&workers.runtimes[0], HANDOFF_MARGIN);
+        assert_eq!(loads.of(0), HANDOFF_MARGIN);
         assert_eq!(
             loads.choose(0),
             0,
             "{HANDOFF_MARGIN} above the other: within the margin"
         );
-        let one_more = loads.start(0);
+        let one_more = hold_tasks(&workers.runtimes[0], 1);
         assert_eq!(loads.choose(0), 1, "one above the margin: handed over");
         assert_eq!(loads.choose(1), 1, "the least busy worker keeps its own");
-        drop((on_first, one_more));
-        assert_eq!(
-            (loads.of(0), loads.of(1)),
-            (0, 0),
-            "counts return when connections end"
-        );
+        on_first.cancel();
+        one_more.cancel();
+        wait_for_load(loads, 0, 0);
+        assert_eq!(loads.choose(0), 0, "level again: each keeps its own");
     }
 
-    /// A worker with more than the margin of connections above the other gives the next
-    /// one to the other worker. That worker serves it on its own thread and counts it
-    /// while it lives; the listener's task tracker, which a drain waits for, holds it.
+    /// A worker with more than the margin of tasks above the other gives the next
+    /// connection to the other worker. That worker serves it on its own thread and
+    /// counts it while it lives; the listener's task tracker, which a drain waits for,
+    /// holds it.
     #[test]
     fn a_busy_worker_hands_a_new_connection_to_the_other_which_serves_it() {
         use std::io::{Read, Write};
@@ -454,8 +436,12 @@ mod tests {
         let tasks = TaskTracker::new();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
+        // Each worker runs its sweeper besides the connections.
+        let sweepers = [workers.loads.of(0), workers.loads.of(1)];
+        assert_eq!(sweepers, [1, 1]);
         // One connection accepted by worker `me` and echoed by whichever worker serves it:
-        // that worker's thread, its count and the tracker's, as the serving task saw them.
+        // that worker's thread, its tasks besides the sweeper and the tracker's count, as
+        // the serving task saw them.
         let serve_one = |me: usize| -> (String, usize, usize) {
             let mut client = std::net::TcpStream::connect(addr).unwrap();
             client
@@ -473,7 +459,7 @@ mod tests {
                     let thread = std::thread::current().name().unwrap().to_string();
                     let worker: usize = thread["toa-accept-".len()..].parse().unwrap();
                     seen_tx
-                        .send((thread, loads.of(worker), tracked.len()))
+                        .send((thread, loads.of(worker) - 1, tracked.len()))
                         .unwrap();
                     stream.write_all(&byte).await.unwrap();
                 })
@@ -484,16 +470,11 @@ mod tests {
             assert_eq!(&echoed, b"x");
             seen_rx.recv_timeout(Duration::from_secs(5)).unwrap()
         };
-        // Every served connection ends, and with it its count and its place in the tracker.
+        // Every served connection ends, and with it its task and its place in the tracker.
         let settle = || {
-            let deadline = std::time::Instant::now() + Duration::from_secs(5);
-            while (workers.loads.of(0), workers.loads.of(1), tasks.len()) != (0, 0, 0) {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "a served connection stays counted"
-                );
-                std::thread::sleep(Duration::from_millis(5));
-            }
+            wait_for_load(&workers.loads, 0, sweepers[0]);
+            wait_for_load(&workers.loads, 1, sweepers[1]);
+            assert_eq!(tasks.len(), 0, "a served connection stays tracked");
         };
 
         let kept = serve_one(0);
@@ -503,16 +484,14 @@ mod tests {
             "an idle worker keeps its connection"
         );
         settle();
-        let busy: Vec<_> = (0..=HANDOFF_MARGIN)
-            .map(|_| workers.loads.start(0))
-            .collect();
+        let busy = hold_tasks(&workers.runtimes[0], HANDOFF_MARGIN + 1);
         let handed = serve_one(0);
         assert_eq!(
             handed,
             ("toa-accept-1".to_string(), 1, 1),
             "a busy worker hands it over"
         );
-        drop(busy);
+        busy.cancel();
         settle();
     }
 }
