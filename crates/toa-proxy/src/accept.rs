@@ -31,17 +31,21 @@
 //! it made no measurable difference to p99 latency, connection rate or CPU per
 //! connection (bench/results/perf-changes-2026-12-01.md, section 12).
 
+use std::cell::OnceCell;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::net::TcpStream;
-use tokio::runtime::{Handle, RuntimeMetrics};
+use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -83,6 +87,7 @@ impl AcceptWorkers {
     }
 
     fn with_count(count: usize) -> io::Result<AcceptWorkers> {
+        let loads = Arc::new(Loads::new(count));
         let mut workers = Vec::with_capacity(count);
         let mut runtimes = Vec::with_capacity(count);
         for i in 0..count {
@@ -95,7 +100,13 @@ impl AcceptWorkers {
             let until = exit.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("toa-accept-{i}"))
-                .spawn(move || runtime.block_on(until.cancelled()))?;
+                .spawn({
+                    let loads = loads.clone();
+                    move || {
+                        WORKER_LOAD.with(|load| load.set((loads, i)).ok());
+                        runtime.block_on(until.cancelled())
+                    }
+                })?;
             workers.push(Worker {
                 exit,
                 thread: Some(thread),
@@ -103,8 +114,8 @@ impl AcceptWorkers {
         }
         Ok(AcceptWorkers {
             workers,
-            loads: Arc::new(Loads::new(&runtimes)),
             runtimes: runtimes.into(),
+            loads,
         })
     }
 
@@ -162,26 +173,26 @@ impl Drop for AcceptWorkers {
     }
 }
 
-/// How busy each worker is: the tasks alive on its runtime, which tokio counts at
-/// every spawn and every task's end anyway. Besides connections, every worker runs the
-/// same tasks (one accept loop and one sweeper per listener), so the difference between
-/// two workers' counts is the difference between their connections. A count of our own,
-/// kept by a guard in each connection's task, made every idle connection 0.15 KiB
-/// larger: the guard took the task past an allocation size class
-/// (bench/results/perf-changes-2026-12-01.md, section 13).
-struct Loads(Box<[RuntimeMetrics]>);
+/// Connections in progress on each worker. Each count has a cache line of its own:
+/// every connection's start and end writes its worker's count, and every accept reads
+/// all of them.
+struct Loads(Box<[PaddedCount]>);
+
+#[repr(align(64))]
+#[derive(Default)]
+struct PaddedCount(AtomicUsize);
 
 impl Loads {
-    fn new(runtimes: &[Handle]) -> Loads {
-        Loads(runtimes.iter().map(Handle::metrics).collect())
+    fn new(workers: usize) -> Loads {
+        Loads((0..workers).map(|_| PaddedCount::default()).collect())
     }
 
     fn of(&self, worker: usize) -> usize {
-        self.0[worker].num_alive_tasks()
+        self.0[worker].0.load(Ordering::Relaxed)
     }
 
     /// The worker a connection accepted by `me` runs on: the least busy one when `me`
-    /// has more than [`HANDOFF_MARGIN`] tasks above it, otherwise `me`.
+    /// has more than [`HANDOFF_MARGIN`] connections above it, otherwise `me`.
     fn choose(&self, me: usize) -> usize {
         let (least, least_load) = (0..self.0.len())
             .map(|w| (w, self.of(w)))
@@ -192,6 +203,60 @@ impl Loads {
         } else {
             me
         }
+    }
+
+    /// Counts a connection on `worker` until the returned guard is dropped, which must
+    /// happen on that worker's thread: where the connection's task runs and ends.
+    fn start(&self, worker: usize) -> InProgress {
+        self.0[worker].0.fetch_add(1, Ordering::Relaxed);
+        InProgress
+    }
+}
+
+thread_local! {
+    /// On an accept worker's thread: the counts, and which of them is this worker's.
+    static WORKER_LOAD: OnceCell<(Arc<Loads>, usize)> = const { OnceCell::new() };
+}
+
+/// A connection counted on the worker whose thread drops it. It takes no bytes: a
+/// connection's task fills one of the 128-byte steps tokio allocates tasks in, and a
+/// guard that named its worker (16 bytes) made every idle connection 0.15 KiB larger
+/// (bench/results/perf-changes-2026-12-01.md, section 13). The tasks alive on a
+/// worker's runtime are no substitute: they include tasks that are not connections and
+/// need not be the same on every worker, such as a sweeper that outlives its listener
+/// until its last connection ends.
+struct InProgress;
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        // Dropped elsewhere only when a worker's runtime had shut down and the task was
+        // dropped where it was spawned: the workers are then ending, and the count
+        // saturates rather than wraps.
+        let _ = WORKER_LOAD.try_with(|load| {
+            if let Some((loads, me)) = load.get() {
+                let _ = loads.0[*me]
+                    .0
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+            }
+        });
+    }
+}
+
+/// A connection's task, counted on its worker while it lives. A struct, not an async
+/// block: an async block would keep a second copy of the task it awaits
+/// (rust-lang/rust#62958), and every idle connection would pay for it.
+struct Counted<F> {
+    task: F,
+    _in_progress: InProgress,
+}
+
+impl<F: Future> Future for Counted<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // SAFETY: `task` is pinned whenever `self` is: it is never moved out of, and
+        // `Counted` has no Drop of its own that could move it.
+        unsafe { self.map_unchecked_mut(|c| &mut c.task) }.poll(cx)
     }
 }
 
@@ -205,7 +270,7 @@ struct Placement {
 
 impl Placement {
     /// Registers `client`, accepted by worker `me`, with the worker chosen for it and
-    /// spawns `serve(client, that worker's sweep)` there.
+    /// spawns `serve(client, that worker's sweep)` there, counted while it runs.
     fn dispatch<F>(
         &self,
         me: usize,
@@ -226,7 +291,10 @@ impl Placement {
             let _enter = self.runtimes[worker].enter();
             TcpStream::from_std(client)?
         };
-        let task = serve(client, self.sweeps[worker].clone());
+        let task = Counted {
+            task: serve(client, self.sweeps[worker].clone()),
+            _in_progress: self.loads.start(worker),
+        };
         if worker == me {
             tasks.spawn(task);
         } else {
@@ -380,50 +448,62 @@ mod tests {
         );
     }
 
-    /// Holds `count` tasks alive on `runtime` until the returned token is cancelled.
-    fn hold_tasks(runtime: &Handle, count: usize) -> CancellationToken {
+    /// Holds `count` connections counted on `worker`, each in a task on its runtime as a
+    /// real connection is, until the returned token is cancelled.
+    fn hold_connections(workers: &AcceptWorkers, worker: usize, count: usize) -> CancellationToken {
         let held = CancellationToken::new();
         for _ in 0..count {
-            runtime.spawn(held.clone().cancelled_owned());
+            let task = Counted {
+                task: held.clone().cancelled_owned(),
+                _in_progress: workers.loads.start(worker),
+            };
+            workers.runtimes[worker].spawn(task);
         }
         held
     }
 
-    /// Waits until `worker` runs `tasks` tasks.
-    fn wait_for_load(loads: &Loads, worker: usize, tasks: usize) {
+    /// Waits until `worker` counts `connections`.
+    fn wait_for_load(loads: &Loads, worker: usize, connections: usize) {
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while loads.of(worker) != tasks {
+        while loads.of(worker) != connections {
             assert!(
                 std::time::Instant::now() < deadline,
-                "worker {worker} runs {} tasks, not {tasks}",
+                "worker {worker} counts {} connections, not {connections}",
                 loads.of(worker)
             );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
 
+    /// Every idle connection keeps its task: counting it must not make the task larger.
+    #[test]
+    fn counting_a_connection_adds_nothing_to_its_task() {
+        assert_eq!(size_of::<Counted<[u64; 98]>>(), size_of::<[u64; 98]>());
+    }
+
     #[test]
     fn a_worker_hands_over_only_when_it_has_more_than_the_margin_above_the_least_busy() {
         let workers = AcceptWorkers::with_count(2).unwrap();
         let loads = &workers.loads;
-        let on_first = hold_tasks(&workers.runtimes[0], HANDOFF_MARGIN);
+        let on_first = hold_connections(&workers, 0, HANDOFF_MARGIN);
         assert_eq!(loads.of(0), HANDOFF_MARGIN);
         assert_eq!(
             loads.choose(0),
             0,
             "{HANDOFF_MARGIN} above the other: within the margin"
         );
-        let one_more = hold_tasks(&workers.runtimes[0], 1);
+        let one_more = hold_connections(&workers, 0, 1);
         assert_eq!(loads.choose(0), 1, "one above the margin: handed over");
         assert_eq!(loads.choose(1), 1, "the least busy worker keeps its own");
         on_first.cancel();
         one_more.cancel();
         wait_for_load(loads, 0, 0);
         assert_eq!(loads.choose(0), 0, "level again: each keeps its own");
+        assert_eq!(loads.of(1), 0, "nothing was counted on the other");
     }
 
-    /// A worker with more than the margin of tasks above the other gives the next
-    /// connection to the other worker. That worker serves it on its own thread and
+    /// A worker with more than the margin of connections above the other gives the next
+    /// one to the other worker. That worker serves it on its own thread and
     /// counts it while it lives; the listener's task tracker, which a drain waits for,
     /// holds it.
     #[test]
@@ -436,12 +516,8 @@ mod tests {
         let tasks = TaskTracker::new();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        // Each worker runs its sweeper besides the connections.
-        let sweepers = [workers.loads.of(0), workers.loads.of(1)];
-        assert_eq!(sweepers, [1, 1]);
         // One connection accepted by worker `me` and echoed by whichever worker serves it:
-        // that worker's thread, its tasks besides the sweeper and the tracker's count, as
-        // the serving task saw them.
+        // that worker's thread, its count and the tracker's, as the serving task saw them.
         let serve_one = |me: usize| -> (String, usize, usize) {
             let mut client = std::net::TcpStream::connect(addr).unwrap();
             client
@@ -459,7 +535,7 @@ mod tests {
                     let thread = std::thread::current().name().unwrap().to_string();
                     let worker: usize = thread["toa-accept-".len()..].parse().unwrap();
                     seen_tx
-                        .send((thread, loads.of(worker) - 1, tracked.len()))
+                        .send((thread, loads.of(worker), tracked.len()))
                         .unwrap();
                     stream.write_all(&byte).await.unwrap();
                 })
@@ -470,10 +546,10 @@ mod tests {
             assert_eq!(&echoed, b"x");
             seen_rx.recv_timeout(Duration::from_secs(5)).unwrap()
         };
-        // Every served connection ends, and with it its task and its place in the tracker.
+        // Every served connection ends, and with it its count and its place in the tracker.
         let settle = || {
-            wait_for_load(&workers.loads, 0, sweepers[0]);
-            wait_for_load(&workers.loads, 1, sweepers[1]);
+            wait_for_load(&workers.loads, 0, 0);
+            wait_for_load(&workers.loads, 1, 0);
             assert_eq!(tasks.len(), 0, "a served connection stays tracked");
         };
 
@@ -484,7 +560,7 @@ mod tests {
             "an idle worker keeps its connection"
         );
         settle();
-        let busy = hold_tasks(&workers.runtimes[0], HANDOFF_MARGIN + 1);
+        let busy = hold_connections(&workers, 0, HANDOFF_MARGIN + 1);
         let handed = serve_one(0);
         assert_eq!(
             handed,
