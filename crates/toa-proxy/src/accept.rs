@@ -31,14 +31,10 @@
 //! it made no measurable difference to p99 latency, connection rate or CPU per
 //! connection (bench/results/perf-changes-2026-12-01.md, section 12).
 
-use std::cell::OnceCell;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
-use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -48,6 +44,10 @@ use tokio::net::TcpStream;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+mod loads;
+
+use loads::{Counted, Loads, WORKER_LOAD};
 
 use crate::forward::Sweep;
 use crate::rules::ListenKey;
@@ -170,95 +170,6 @@ impl Drop for AcceptWorkers {
                 let _ = thread.join();
             }
         }
-    }
-}
-
-/// Connections in progress on each worker. Each count has a cache line of its own:
-/// every connection's start and end writes its worker's count, and every accept reads
-/// all of them.
-struct Loads(Box<[PaddedCount]>);
-
-#[repr(align(64))]
-#[derive(Default)]
-struct PaddedCount(AtomicUsize);
-
-impl Loads {
-    fn new(workers: usize) -> Loads {
-        Loads((0..workers).map(|_| PaddedCount::default()).collect())
-    }
-
-    fn of(&self, worker: usize) -> usize {
-        self.0[worker].0.load(Ordering::Relaxed)
-    }
-
-    /// The worker a connection accepted by `me` runs on: the least busy one when `me`
-    /// has more than [`HANDOFF_MARGIN`] connections above it, otherwise `me`.
-    fn choose(&self, me: usize) -> usize {
-        let (least, least_load) = (0..self.0.len())
-            .map(|w| (w, self.of(w)))
-            .min_by_key(|&(_, load)| load)
-            .unwrap_or((me, 0));
-        if self.of(me) > least_load + HANDOFF_MARGIN {
-            least
-        } else {
-            me
-        }
-    }
-
-    /// Counts a connection on `worker` until the returned guard is dropped, which must
-    /// happen on that worker's thread: where the connection's task runs and ends.
-    fn start(&self, worker: usize) -> InProgress {
-        self.0[worker].0.fetch_add(1, Ordering::Relaxed);
-        InProgress
-    }
-}
-
-thread_local! {
-    /// On an accept worker's thread: the counts, and which of them is this worker's.
-    static WORKER_LOAD: OnceCell<(Arc<Loads>, usize)> = const { OnceCell::new() };
-}
-
-/// A connection counted on the worker whose thread drops it. It takes no bytes: a
-/// connection's task fills one of the 128-byte steps tokio allocates tasks in, and a
-/// guard that named its worker (16 bytes) made every idle connection 0.15 KiB larger
-/// (bench/results/perf-changes-2026-12-01.md, section 13). The tasks alive on a
-/// worker's runtime are no substitute: they include tasks that are not connections and
-/// need not be the same on every worker, such as a sweeper that outlives its listener
-/// until its last connection ends.
-struct InProgress;
-
-impl Drop for InProgress {
-    fn drop(&mut self) {
-        // Dropped on another thread only when the chosen worker's runtime had already
-        // shut down and the task was dropped where it was spawned. The workers are then
-        // ending: the chosen worker's count stays one too high, and the spawning worker's
-        // falls by one or, at zero, saturates rather than wraps.
-        let _ = WORKER_LOAD.try_with(|load| {
-            if let Some((loads, me)) = load.get() {
-                let _ = loads.0[*me]
-                    .0
-                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
-            }
-        });
-    }
-}
-
-/// A connection's task, counted on its worker while it lives. A struct, not an async
-/// block: an async block would keep a second copy of the task it awaits
-/// (rust-lang/rust#62958), and every idle connection would pay for it.
-struct Counted<F> {
-    task: F,
-    _in_progress: InProgress,
-}
-
-impl<F: Future> Future for Counted<F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        // SAFETY: `task` is pinned whenever `self` is: it is never moved out of,
-        // `Counted` has no Drop of its own that could move it, is not `repr(packed)`, and
-        // is `Unpin` only when `F` is.
-        unsafe { self.map_unchecked_mut(|c| &mut c.task) }.poll(cx)
     }
 }
 
