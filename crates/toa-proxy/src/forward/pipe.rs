@@ -199,6 +199,17 @@ fn set_pipe_size(pipe: &OwnedFd, size: usize) -> io::Result<usize> {
     usize::try_from(got).map_err(|_| io::Error::last_os_error())
 }
 
+/// Bytes written to `socket` that the kernel has not sent yet (SIOCOUTQNSD): they wait
+/// for the peer's receive window, which stays shut while the reader is behind.
+fn unsent_bytes(socket: RawFd) -> io::Result<usize> {
+    let mut unsent: libc::c_int = 0;
+    // SAFETY: SIOCOUTQNSD writes one int, into a local we own.
+    if unsafe { libc::ioctl(socket, libc::SIOCOUTQNSD as _, &mut unsent) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    usize::try_from(unsent).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))
+}
+
 /// Pipes in this thread's pool.
 #[cfg(test)]
 pub(super) fn pooled() -> usize {
@@ -209,8 +220,9 @@ pub(super) fn pooled() -> usize {
 pub(super) const SIZING_WINDOW: Duration = Duration::from_millis(10);
 
 /// How a direction sizes its pipe. A direction that moves at least its base size per
-/// millisecond (62.5 MiB/s by default) over two [`SIZING_WINDOW`]s in a row doubles its
-/// pipe, and again after each further fast window, up to [`GROWN_PIPE`] and as the
+/// millisecond (62.5 MiB/s by default) over two [`SIZING_WINDOW`]s in a row, with no more
+/// than a pipe's worth left unsent in its destination's send buffer, doubles its pipe, and
+/// again after each further fast window, up to [`GROWN_PIPE`] and as the
 /// [`GROWTH_BUDGET`] allows: both ends keep up, so a bigger
 /// pipe moves the same bytes in fewer system calls and holds them only briefly (at that
 /// rate a full 1 MiB pipe drains in 16 ms). A window below that rate (a slow reader, a
@@ -251,8 +263,19 @@ impl Sizing {
         self.fast_streak = 0;
     }
 
-    /// Called with the pipe empty after each chunk of `n` bytes went out.
-    pub(super) fn after_chunk(&mut self, pipe: &mut Pipe, n: usize) {
+    /// Called with the pipe empty after each chunk of `n` bytes went out to `to`.
+    pub(super) fn after_chunk(&mut self, pipe: &mut Pipe, n: usize, to: RawFd) {
+        self.after_chunk_with(pipe, n, || unsent_bytes(to))
+    }
+
+    /// [`Sizing::after_chunk`], with the destination's unsent bytes read by `unsent` (only
+    /// when the pipe is about to grow).
+    fn after_chunk_with(
+        &mut self,
+        pipe: &mut Pipe,
+        n: usize,
+        unsent: impl FnOnce() -> io::Result<usize>,
+    ) {
         self.window_bytes += n;
         let elapsed = self.window_start.elapsed();
         if elapsed < SIZING_WINDOW {
@@ -265,7 +288,17 @@ impl Sizing {
         let refused = if !fast {
             pipe.shrink().is_err()
         } else if self.fast_streak >= 2 && pipe.capacity < self.ceiling {
-            pipe.grow((pipe.capacity * 2).min(self.ceiling)).is_err()
+            // Fast windows can come from a slow reader too: after a wait for room, the
+            // proxy fills the room its socket's send buffer made (megabytes) at full speed,
+            // and if the proxy is preempted during that burst it spans two windows. The
+            // bytes then wait in the send buffer for the reader's receive window: more
+            // unsent there than a pipe holds means the reader is behind, so no growth.
+            if unsent().is_ok_and(|bytes| bytes <= pipe.capacity) {
+                pipe.grow((pipe.capacity * 2).min(self.ceiling)).is_err()
+            } else {
+                self.fast_streak = 0;
+                false
+            }
         } else {
             false
         };
@@ -299,5 +332,29 @@ mod tests {
         assert_eq!(BUDGET.used(), 64 * 1024);
         drop(b);
         assert_eq!(BUDGET.used(), 0);
+    }
+
+    /// Two windows at 64 MiB per 10 ms, each closed by one chunk after the window's time.
+    fn two_fast_windows(sizing: &mut Sizing, pipe: &mut Pipe, unsent: usize) {
+        for _ in 0..2 {
+            std::thread::sleep(SIZING_WINDOW + Duration::from_millis(1));
+            sizing.after_chunk_with(pipe, 64 << 20, || Ok(unsent));
+        }
+    }
+
+    /// A direction grows its pipe after two fast windows only while what it wrote leaves:
+    /// bytes piling up unsent in the destination's send buffer mean a slow reader, whose
+    /// pipe stays at its base size (the CI flake of proxy_splice.rs, where a slow reader's
+    /// pipe grew to 128 KiB after a burst into its send buffer).
+    #[test]
+    fn a_pipe_grows_only_while_the_destination_sends_what_it_gets() {
+        static BUDGET: Budget = Budget::new(GROWTH_BUDGET);
+        let mut pipe = Pipe::new(64 * 1024, &BUDGET).unwrap();
+        let mut sizing = Sizing::new(&pipe);
+        two_fast_windows(&mut sizing, &mut pipe, 4 << 20);
+        two_fast_windows(&mut sizing, &mut pipe, 4 << 20);
+        assert_eq!(pipe.capacity, 64 * 1024, "a reader behind by 4 MiB");
+        two_fast_windows(&mut sizing, &mut pipe, 16 * 1024);
+        assert_eq!(pipe.capacity, 128 * 1024, "a reader that keeps up");
     }
 }

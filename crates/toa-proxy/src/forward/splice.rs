@@ -94,6 +94,6 @@ pub(super) async fn splice_half(
             }
         }
         dir.moved(n);
-        sizing.after_chunk(&mut pipe, n);
+        sizing.after_chunk(&mut pipe, n, to.as_raw_fd());
     }
 }
