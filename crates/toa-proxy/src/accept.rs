@@ -47,7 +47,7 @@ use tokio_util::task::TaskTracker;
 
 mod loads;
 
-use loads::{Counted, Loads, WORKER_LOAD};
+use loads::{Loads, WORKER_LOAD};
 
 use crate::forward::Sweep;
 use crate::rules::ListenKey;
@@ -204,10 +204,9 @@ impl Placement {
             let _enter = self.runtimes[worker].enter();
             TcpStream::from_std(client)?
         };
-        let task = Counted {
-            task: serve(client, self.sweeps[worker].clone()),
-            _in_progress: self.loads.start(worker),
-        };
+        let task = self
+            .loads
+            .counted(worker, serve(client, self.sweeps[worker].clone()));
         if worker == me {
             tasks.spawn(task);
         } else {
@@ -366,10 +365,9 @@ mod tests {
     fn hold_connections(workers: &AcceptWorkers, worker: usize, count: usize) -> CancellationToken {
         let held = CancellationToken::new();
         for _ in 0..count {
-            let task = Counted {
-                task: held.clone().cancelled_owned(),
-                _in_progress: workers.loads.start(worker),
-            };
+            let task = workers
+                .loads
+                .counted(worker, held.clone().cancelled_owned());
             workers.runtimes[worker].spawn(task);
         }
         held
@@ -391,7 +389,10 @@ mod tests {
     /// Every idle connection keeps its task: counting it must not make the task larger.
     #[test]
     fn counting_a_connection_adds_nothing_to_its_task() {
-        assert_eq!(size_of::<Counted<[u64; 98]>>(), size_of::<[u64; 98]>());
+        assert_eq!(
+            size_of::<loads::Counted<[u64; 98]>>(),
+            size_of::<[u64; 98]>()
+        );
     }
 
     #[test]

@@ -42,11 +42,14 @@ impl Loads {
         }
     }
 
-    /// Counts a connection on `worker` until the returned guard is dropped, which must
-    /// happen on that worker's thread: where the connection's task runs and ends.
-    pub(super) fn start(&self, worker: usize) -> InProgress {
+    /// `task`, counted as a connection on `worker` until it is dropped, which must happen
+    /// on that worker's thread: spawn it on that worker's runtime.
+    pub(super) fn counted<F: Future>(&self, worker: usize, task: F) -> Counted<F> {
         self.0[worker].0.fetch_add(1, Ordering::Relaxed);
-        InProgress
+        Counted {
+            task,
+            _in_progress: InProgress(()),
+        }
     }
 }
 
@@ -61,8 +64,8 @@ thread_local! {
 /// (bench/results/perf-changes-2026-12-01.md, section 13). The tasks alive on a
 /// worker's runtime are no substitute: they include tasks that are not connections and
 /// need not be the same on every worker, such as a sweeper that outlives its listener
-/// until its last connection ends.
-pub(super) struct InProgress;
+/// until its last connection ends. Only [`Loads::counted`] makes one, after counting.
+struct InProgress(());
 
 impl Drop for InProgress {
     fn drop(&mut self) {
@@ -84,8 +87,8 @@ impl Drop for InProgress {
 /// block: an async block would keep a second copy of the task it awaits
 /// (rust-lang/rust#62958), and every idle connection would pay for it.
 pub(super) struct Counted<F> {
-    pub(super) task: F,
-    pub(super) _in_progress: InProgress,
+    task: F,
+    _in_progress: InProgress,
 }
 
 impl<F: Future> Future for Counted<F> {
