@@ -50,6 +50,9 @@ pub struct Options {
     pub toa_bin: PathBuf,
 }
 
+/// Bounds on waits for a server to listen and for an access log line; both
+/// are [`toa_lab::scaled`] where they are used, so a slow host (a TCG guest of
+/// scripts/kernel-test) gets proportionally longer.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
 const LOG_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -277,7 +280,8 @@ fn wait_for_proxy(
     proxy: &toa_lab::Spawned,
     cases: &[Case],
 ) -> anyhow::Result<()> {
-    let deadline = Instant::now() + READY_TIMEOUT;
+    let ready_timeout = toa_lab::scaled(READY_TIMEOUT);
+    let deadline = Instant::now() + ready_timeout;
     let mut waiting: Vec<u16> = cases.iter().map(|c| c.port).collect();
     while !waiting.is_empty() {
         let log = || std::fs::read_to_string(&proxy.log).unwrap_or_default();
@@ -290,7 +294,7 @@ fn wait_for_proxy(
         }
         if Instant::now() > deadline {
             bail!(
-                "toa proxy is not listening on port {} after {READY_TIMEOUT:?}; its log ({}):\n{}",
+                "toa proxy is not listening on port {} after {ready_timeout:?}; its log ({}):\n{}",
                 waiting[0],
                 proxy.log.display(),
                 log().trim()

@@ -17,10 +17,10 @@ use toa_lab::Netns;
 pub struct AccessLog(pub PathBuf);
 
 impl AccessLog {
-    /// Waits (briefly: the request already completed) for the first access
-    /// line and returns it.
+    /// Waits (briefly: the request already completed; `timeout` is
+    /// [`toa_lab::scaled`]) for the first access line and returns it.
     pub fn first_access_line(&self, timeout: Duration) -> Option<String> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now() + toa_lab::scaled(timeout);
         loop {
             if let Some(line) = fs::read_to_string(&self.0)
                 .ok()

@@ -223,12 +223,13 @@ fn remove_cgroup(cg: &Path) {
     }
 }
 
-/// Polls `check` until it returns true or `timeout` passes.
+/// Polls `check` until it returns true or `timeout`, [`crate::scaled`], passes.
 pub(crate) fn wait_until(
     timeout: Duration,
     what: &str,
     mut check: impl FnMut() -> bool,
 ) -> anyhow::Result<()> {
+    let timeout = crate::scaled(timeout);
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if check() {

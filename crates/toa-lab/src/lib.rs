@@ -20,8 +20,23 @@ pub use netns::Netns;
 pub use topology::{Topology, addr};
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 pub use toa_host::CGROUP2_ROOT;
+
+/// `bound` times `TOA_TEST_TIME_SCALE` (a whole number, default 1): how long a
+/// wait for an event may take before it counts as failed. Every such bound in
+/// the labs, the demo and the tests goes through here, so one variable
+/// stretches them all; scripts/kernel-test sets it in its software-emulated
+/// (TCG) guests, where a python3 start or a BPF load takes seconds.
+pub fn scaled(bound: Duration) -> Duration {
+    let scale = std::env::var("TOA_TEST_TIME_SCALE")
+        .ok()
+        .and_then(|s| s.parse::<u32>().ok())
+        .unwrap_or(1)
+        .max(1);
+    bound * scale
+}
 
 /// Whether this process can build labs (root, network namespaces, BPF).
 ///

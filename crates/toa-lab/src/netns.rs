@@ -39,7 +39,8 @@ impl Netns {
             .output()?)
     }
 
-    /// Waits until something listens on `port` (TCP, or UDP if `udp`).
+    /// Waits until something listens on `port` (TCP, or UDP if `udp`), for at
+    /// most `timeout` [`crate::scaled`].
     pub fn wait_listening(&self, port: u16, udp: bool, timeout: Duration) -> anyhow::Result<()> {
         wait_until(timeout, &format!("port {port} in {}", self.name), || {
             self.listening(port, udp).unwrap_or(false)

@@ -130,7 +130,7 @@ fn demo_interrupted_with_ctrl_c_cleans_up() {
     // Interrupt once everything is up: origin loaded, servers and proxy running.
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut seen = String::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + toa_lab::scaled(Duration::from_secs(60));
     while !seen.contains("✓ toa proxy --config") {
         assert!(Instant::now() < deadline, "demo never got ready:\n{seen}");
         let mut line = String::new();

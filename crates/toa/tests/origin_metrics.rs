@@ -183,7 +183,7 @@ fn prometheus_text_and_exporter_carry_every_counter_with_its_value() {
     // SIGTERM ends it.
     ns.run(&["kill", "-TERM", &exporter.pid.to_string()])
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let deadline = std::time::Instant::now() + toa_lab::scaled(Duration::from_secs(5));
     while ns.run(&["ss", "-Hltn", "sport = :9101"]).unwrap().trim() != "" {
         assert!(
             std::time::Instant::now() < deadline,

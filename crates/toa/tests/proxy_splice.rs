@@ -45,7 +45,7 @@ fn wait_for_fast_part(lab: &ProxyLab, reader: &Spawned) {
 
 /// Waits (sampling every 10 ms) until some proxy pipe has grown to 1 MiB.
 fn wait_for_a_grown_pipe(lab: &ProxyLab, reader: &Spawned) {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + toa_lab::scaled(Duration::from_secs(60));
     while !lab.proxy_pipe_sizes().contains(&GROWN) {
         assert!(
             Instant::now() < deadline && report(reader).is_none(),

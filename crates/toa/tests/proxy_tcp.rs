@@ -52,7 +52,7 @@ fn assert_intact(client_lines: &[String], origin_log: &str, expected: usize, byt
 
 /// Waits until the origin logged `n` connections; on timeout shows both logs.
 fn wait_for_lines(lab: &ProxyLab, log: &std::path::Path, n: usize) -> String {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let deadline = std::time::Instant::now() + toa_lab::scaled(Duration::from_secs(30));
     loop {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         if text.lines().filter(|l| l.starts_with('{')).count() >= n {

@@ -5,23 +5,25 @@
 
 use crate::lab::*;
 use crate::receiver::toa_ok;
+use std::path::Path;
 use std::time::{Duration, Instant};
 use toa_lab::addr;
 
-/// Connections in a loop from 4 threads until the file STOP exists (at most 120 s):
-/// connect, one line, the probe server's reply, close. Prints `done ok=N fail=M
-/// real=R` at the end (R: replies that named the real client rather than the relay).
-/// Stopped by the test rather than after a fixed time, so that a slow machine (a TCG
-/// guest of scripts/kernel-test) still has traffic through the last receiver.
+/// Connections in a loop from 4 threads until the file STOP exists or the test
+/// process that started it is gone: connect, one line, the probe server's reply,
+/// close. Prints `progress N` after every 10th connection and `done ok=N fail=M
+/// real=R` at the end (R: replies that named the real client rather than the
+/// relay). Stopped by the test, never after a fixed time: under QEMU's software
+/// emulation eight unload/load cycles re-run the verifier sixteen times, which
+/// took longer than a fixed 120 s of traffic (issue 25).
 const TRAFFIC: &str = r#"
-import socket, sys, threading, time
-import os
+import socket, sys, threading, os
 host, port, stop, client = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+parent = os.getppid()
 counts = {'ok': 0, 'fail': 0, 'real': 0}
 lock = threading.Lock()
-end = time.time() + 120
 def run():
-    while time.time() < end and not os.path.exists(stop):
+    while not os.path.exists(stop) and os.getppid() == parent:
         try:
             with socket.create_connection((host, port), timeout=5) as s:
                 s.sendall(b'q\n')
@@ -33,6 +35,9 @@ def run():
         with lock:
             counts[key] += 1
             counts['real'] += key == 'ok' and f'peer={client} ' in reply
+            total = counts['ok'] + counts['fail']
+            if total % 10 == 0:
+                print(f'progress {total}', flush=True)
 threads = [threading.Thread(target=run) for _ in range(4)]
 [t.start() for t in threads]
 [t.join() for t in threads]
@@ -40,6 +45,39 @@ print('done ok={ok} fail={fail} real={real}'.format(**counts), flush=True)
 "#;
 
 const CYCLES: usize = 8;
+
+/// The traffic's last `progress N`: connections finished so far.
+fn progress(log: &Path) -> u64 {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("progress ")?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Waits until at least 10 more connections finished than `since`, so every
+/// state of the cycle (loaded, unloaded) sees traffic, however slow the host.
+fn wait_for_traffic(log: &Path, since: u64, state: &str, timings: &[String]) {
+    let deadline = Instant::now() + toa_lab::scaled(WAIT);
+    while progress(log) < since + 10 {
+        assert!(
+            Instant::now() < deadline,
+            "no traffic while {state} after {since} connections; timings so far: {timings:?}\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs `toa ARGS` and says how long it took (the verifier dominates a load).
+fn timed_toa(args: &[&str]) -> String {
+    let start = Instant::now();
+    toa_ok(args);
+    let line = format!("{} {:.1?}", args[1], start.elapsed());
+    eprintln!("fault_cycles: {line}");
+    line
+}
 
 #[test]
 fn fault_unload_load_cycles_under_traffic_break_nothing_and_leak_nothing() {
@@ -70,26 +108,29 @@ fn fault_unload_load_cycles_under_traffic_break_nothing_and_leak_nothing() {
         )
         .unwrap();
 
-    std::thread::sleep(Duration::from_millis(500));
+    let mut timings = Vec::new();
+    wait_for_traffic(&traffic.log, 0, "first loaded", &timings);
     for _ in 0..CYCLES {
-        toa_ok(&["origin", "unload", "--cgroup", origin.arg()]);
-        std::thread::sleep(Duration::from_millis(300));
-        toa_ok(&["origin", "load", "--cgroup", origin.arg()]);
-        std::thread::sleep(Duration::from_millis(300));
+        timings.push(timed_toa(&["origin", "unload", "--cgroup", origin.arg()]));
+        wait_for_traffic(&traffic.log, progress(&traffic.log), "unloaded", &timings);
+        timings.push(timed_toa(&["origin", "load", "--cgroup", origin.arg()]));
+        wait_for_traffic(&traffic.log, progress(&traffic.log), "loaded", &timings);
     }
 
-    // Traffic through the last receiver too, before the traffic stops.
-    let deadline = Instant::now() + Duration::from_secs(60);
+    // Traffic through the last receiver too, before the traffic stops. The
+    // bound starts after the last load, whatever the cycles took.
+    let deadline = Instant::now() + toa_lab::scaled(WAIT);
     while origin.counters().total(Counter::Ip6AddressAlloc) == 0 {
         assert!(
             Instant::now() < deadline,
-            "no TOA reached the last receiver"
+            "no TOA reached the last receiver; load/unload timings: {timings:?}"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
     std::fs::write(&stop, b"").unwrap();
 
-    let deadline = Instant::now() + Duration::from_secs(40);
+    // Each thread finishes the connection in flight (5 s socket timeout at most).
+    let deadline = Instant::now() + toa_lab::scaled(WAIT);
     let summary = loop {
         let log = std::fs::read_to_string(&traffic.log).unwrap_or_default();
         if let Some(line) = log.lines().find(|l| l.starts_with("done ")) {

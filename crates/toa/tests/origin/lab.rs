@@ -26,7 +26,7 @@ impl LoadedOrigin {
 
     /// Waits until every stored address was released (alloc == free).
     pub fn wait_all_released(&self) -> OriginCounters {
-        let deadline = Instant::now() + *WAIT;
+        let deadline = Instant::now() + toa_lab::scaled(WAIT);
         loop {
             let c = self.counters();
             if c.total(Counter::Ip6AddressAlloc) == c.total(Counter::Ip6AddressFree)
@@ -102,7 +102,7 @@ pub fn relay(topo: &mut Topology, listen: &str, upstream: &str) -> Spawned {
 /// Starts a server on the origin inside `cgroup` and waits for its port.
 pub fn origin_server(topo: &mut Topology, cgroup: &Path, cmd: &[&str], port: u16) -> Spawned {
     let server = topo.lab.spawn(&topo.origin, Some(cgroup), cmd).unwrap();
-    topo.origin.wait_listening(port, false, *WAIT).unwrap();
+    topo.origin.wait_listening(port, false, WAIT).unwrap();
     server
 }
 

@@ -363,7 +363,7 @@ fn programs_outlive_the_loader_and_reloading_keeps_existing_connections() {
     let fresh = probe(&topo.client, addr::EDGE_CLIENT_SIDE_V4, 9000);
     assert_eq!(fresh["peer"], addr::CLIENT_V4, "{fresh:?}");
 
-    let deadline = Instant::now() + *WAIT;
+    let deadline = Instant::now() + toa_lab::scaled(WAIT);
     let log = loop {
         let log = std::fs::read_to_string(&held.log).unwrap();
         if log.lines().count() >= 2 || Instant::now() > deadline {
@@ -466,7 +466,7 @@ fn pins_of_a_removed_cgroup_are_swept_by_the_next_load() {
 
     // The kernel releases the cgroup (detaching its links) asynchronously;
     // any later load, here a reload of the lab's receiver, removes the pins.
-    let deadline = Instant::now() + *WAIT;
+    let deadline = Instant::now() + toa_lab::scaled(WAIT);
     while pins.exists() && Instant::now() < deadline {
         toa_ok(&["origin", "load", "--cgroup", lab.origin.arg()]);
         std::thread::sleep(Duration::from_millis(100));

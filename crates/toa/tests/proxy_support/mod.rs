@@ -141,7 +141,7 @@ impl ProxyLab {
         let local = ip
             .map(|ip| std::net::SocketAddr::new(ip, port).to_string())
             .unwrap_or(format!(":{port}"));
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + toa_lab::scaled(Duration::from_secs(10));
         while !self
             .topo
             .origin
@@ -398,8 +398,9 @@ pub fn add_address(ns: &toa_lab::Netns, existing: &str, new: &str) {
     .unwrap();
 }
 
-/// Polls `check` every 100 ms until it holds or `timeout` passes.
+/// Polls `check` every 100 ms until it holds or `timeout`, [`toa_lab::scaled`], passes.
 pub fn eventually(timeout: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let timeout = toa_lab::scaled(timeout);
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if check() {
