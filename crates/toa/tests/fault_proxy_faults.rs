@@ -163,7 +163,12 @@ fn proxy_killed_under_load_restarts_at_once_and_toa_still_works() {
             &["python3", &peer, "hammer", EDGE, "15200", "100000"],
         )
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    // Killed in the middle of the load: once it is under way, however slow the host.
+    eventually(Duration::from_secs(10), "the load under way", || {
+        lab.metric("toa_proxy_connections_total{rule=\"toa\"}")
+            .unwrap_or(0)
+            >= 100
+    });
     let killed = lab.proxy().clone();
     lab.signal("KILL");
     eventually(Duration::from_secs(5), "killed proxy gone", || {

@@ -207,7 +207,7 @@ fn the_per_client_limit_counts_the_client_a_proxy_header_names() {
     let mut held = std::process::Command::new("ip")
         .args(["netns", "exec", &lab.topo.client.name, "python3", "-c"])
         .arg(format!(
-            "import socket,time\ns=socket.create_connection(('{edge}',17004),timeout=10)\ns.sendall(bytes.fromhex('{header}'))\ntime.sleep(10)"
+            "import socket,signal\ns=socket.create_connection(('{edge}',17004),timeout=10)\ns.sendall(bytes.fromhex('{header}'))\nsignal.pause()"
         ))
         .spawn()
         .unwrap();

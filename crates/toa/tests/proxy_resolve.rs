@@ -92,12 +92,15 @@ fn a_host_name_origin_follows_its_changing_addresses() {
     let mut held = std::process::Command::new("ip")
         .args(["netns", "exec", &lab.topo.client.name, "python3", "-c"])
         .arg(format!(
-            "import socket,time\ns=socket.create_connection(('{edge}',17101),timeout=10)\ns.sendall(b'before')\nassert s.recv(6)==b'before'\nprint('open', flush=True)\ntime.sleep(3)\ns.sendall(b'after')\nprint(s.recv(5).decode())"
+            "import socket,sys\ns=socket.create_connection(('{edge}',17101),timeout=10)\ns.sendall(b'before')\nassert s.recv(6)==b'before'\nprint('open', flush=True)\nsys.stdin.readline()\ns.sendall(b'after')\nprint(s.recv(5).decode())"
         ))
+        .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // It sends its second part when told (a line on its stdin), after every change below.
+    let mut held_in = held.stdin.take().unwrap();
     // Changes start only once the connection is open and has been through to its origin.
     let mut held_out = std::io::BufReader::new(held.stdout.take().unwrap());
     let mut line = String::new();
@@ -140,17 +143,16 @@ fn a_host_name_origin_follows_its_changing_addresses() {
 
     // The name stops resolving: the last good set stays.
     etc.hosts(&[]);
-    std::thread::sleep(Duration::from_millis(1000));
+    eventually(Duration::from_secs(10), "the failed lookup logged", || {
+        lab.proxy_log()
+            .contains("origin lookup failed, keeping its last addresses")
+    });
     for _ in 0..4 {
         assert_eq!(who(), "v6");
     }
-    assert!(
-        lab.proxy_log()
-            .contains("origin lookup failed, keeping its last addresses"),
-        "{}",
-        lab.proxy_log()
-    );
 
+    std::io::Write::write_all(&mut held_in, b"go\n").unwrap();
+    drop(held_in);
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut held_out, &mut rest).unwrap();
     let out = held.wait_with_output().unwrap();

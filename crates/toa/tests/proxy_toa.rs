@@ -301,7 +301,7 @@ fn toa_upstream_sockets_have_nodelay_and_their_registration_is_counted() {
     lab.spawn_origin(&http_server(addr::ORIGIN_V4, "8010"), 8010);
     // A client that connects and stays: the proxy holds its upstream socket open.
     let holder = format!(
-        "import socket, time\ns = socket.create_connection(('{}', 16010))\ntime.sleep(60)",
+        "import socket, signal\ns = socket.create_connection(('{}', 16010))\nsignal.pause()",
         addr::EDGE_CLIENT_SIDE_V4
     );
     lab.topo
