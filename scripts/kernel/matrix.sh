@@ -46,6 +46,13 @@ step() {
 step doctor $(printf %q "$kt_toa") doctor
 step origin $(printf %q "$kt_origin")
 step demo $(printf %q "$kt_toa") demo
+# A failed test keeps its lab (configs, server and proxy logs) in the guest's
+# /tmp, which is gone when the guest powers off: copy them into the share.
+if [ "\$status" != 0 ] && compgen -G '/tmp/toa-*' >/dev/null; then
+  mkdir -p /run/kernel-test/labs
+  cp -r /tmp/toa-* /run/kernel-test/labs/ 2>/dev/null
+  echo "kernel-test: kept \$(ls /run/kernel-test/labs | wc -l) lab directories"
+fi
 exit \$status
 EOF
 }
