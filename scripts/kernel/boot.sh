@@ -44,8 +44,9 @@ kt_write_env() {
   fi
 }
 
-# kt_boot RELEASE RUNDIR TIMEOUT STREAM: RUNDIR/share/cmd must hold the
-# command. Sets kt_status (the command's, 124 on timeout, 125 when the
+# kt_boot RELEASE RUNDIR SILENCE STREAM: RUNDIR/share/cmd must hold the
+# command. Sets kt_status (the command's, 124 when the guest printed nothing
+# for SILENCE seconds, 125 when the
 # harness failed) and kt_reason (empty, or why the harness failed).
 kt_boot() {
   local release=$1 run=$2 secs=$3 stream=$4 kdir="$cache/kernels/$1" initrd rc
@@ -55,11 +56,15 @@ kt_boot() {
   readlink -f "$kdir/root/boot/config-$release" >"$run/share/config"
   pwd >"$run/share/cwd"
   kt_write_env >"$run/share/env"
-  rm -f "$run/share/status" "$run/share/dmesg"
+  rm -f "$run/share/status" "$run/share/dmesg" "$run/qemu.pid" "$run/silent"
+  : >"$run/console.log"
   # The pipeline fails whenever QEMU does; its status is read below instead.
   set +e
   # shellcheck disable=SC2046 # kt_accel prints separate QEMU arguments
-  timeout -k 10 "$secs" qemu-system-x86_64 $(kt_accel) -smp "$KT_SMP" -m "$KT_MEM" \
+  # In the background, so that kt_watch can stop a guest that went silent;
+  # the subshell exits with QEMU's own status.
+  (
+  qemu-system-x86_64 $(kt_accel) -smp "$KT_SMP" -m "$KT_MEM" -pidfile "$run/qemu.pid" \
     -nodefaults -no-reboot -display none -serial stdio \
     -kernel "$kdir/root/boot/vmlinuz-$release" -initrd "$initrd" \
     -append "console=ttyS0 loglevel=3 panic=-1" \
@@ -67,14 +72,21 @@ kt_boot() {
     -device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot \
     -fsdev local,id=ktout,path="$run/share",security_model=passthrough,multidevs=remap \
     -device virtio-9p-pci,fsdev=ktout,mount_tag=ktout \
-    </dev/null 2>"$run/qemu.err" | tr -d '\r' | sed -uE '/^\[ *[0-9.]+\] (sysrq: Power Off|reboot: Power down)$/d' | if [ "$stream" = 1 ]; then tee "$run/console.log"; else cat >"$run/console.log"; fi
-  rc=${PIPESTATUS[0]}
+    </dev/null 2>"$run/qemu.err" | sed -uE -e 's/\r//g' -e '/^\[ *[0-9.]+\] (sysrq: Power Off|reboot: Power down)$/d' |
+    if [ "$stream" = 1 ]; then tee -a "$run/console.log"; else cat >>"$run/console.log"; fi
+  exit "${PIPESTATUS[0]}"
+  ) &
+  local pipeline=$!
+  while [ ! -s "$run/qemu.pid" ] && kill -0 "$pipeline" 2>/dev/null; do sleep 0.2; done
+  [ ! -s "$run/qemu.pid" ] || kt_watch "$(cat "$run/qemu.pid")" "$run/console.log" "$secs" "$run/silent"
+  wait "$pipeline"
+  rc=$?
   set -e
   kt_reason=
   if [ -f "$run/share/status" ]; then
     kt_status=$(cat "$run/share/status")
-  elif [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
-    kt_status=124 kt_reason="timed out after ${secs}s"
+  elif [ -f "$run/silent" ]; then
+    kt_status=124 kt_reason="the guest printed nothing for ${secs}s (hung)"
   elif grep -q '^kernel-test: harness:' "$run/console.log"; then
     kt_status=125 kt_reason=$(grep -m1 '^kernel-test: harness:' "$run/console.log" | sed 's/^kernel-test: harness: //')
   elif grep -q 'Kernel panic' "$run/console.log"; then

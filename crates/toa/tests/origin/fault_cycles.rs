@@ -5,6 +5,7 @@
 
 use crate::lab::*;
 use crate::receiver::toa_ok;
+use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use toa_lab::addr;
@@ -71,11 +72,15 @@ fn wait_for_traffic(log: &Path, since: u64, state: &str, timings: &[String]) {
 }
 
 /// Runs `toa ARGS` and says how long it took (the verifier dominates a load).
+/// The line goes to stderr uncaptured (not through `eprintln!`), so a
+/// scripts/kernel-test guest's console shows every load and unload as it
+/// happens: the timings are on the host even when the guest hangs, and the
+/// console never falls silent long enough to look hung.
 fn timed_toa(args: &[&str]) -> String {
     let start = Instant::now();
     toa_ok(args);
     let line = format!("{} {:.1?}", args[1], start.elapsed());
-    eprintln!("fault_cycles: {line}");
+    let _ = writeln!(std::io::stderr(), "fault_cycles: {line}");
     line
 }
 
