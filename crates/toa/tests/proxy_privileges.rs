@@ -8,7 +8,7 @@ mod proxy_support;
 use std::time::Duration;
 
 use proxy_support::{ProxyLab, eventually};
-use toa_lab::{addr, require_privileges};
+use toa_lab::{addr, require_privileges, scaled};
 
 const CAP_NET_BIND_SERVICE: u64 = 1 << 10;
 const CAP_BPF: u64 = 1 << 39;
@@ -57,9 +57,11 @@ fn rule(tag: &str, port: u16, mode: &str) -> String {
 fn reload_adding(lab: &ProxyLab, rule: &str, port: u16) {
     let config = std::fs::read_to_string(&lab.config).unwrap() + rule;
     lab.reload(&config);
-    eventually(Duration::from_secs(10), "the reload's new rule", || {
-        lab.who(addr::EDGE_CLIENT_SIDE_V4, port).as_deref() == Ok("A")
-    });
+    eventually(
+        scaled(Duration::from_secs(10)),
+        "the reload's new rule",
+        || lab.who(addr::EDGE_CLIENT_SIDE_V4, port).as_deref() == Ok("A"),
+    );
 }
 
 #[test]
@@ -105,11 +107,15 @@ fn off_mode_proxy_keeps_only_bind_and_reloads_a_low_port_rule() {
     // with a line that says to restart, and the running config keeps serving.
     let config = std::fs::read_to_string(&lab.config).unwrap() + &rule("toa", 16111, "toa");
     lab.reload(&config);
-    eventually(Duration::from_secs(10), "the TOA reload refused", || {
-        lab.proxy_log().contains(
+    eventually(
+        scaled(Duration::from_secs(10)),
+        "the TOA reload refused",
+        || {
+            lab.proxy_log().contains(
             "reload rejected, old config still running: proxy: rule \"toa\": cannot load the TOA edge writer: the edge writer (kind 254) attaches only at start",
         )
-    });
+        },
+    );
     assert_eq!(lab.who(addr::EDGE_CLIENT_SIDE_V4, 82).as_deref(), Ok("A"));
     assert_only(lab.proxy().pid, CAP_NET_BIND_SERVICE);
 }
