@@ -10,21 +10,27 @@
 //! names of `toa origin stats`, e.g. `toa_origin_syn_recv_sock_toa_total`), summed over
 //! CPUs. `toa_origin_loaded` is 1 while the receiver is attached to the cgroup and 0
 //! (with no counters) while it is not, so a scrape of an idle node still succeeds.
+//! The server adds its own `toa_origin_exporter_connections_refused_total` and
+//! `toa_origin_exporter_requests_timed_out_total`.
+//!
+//! # Limits
+//! The server is `toa-metrics-http`, the proxy's endpoint: at most
+//! [`toa_metrics_http::DEFAULT_MAX_CONNECTIONS`] connections at once, each cut at
+//! [`toa_metrics_http::REQUEST_DEADLINE`], so idle or trickling clients on a node's
+//! open port cannot take the exporter (or its memory limit) for good.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 use toa_loader::{LoaderError, Origin, OriginCounters};
-
-/// The exposition's media type (OpenMetrics text, which Prometheus negotiates first).
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+use toa_metrics_http::EndpointCounts;
+use tokio_util::sync::CancellationToken;
 
 /// Why the exporter could not start or serve.
 #[derive(Debug, thiserror::Error)]
@@ -34,8 +40,6 @@ pub enum ExporterError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("serving /metrics failed: {0}")]
-    Serve(std::io::Error),
 }
 
 /// The counters of the receiver on `cgroup`, or `None` when nothing is attached there.
@@ -49,8 +53,18 @@ pub fn scrape(cgroup: &Path) -> Result<Option<OriginCounters>, LoaderError> {
 
 /// The text exposition of one snapshot (`None`: nothing loaded), ending in `# EOF`.
 pub fn render(counters: Option<&OriginCounters>) -> String {
-    let mut registry = Registry::with_prefix("toa_origin");
-    registry.register_collector(Box::new(Snapshot(counters.cloned())));
+    exposition(counters, None)
+}
+
+/// [`render`], plus the server's own counts when it serves the page.
+fn exposition(counters: Option<&OriginCounters>, endpoint: Option<Arc<EndpointCounts>>) -> String {
+    let mut registry = Registry::default();
+    registry
+        .sub_registry_with_prefix("toa_origin")
+        .register_collector(Box::new(Snapshot(counters.cloned())));
+    if let Some(endpoint) = endpoint {
+        registry.register_collector(Box::new(endpoint));
+    }
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry)
         .expect("writing to a String cannot fail");
@@ -101,32 +115,33 @@ pub async fn serve(
             addr: listen,
             source,
         })?;
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || metrics(cgroup.clone())),
-    );
-    tracing::info!(%listen, "serving /metrics");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(ExporterError::Serve)
-}
-
-async fn metrics(cgroup: PathBuf) -> Response {
-    // Reading the maps is a few syscalls: off the async threads all the same.
-    let read = tokio::task::spawn_blocking(move || scrape(&cgroup)).await;
-    match read {
-        Ok(Ok(counters)) => (
-            [(header::CONTENT_TYPE, CONTENT_TYPE)],
-            render(counters.as_ref()),
-        )
-            .into_response(),
-        Ok(Err(e)) => {
-            tracing::warn!("scrape failed: {e}");
-            (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response()
+    let counts = Arc::new(EndpointCounts::new("toa_origin_exporter"));
+    let page_counts = counts.clone();
+    let render = move || {
+        let (cgroup, counts) = (cgroup.clone(), page_counts.clone());
+        async move {
+            // Reading the maps is a few syscalls: off the async threads all the same.
+            let read = tokio::task::spawn_blocking(move || scrape(&cgroup)).await;
+            match read {
+                Ok(Ok(counters)) => Ok(exposition(counters.as_ref(), Some(counts))),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(e) => Err(e.to_string()),
+            }
         }
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
-    }
+    };
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(toa_metrics_http::serve(
+        listener,
+        toa_metrics_http::routes(render),
+        toa_metrics_http::DEFAULT_MAX_CONNECTIONS,
+        counts,
+        stop.clone(),
+    ));
+    tracing::info!(%listen, "serving /metrics");
+    shutdown.await;
+    stop.cancel();
+    let _ = server.await;
+    Ok(())
 }
 
 #[cfg(test)]

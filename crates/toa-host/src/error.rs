@@ -30,6 +30,12 @@ pub enum HostError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "cannot drop capabilities with {threads} threads running: capabilities are per thread, so drop them before starting any"
+    )]
+    Threaded { threads: usize },
+    #[error("cannot drop capabilities: {reason}")]
+    DropCapabilities { reason: String },
     #[error("{action} {}: {source}", path.display())]
     Io {
         action: &'static str,

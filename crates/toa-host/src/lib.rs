@@ -5,7 +5,8 @@
 //!
 //! # Layout
 //! - [`Capabilities`], [`effective_capabilities`]: this process's effective set (the
-//!   `caps` crate), with the checks loading needs.
+//!   `caps` crate), with the checks loading needs; [`keep_only_capabilities`] drops
+//!   the rest once a process has set up.
 //! - [`kernel_release`], [`parse_version`], [`MIN_KERNEL`], [`preflight`]: the kernel.
 //! - [`cgroup2_root`], [`bpffs_root`] and friends: the mounts under /run/toa.
 //! - [`HostError`]: one-line errors that say how to fix the problem.
@@ -25,4 +26,4 @@ pub use mounts::{
     BPFFS_ROOT, CGROUP2_ROOT, bpffs_mounted, bpffs_root, cgroup2_root, inode, mounted_cgroup2,
     require_cgroup2,
 };
-pub use privileges::{Capabilities, effective_capabilities};
+pub use privileges::{Capabilities, effective_capabilities, keep_only_capabilities};

@@ -1,8 +1,12 @@
 //! The effective capability set of this process (read with the `caps` crate), with
-//! the checks loading needs. Root with its capabilities dropped (`capsh --drop`)
-//! holds none of them, so privilege is decided by capabilities, not by uid.
+//! the checks loading needs, and [`keep_only_capabilities`], how a long-running toa
+//! process gives up the rest once it has set up. Root with its capabilities dropped
+//! (`capsh --drop`) holds none of them, so privilege is decided by capabilities, not
+//! by uid.
 
 use caps::{CapSet, Capability, CapsHashSet};
+
+use crate::HostError;
 
 /// An effective capability set.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -46,6 +50,46 @@ impl Capabilities {
     pub fn can_load(&self) -> bool {
         self.bpf() && self.net_admin()
     }
+}
+
+/// Reduces this process to `keep` (those of them it holds): effective and permitted
+/// sets, the bounding set (while CAP_SETPCAP allows it, so not even an exec of a
+/// set-uid-root file gets the rest back), and no inheritable or ambient capabilities.
+/// Returns the effective set left.
+///
+/// Linux keeps capabilities per thread and a new thread copies its creator's, so this
+/// must run while the process has one thread: every thread created later then starts
+/// with the reduced sets. With more threads it changes nothing and fails.
+pub fn keep_only_capabilities(keep: &[Capability]) -> Result<Capabilities, HostError> {
+    let threads = std::fs::read_dir("/proc/self/task")
+        .map_err(HostError::io("reading", "/proc/self/task"))?
+        .count();
+    if threads != 1 {
+        return Err(HostError::Threaded { threads });
+    }
+    let failed = |source: caps::errors::CapsError| HostError::DropCapabilities {
+        reason: source.to_string(),
+    };
+    let permitted = caps::read(None, CapSet::Permitted).map_err(failed)?;
+    let kept: CapsHashSet = keep
+        .iter()
+        .copied()
+        .filter(|c| permitted.contains(c))
+        .collect();
+    if caps::has_cap(None, CapSet::Effective, Capability::CAP_SETPCAP).map_err(failed)? {
+        // Only what the bounding set holds: a capability this kernel does not know
+        // (newer than it) cannot be dropped and is not there.
+        let bounding = caps::read(None, CapSet::Bounding).map_err(failed)?;
+        for cap in bounding.difference(&kept) {
+            caps::drop(None, CapSet::Bounding, *cap).map_err(failed)?;
+        }
+    }
+    caps::clear(None, CapSet::Ambient).map_err(failed)?;
+    caps::clear(None, CapSet::Inheritable).map_err(failed)?;
+    // Effective first: it may never exceed permitted.
+    caps::set(None, CapSet::Effective, &kept).map_err(failed)?;
+    caps::set(None, CapSet::Permitted, &kept).map_err(failed)?;
+    Ok(Capabilities(kept))
 }
 
 #[cfg(test)]

@@ -217,10 +217,10 @@ impl Server {
     pub fn serve_metrics(&self, listener: TcpListener, max_connections: usize) {
         let shared = self.shared.clone();
         let counts = shared.metrics.endpoint.clone();
-        let render = move || shared.metrics.render(&shared.health);
-        tokio::spawn(crate::metrics::serve_http(
+        let render = move || toa_metrics_http::infallible(shared.metrics.render(&shared.health));
+        tokio::spawn(toa_metrics_http::serve(
             listener,
-            render,
+            toa_metrics_http::routes(render),
             max_connections,
             counts,
             self.metrics_stop.clone(),

@@ -134,7 +134,7 @@ impl Default for ProxySettings {
             buffer_size: 64 * 1024,
             splice: true,
             udp_idle_timeout: Duration::from_secs(60),
-            metrics_max_connections: 8,
+            metrics_max_connections: toa_metrics_http::DEFAULT_MAX_CONNECTIONS,
             resolve_interval: Duration::from_secs(30),
             // A trusted upstream sends the header with its first segment; seconds are slack
             // for a lossy path, while a silent or hostile client cannot hold a slot for long.
@@ -360,6 +360,23 @@ impl Config {
     /// Rules that accept connections now.
     pub fn online_rules(&self) -> impl Iterator<Item = &Rule> {
         self.rules.iter().filter(|r| r.online)
+    }
+
+    /// The option kind the edge writer must write, when a rule passes the client IP as
+    /// TOA (offline rules too: their writers are built like the others').
+    pub fn toa_kind(&self) -> Option<u8> {
+        self.rules
+            .iter()
+            .any(|r| {
+                matches!(
+                    r.transport,
+                    Transport::Tcp {
+                        mode: TcpMode::Toa,
+                        ..
+                    }
+                )
+            })
+            .then_some(self.toa.kind)
     }
 }
 

@@ -9,12 +9,13 @@
 //!   [`crate::udp::metrics`].
 //! - `edge`: the eBPF edge writer's counters, handed over as plain rows.
 //! - `host`: TIME_WAIT, port range and descriptors of the proxy's host.
-//! - `http`: the `/metrics` server and its own counters.
+//!
+//! The endpoint itself (its connection cap and deadline, and its own counters) is
+//! `toa-metrics-http`, shared with `toa origin exporter`.
 
 mod edge;
 mod family;
 mod host;
-mod http;
 pub mod rule;
 
 use std::fmt;
@@ -26,20 +27,32 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet};
 use prometheus_client::registry::Registry;
 
+use toa_metrics_http::EndpointCounts;
+
 use crate::health::HealthRegistry;
 
 pub use edge::{OPTIONS_WRITTEN, RESERVE_FAILED, ToaSource};
 pub(crate) use family::{counters, gauges, label_enum};
-pub use http::{CONTENT_TYPE, EndpointCounts, FD_RESERVE, serve_http};
 pub use rule::{Reject, RuleMetrics};
 
-#[derive(Default)]
 pub struct Metrics {
     rules: Mutex<rule::Rules>,
     pub reloads_ok: AtomicU64,
     pub reloads_rejected: AtomicU64,
     pub endpoint: Arc<EndpointCounts>,
     toa: Mutex<Option<ToaSource>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics {
+            rules: Mutex::default(),
+            reloads_ok: AtomicU64::default(),
+            reloads_rejected: AtomicU64::default(),
+            endpoint: Arc::new(EndpointCounts::new("toa_proxy_metrics")),
+            toa: Mutex::default(),
+        }
+    }
 }
 
 impl Metrics {

@@ -38,6 +38,10 @@ enum OriginCommand {
         /// Trust TOAs from any source; needed to drop a trust list on reload.
         #[arg(long, conflicts_with = "trust")]
         trust_any: bool,
+        /// Then stay in the foreground and unload on SIGTERM or SIGINT: the receiver
+        /// lives as long as this process (a container's, e.g. the DaemonSet's `receiver`).
+        #[arg(long)]
+        hold: bool,
     },
     /// Detach and unpin the receiver; nothing is left behind.
     Unload {
@@ -100,13 +104,18 @@ pub fn run(args: OriginArgs) -> Result<()> {
             kinds,
             trust,
             trust_any,
+            hold,
         } => {
             let widening = if trust_any {
                 Widening::Allow
             } else {
                 Widening::Refuse
             };
-            load(&target.dir()?, &kinds, &trust, widening)
+            let cgroup = target.dir()?;
+            match hold {
+                false => load(&cgroup, &kinds, &trust, widening),
+                true => held(&cgroup, || load(&cgroup, &kinds, &trust, widening)),
+            }
         }
         OriginCommand::Unload { target } => unload(&target.dir()?),
         OriginCommand::Status { target, json } => query(json, || status(&target.dir()?, json)),
@@ -166,16 +175,7 @@ fn exporter(cgroup: PathBuf, listen: SocketAddr) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut terminate = signal(SignalKind::terminate())?;
-        let mut interrupt = signal(SignalKind::interrupt())?;
-        let shutdown = async move {
-            tokio::select! {
-                _ = terminate.recv() => {}
-                _ = interrupt.recv() => {}
-            }
-        };
-        toa_exporter::serve(listen, cgroup, shutdown).await?;
+        toa_exporter::serve(listen, cgroup, stop_signal()?).await?;
         Ok(())
     })
 }
@@ -234,6 +234,34 @@ fn load(
         );
     }
     Ok(())
+}
+
+/// `load --hold`: runs `load`, waits for SIGTERM or SIGINT, then unloads. The handlers
+/// are installed first, so a stop that arrives while loading still unloads.
+fn held(cgroup: &std::path::Path, load: impl FnOnce() -> Result<()>) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let stop = stop_signal()?;
+        load()?;
+        stop.await;
+        unload(cgroup)
+    })
+}
+
+/// Resolves at SIGTERM or SIGINT; the handlers are in place once this returns.
+fn stop_signal() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+    })
 }
 
 fn unload(cgroup: &std::path::Path) -> Result<()> {

@@ -108,7 +108,7 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
                     metrics: args.metrics,
                     watch_config: args.watch_config,
                     allow_empty: args.allow_empty,
-                    toa_tagger: Some(Arc::new(EdgeWriterFactory)),
+                    toa_tagger: None,
                 },
             )
         }
@@ -158,7 +158,7 @@ fn export(path: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn serve(config: PathBuf, options: toa_proxy::ServeOptions) -> anyhow::Result<()> {
+fn serve(config: PathBuf, mut options: toa_proxy::ServeOptions) -> anyhow::Result<()> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -167,10 +167,35 @@ fn serve(config: PathBuf, options: toa_proxy::ServeOptions) -> anyhow::Result<()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+    let factory = Arc::new(EdgeWriterFactory::default());
+    // Before the runtime: its threads then start with the reduced sets.
+    drop_privileges(&config, &factory)?;
+    options.toa_tagger = Some(factory);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(toa_proxy::serve(&config, options))?;
+    Ok(())
+}
+
+/// Attaches the TOA edge writer if the config asks for it, then keeps only what the
+/// running proxy needs: CAP_NET_BIND_SERVICE, so a reload can bind new ports below
+/// 1024, and with the writer attached CAP_BPF, to read its counters (before Linux 6.5,
+/// with `kernel.unprivileged_bpf_disabled` set, every bpf() call needs it, map reads
+/// included). CAP_SYS_ADMIN, CAP_NET_ADMIN and the rest go: only attaching needed them.
+fn drop_privileges(config: &std::path::Path, factory: &EdgeWriterFactory) -> anyhow::Result<()> {
+    use toa_host::Capability::{CAP_BPF, CAP_NET_BIND_SERVICE};
+    // The proxy reads the file again and reports its errors, with the rule's name.
+    let toa_kind = toa_proxy::Config::load(config)
+        .ok()
+        .and_then(|c| c.toa_kind());
+    let attached = toa_kind.is_some_and(|kind| factory.attach_at_start(kind));
+    let keep: &[_] = match attached {
+        true => &[CAP_NET_BIND_SERVICE, CAP_BPF],
+        false => &[CAP_NET_BIND_SERVICE],
+    };
+    let left = toa_host::keep_only_capabilities(keep).context("dropping capabilities at start")?;
+    tracing::info!(capabilities = ?left, "capabilities dropped to what reloads need");
     Ok(())
 }
