@@ -181,19 +181,22 @@ fn serve(config: PathBuf, mut options: toa_proxy::ServeOptions) -> anyhow::Resul
 
 /// Attaches the TOA edge writer if the config asks for it, then keeps only what the
 /// running proxy needs: CAP_NET_BIND_SERVICE, so a reload can bind new ports below
-/// 1024, and with the writer attached CAP_BPF, to read its counters (before Linux 6.5,
+/// 1024; CAP_SYS_RESOURCE, because without it (or CAP_SYS_ADMIN) all of the user's
+/// pipes share `fs.pipe-user-pages-soft` (64 MiB), past which new splice pipes get
+/// two pages and none may grow, which would slow every connection of a busy proxy;
+/// and with the writer attached CAP_BPF, to read its counters (before Linux 6.5,
 /// with `kernel.unprivileged_bpf_disabled` set, every bpf() call needs it, map reads
 /// included). CAP_SYS_ADMIN, CAP_NET_ADMIN and the rest go: only attaching needed them.
 fn drop_privileges(config: &std::path::Path, factory: &EdgeWriterFactory) -> anyhow::Result<()> {
-    use toa_host::Capability::{CAP_BPF, CAP_NET_BIND_SERVICE};
+    use toa_host::Capability::{CAP_BPF, CAP_NET_BIND_SERVICE, CAP_SYS_RESOURCE};
     // The proxy reads the file again and reports its errors, with the rule's name.
     let toa_kind = toa_proxy::Config::load(config)
         .ok()
         .and_then(|c| c.toa_kind());
     let attached = toa_kind.is_some_and(|kind| factory.attach_at_start(kind));
     let keep: &[_] = match attached {
-        true => &[CAP_NET_BIND_SERVICE, CAP_BPF],
-        false => &[CAP_NET_BIND_SERVICE],
+        true => &[CAP_NET_BIND_SERVICE, CAP_SYS_RESOURCE, CAP_BPF],
+        false => &[CAP_NET_BIND_SERVICE, CAP_SYS_RESOURCE],
     };
     let left = toa_host::keep_only_capabilities(keep).context("dropping capabilities at start")?;
     tracing::info!(capabilities = ?left, "capabilities dropped to what reloads need");
