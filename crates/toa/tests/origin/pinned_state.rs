@@ -24,9 +24,11 @@ struct PrivateMounts {
 impl PrivateMounts {
     fn new() -> PrivateMounts {
         // Lazily detach every mount stacked at the bpffs path (in this
-        // namespace only), then wait on stdin: EOF, on drop, ends it.
+        // namespace only), then wait on stdin: EOF, on drop, ends it. The
+        // mount point is made as toa makes it, on a fresh boot it is not there.
         let script = format!(
-            "while umount -l {BPFFS} 2>/dev/null; do :; done; echo ready; exec cat >/dev/null"
+            "mkdir -p {BPFFS} && while umount -l {BPFFS} 2>/dev/null; do :; done; \
+             echo ready; exec cat >/dev/null"
         );
         let mut holder = Command::new("unshare")
             .args(["--mount", "--propagation", "private", "sh", "-c", &script])
