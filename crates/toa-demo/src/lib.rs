@@ -110,7 +110,7 @@ fn drive(shared: &Shared, opts: &Options, cgroup: &Path) -> anyhow::Result<Outco
     }
 
     let config = dir.join("proxy.toml");
-    std::fs::write(&config, plan::proxy_config(&cases))?;
+    toa_lab::write_new(&config, plan::proxy_config(&cases))?;
     let config_str = config.to_string_lossy().into_owned();
     let toa_bin = opts.toa_bin.to_string_lossy().into_owned();
     let proxy =
@@ -176,10 +176,10 @@ fn start_origin_servers(
     let mut python = Vec::new();
     let mut lookup = Vec::new();
     let mut nginx_started = false;
+    let web_root = origin::write_web_root(dir)?;
     for case in cases {
         let log = match case.server {
             Server::Http { .. } => {
-                let web_root = origin::write_web_root(dir)?;
                 let cmd = origin::python_command(case, &web_root);
                 python.push(case.listener());
                 let s = spawn(shared, &origin, cgroup, &cmd)?;
@@ -228,7 +228,7 @@ fn spawn(
 
 fn start_nginx(shared: &Shared, cases: &[Case], cgroup: &Path, dir: &Path) -> anyhow::Result<()> {
     let conf = dir.join("nginx.conf");
-    std::fs::write(&conf, origin::nginx_config(cases, dir))?;
+    toa_lab::write_new(&conf, origin::nginx_config(cases, dir))?;
     let origin = lock(shared).topo.origin.clone();
     origin::check_nginx_config(&origin, &conf, dir)?;
     let d = dir.to_string_lossy().into_owned();

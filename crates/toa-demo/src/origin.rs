@@ -49,9 +49,9 @@ pub fn seen_address(line: &str) -> Option<&str> {
 /// The index page python serves, so the client sees who answered.
 pub fn write_web_root(dir: &Path) -> anyhow::Result<PathBuf> {
     let root = dir.join("www");
-    fs::create_dir_all(&root)?;
-    fs::write(
-        root.join("index.html"),
+    fs::create_dir(&root).with_context(|| format!("creating {}", root.display()))?;
+    toa_lab::write_new(
+        &root.join("index.html"),
         "hello from the origin (python3 -m http.server)\n",
     )?;
     Ok(root)
@@ -141,7 +141,8 @@ pub fn require_nginx() -> anyhow::Result<()> {
 /// Checks nginx accepts `conf` before the demo starts it. Run inside the
 /// origin namespace: `nginx -t` binds the listen addresses.
 pub fn check_nginx_config(ns: &Netns, conf: &Path, dir: &Path) -> anyhow::Result<()> {
-    fs::create_dir_all(dir.join("nginx-tmp"))?;
+    let tmp = dir.join("nginx-tmp");
+    fs::create_dir(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     let (conf, dir) = (conf.to_string_lossy(), dir.to_string_lossy());
     let error_log = format!("{dir}/nginx-error.log");
     ns.run(&[

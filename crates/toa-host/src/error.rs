@@ -36,6 +36,14 @@ pub enum HostError {
     Threaded { threads: usize },
     #[error("cannot drop capabilities: {reason}")]
     DropCapabilities { reason: String },
+    #[error(
+        "refusing {}: {exposure}, so another user could rename or replace toa's pins there; remove it, or make it root's alone (chown root, chmod go-w)",
+        path.display()
+    )]
+    Untrusted {
+        path: PathBuf,
+        exposure: crate::Exposure,
+    },
     #[error("{action} {}: {source}", path.display())]
     Io {
         action: &'static str,

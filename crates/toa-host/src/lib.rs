@@ -9,11 +9,13 @@
 //!   the rest once a process has set up.
 //! - [`kernel_release`], [`parse_version`], [`MIN_KERNEL`], [`preflight`]: the kernel.
 //! - [`cgroup2_root`], [`bpffs_root`] and friends: the mounts under /run/toa.
+//! - [`check_private`], [`create_private_dir`]: state only root can change.
 //! - [`HostError`]: one-line errors that say how to fix the problem.
 
 mod error;
 mod kernel;
 mod mounts;
+mod private;
 mod privileges;
 
 pub use caps::Capability;
@@ -23,7 +25,8 @@ pub use kernel::{
     preflight,
 };
 pub use mounts::{
-    BPFFS_ROOT, CGROUP2_ROOT, bpffs_mounted, bpffs_root, cgroup2_root, inode, mounted_cgroup2,
+    BPFFS_ROOT, CGROUP2_ROOT, bpffs_root, cgroup2_root, inode, mounted_bpffs, mounted_cgroup2,
     require_cgroup2,
 };
+pub use private::{Exposure, check_private, create_private_dir};
 pub use privileges::{Capabilities, effective_capabilities, keep_only_capabilities};

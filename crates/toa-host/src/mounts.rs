@@ -7,6 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::HostError;
+use crate::private::check_mount_root;
 
 type Result<T> = std::result::Result<T, HostError>;
 
@@ -18,17 +19,30 @@ pub const BPFFS_ROOT: &str = "/run/toa/bpffs";
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
+/// bpffs mounts 1777 by default: anyone could make directories beside toa's.
+const BPFFS_OPTIONS: &str = "mode=0700";
+
 /// The cgroup2 mount toa uses, mounting it at [`CGROUP2_ROOT`] if absent.
 pub fn cgroup2_root() -> Result<PathBuf> {
-    ensure_mounted(CGROUP2_ROOT, "cgroup2", CGROUP2_SUPER_MAGIC)
+    ensure_mounted(CGROUP2_ROOT, "cgroup2", CGROUP2_SUPER_MAGIC, None)
 }
 
-/// The bpffs mount toa pins into, mounting it at [`BPFFS_ROOT`] if absent.
+/// The bpffs mount toa pins into, mounting it at [`BPFFS_ROOT`] (mode 0700)
+/// if absent. A mount already there keeps its mode: it may be the host's
+/// `/sys/fs/bpf` bound in by a container, whose mode is not toa's to change;
+/// it is refused if others could rename what root made in it.
 pub fn bpffs_root() -> Result<PathBuf> {
-    ensure_mounted(BPFFS_ROOT, "bpf", BPF_FS_MAGIC)
+    let root = ensure_mounted(BPFFS_ROOT, "bpf", BPF_FS_MAGIC, Some(BPFFS_OPTIONS))?;
+    check_mount_root(&root)?;
+    Ok(root)
 }
 
-fn ensure_mounted(dir: &str, fs: &'static str, magic: i64) -> Result<PathBuf> {
+fn ensure_mounted(
+    dir: &str,
+    fs: &'static str,
+    magic: i64,
+    options: Option<&str>,
+) -> Result<PathBuf> {
     let path = PathBuf::from(dir);
     if fs_magic(&path) == Some(magic) {
         return Ok(path);
@@ -50,14 +64,16 @@ fn ensure_mounted(dir: &str, fs: &'static str, magic: i64) -> Result<PathBuf> {
     }
     let target = CString::new(dir).expect("no NUL in constant path");
     let fstype = CString::new(fs).expect("no NUL in fs name");
-    // SAFETY: valid NUL-terminated strings; no mount data.
+    let data = options.map(|o| CString::new(o).expect("no NUL in constant options"));
+    // SAFETY: valid NUL-terminated strings; data is null or a C string.
     let ret = unsafe {
         libc::mount(
             fstype.as_ptr(),
             target.as_ptr(),
             fstype.as_ptr(),
             0,
-            std::ptr::null(),
+            data.as_ref()
+                .map_or(std::ptr::null(), |d| d.as_ptr().cast()),
         )
     };
     if ret != 0 {
@@ -85,9 +101,15 @@ pub fn mounted_cgroup2() -> Option<PathBuf> {
     })
 }
 
-/// Whether toa's bpffs is mounted at [`BPFFS_ROOT`] (mounting nothing).
-pub fn bpffs_mounted() -> bool {
-    fs_magic(Path::new(BPFFS_ROOT)) == Some(BPF_FS_MAGIC)
+/// toa's bpffs at [`BPFFS_ROOT`] if it is mounted (mounting nothing),
+/// checked as [`bpffs_root`] checks it.
+pub fn mounted_bpffs() -> Result<Option<PathBuf>> {
+    let root = Path::new(BPFFS_ROOT);
+    if fs_magic(root) != Some(BPF_FS_MAGIC) {
+        return Ok(None);
+    }
+    check_mount_root(root)?;
+    Ok(Some(root.to_path_buf()))
 }
 
 /// The filesystem magic of `path`, or None if it cannot be read.
@@ -137,7 +159,7 @@ mod tests {
             for _ in 0..8 {
                 s.spawn(|| {
                     start.wait();
-                    ensure_mounted(&dir_str, "bpf", BPF_FS_MAGIC).unwrap()
+                    ensure_mounted(&dir_str, "bpf", BPF_FS_MAGIC, Some(BPFFS_OPTIONS)).unwrap()
                 });
             }
         });

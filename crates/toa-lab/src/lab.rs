@@ -39,8 +39,15 @@ impl Lab {
     /// A new, empty lab. `tag` names it in namespaces and paths (keep it short).
     pub fn new(tag: &str) -> anyhow::Result<Lab> {
         let prefix = format!("toa-{tag}-{}-{}", std::process::id(), next_id());
-        let dir = std::env::temp_dir().join(&prefix);
-        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        // Made fresh, mode 0700, under a random name: `toa demo` runs as root
+        // and starts nginx and the proxy with configs from here, so a
+        // directory someone else made (a guessable name in /tmp) must never
+        // be taken for ours.
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{prefix}-"))
+            .tempdir()
+            .context("creating the lab's private directory")?
+            .keep();
         Ok(Lab {
             prefix,
             dir,
@@ -51,8 +58,8 @@ impl Lab {
         })
     }
 
-    /// Scratch directory for configs and logs, removed on drop (kept if the
-    /// test panicked, so its logs can be read).
+    /// Scratch directory for configs and logs, root's alone (mode 0700),
+    /// removed on drop (kept if the test panicked, so its logs can be read).
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -118,7 +125,7 @@ impl Lab {
             .file_name()
             .map_or("proc".into(), |n| n.to_string_lossy());
         let log = self.dir.join(format!("{program}-{}.log", next_id()));
-        let out = File::create(&log)?;
+        let out = create_new(&log)?;
         let mut command = Command::new("ip");
         command.args(["netns", "exec", &ns.name]);
         if let Some(cg) = cgroup {
@@ -186,6 +193,24 @@ impl Drop for Lab {
             self.cleanup();
         }
     }
+}
+
+/// Creates the file `path` for writing; fails if anything is there already,
+/// a symlink included (O_CREAT|O_EXCL never follows one).
+pub fn create_new(path: &Path) -> anyhow::Result<File> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))
+}
+
+/// Writes `contents` to the new file `path` (see [`create_new`]).
+pub fn write_new(path: &Path, contents: impl AsRef<[u8]>) -> anyhow::Result<()> {
+    use std::io::Write;
+    create_new(path)?
+        .write_all(contents.as_ref())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// SIGTERM the process group, then SIGKILL whatever is left after a grace period.

@@ -15,7 +15,7 @@ mod lab;
 mod netns;
 mod topology;
 
-pub use lab::{Lab, Spawned};
+pub use lab::{Lab, Spawned, create_new, write_new};
 pub use netns::Netns;
 pub use topology::{Topology, addr};
 

@@ -145,3 +145,97 @@ fn demo_interrupted_with_ctrl_c_cleans_up() {
     assert_eq!(status.code(), Some(130), "{seen}");
     assert_nothing_left(pid);
 }
+
+/// Issue 26, finding 3: `toa demo` runs as root and used the guessable
+/// `/tmp/toa-demo-<pid>-0` even when another user had made it, writing its
+/// configs through the symlinks planted there.
+#[test]
+fn demo_never_writes_into_a_directory_another_user_planted() {
+    if !toa_lab::require_privileges("demo_never_writes_into_a_directory_another_user_planted") {
+        return;
+    }
+    // What the planted links point at: a file and a directory of root's.
+    let victim = std::env::temp_dir().join(format!("toa-demo-victim-{}", std::process::id()));
+    std::fs::create_dir(&victim).unwrap();
+    let file = victim.join("file");
+    toa_lab::write_new(&file, "root's own\n").unwrap();
+
+    // The demo, stopped before it starts, so its pid (the name) is known.
+    let child = Command::new("sh")
+        .args([
+            "-c",
+            r#"kill -STOP $$ && exec "$0" demo"#,
+            env!("CARGO_BIN_EXE_toa"),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let deadline = Instant::now() + toa_lab::scaled(Duration::from_secs(10));
+    while !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(") ")
+            .next()
+            .is_some_and(|rest| rest.starts_with('T'))
+    }) {
+        assert!(Instant::now() < deadline, "the demo's shell never stopped");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let planted = std::env::temp_dir().join(format!("toa-demo-{pid}-0"));
+    let plant = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args([
+            "sh",
+            "-c",
+            r#"mkdir -m 0755 "$0" && ln -s "$1" "$0/proxy.toml" && ln -s "$2" "$0/www""#,
+        ])
+        .args([&planted, &file, &victim])
+        .status()
+        .unwrap();
+    assert!(
+        plant.success(),
+        "nobody could not plant {}",
+        planted.display()
+    );
+    // SAFETY: resuming the child we spawned.
+    unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+    let out = child.wait_with_output().unwrap();
+
+    let all = text(&out);
+    let mut left: Vec<String> = std::fs::read_dir(&planted)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let victim_now: Vec<String> = std::fs::read_dir(&victim)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let file_now = std::fs::read_to_string(&file).unwrap();
+    let _ = std::fs::remove_dir_all(&planted);
+    std::fs::remove_dir_all(&victim).unwrap();
+    assert_eq!(
+        file_now, "root's own\n",
+        "written through a planted link:\n{all}"
+    );
+    assert_eq!(
+        victim_now,
+        ["file"],
+        "written through a planted link:\n{all}"
+    );
+    left.sort();
+    assert_eq!(
+        left,
+        ["proxy.toml", "www"],
+        "the planted directory changed:\n{all}"
+    );
+    let planted = planted.to_string_lossy();
+    assert!(
+        !all.contains(&format!("{planted}/")),
+        "used the planted directory:\n{all}"
+    );
+    assert!(out.status.success(), "{all}");
+    assert_nothing_left(pid);
+}

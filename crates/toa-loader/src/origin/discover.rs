@@ -1,21 +1,23 @@
 //! Finding every cgroup the receiver is attached to, from the pin directories.
 
 use super::Origin;
-use super::pins::has_all_links;
+use super::pins::{check_pin_dir, has_all_links};
 use crate::{LoaderError, Result};
-use std::path::{Path, PathBuf};
-use toa_host::{BPFFS_ROOT, bpffs_mounted, inode, mounted_cgroup2};
+use std::path::PathBuf;
+use toa_host::{check_private, inode, mounted_bpffs, mounted_cgroup2};
 
 impl Origin {
     /// Every cgroup the receiver is attached to on this host, parents first,
-    /// found from the pin directories under `/run/toa/bpffs/origin`. Mounts
-    /// nothing: without toa's bpffs mount nothing can be attached. Pins whose
-    /// cgroup is gone (or outside the visible cgroup2 tree) are left out.
+    /// found from the pin directories under `/run/toa/bpffs/origin` (refused
+    /// unless root alone can change them). Mounts nothing: without toa's
+    /// bpffs mount nothing can be attached. Pins whose cgroup is gone (or
+    /// outside the visible cgroup2 tree) are left out.
     pub fn attached() -> Result<Vec<Origin>> {
-        if !bpffs_mounted() {
+        let Some(bpffs) = mounted_bpffs()? else {
             return Ok(Vec::new());
-        }
-        let dir = Path::new(BPFFS_ROOT).join("origin");
+        };
+        let dir = bpffs.join("origin");
+        check_private(&dir)?;
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -30,6 +32,9 @@ impl Origin {
             })
             .filter(|(_, pins)| has_all_links(pins))
             .collect();
+        for (_, pins) in &pinned {
+            check_pin_dir(pins)?;
+        }
         let Some(root) = mounted_cgroup2() else {
             return Ok(Vec::new());
         };

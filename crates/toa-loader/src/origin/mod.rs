@@ -3,7 +3,8 @@
 //! unload (detach and unpin, nothing left).
 //!
 //! Pins live in `/run/toa/bpffs/origin/cgroup-<inode>/`: one directory per
-//! cgroup, named by the cgroup's inode so every path to it finds the same pins.
+//! cgroup, named by the cgroup's inode so every path to it finds the same pins,
+//! used only while root alone can change them.
 //!
 //! # Layout
 //! - this file: the [`Origin`] handle, [`Origin::load`] and what it reports.
@@ -22,7 +23,7 @@ use crate::settings::{Settings, Widening};
 use crate::sys::AttachType;
 use crate::{LoaderError, Result};
 use aya::programs::links::{FdLink, PinnedLink};
-use pins::{has_all_links, link_pin, pin_dir, remove_defunct_pins, remove_pins};
+use pins::{create_pin_dir, has_all_links, link_pin, pin_dir, remove_defunct_pins, remove_pins};
 use std::path::{Path, PathBuf};
 use toa_common::origin as shared;
 use toa_host::{bpffs_root, preflight, require_cgroup2};
@@ -76,11 +77,11 @@ impl Origin {
         preflight()?;
         config.lookup_errno = u8::from(toa_host::lookup_errno_supported());
         require_cgroup2(cgroup)?;
-        remove_defunct_pins(&bpffs_root()?);
         let origin = Origin {
             cgroup: cgroup.to_path_buf(),
             pins: pin_dir(cgroup)?,
         };
+        remove_defunct_pins(&bpffs_root()?);
         if origin.is_attached() {
             let before = origin.settings()?;
             settings.check_widening(&before, widening, cgroup)?;
@@ -89,7 +90,7 @@ impl Origin {
         }
         // Leftovers of a cgroup that was removed, or of a crash mid-load.
         remove_pins(&origin.pins)?;
-        std::fs::create_dir_all(&origin.pins).map_err(LoaderError::io("creating", &origin.pins))?;
+        create_pin_dir(&origin.pins)?;
         if let Err(err) = origin.attach(config, &settings.trust) {
             let _ = remove_pins(&origin.pins);
             return Err(err);

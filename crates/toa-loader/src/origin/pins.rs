@@ -1,6 +1,8 @@
 //! Where a receiver's pins live and how they are named and removed: one
 //! directory per cgroup under `/run/toa/bpffs/origin/`, named by the cgroup's
-//! inode so every path to the cgroup finds the same pins.
+//! inode so every path to the cgroup finds the same pins. `origin/` and every
+//! pin directory are created 0700, and nothing there is used unless root
+//! alone can change it (`toa_host::check_private`).
 
 use super::PROGRAMS;
 use crate::sys::{link_cgroup_id, obj_get};
@@ -8,7 +10,7 @@ use crate::{LoaderError, Result};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use toa_common::origin as shared;
-use toa_host::{bpffs_root, inode};
+use toa_host::{bpffs_root, check_private, create_private_dir, inode};
 
 /// Removes the pins of receivers whose cgroup no longer exists: their links
 /// are defunct and would otherwise hold programs and maps forever. Run on
@@ -38,9 +40,38 @@ pub(super) fn has_all_links(pins: &Path) -> bool {
         .all(|(name, _)| pins.join(link_pin(name)).exists())
 }
 
+/// The pin directory of `cgroup`, checked: it, `origin/` above it and every
+/// pin in it are root's alone (or do not exist yet).
 pub(super) fn pin_dir(cgroup: &Path) -> Result<PathBuf> {
     let ino = inode(cgroup)?;
-    Ok(bpffs_root()?.join("origin").join(format!("cgroup-{ino}")))
+    let origin = bpffs_root()?.join("origin");
+    check_private(&origin)?;
+    let pins = origin.join(format!("cgroup-{ino}"));
+    check_pin_dir(&pins)?;
+    Ok(pins)
+}
+
+/// Fails unless `pins` (if it exists) and everything in it are root's alone.
+pub(super) fn check_pin_dir(pins: &Path) -> Result<()> {
+    check_private(pins)?;
+    let entries = match std::fs::read_dir(pins) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(LoaderError::io("reading", pins)(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(LoaderError::io("reading", pins))?;
+        check_private(&entry.path())?;
+    }
+    Ok(())
+}
+
+/// Creates `pins` and `origin/` above it, both 0700 (or checks them).
+pub(super) fn create_pin_dir(pins: &Path) -> Result<()> {
+    if let Some(origin) = pins.parent() {
+        create_private_dir(origin)?;
+    }
+    Ok(create_private_dir(pins)?)
 }
 
 pub(super) fn prog_pin(name: &str) -> String {

@@ -17,7 +17,7 @@ pub fn stat(cgroup: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no counter {name} in {json}"))
 }
 
-fn assert_one_line_failure(out: &std::process::Output, message: &str, what: &str) {
+pub(crate) fn assert_one_line_failure(out: &std::process::Output, message: &str, what: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{what} succeeded");
     assert_eq!(stderr.trim().lines().count(), 1, "{what}: {stderr}");

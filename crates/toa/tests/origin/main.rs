@@ -18,6 +18,7 @@ mod fault_parser;
 mod http;
 #[path = "../support/log.rs"]
 mod logs;
+mod pinned_state;
 #[path = "../support/receiver.rs"]
 mod receiver;
 mod release;
