@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::config::{Config, Protocol, Rule, Transport};
+use crate::udp::evict::FlowLru;
 
 /// A maximum that no limit sets: the count is kept, nothing is refused.
 pub const UNLIMITED: usize = usize::MAX;
@@ -118,10 +119,12 @@ impl Drop for ClientGuard {
 }
 
 /// The limits of one rule: TCP connections (or UDP flows) and connections per client.
-#[derive(Debug)]
 pub struct RuleLimits {
     pub open: Arc<Limit>,
     pub per_client: Arc<ClientCounts>,
+    /// UDP rules: their open flows by activity, so that a full limit evicts the least
+    /// recently active flow instead of refusing the new one. `None` on TCP rules.
+    pub(crate) flows: Option<FlowLru>,
 }
 
 impl RuleLimits {
@@ -133,10 +136,9 @@ impl RuleLimits {
             } => max_connections.unwrap_or(UNLIMITED),
             Transport::Udp { max_flows, .. } => max_flows,
         });
-        self.per_client.max.store(
-            rule.max_connections_per_client.unwrap_or(UNLIMITED),
-            Ordering::Relaxed,
-        );
+        self.per_client
+            .max
+            .store(rule.max_connections_per_client, Ordering::Relaxed);
     }
 }
 
@@ -156,6 +158,7 @@ impl LimitRegistry {
                 Arc::new(RuleLimits {
                     open: Limit::new(UNLIMITED),
                     per_client: ClientCounts::new(),
+                    flows: (rule.protocol() == Protocol::Udp).then(FlowLru::default),
                 })
             })
             .clone()

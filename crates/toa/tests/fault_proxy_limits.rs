@@ -124,15 +124,18 @@ fn udp_flow_limit_is_not_refilled_by_reloads() {
         lab.reload(&config);
         wait_reloads(&lab, n);
     }
-    let more = udp_support::load(&lab, &peer, EDGE, 10103, 2, 3, "1");
-    assert!(
-        more.iter().all(|l| field(l, "received") == "0"),
-        "a reload granted fresh flows: {more:?}"
-    );
+    // Two new clients each take the place of an old flow: a reload that granted fresh
+    // flows would have let them in without evicting (and left four open).
+    let more = udp_support::load(&lab, &peer, EDGE, 10103, 2, 3, "2");
+    assert!(more.iter().all(|l| field(l, "received") == "3"), "{more:?}");
     assert_eq!(
-        lab.metric("toa_proxy_udp_flows_active{rule=\"flows\"}"),
-        Some(2)
+        lab.metric("toa_proxy_udp_flows_evicted_total{rule=\"flows\",reason=\"flow_limit\"}"),
+        Some(2),
+        "a reload granted fresh flows"
     );
+    eventually(Duration::from_secs(5), "two flows open", || {
+        lab.metric("toa_proxy_udp_flows_active{rule=\"flows\"}") == Some(2)
+    });
 }
 
 #[test]

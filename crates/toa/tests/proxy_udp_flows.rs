@@ -1,5 +1,6 @@
 //! UDP flow lifetime end to end: flows expire after the idle timeout (with an access log
-//! line each), the flow cap drops and counts new flows, session persistence keeps a client
+//! line each), a new flow at the flow cap evicts the least recently active one (counted),
+//! session persistence keeps a client
 //! IP on one origin, and a reload keeps listeners and open flows while opening new rules.
 
 #[path = "support/log.rs"]
@@ -15,8 +16,10 @@ use toa_lab::{Spawned, addr, require_privileges};
 use udp_support::*;
 
 #[test]
-fn idle_flows_expire_and_flows_above_the_cap_are_dropped_and_counted() {
-    if !require_privileges("idle_flows_expire_and_flows_above_the_cap_are_dropped_and_counted") {
+fn idle_flows_expire_and_a_new_flow_at_the_cap_evicts_the_least_recently_active() {
+    if !require_privileges(
+        "idle_flows_expire_and_a_new_flow_at_the_cap_evicts_the_least_recently_active",
+    ) {
         return;
     }
     let config = format!(
@@ -39,15 +42,18 @@ max_flows = 2
     let _echo = spp_echo(&mut lab);
     for v6 in [false, true] {
         let active = "toa_proxy_udp_flows_active{rule=\"capped\"}";
-        let capped = "toa_proxy_udp_drops_total{rule=\"capped\",reason=\"flow_limit\"}";
-        let dropped_before = lab.metric(capped).unwrap();
+        let evicted = "toa_proxy_udp_flows_evicted_total{rule=\"capped\",reason=\"flow_limit\"}";
+        let evicted_before = lab.metric(evicted).unwrap();
         let two = load(&lab, &peer, edge(v6), 10003, 2, 5, "3");
         assert!(two.iter().all(|l| field(l, "received") == "5"), "{two:?}");
         assert_eq!(lab.metric(active), Some(2));
-        // A third client is over the cap while the first two are open.
-        let third = load(&lab, &peer, edge(v6), 10003, 1, 3, "1");
-        assert_eq!(field(&third[0], "received"), "0", "{third:?}");
-        assert_eq!(lab.metric(capped), Some(dropped_before + 3));
+        // A third client at the cap takes the place of the least recently active flow.
+        let third = load(&lab, &peer, edge(v6), 10003, 1, 3, "3");
+        assert_eq!(field(&third[0], "received"), "3", "{third:?}");
+        assert_eq!(lab.metric(evicted), Some(evicted_before + 1));
+        eventually(Duration::from_secs(5), "two flows open", || {
+            lab.metric(active) == Some(2)
+        });
         // After the idle timeout the flows are gone and a new client gets through.
         eventually(Duration::from_secs(8), "idle flows to expire", || {
             lab.metric(active) == Some(0)
@@ -60,7 +66,11 @@ max_flows = 2
     }
     assert_eq!(
         lab.metric("toa_proxy_udp_flows_total{rule=\"capped\"}"),
-        Some(6)
+        Some(8)
+    );
+    assert_eq!(
+        lab.metric("toa_proxy_udp_drops_total{rule=\"capped\",reason=\"flow_limit\"}"),
+        Some(0)
     );
 }
 

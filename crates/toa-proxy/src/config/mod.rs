@@ -48,6 +48,7 @@ use std::time::Duration;
 pub use accept::{AcceptProxy, ProxyVersion, parse_net as accept_net};
 pub use error::{ConfigError, Located};
 pub use ports::Ports;
+pub use resources::{DEFAULT_TCP_CONNECTIONS_PER_CLIENT, DEFAULT_UDP_FLOWS_PER_CLIENT};
 pub use rule::DEFAULT_MAX_FLOWS;
 pub use values::{
     Balance, PortRange, Protocol, TcpMode, UdpMode, format_duration, parse_bounded_duration,
@@ -205,8 +206,10 @@ pub struct Rule {
     pub online: bool,
     /// PROXY v2 only: send a UNIQUE_ID TLV with the connection id.
     pub ppv2_unique_id: bool,
-    /// Open connections (TCP) or flows (UDP) per client IP; more are refused.
-    pub max_connections_per_client: Option<usize>,
+    /// Open connections (TCP) or flows (UDP) per client IP: a TCP connection above it is
+    /// refused, a UDP flow replaces the client's least recently active one. Defaults:
+    /// [`DEFAULT_TCP_CONNECTIONS_PER_CLIENT`], [`DEFAULT_UDP_FLOWS_PER_CLIENT`].
+    pub max_connections_per_client: usize,
     /// Clients session persistence remembers; the least recently seen is evicted beyond it.
     pub session_persist_max: usize,
     /// Source addresses for upstream connections, used in turn (per address family); each

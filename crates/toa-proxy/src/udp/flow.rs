@@ -1,20 +1,38 @@
-//! Flows and the per-listener flow table. A flow is one client address and port talking to
-//! one listener; it owns a connected upstream socket, so the origin's replies on that socket
-//! belong to exactly that client. A flow ends after `udp_idle_timeout` without a datagram
-//! in either direction.
+//! Flows and the per-listener flow table. A flow is one client talking to one listener:
+//! the datagrams' source address and port, and on `accept_proxy` rules the client the
+//! upstream's header names (one upstream port may carry many clients, one after another).
+//! It owns a connected upstream socket, so the origin's replies on that socket belong to
+//! exactly that client. A flow ends after `udp_idle_timeout` without a datagram in either
+//! direction, or when it is evicted to admit a new flow ([`super::evict`]).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
 
 use super::client_ip::{DatagramWriter, FlowHeaders, FlowInfo};
 use crate::balance::ActiveGuard;
 use crate::limit::{ClientGuard, LimitGuard};
 use crate::server::RuleRuntime;
+
+/// Milliseconds since the process's first flow clock read: one clock for every listener,
+/// so flows of one rule on different listeners compare by activity.
+pub fn now_ms() -> u64 {
+    static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+    EPOCH.elapsed().as_millis() as u64
+}
+
+/// What a flow is found by: where its datagrams come from (as the socket reports it) and
+/// the client it carries (the source itself, normalized, unless a header named another).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub peer: SocketAddr,
+    pub client: SocketAddr,
+}
 
 pub struct Flow {
     /// What the flow was opened with (a reload does not move open flows).
@@ -22,10 +40,24 @@ pub struct Flow {
     pub opened: Instant,
     /// What this flow moved, for the access log line.
     pub counts: FlowCounts,
+    /// Cancelled when the flow ends early: evicted, or its listener stopped. Its relay
+    /// task then ends, and the flow table no longer hands it out.
+    pub end: CancellationToken,
+    /// The rule's flow slot and the client's, until the flow ends or an eviction hands
+    /// them to the flow that replaces it.
+    held: Mutex<Option<Held>>,
     /// Set once a datagram carrying `setup.headers.first` reached the origin's socket.
     first_delivered: AtomicBool,
-    /// Milliseconds since the table's epoch at the last datagram either way.
+    /// [`now_ms`] at the last datagram either way.
     last_seen: AtomicU64,
+    /// The activity this flow is filed under in its rule's [`super::evict::FlowLru`].
+    filed: AtomicU64,
+}
+
+/// A flow's places under the rule's `max_flows` and the client's `max_connections_per_client`.
+pub struct Held {
+    pub flow: LimitGuard,
+    pub client: ClientGuard,
 }
 
 /// Everything a flow is opened with.
@@ -45,24 +77,65 @@ pub struct FlowSetup {
     pub spp_in: bool,
     /// The rule as it was when the flow opened (a reload does not move open flows).
     pub rule: Arc<RuleRuntime>,
-    /// Held for the flow's life: the rule's flow cap, its per-client cap and the origin's active count.
-    pub _permit: LimitGuard,
-    pub _client: ClientGuard,
+    /// Held for the flow's life: the origin's active count.
     pub _open: ActiveGuard,
 }
 
 impl Flow {
-    pub fn new(setup: FlowSetup) -> Flow {
+    /// A new flow, filed in its rule's eviction index; `end` is cancelled with its listener.
+    pub fn open(setup: FlowSetup, held: Held, end: CancellationToken) -> Arc<Flow> {
         let udp = &setup.rule.metrics.udp;
         udp.flows_total.fetch_add(1, Ordering::Relaxed);
         udp.flows_active.fetch_add(1, Ordering::Relaxed);
-        Flow {
+        let flow = Arc::new(Flow {
             setup,
             opened: Instant::now(),
             counts: FlowCounts::default(),
+            end,
+            held: Mutex::new(Some(held)),
             first_delivered: AtomicBool::new(false),
-            last_seen: AtomicU64::new(0),
+            last_seen: AtomicU64::new(now_ms()),
+            filed: AtomicU64::new(0),
+        });
+        if let Some(lru) = &flow.setup.rule.limits.flows {
+            lru.insert(&flow);
         }
+        flow
+    }
+
+    pub fn key(&self) -> FlowKey {
+        FlowKey {
+            peer: self.setup.peer,
+            client: self.setup.info.client,
+        }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.setup.info.id
+    }
+
+    pub fn client_ip(&self) -> IpAddr {
+        self.setup.info.client.ip()
+    }
+
+    pub fn last_active(&self) -> u64 {
+        self.last_seen.load(Ordering::Relaxed)
+    }
+
+    /// Only [`super::evict::FlowLru`] files flows, under its lock.
+    pub fn filed(&self) -> u64 {
+        self.filed.load(Ordering::Relaxed)
+    }
+
+    pub fn filed_at(&self, at: u64) {
+        self.filed.store(at, Ordering::Relaxed);
+    }
+
+    /// Ends the flow now (its relay task stops, its table forgets it) and hands over its
+    /// slots; `None` if another eviction took them first.
+    pub fn evict(&self) -> Option<Held> {
+        self.end.cancel();
+        self.held.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     /// The header bytes for the next datagram to the origin.
@@ -80,8 +153,9 @@ impl Flow {
         self.first_delivered.store(true, Ordering::Relaxed);
     }
 
-    pub fn touch(&self, now_ms: u64) {
-        self.last_seen.store(now_ms, Ordering::Relaxed);
+    /// Marks the flow active now.
+    pub fn touch(&self) {
+        self.last_seen.store(now_ms(), Ordering::Relaxed);
     }
 
     /// Counts a datagram of `payload` bytes forwarded to the origin, in the rule and the flow.
@@ -123,6 +197,9 @@ pub struct FlowCounts {
 
 impl Drop for Flow {
     fn drop(&mut self) {
+        if let Some(lru) = &self.setup.rule.limits.flows {
+            lru.remove(self);
+        }
         self.setup
             .rule
             .metrics
@@ -132,39 +209,60 @@ impl Drop for Flow {
     }
 }
 
-/// The flows of one listener, by client address (as the socket reports it).
+/// The flows of one listener, by [`FlowKey`].
+#[derive(Default)]
 pub struct FlowTable {
-    flows: Mutex<HashMap<SocketAddr, Arc<Flow>>>,
-    epoch: Instant,
+    flows: Mutex<Flows>,
 }
 
-impl Default for FlowTable {
-    fn default() -> Self {
-        FlowTable {
-            flows: Mutex::new(HashMap::new()),
-            epoch: Instant::now(),
-        }
+#[derive(Default)]
+struct Flows {
+    by_key: HashMap<FlowKey, Arc<Flow>>,
+    /// `accept_proxy`: the client the last header from each source named. A PROXY v2
+    /// upstream sends the header on a flow's first datagram only, so its bare datagrams
+    /// belong to that client. Only sources with such a flow open have an entry.
+    latest: HashMap<SocketAddr, SocketAddr>,
+}
+
+impl Flows {
+    /// The flow at `key`, marked active now, unless it has ended.
+    fn touch(&self, key: &FlowKey) -> Option<Arc<Flow>> {
+        let flow = self.by_key.get(key).filter(|f| !f.end.is_cancelled())?;
+        flow.touch();
+        Some(flow.clone())
     }
 }
 
 impl FlowTable {
-    pub fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
-    }
-
-    /// The flow of `peer`, marked active now. Touched under the table lock, so an expiry
-    /// check cannot remove a flow between this lookup and the datagram it forwards.
-    pub fn touch(&self, peer: &SocketAddr) -> Option<Arc<Flow>> {
-        let flows = self.flows.lock().unwrap_or_else(|p| p.into_inner());
-        let flow = flows.get(peer)?;
-        flow.touch(self.now_ms());
-        Some(flow.clone())
-    }
-
-    pub fn insert(&self, flow: Arc<Flow>) {
-        flow.touch(self.now_ms());
+    /// The flow at `key`, marked active now; `named`: a header named its client, so the
+    /// source's bare datagrams go to it from now on. Touched under the table lock, so an
+    /// expiry check cannot remove a flow between this lookup and the datagram it forwards.
+    pub fn touch(&self, key: &FlowKey, named: bool) -> Option<Arc<Flow>> {
         let mut flows = self.flows.lock().unwrap_or_else(|p| p.into_inner());
-        flows.insert(flow.setup.peer, flow);
+        let flow = flows.touch(key)?;
+        if named {
+            flows.latest.insert(key.peer, key.client);
+        }
+        Some(flow)
+    }
+
+    /// The flow of the client the last header from `peer` named, marked active now.
+    pub fn latest(&self, peer: &SocketAddr) -> Option<Arc<Flow>> {
+        let flows = self.flows.lock().unwrap_or_else(|p| p.into_inner());
+        let client = *flows.latest.get(peer)?;
+        flows.touch(&FlowKey {
+            peer: *peer,
+            client,
+        })
+    }
+
+    pub fn insert(&self, flow: Arc<Flow>, named: bool) {
+        let key = flow.key();
+        let mut flows = self.flows.lock().unwrap_or_else(|p| p.into_inner());
+        if named {
+            flows.latest.insert(key.peer, key.client);
+        }
+        flows.by_key.insert(key, flow);
     }
 
     /// Removes `flow` if it has seen no datagram for `idle`; otherwise returns how long
@@ -172,9 +270,7 @@ impl FlowTable {
     pub fn expire(&self, flow: &Arc<Flow>, idle: Duration) -> Option<Duration> {
         let mut flows = self.flows.lock().unwrap_or_else(|p| p.into_inner());
         let idle_ms = idle.as_millis() as u64;
-        let quiet = self
-            .now_ms()
-            .saturating_sub(flow.last_seen.load(Ordering::Relaxed));
+        let quiet = now_ms().saturating_sub(flow.last_active());
         if quiet < idle_ms {
             return Some(Duration::from_millis(idle_ms - quiet));
         }
@@ -187,16 +283,22 @@ impl FlowTable {
         Self::remove_locked(&mut flows, flow);
     }
 
-    fn remove_locked(flows: &mut HashMap<SocketAddr, Arc<Flow>>, flow: &Arc<Flow>) {
-        if flows
-            .get(&flow.setup.peer)
-            .is_some_and(|f| Arc::ptr_eq(f, flow))
-        {
-            flows.remove(&flow.setup.peer);
+    /// Removes `flow`, not a newer flow opened under its key after it was evicted.
+    fn remove_locked(flows: &mut Flows, flow: &Arc<Flow>) {
+        let key = flow.key();
+        if flows.by_key.get(&key).is_some_and(|f| Arc::ptr_eq(f, flow)) {
+            flows.by_key.remove(&key);
+            if flows.latest.get(&key.peer) == Some(&key.client) {
+                flows.latest.remove(&key.peer);
+            }
         }
     }
 
     pub fn len(&self) -> usize {
-        self.flows.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.flows
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_key
+            .len()
     }
 }

@@ -1,9 +1,10 @@
-//! One UDP listener's receive loop: each datagram is matched to its flow by the client's
-//! address (a new client opens a flow: flow cap, origin choice, upstream socket, mode
-//! headers), gets the mode's header written in front of it, and goes out on the flow's
-//! upstream socket.
+//! One UDP listener's receive loop: each datagram is matched to its flow by its source and
+//! (on `accept_proxy` rules) the client its header names; a new client opens a flow (a
+//! place under the flow caps, evicting the least recently active flow when one is full;
+//! origin choice, upstream socket, mode headers). The datagram gets the mode's header
+//! written in front of it and goes out on the flow's upstream socket.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -13,11 +14,12 @@ use tokio_util::task::TaskTracker;
 
 use super::accept;
 use super::client_ip::{FlowInfo, MAX_DATAGRAM};
-use super::flow::{Flow, FlowSetup, FlowTable};
-use super::metrics::DropReason;
+use super::flow::{Flow, FlowKey, FlowSetup, FlowTable, Held};
+use super::metrics::{DropReason, Eviction};
 use super::socket::{ListenSocket, Received};
 use super::upstream;
 use crate::rules::ListenKey;
+use crate::runtime::RuleRuntime;
 use crate::server::{Route, Shared};
 use toa_wire::normalize;
 
@@ -59,57 +61,59 @@ pub(crate) async fn run(
         };
         backoff = Duration::from_millis(10);
         let mut len = got.len;
-        let flow = match table.touch(&got.peer) {
-            Some(flow) => {
-                if flow.setup.spp_in {
-                    match accept::every(&buf[HEADROOM..HEADROOM + len]) {
-                        Ok(h) => len = strip(&mut buf, len, h),
-                        Err(refusal) => {
-                            flow.setup.rule.metrics.udp.drop(refusal.into());
-                            continue;
-                        }
-                    }
-                }
-                flow
-            }
+        let route = routes.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let rule = &route.rule;
+        let peer = normalize(got.peer);
+        // The flow the datagram belongs to if open, and the client its header named.
+        let (found, named) = match &rule.accept_proxy {
             None => {
-                let route = routes.read().unwrap_or_else(|p| p.into_inner()).clone();
-                let named = match &route.rule.accept_proxy {
-                    None => None,
-                    Some(a) => {
-                        match accept::first(&buf[HEADROOM..HEADROOM + len], normalize(got.peer), a)
-                        {
-                            Ok(h) => {
-                                len = strip(&mut buf, len, h.len);
-                                Some(h)
-                            }
-                            Err(refusal) => {
-                                route.rule.metrics.udp.drop(refusal.into());
-                                tracing::debug!(rule = %route.rule.tag, peer = %got.peer, reason = refusal.reason(), "datagram dropped: no accepted PROXY header");
-                                continue;
-                            }
-                        }
-                    }
+                let key = FlowKey {
+                    peer: got.peer,
+                    client: peer,
                 };
-                match open(&shared, &route, &got, port, named).await {
-                    Ok(flow) => {
-                        let flow = Arc::new(flow);
-                        table.insert(flow.clone());
-                        tasks.spawn(upstream::relay_replies(
-                            flow.clone(),
-                            socket.clone(),
-                            table.clone(),
-                            route.rule.settings.udp_idle_timeout,
-                            stop.child_token(),
-                        ));
-                        flow
+                (table.touch(&key, false), None)
+            }
+            Some(a) => {
+                let latest = table.latest(&got.peer);
+                let last = latest.as_ref().map(|f| f.setup.spp_in);
+                match accept::read(&buf[HEADROOM..HEADROOM + len], peer, a, last) {
+                    // Bare, after a PROXY v2 header: the client that header named.
+                    Ok(None) => (latest, None),
+                    Ok(Some(h)) => {
+                        len = strip(&mut buf, len, h.len);
+                        let key = FlowKey {
+                            peer: got.peer,
+                            client: h.client,
+                        };
+                        (table.touch(&key, true), Some(h))
                     }
-                    Err(reason) => {
-                        route.rule.metrics.udp.drop(reason);
+                    Err(refusal) => {
+                        rule.metrics.udp.drop(refusal.into());
+                        tracing::debug!(rule = %rule.tag, peer = %got.peer, reason = refusal.reason(), "datagram dropped: no accepted PROXY header");
                         continue;
                     }
                 }
             }
+        };
+        let flow = match found {
+            Some(flow) => flow,
+            None => match open(&shared, &route, &got, port, named, stop.child_token()).await {
+                Ok(flow) => {
+                    table.insert(flow.clone(), named.is_some());
+                    tasks.spawn(upstream::relay_replies(
+                        flow.clone(),
+                        socket.clone(),
+                        table.clone(),
+                        rule.settings.udp_idle_timeout,
+                        stop.clone(),
+                    ));
+                    flow
+                }
+                Err(reason) => {
+                    rule.metrics.udp.drop(reason);
+                    continue;
+                }
+            },
         };
         forward(&flow, &mut buf, len).await;
     }
@@ -154,19 +158,13 @@ async fn open(
     route: &Route,
     got: &Received,
     port: u16,
-    named: Option<accept::FirstHeader>,
-) -> Result<Flow, DropReason> {
+    named: Option<accept::Header>,
+    end: CancellationToken,
+) -> Result<Arc<Flow>, DropReason> {
     let rule = &*route.rule;
     // The client a trusted upstream named is the client for the per-client limit too.
     let client = named.map_or_else(|| normalize(got.peer), |h| h.client);
-    let Some(permit) = rule.limits.open.try_acquire() else {
-        tracing::debug!(rule = %rule.tag, client = %client, "datagram dropped: max_flows reached");
-        return Err(DropReason::FlowLimit);
-    };
-    let Some(client_permit) = rule.limits.per_client.try_acquire(client.ip()) else {
-        tracing::debug!(rule = %rule.tag, client = %client, "datagram dropped: max_connections_per_client reached");
-        return Err(DropReason::ClientLimit);
-    };
+    let held = admit(rule, client)?;
     let info = FlowInfo {
         id: shared.next_connection_id.fetch_add(1, Ordering::Relaxed),
         client,
@@ -216,18 +214,61 @@ async fn open(
     })?;
     tracing::debug!(rule = %rule.tag, client = %info.client, proxy = %info.proxy, origin = %origin,
         mode = writer.name(), "flow opened");
-    Ok(Flow::new(FlowSetup {
-        info,
-        peer: got.peer,
-        local: got.local,
-        origin,
-        upstream,
-        writer,
-        headers,
-        spp_in: named.is_some_and(|h| h.spp),
-        rule: route.rule.clone(),
-        _permit: permit,
-        _client: client_permit,
-        _open: backend.open(),
-    }))
+    Ok(Flow::open(
+        FlowSetup {
+            info,
+            peer: got.peer,
+            local: got.local,
+            origin,
+            upstream,
+            writer,
+            headers,
+            spp_in: named.is_some_and(|h| h.spp),
+            rule: route.rule.clone(),
+            _open: backend.open(),
+        },
+        held,
+        end,
+    ))
+}
+
+/// A new flow's places under the rule's `max_flows` and its client's
+/// `max_connections_per_client`: free ones, or those of the flow evicted for it: the
+/// client's own least recently active flow when the client is at its cap, the rule's
+/// least recently active flow when the rule is. Refused only when no flow can be evicted.
+fn admit(rule: &RuleRuntime, client: SocketAddr) -> Result<Held, DropReason> {
+    let limits = &rule.limits;
+    let udp = &rule.metrics.udp;
+    let evict = |of: Option<IpAddr>, reason: Eviction| {
+        let victim = limits.flows.as_ref()?.take_oldest(of)?;
+        let held = victim.evict()?;
+        udp.evicted(reason);
+        tracing::debug!(rule = %rule.tag, client = %client, evicted = %victim.setup.info.client,
+            limit = reason.name(), "flow evicted: the least recently active one made room");
+        Some(held)
+    };
+    let (client_place, freed) = match limits.per_client.try_acquire(client.ip()) {
+        Some(place) => (place, None),
+        None => {
+            let Some(held) = evict(Some(client.ip()), Eviction::ClientLimit) else {
+                tracing::debug!(rule = %rule.tag, client = %client, "datagram dropped: max_connections_per_client reached");
+                return Err(DropReason::ClientLimit);
+            };
+            (held.client, Some(held.flow))
+        }
+    };
+    let flow_place = match freed.or_else(|| limits.open.try_acquire()) {
+        Some(place) => place,
+        None => {
+            let Some(held) = evict(None, Eviction::FlowLimit) else {
+                tracing::debug!(rule = %rule.tag, client = %client, "datagram dropped: max_flows reached");
+                return Err(DropReason::FlowLimit);
+            };
+            held.flow
+        }
+    };
+    Ok(Held {
+        flow: flow_place,
+        client: client_place,
+    })
 }

@@ -15,9 +15,10 @@ use crate::metrics::{counters, gauges};
 label_enum! {
     /// Why a datagram was not delivered (the `reason` label of `toa_proxy_udp_drops_total`).
     pub enum DropReason {
-        /// A new flow above the rule's max_flows.
+        /// A new flow above the rule's max_flows with no open flow to evict (all ending).
         FlowLimit => "flow_limit",
-        /// A new flow above the rule's max_connections_per_client (flows per client IP).
+        /// A new flow above the rule's max_connections_per_client (flows per client IP)
+        /// with none of the client's flows to evict (all ending, or a lowered cap).
         ClientLimit => "client_limit",
         /// A new flow while every origin of the rule is down.
         NoHealthyOrigin => "no_healthy_origin",
@@ -45,6 +46,17 @@ label_enum! {
     }
 }
 
+label_enum! {
+    /// Why an open flow was ended to admit a new one (the `reason` label of
+    /// `toa_proxy_udp_flows_evicted_total`): the least recently active flow goes first.
+    pub enum Eviction {
+        /// The rule was at max_flows: its least recently active flow made room.
+        FlowLimit => "flow_limit",
+        /// The client was at max_connections_per_client: its own least recently active flow made room.
+        ClientLimit => "client_limit",
+    }
+}
+
 impl From<Refusal> for DropReason {
     fn from(refusal: Refusal) -> DropReason {
         match refusal {
@@ -66,11 +78,17 @@ pub struct UdpRuleMetrics {
     pub replies_unmarked: AtomicU64,
     /// Indexed like [`DropReason::ALL`].
     pub drops: [AtomicU64; DropReason::ALL.len()],
+    /// Indexed like [`Eviction::ALL`].
+    pub evictions: [AtomicU64; Eviction::ALL.len()],
 }
 
 impl UdpRuleMetrics {
     pub fn drop(&self, reason: DropReason) {
         self.drops[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn evicted(&self, reason: Eviction) {
+        self.evictions[reason as usize].fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -78,6 +96,12 @@ impl UdpRuleMetrics {
 struct DropLabels {
     rule: String,
     reason: DropReason,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EvictionLabels {
+    rule: String,
+    reason: Eviction,
 }
 
 /// The UDP families of every rule.
@@ -115,6 +139,18 @@ impl Collector for UdpFamilies {
             "toa_proxy_udp_replies_unmarked",
             "Origin replies without the SPP header, forwarded unchanged.",
             per_rule(rules, |m| &m.udp.replies_unmarked),
+        )?;
+        let evictions = per_value(
+            rules,
+            Eviction::ALL,
+            |m| &m.udp.evictions,
+            |rule, reason| EvictionLabels { rule, reason },
+        );
+        counters(
+            e,
+            "toa_proxy_udp_flows_evicted",
+            "UDP flows ended to admit a new one (least recently active first), by the limit that was full.",
+            evictions,
         )?;
         let drops = per_value(
             rules,

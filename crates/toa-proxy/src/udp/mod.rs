@@ -1,7 +1,9 @@
 //! UDP forwarding. A flow is one client address and port talking to one listener; each
 //! flow has its own connected upstream socket, so the origin's replies find their client.
-//! Flows end after `udp_idle_timeout` without a datagram either way, and a rule opens at
-//! most `max_flows` of them (datagrams of new flows above it are dropped and counted).
+//! Flows end after `udp_idle_timeout` without a datagram either way. A rule holds at most
+//! `max_flows` of them and a client at most `max_connections_per_client`; a new flow
+//! beyond either evicts the least recently active flow (of the rule, or of that client),
+//! counted, so a flood from one host recycles its own flows and never locks others out.
 //! Rules, balancing, session persistence and metrics are the TCP side's; UDP origins get
 //! no active health check (UDP has no handshake to probe).
 //!
@@ -10,12 +12,14 @@
 //! - [`socket`]: the listening socket, which learns each datagram's destination address.
 //! - [`listener`]: the receive loop: flow lookup or opening, header in front, send upstream.
 //! - [`flow`]: a flow and the per-listener flow table with idle expiry.
+//! - [`evict`]: a rule's flows by activity, for eviction at its limits.
 //! - [`upstream`]: the flow's upstream socket and the task relaying replies to the client.
 //! - [`client_ip`]: pass-client-IP modes for datagrams (PROXY v2 first, SPP every, off).
 //! - [`metrics`]: flows, datagrams and drops per rule.
 
 pub mod accept;
 pub mod client_ip;
+pub(crate) mod evict;
 pub(crate) mod flow;
 pub(crate) mod listener;
 pub mod metrics;

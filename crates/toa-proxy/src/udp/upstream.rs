@@ -38,10 +38,10 @@ enum Relayed {
 }
 
 /// Relays up to [`BATCH`] replies queued on the flow's upstream socket.
-async fn relay_queued(flow: &Flow, listener: &ListenSocket, table: &FlowTable) {
+async fn relay_queued(flow: &Flow, listener: &ListenSocket) {
     for _ in 0..BATCH {
         // The scratch buffer is borrowed only inside this synchronous step, never across an await.
-        let step = SCRATCH.with_borrow_mut(|buf| relay_one(flow, listener, table, buf));
+        let step = SCRATCH.with_borrow_mut(|buf| relay_one(flow, listener, buf));
         match step {
             Relayed::Empty => return,
             Relayed::Done => {}
@@ -56,7 +56,7 @@ async fn relay_queued(flow: &Flow, listener: &ListenSocket, table: &FlowTable) {
     }
 }
 
-fn relay_one(flow: &Flow, listener: &ListenSocket, table: &FlowTable, buf: &mut [u8]) -> Relayed {
+fn relay_one(flow: &Flow, listener: &ListenSocket, buf: &mut [u8]) -> Relayed {
     let udp = &flow.setup.rule.metrics.udp;
     let datagram = match flow.setup.upstream.try_recv(buf) {
         Ok(n) => &buf[..n],
@@ -68,7 +68,7 @@ fn relay_one(flow: &Flow, listener: &ListenSocket, table: &FlowTable, buf: &mut 
             return Relayed::Done;
         }
     };
-    flow.touch(table.now_ms());
+    flow.touch();
     let reply = match flow.setup.writer.reply(datagram) {
         Reply::Forward(r) => r,
         Reply::Unmarked(r) => {
@@ -110,8 +110,9 @@ pub async fn connect(origin: SocketAddr) -> io::Result<UdpSocket> {
     Ok(socket)
 }
 
-/// Relays replies of `flow` until it expires or `stop` is cancelled, then forgets it.
-/// An idle flow holds no buffer: replies are read into a per-thread scratch buffer.
+/// Relays replies of `flow` until it expires or ends early (`flow.end`: evicted, or its
+/// listener's `stop`), then forgets it. An idle flow holds no buffer: replies are read
+/// into a per-thread scratch buffer.
 pub async fn relay_replies(
     flow: Arc<Flow>,
     listener: Arc<ListenSocket>,
@@ -122,16 +123,16 @@ pub async fn relay_replies(
     let mut deadline = Instant::now() + idle;
     let ended = loop {
         tokio::select! {
-            _ = stop.cancelled() => {
+            _ = flow.end.cancelled() => {
                 table.remove(&flow);
-                break "listener stopped";
+                break if stop.is_cancelled() { "listener stopped" } else { "evicted" };
             }
             _ = tokio::time::sleep_until(deadline) => match table.expire(&flow, idle) {
                 None => break "idle timeout",
                 Some(left) => deadline = Instant::now() + left,
             },
             ready = flow.setup.upstream.readable() => match ready {
-                Ok(()) => relay_queued(&flow, &listener, &table).await,
+                Ok(()) => relay_queued(&flow, &listener).await,
                 Err(e) => {
                     tracing::warn!(client = %flow.setup.info.client, origin = %flow.setup.origin, "proxy error: upstream socket failed: {e}");
                     table.remove(&flow);

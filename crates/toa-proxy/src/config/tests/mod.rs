@@ -255,7 +255,7 @@ fn resource_keys_are_validated_with_their_line() {
             &format!("{rule}max_connections_per_client = 3\nsource_addresses = [\"198.18.2.1\", \"fd00:2::1\"]\n"),
         )
         .unwrap();
-    assert_eq!(ok.rules[0].max_connections_per_client, Some(3));
+    assert_eq!(ok.rules[0].max_connections_per_client, 3);
     assert_eq!(ok.rules[0].source_addresses.len(), 2);
     assert_eq!(ok.rules[0].session_persist_max, 100_000);
 }

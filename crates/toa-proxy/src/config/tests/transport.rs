@@ -65,6 +65,28 @@ fn udp_rule_takes_max_flows_and_proxy_takes_udp_idle_timeout() {
 }
 
 #[test]
+fn clients_get_a_default_cap_per_transport_and_may_set_their_own() {
+    let rule = |protocol: &str, extra: &str| {
+        load(&format!(
+            "[[rule]]\ntag = \"r\"\nprotocol = \"{protocol}\"\nports = \"53\"\norigins = [\"198.18.2.2\"]\n{extra}"
+        ))
+        .unwrap()
+        .rules[0]
+            .max_connections_per_client
+    };
+    assert_eq!(rule("udp", ""), DEFAULT_UDP_FLOWS_PER_CLIENT);
+    assert_eq!(rule("tcp", ""), DEFAULT_TCP_CONNECTIONS_PER_CLIENT);
+    // A tenth of what the rule (udp) or the proxy (tcp) admits by default.
+    assert_eq!(DEFAULT_UDP_FLOWS_PER_CLIENT * 10, DEFAULT_MAX_FLOWS);
+    assert_eq!(
+        DEFAULT_TCP_CONNECTIONS_PER_CLIENT * 10,
+        ProxySettings::default().max_connections
+    );
+    let big = "max_connections_per_client = 4294967295\n";
+    assert_eq!(rule("udp", big), u32::MAX as usize);
+}
+
+#[test]
 fn flow_and_connection_caps_belong_to_their_protocol() {
     assert_eq!(
         error(
