@@ -23,7 +23,7 @@ static EDGE_OBJECT: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/to
 /// supervisor (systemd's MemoryMax, TasksMax, KillMode, `systemctl status`; a
 /// container runtime) keeps covering it. Only a process in the cgroup2 *root* moves:
 /// the writer is never attached to the root (it would see every socket on the host),
-/// so such a process gets a child `toa-proxy-<pid>` of the root and moves into it.
+/// so such a process gets a child `toa-proxy/<pid>` of the root and moves into it.
 /// Dropping the writer detaches the program (and undoes that move).
 ///
 /// It is `Send + Sync`: share one writer (e.g. in an `Arc`) across tasks.
@@ -73,19 +73,14 @@ impl EdgeWriter {
             });
         }
         let root = own;
-        remove_stale_children(&root);
-        let cgroup = root.join(format!("toa-proxy-{}", std::process::id()));
-        match std::fs::create_dir(&cgroup) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => {
-                return Err(LoaderError::Io {
-                    action: "creating cgroup",
-                    path: cgroup,
-                    source: e,
-                });
-            }
-        }
+        // The children live in a directory of toa's own, not in the root itself: the
+        // root is mode 555, and a proxy that dropped CAP_DAC_OVERRIDE after attaching
+        // could not remove its child from there when it stops.
+        let proxies = root.join(PROXIES_CGROUP);
+        create_cgroup(&proxies)?;
+        remove_stale_children(&proxies);
+        let cgroup = proxies.join(std::process::id().to_string());
+        create_cgroup(&cgroup)?;
         let attached = join_cgroup(&cgroup).and_then(|()| Self::attach(&cgroup, kind));
         match attached {
             Ok((links, token, counters)) => Ok(EdgeWriter {
@@ -261,18 +256,29 @@ fn random_token() -> std::io::Result<u64> {
     }
 }
 
-/// Removes the empty `toa-proxy-*` children left by proxies that were killed
+/// Where a proxy started in the cgroup2 root makes its child `<pid>`.
+const PROXIES_CGROUP: &str = "toa-proxy";
+
+/// Makes the cgroup `dir`, or finds it made.
+fn create_cgroup(dir: &Path) -> Result<()> {
+    match std::fs::create_dir(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(LoaderError::Io {
+            action: "creating cgroup",
+            path: dir.to_path_buf(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Removes the empty children left in `proxies` by proxies that were killed
 /// (SIGKILL skips Drop). A child with live processes refuses rmdir and stays.
-fn remove_stale_children(root: &Path) {
-    let Ok(entries) = std::fs::read_dir(root) else {
+fn remove_stale_children(proxies: &Path) {
+    let Ok(entries) = std::fs::read_dir(proxies) else {
         return;
     };
     for entry in entries.flatten() {
-        if entry
-            .file_name()
-            .to_string_lossy()
-            .starts_with("toa-proxy-")
-        {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
             let _ = std::fs::remove_dir(entry.path());
         }
     }

@@ -376,7 +376,7 @@ fn another_process_in_the_proxys_cgroup_cannot_register_a_client() {
             .unwrap_or("")
             .trim()
             .to_owned();
-        cgroup.contains("toa-proxy-") || lab.proxy_log().contains("TOA edge writer attached")
+        cgroup.contains("toa-proxy/") || lab.proxy_log().contains("TOA edge writer attached")
     });
     let dir = format!("{}{}", toa_lab::CGROUP2_ROOT, cgroup);
     // The value layout of toa_common::edge::EdgeRegistration: a client (16-byte address,

@@ -167,7 +167,7 @@ fn a_proxy_in_the_cgroup2_root_uses_a_child_and_a_killed_ones_child_goes_at_next
     let root = Path::new(toa_lab::CGROUP2_ROOT);
     // Never the root itself: a child of it, named after the process.
     let first = toa.start_proxy(root);
-    let child = format!("toa-proxy-{}", first.pid);
+    let child = format!("toa-proxy/{}", first.pid);
     assert_eq!(cgroup_of(first.pid), format!("/{child}"));
     toa.assert_client_seen();
     toa.kill_hard(&first);
@@ -178,7 +178,7 @@ fn a_proxy_in_the_cgroup2_root_uses_a_child_and_a_killed_ones_child_goes_at_next
     assert!(!root.join(&child).exists(), "stale {child} left behind");
     toa.assert_client_seen();
     // A clean stop moves back and removes its own child.
-    let own = root.join(format!("toa-proxy-{}", second.pid));
+    let own = root.join(format!("toa-proxy/{}", second.pid));
     assert!(own.is_dir());
     toa.lab.topo.lab.kill(&second);
     assert!(!own.exists(), "{} left after SIGTERM", own.display());
