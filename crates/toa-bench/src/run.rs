@@ -281,9 +281,18 @@ impl Bench {
         }
         let verb = if loaded { "load" } else { "unload" };
         let cg = self.origin_cgroup.display().to_string();
-        let out = Command::new(&self.toa)
-            .args(["origin", verb, "--cgroup", &cg])
-            .output()?;
+        let mut cmd = Command::new(&self.toa);
+        cmd.args(["origin", verb, "--cgroup", &cg]);
+        if loaded {
+            // The proxies connect from the edge's origin-side addresses.
+            let trust = format!(
+                "{}/32,{}/128",
+                toa_lab::addr::EDGE_ORIGIN_SIDE_V4,
+                toa_lab::addr::EDGE_ORIGIN_SIDE_V6
+            );
+            cmd.args(["--trust", &trust]);
+        }
+        let out = cmd.output()?;
         if !out.status.success() && loaded {
             bail!(
                 "toa origin load --cgroup {cg} failed: {}",

@@ -5,7 +5,7 @@ use crate::ClientAddr;
 
 /// How many option kinds one origin accepts at once (e.g. 254 and 200).
 pub const MAX_KINDS: usize = 4;
-/// Capacity of the trusted-proxy allowlist.
+/// Capacity of the trusted-proxy allowlist (of each of its two tries).
 pub const MAX_TRUST_ENTRIES: u32 = 1024;
 
 /// Program names (the Rust function names in `toa-ebpf`'s origin binary).
@@ -19,9 +19,14 @@ pub const PROG_LOOKUP: &str = "toa_lookup";
 
 /// Map names (at most 15 bytes: the kernel's object name limit).
 pub const MAP_CONFIG: &str = "TOA_CONFIG";
-/// [`TrustAddr`] prefix → 1: the trusted-proxy allowlist (LPM trie).
-pub const MAP_TRUST: &str = "TOA_TRUST";
-/// sk_storage: accepted socket → [`SocketToa`].
+/// [`TrustAddr`] prefix → 1: the trusted-proxy allowlist, two LPM tries of
+/// which [`OriginConfig::trust_slot`] names the one in force. A change is
+/// written whole into the other one before the config switches to it, so the
+/// kernel never sees a list that is part old, part new.
+pub const MAP_TRUST: [&str; 2] = ["TOA_TRUST0", "TOA_TRUST1"];
+/// sk_storage: accepted socket → [`SocketToa`]. One map for every receiver on
+/// the host (pinned once, reused by each load), so that with receivers on
+/// nested cgroups the one nearest the socket decides and the others see it.
 pub const MAP_SOCKETS: &str = "TOA_SOCKETS";
 /// Per-CPU array of `u64`, indexed by [`Counter`].
 pub const MAP_COUNTERS: &str = "TOA_COUNTERS";
@@ -40,8 +45,10 @@ pub struct OriginConfig {
     /// any retval but 0 into EFAULT, so "no TOA" is a success with the all-zero
     /// answer [`LookupReply::NONE`](crate::LookupReply::NONE), which libtoa reads as ENOENT.
     pub lookup_errno: u8,
+    /// Which of the two tries of [`MAP_TRUST`] is the trust list (0 or 1).
+    pub trust_slot: u8,
     /// Explicit padding (zero).
-    pub _pad: [u8; 2],
+    pub _pad: u8,
 }
 
 impl OriginConfig {
@@ -68,6 +75,11 @@ pub const STATUS_UNTRUSTED: u8 = 2;
 /// The TOA came from a trusted source but names an address no client can
 /// have (see [`crate::plausible`]) and is ignored.
 pub const STATUS_INVALID: u8 = 3;
+/// The handshake carried no TOA of the receiver's kinds. Recorded all the
+/// same: receivers on ancestor cgroups run after the nearest one and must
+/// find its decision, or one accepting other kinds or trusting other sources
+/// would apply a TOA the nearest one ignored. Not counted as a record.
+pub const STATUS_NO_TOA: u8 = 4;
 
 /// What the receiver stored for one accepted socket (sk_storage value).
 #[repr(C)]
@@ -75,8 +87,8 @@ pub const STATUS_INVALID: u8 = 3;
 pub struct SocketToa {
     /// The address carried by the option.
     pub client: ClientAddr,
-    /// [`STATUS_TRUSTED`], [`STATUS_UNTRUSTED`], [`STATUS_INVALID`] or,
-    /// once the socket closed, [`STATUS_RELEASED`].
+    /// [`STATUS_TRUSTED`], [`STATUS_UNTRUSTED`], [`STATUS_INVALID`],
+    /// [`STATUS_NO_TOA`] or, once a socket with a TOA closed, [`STATUS_RELEASED`].
     pub status: u8,
     /// Explicit padding (zero).
     pub _pad: [u8; 3],
@@ -134,9 +146,10 @@ crate::counters! {
             name: "syn_recv_sock_untrusted",
             help: "TOAs from sources outside the --trust list, ignored.",
         },
+        /// Receivers on ancestor cgroups then decide for the socket.
         SynRecvSockNoMem = 9 {
             name: "syn_recv_sock_nomem",
-            help: "TOAs found but not stored (no memory for the record).",
+            help: "Handshakes whose record could not be stored (no memory): TOA ignored.",
         },
         LookupToaOk = 10 {
             name: "lookup_toa_ok",
@@ -176,6 +189,13 @@ crate::counters! {
         GetnameToaInvalid = 17 {
             name: "getname_toa_invalid",
             help: "getpeername on a socket whose TOA was implausible (left unchanged).",
+        },
+        /// With receivers on nested cgroups, the one nearest the socket runs
+        /// first and decides; those on its ancestors count this and leave
+        /// the record as it is.
+        SynRecvSockNested = 18 {
+            name: "syn_recv_sock_nested",
+            help: "Handshakes already decided by a receiver on a nearer cgroup: left to it.",
         },
     }
 }

@@ -25,6 +25,10 @@ pub enum LoaderError {
         "refusing to trust any source on {}: it trusts only {trust}; pass --trust-any to drop the list, or --trust <CIDR> to replace it", cgroup.display()
     )]
     WouldTrustAny { cgroup: PathBuf, trust: String },
+    #[error(
+        "refusing to load on {} without a trust list: pass --trust <CIDR> (the proxies allowed to send TOA) or --trust-any (then any host can claim any client address)", cgroup.display()
+    )]
+    TrustRequired { cgroup: PathBuf },
     #[error("too many option kinds ({given}): at most {max} can be accepted at once")]
     TooManyKinds { given: usize, max: usize },
     #[error("too many trust entries ({given}): at most {max}")]

@@ -25,7 +25,7 @@ pub use counters::{Counters, EdgeCounters, OriginCounters};
 pub use edge::EdgeWriter;
 pub use error::{LoaderError, Result};
 pub use origin::{AttachedProgram, LoadOutcome, Origin};
-pub use settings::{Settings, Widening};
+pub use settings::{Settings, TrustAny};
 pub use sys::{OriginProgramType, try_load_trivial};
 pub use toa_common::counters::CounterId;
 pub use toa_common::edge::EdgeCounter;

@@ -10,16 +10,21 @@ use toa_common::origin::{MAX_KINDS, MAX_TRUST_ENTRIES, OriginConfig};
 pub struct Settings {
     /// Accepted option kinds (default `[254]`), at most [`MAX_KINDS`].
     pub kinds: Vec<u8>,
-    /// Trusted proxies; empty means every source is trusted (toa.ko's behaviour).
+    /// Trusted proxies; empty means every source is trusted (toa.ko's
+    /// behaviour), which takes [`TrustAny::Allow`].
     pub trust: Vec<TrustedNet>,
 }
 
-/// Whether a reload may replace a trust list with "trust any source". A
-/// receiver that trusted only some proxies must never start trusting every
-/// host because a `--trust` flag went missing from a script.
+/// Whether the operator asked to trust TOAs from any source (`--trust-any`).
+/// Anti-spoofing is the receiver's point: with every source trusted, any host
+/// that reaches the server can claim any client address. So an empty trust
+/// list is never a default: without `Allow` it is refused on a first load
+/// ([`LoaderError::TrustRequired`]) and on a reload that would drop a list
+/// ([`LoaderError::WouldTrustAny`]), e.g. because a `--trust` flag went
+/// missing from a script.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Widening {
-    /// Refuse it ([`LoaderError::WouldTrustAny`]); the default.
+pub enum TrustAny {
+    /// Refuse an empty trust list; the default.
     Refuse,
     /// The operator asked for it (`--trust-any`).
     Allow,
@@ -93,20 +98,25 @@ impl Settings {
         Ok(config)
     }
 
-    /// Refuses replacing `current`'s trust list by "any source" unless allowed.
-    pub(crate) fn check_widening(
+    /// Refuses trusting any source unless allowed; `current` are the settings
+    /// of a receiver already on `cgroup`, if any.
+    pub(crate) fn check_trust(
         &self,
-        current: &Settings,
-        widening: Widening,
+        current: Option<&Settings>,
+        trust_any: TrustAny,
         cgroup: &std::path::Path,
     ) -> Result<()> {
-        if widening == Widening::Refuse && self.trust.is_empty() && !current.trust.is_empty() {
-            return Err(LoaderError::WouldTrustAny {
-                cgroup: cgroup.to_path_buf(),
-                trust: current.trust_text(),
-            });
+        if trust_any == TrustAny::Allow || !self.trust.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let cgroup = cgroup.to_path_buf();
+        match current {
+            Some(current) if !current.trust.is_empty() => Err(LoaderError::WouldTrustAny {
+                cgroup,
+                trust: current.trust_text(),
+            }),
+            _ => Err(LoaderError::TrustRequired { cgroup }),
+        }
     }
 
     /// What changes from `before` to `self`, one `what old → new` item each
@@ -199,17 +209,23 @@ mod tests {
     }
 
     #[test]
-    fn dropping_a_trust_list_needs_an_explicit_allow() {
+    fn trusting_any_source_needs_an_explicit_allow() {
         let cg = std::path::Path::new("/cg");
         let listed = settings(&[254], &["10.1.0.0/16"]);
         let any = settings(&[254], &[]);
         let err = any
-            .check_widening(&listed, Widening::Refuse, cg)
+            .check_trust(Some(&listed), TrustAny::Refuse, cg)
             .unwrap_err();
+        assert!(matches!(err, LoaderError::WouldTrustAny { .. }), "{err}");
         assert!(err.to_string().contains("--trust-any"), "{err}");
-        assert!(any.check_widening(&listed, Widening::Allow, cg).is_ok());
-        assert!(any.check_widening(&any, Widening::Refuse, cg).is_ok());
-        assert!(listed.check_widening(&any, Widening::Refuse, cg).is_ok());
+        for current in [None, Some(&any)] {
+            let err = any.check_trust(current, TrustAny::Refuse, cg).unwrap_err();
+            assert!(matches!(err, LoaderError::TrustRequired { .. }), "{err}");
+        }
+        assert!(any.check_trust(Some(&listed), TrustAny::Allow, cg).is_ok());
+        assert!(any.check_trust(None, TrustAny::Allow, cg).is_ok());
+        assert!(listed.check_trust(Some(&any), TrustAny::Refuse, cg).is_ok());
+        assert!(listed.check_trust(None, TrustAny::Refuse, cg).is_ok());
     }
 
     #[test]

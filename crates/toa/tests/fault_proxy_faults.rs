@@ -146,7 +146,7 @@ fn proxy_killed_under_load_restarts_at_once_and_toa_still_works() {
     let config = rule("toa", 15200, 8000, "pass_client_ip = \"toa\"");
     let mut lab = ProxyLab::new("fkill");
     let cgroup = lab.topo.lab.cgroup("origin").unwrap();
-    let _receiver = receiver::LoadedOrigin::load(&cgroup, &[]);
+    let _receiver = receiver::LoadedOrigin::load(&cgroup, &["--trust-any"]);
     let origin = lab.spawn_origin_in(
         Some(&cgroup),
         &http::http_server(addr::ORIGIN_V4, "8000"),

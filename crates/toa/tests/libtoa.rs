@@ -58,7 +58,7 @@ fn c_server_gets_ipv6_client_from_toa_get_peer_and_under_the_preload_shim() {
     } = origin_lab_or_skip!(
         "c_server_gets_ipv6_client_from_toa_get_peer_and_under_the_preload_shim",
         "libtoa-c",
-        &[]
+        &["--trust-any"]
     );
     let server = peer_server_build::build(topo.lab.dir());
     let server = server.to_str().unwrap();
@@ -107,7 +107,7 @@ fn rust_server_gets_ipv6_client_from_peer_addr() {
     } = origin_lab_or_skip!(
         "rust_server_gets_ipv6_client_from_peer_addr",
         "libtoa-rs",
-        &[]
+        &["--trust-any"]
     );
     let exe = toa_lab::artifact("examples/toa-peer");
     let server = origin_server(
@@ -157,7 +157,7 @@ fn unmodified_socat_sees_ipv6_client_under_the_preload_shim() {
     } = origin_lab_or_skip!(
         "unmodified_socat_sees_ipv6_client_under_the_preload_shim",
         "libtoa-socat",
-        &[]
+        &["--trust-any"]
     );
     // socat accepts into a sockaddr union that holds IPv6, the case the shim is
     // for. (nginx and Python size their text or buffer by the listener's

@@ -122,7 +122,7 @@ fn prometheus_text_and_exporter_carry_every_counter_with_its_value() {
     assert_eq!(page.keys().filter(|n| !own(n)).count(), 1, "{page:?}");
     assert_eq!(page.keys().filter(own).count(), 2, "{page:?}");
 
-    let receiver = LoadedOrigin::load(&cgroup, &[]);
+    let receiver = LoadedOrigin::load(&cgroup, &["--trust-any"]);
     // Real traffic on the cgroup: two connections without TOA to a server in it.
     lab.spawn(&ns, Some(&cgroup), &http_server("127.0.0.1", "8000"))
         .unwrap();

@@ -105,7 +105,7 @@ fn ebpf_origin_sees_the_client_of_an_accepted_proxy_v2_header_passed_on_as_toa()
     );
     let mut lab = ProxyLab::start("pacc2", &config, 17001);
     let cgroup = lab.topo.lab.cgroup("origin").unwrap();
-    let _receiver = LoadedOrigin::load(&cgroup, &[]);
+    let _receiver = LoadedOrigin::load(&cgroup, &["--trust-any"]);
     let origin = lab.spawn_origin_in(Some(&cgroup), &http_server(addr::ORIGIN_V4, "8000"), 8000);
     let reply = lab.send_raw(
         addr::EDGE_CLIENT_SIDE_V4,

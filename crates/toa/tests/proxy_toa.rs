@@ -91,7 +91,7 @@ pass_client_ip = "toa"
     );
     let mut lab = ProxyLab::start("ptoa", &config, 16000);
     let cgroup = lab.topo.lab.cgroup("origin").unwrap();
-    let _receiver = LoadedOrigin::load(&cgroup, &[]);
+    let _receiver = LoadedOrigin::load(&cgroup, &["--trust-any"]);
     let pcap = lab.topo.lab.dir().join("origin.pcap");
     let tcpdump = lab
         .topo

@@ -55,7 +55,7 @@ impl ToaLab {
     fn new(tag: &str) -> ToaLab {
         let mut lab = ProxyLab::new(tag);
         let origin_cgroup = lab.topo.lab.cgroup("origin").unwrap();
-        let receiver = LoadedOrigin::load(&origin_cgroup, &[]);
+        let receiver = LoadedOrigin::load(&origin_cgroup, &["--trust-any"]);
         let origin = lab.spawn_origin_in(
             Some(&origin_cgroup),
             &http_server(addr::ORIGIN_V4, "8000"),

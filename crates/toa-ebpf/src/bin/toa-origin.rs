@@ -9,6 +9,13 @@
 //!   getpeername() return.
 //! - `toa_lookup` (cgroup/getsockopt) answers getsockopt(IPPROTO_IP, 4096).
 //!
+//! Receivers on nested cgroups share the per-socket records (one pinned
+//! map): the kernel runs the programs of the socket's own cgroup first, then
+//! its ancestors', so the receiver nearest the socket records its decision
+//! (a TOA or none) and the outer ones find it, count it as nested and leave
+//! it. The rewrite and the lookup then apply that one record, whichever load
+//! runs them: never the union of the trust lists.
+//!
 //! Every entry point only counts the outcome its `try_` function returns and
 //! maps it to a fail-safe return: a program never breaks a connection or a
 //! syscall, and no return path can skip its counter.
@@ -30,8 +37,8 @@ use toa_common::{
     ClientAddr, LOOKUP_ANSWER_LEN, LookupReply, TOA_SO_GET_LOOKUP,
     options::{CopiedHeader, MAX_TCP_HEADER, find_toa},
     origin::{
-        Counter, MAX_TRUST_ENTRIES, OriginConfig, STATUS_INVALID, STATUS_RELEASED, STATUS_TRUSTED,
-        STATUS_UNTRUSTED, SocketToa, TrustAddr,
+        Counter, MAX_TRUST_ENTRIES, OriginConfig, STATUS_INVALID, STATUS_NO_TOA, STATUS_RELEASED,
+        STATUS_TRUSTED, STATUS_UNTRUSTED, SocketToa, TrustAddr,
     },
     plausible::plausible,
 };
@@ -40,8 +47,13 @@ use toa_ebpf::{bump, kernel::*, map_ptr, pass_to_kernel, packet::PacketHeader, s
 #[btf_map]
 static TOA_CONFIG: Array<OriginConfig, 1> = Array::new();
 
+/// The two tries of the trust list; `OriginConfig::trust_slot` names the one
+/// in force (see `toa_common::origin::MAP_TRUST`).
 #[btf_map]
-static TOA_TRUST: LpmTrie<TrustAddr, u32, { MAX_TRUST_ENTRIES as usize }> = LpmTrie::new();
+static TOA_TRUST0: LpmTrie<TrustAddr, u32, { MAX_TRUST_ENTRIES as usize }> = LpmTrie::new();
+
+#[btf_map]
+static TOA_TRUST1: LpmTrie<TrustAddr, u32, { MAX_TRUST_ENTRIES as usize }> = LpmTrie::new();
 
 #[btf_map]
 static TOA_SOCKETS: SkStorage<SocketToa> = SkStorage::new();
@@ -57,7 +69,7 @@ fn count(counter: Counter) {
 /// What one receiver callback did; [`toa_receiver`] counts it.
 enum ReceiverOutcome {
     /// Nothing to count: a callback the receiver does not use, TCP_SAVE_SYN
-    /// set on a listener, or the close of a socket without a record.
+    /// set on a listener, or the close of a socket without a counted record.
     Uncounted,
     /// One counter.
     Counted(Counter),
@@ -129,15 +141,22 @@ fn save_syn(ctx: &SockOpsContext) -> ReceiverOutcome {
 }
 
 fn on_passive_established(ctx: &SockOpsContext) -> ReceiverOutcome {
+    let Some(sk) = sock_ops_sk(ctx.ops) else {
+        return ReceiverOutcome::Counted(Counter::SynRecvSockNoSk);
+    };
+    // A receiver on a nearer cgroup ran first and decided.
+    if record_of(sk).is_some() {
+        return ReceiverOutcome::Counted(Counter::SynRecvSockNested);
+    }
     // A one-entry array always has entry 0: this never returns.
     let Some(config) = TOA_CONFIG.get(0) else {
         return ReceiverOutcome::Uncounted;
     };
     let Some(client) = toa_in_ack(ctx, config).or_else(|| toa_in_saved_syn(ctx, config)) else {
-        return ReceiverOutcome::Counted(Counter::SynRecvSockNoToa);
+        return store_no_toa(sk);
     };
     // Untrusted first: a spoofed TOA is counted as such whatever it names.
-    let (status, outcome) = if config.trust_enabled != 0 && !sender_trusted(ctx) {
+    let (status, outcome) = if config.trust_enabled != 0 && !sender_trusted(ctx, config) {
         (STATUS_UNTRUSTED, Counter::SynRecvSockUntrusted)
     } else if !plausible(&client) {
         (STATUS_INVALID, Counter::SynRecvSockInvalid)
@@ -149,19 +168,7 @@ fn on_passive_established(ctx: &SockOpsContext) -> ReceiverOutcome {
         status,
         _pad: [0; 3],
     };
-    let Some(sk) = sock_ops_sk(ctx.ops) else {
-        return ReceiverOutcome::Counted(Counter::SynRecvSockNoSk);
-    };
-    // SAFETY: full socket from the context; `record` is a valid initial value.
-    let stored = unsafe {
-        bpf_sk_storage_get(
-            map_ptr(&TOA_SOCKETS),
-            sk.cast(),
-            ptr::from_ref(&record).cast_mut().cast(),
-            BPF_SK_STORAGE_GET_F_CREATE.into(),
-        )
-    };
-    if stored.is_null() {
+    if !store(sk, &record) {
         return ReceiverOutcome::Counted(Counter::SynRecvSockNoMem);
     }
     // STATE_CB tells us when the socket closes, to count the release.
@@ -172,6 +179,36 @@ fn on_passive_established(ctx: &SockOpsContext) -> ReceiverOutcome {
         outcome,
         close_tracked,
     }
+}
+
+/// Records that the handshake had no TOA, so that receivers on ancestor
+/// cgroups leave the socket alone (see `STATUS_NO_TOA`). Its close is not
+/// tracked: only records with a TOA are counted.
+fn store_no_toa(sk: *mut bpf_sock) -> ReceiverOutcome {
+    let record = SocketToa {
+        client: ClientAddr::default(),
+        status: STATUS_NO_TOA,
+        _pad: [0; 3],
+    };
+    if !store(sk, &record) {
+        return ReceiverOutcome::Counted(Counter::SynRecvSockNoMem);
+    }
+    ReceiverOutcome::Counted(Counter::SynRecvSockNoToa)
+}
+
+/// Creates `sk`'s record with `record`; false without memory for it.
+#[inline(always)]
+fn store(sk: *mut bpf_sock, record: &SocketToa) -> bool {
+    // SAFETY: full socket from the context; `record` is a valid initial value.
+    let stored = unsafe {
+        bpf_sk_storage_get(
+            map_ptr(&TOA_SOCKETS),
+            sk.cast(),
+            ptr::from_ref(record).cast_mut().cast(),
+            BPF_SK_STORAGE_GET_F_CREATE.into(),
+        )
+    };
+    !stored.is_null()
 }
 
 /// The TOA in the packet that completed the handshake (normally the ACK).
@@ -207,12 +244,17 @@ fn toa_in_saved_syn(ctx: &SockOpsContext, config: &OriginConfig) -> Option<Clien
     find_toa(&header, config)
 }
 
-/// Whether the connection's source (the proxy) is in the trust list.
-fn sender_trusted(ctx: &SockOpsContext) -> bool {
+/// Whether the connection's source (the proxy) is in the trust list in force.
+fn sender_trusted(ctx: &SockOpsContext, config: &OriginConfig) -> bool {
     let Some(addr) = sock_ops_peer(ctx.ops) else {
         return false;
     };
-    TOA_TRUST.get(&Key::new(128, addr)).is_some()
+    let key = Key::new(128, addr);
+    if config.trust_slot == 0 {
+        TOA_TRUST0.get(&key).is_some()
+    } else {
+        TOA_TRUST1.get(&key).is_some()
+    }
 }
 
 /// Releases the socket's record: from now on it reads as no TOA. It is
@@ -233,10 +275,13 @@ fn on_close(ctx: &SockOpsContext) -> ReceiverOutcome {
     if record.is_null() {
         return ReceiverOutcome::Uncounted;
     }
-    // SAFETY: non-null storage holding a SocketToa. A second TCP_CLOSE finds
-    // it released already and counts nothing.
+    // SAFETY: non-null storage holding a SocketToa. A second TCP_CLOSE (or
+    // the close callback of a receiver on an ancestor cgroup) finds it
+    // released already and counts nothing; a record of no TOA was never
+    // counted as created.
     unsafe {
-        if (*record).status == STATUS_RELEASED {
+        let status = (*record).status;
+        if status == STATUS_RELEASED || status == STATUS_NO_TOA {
             return ReceiverOutcome::Uncounted;
         }
         (*record).status = STATUS_RELEASED;

@@ -2,29 +2,30 @@
 //! programs, maps and links (so they outlive the loader, like `insmod`);
 //! and the reverse, detaching and unpinning.
 
-use super::pins::{link_pin, pin_dir, prog_pin, remove_pins};
+use super::pins::{
+    link_pin, lock, pin_dir, prog_pin, remove_pins, remove_unused_shared_pins, sockets_pin,
+};
 use super::{Origin, PROGRAMS};
 use crate::sys::{self, AttachType, link_create, obj_get, obj_pin};
 use crate::trust::TrustedNet;
 use crate::{LoaderError, Result};
-use aya::maps::lpm_trie::Key;
-use aya::maps::{Array, LpmTrie, MapData};
 use aya::programs::{CgroupSockAddr, CgroupSockopt, SockOps};
-use aya::{Ebpf, include_bytes_aligned};
+use aya::{EbpfLoader, include_bytes_aligned};
 use std::fs::File;
 use std::os::fd::AsFd;
 use std::path::Path;
-use toa_common::origin::{self as shared, OriginConfig, TrustAddr};
-use toa_host::preflight;
+use toa_common::origin::{self as shared, OriginConfig};
+use toa_host::{bpffs_root, preflight};
 
 /// The origin programs, built by build.rs.
 static ORIGIN_OBJECT: &[u8] = include_bytes_aligned!(concat!(env!("OUT_DIR"), "/toa-origin"));
 
-/// The maps, pinned next to the programs.
+/// The maps of one receiver, pinned next to its programs. The socket map is
+/// shared by every receiver (`sockets_pin`).
 const MAPS: [&str; 4] = [
     shared::MAP_CONFIG,
-    shared::MAP_TRUST,
-    shared::MAP_SOCKETS,
+    shared::MAP_TRUST[0],
+    shared::MAP_TRUST[1],
     shared::MAP_COUNTERS,
 ];
 
@@ -33,6 +34,7 @@ impl Origin {
     /// was loaded there.
     pub fn unload(cgroup: &Path) -> Result<bool> {
         preflight()?;
+        let _lock = lock(&bpffs_root()?)?;
         let pins = pin_dir(cgroup)?;
         if !pins.exists() {
             return Ok(false);
@@ -51,6 +53,7 @@ impl Origin {
             }
         }
         remove_pins(&pins)?;
+        remove_unused_shared_pins(&bpffs_root()?)?;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
         while programs.iter().any(|p| sys::prog_exists(p.program_id))
             && std::time::Instant::now() < deadline
@@ -61,35 +64,20 @@ impl Origin {
     }
 
     pub(super) fn attach(&self, config: OriginConfig, trust: &[TrustedNet]) -> Result<()> {
-        let mut ebpf =
-            Ebpf::load(ORIGIN_OBJECT).map_err(LoaderError::ebpf("loading the origin programs"))?;
-        {
-            let map = ebpf
-                .map_mut(shared::MAP_CONFIG)
-                .expect("config map in object");
-            let mut config_map: Array<&mut MapData, OriginConfig> =
-                Array::try_from(map).map_err(LoaderError::ebpf("opening the config map"))?;
-            config_map
-                .set(0, config, 0)
-                .map_err(LoaderError::ebpf("writing the config"))?;
-        }
-        {
-            let map = ebpf
-                .map_mut(shared::MAP_TRUST)
-                .expect("trust map in object");
-            let mut trie: LpmTrie<&mut MapData, TrustAddr, u32> =
-                LpmTrie::try_from(map).map_err(LoaderError::ebpf("opening the trust map"))?;
-            for net in trust {
-                let (prefix, addr) = net.key();
-                trie.insert(&Key::new(prefix, addr), 1, 0)
-                    .map_err(LoaderError::ebpf("writing the trust list"))?;
-            }
-        }
+        // The socket map is opened from its pin, or created and pinned by
+        // the first load (the caller holds the lock, so only one does).
+        let sockets = sockets_pin(&bpffs_root()?);
+        let mut ebpf = EbpfLoader::new()
+            .map_pin_path(shared::MAP_SOCKETS, sockets.as_path())
+            .load(ORIGIN_OBJECT)
+            .map_err(LoaderError::ebpf("loading the origin programs"))?;
         for name in MAPS {
             let map = ebpf.map(name).expect("map in object");
             map.pin(self.pins.join(name))
                 .map_err(LoaderError::ebpf(format!("pinning map {name}")))?;
         }
+        // Settings go in before any program is attached.
+        self.apply(config, trust)?;
         let cgroup_fd =
             File::open(&self.cgroup).map_err(LoaderError::io("opening", &self.cgroup))?;
         for (name, attach) in PROGRAMS {

@@ -1,7 +1,7 @@
 //! Finding every cgroup the receiver is attached to, from the pin directories.
 
 use super::Origin;
-use super::pins::{check_pin_dir, has_all_links};
+use super::pins::{CGROUP_PREFIX, check_pin_dir, has_all_links};
 use crate::{LoaderError, Result};
 use std::path::PathBuf;
 use toa_host::{check_private, inode, mounted_bpffs, mounted_cgroup2};
@@ -27,7 +27,7 @@ impl Origin {
             .flatten()
             .filter_map(|e| {
                 let name = e.file_name();
-                let ino = name.to_str()?.strip_prefix("cgroup-")?.parse().ok()?;
+                let ino = name.to_str()?.strip_prefix(CGROUP_PREFIX)?.parse().ok()?;
                 Some((ino, e.path()))
             })
             .filter(|(_, pins)| has_all_links(pins))

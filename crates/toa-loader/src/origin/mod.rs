@@ -19,11 +19,14 @@ mod pins;
 mod settings;
 
 use crate::counters::OriginCounters;
-use crate::settings::{Settings, Widening};
+use crate::settings::{Settings, TrustAny};
 use crate::sys::AttachType;
 use crate::{LoaderError, Result};
 use aya::programs::links::{FdLink, PinnedLink};
-use pins::{create_pin_dir, has_all_links, link_pin, pin_dir, remove_defunct_pins, remove_pins};
+use pins::{
+    create_pin_dir, has_all_links, link_pin, lock, pin_dir, remove_defunct_pins, remove_pins,
+    remove_unused_shared_pins,
+};
 use std::path::{Path, PathBuf};
 use toa_common::origin as shared;
 use toa_host::{bpffs_root, preflight, require_cgroup2};
@@ -65,34 +68,42 @@ pub struct Origin {
 impl Origin {
     /// Loads, attaches and pins the receiver on `cgroup`; if it is already
     /// attached there, updates kinds and trust list in place instead. Bad
-    /// settings, and a reload that would drop the trust list without
-    /// [`Widening::Allow`], are rejected before anything changes; a failed
-    /// first load leaves nothing behind.
+    /// settings, and an empty trust list without [`TrustAny::Allow`], are
+    /// rejected before anything changes; a failed update keeps the old
+    /// settings whole; a failed first load leaves nothing behind.
+    ///
+    /// Receivers may sit on nested cgroups (a node-wide default, narrower
+    /// ones on some pods): for each socket the one nearest it decides, with
+    /// its own kinds and trust list, and the others leave it alone.
     pub fn load(
         cgroup: &Path,
         settings: &Settings,
-        widening: Widening,
+        trust_any: TrustAny,
     ) -> Result<(Origin, LoadOutcome)> {
         let mut config = settings.to_config()?;
         preflight()?;
         config.lookup_errno = u8::from(toa_host::lookup_errno_supported());
         require_cgroup2(cgroup)?;
+        let bpffs = bpffs_root()?;
+        let _lock = lock(&bpffs)?;
+        remove_defunct_pins(&bpffs);
         let origin = Origin {
             cgroup: cgroup.to_path_buf(),
             pins: pin_dir(cgroup)?,
         };
-        remove_defunct_pins(&bpffs_root()?);
         if origin.is_attached() {
             let before = origin.settings()?;
-            settings.check_widening(&before, widening, cgroup)?;
+            settings.check_trust(Some(&before), trust_any, cgroup)?;
             origin.apply(config, &settings.trust)?;
             return Ok((origin, LoadOutcome::Updated { before }));
         }
+        settings.check_trust(None, trust_any, cgroup)?;
         // Leftovers of a cgroup that was removed, or of a crash mid-load.
         remove_pins(&origin.pins)?;
         create_pin_dir(&origin.pins)?;
         if let Err(err) = origin.attach(config, &settings.trust) {
             let _ = remove_pins(&origin.pins);
+            let _ = remove_unused_shared_pins(&bpffs);
             return Err(err);
         }
         Ok((origin, LoadOutcome::Attached))

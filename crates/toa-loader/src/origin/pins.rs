@@ -40,13 +40,16 @@ pub(super) fn has_all_links(pins: &Path) -> bool {
         .all(|(name, _)| pins.join(link_pin(name)).exists())
 }
 
+/// A receiver's pin directory is this followed by its cgroup's inode.
+pub(super) const CGROUP_PREFIX: &str = "cgroup-";
+
 /// The pin directory of `cgroup`, checked: it, `origin/` above it and every
 /// pin in it are root's alone (or do not exist yet).
 pub(super) fn pin_dir(cgroup: &Path) -> Result<PathBuf> {
     let ino = inode(cgroup)?;
     let origin = bpffs_root()?.join("origin");
     check_private(&origin)?;
-    let pins = origin.join(format!("cgroup-{ino}"));
+    let pins = origin.join(format!("{CGROUP_PREFIX}{ino}"));
     check_pin_dir(&pins)?;
     Ok(pins)
 }
@@ -93,5 +96,55 @@ pub(super) fn remove_pins(pins: &Path) -> Result<()> {
             path: pins.to_path_buf(),
             source: e,
         }),
+    }
+}
+
+/// The per-socket records every receiver on the host shares (see
+/// [`shared::MAP_SOCKETS`]): outside the per-cgroup directories.
+pub(super) fn sockets_pin(bpffs: &Path) -> PathBuf {
+    bpffs.join("origin").join(shared::MAP_SOCKETS)
+}
+
+/// Removes the shared socket map's pin once no receiver is left, so that
+/// unloading the last one leaves nothing behind. Called under [`lock`].
+pub(super) fn remove_unused_shared_pins(bpffs: &Path) -> Result<()> {
+    let dir = bpffs.join("origin");
+    let in_use = std::fs::read_dir(&dir)
+        .map_err(LoaderError::io("reading", &dir))?
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with(CGROUP_PREFIX));
+    if in_use {
+        return Ok(());
+    }
+    let path = sockets_pin(bpffs);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(LoaderError::io("removing", &path)(e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Held while a receiver is loaded or unloaded: the first load creates the
+/// shared socket map and the last unload removes it, so loads and unloads on
+/// this host take turns. Released when dropped.
+pub(super) struct PinLock(#[expect(dead_code, reason = "held for its drop")] std::fs::File);
+
+pub(super) fn lock(bpffs: &Path) -> Result<PinLock> {
+    use std::os::fd::AsRawFd;
+    let dir = bpffs.join("origin");
+    create_private_dir(&dir)?;
+    // Reused by every load: root's alone, like every other pin.
+    check_private(&sockets_pin(bpffs))?;
+    let file = std::fs::File::open(&dir).map_err(LoaderError::io("opening", &dir))?;
+    loop {
+        // SAFETY: flock on a descriptor we own; released when it is closed.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            return Ok(PinLock(file));
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(LoaderError::io("locking", &dir)(err));
+        }
     }
 }

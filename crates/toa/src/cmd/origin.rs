@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 use toa_loader::{
-    Counter, LoadOutcome, LoaderError, Origin, OriginCounters, Settings, TrustedNet, Widening,
+    Counter, LoadOutcome, LoaderError, Origin, OriginCounters, Settings, TrustAny, TrustedNet,
 };
 
 /// The exit status of `status` and `stats` when nothing is loaded: systemd's and
@@ -32,10 +32,10 @@ enum OriginCommand {
         /// TCP option kind to accept (repeatable or comma-separated; default 254; Tencent CLB IPv4 uses 200).
         #[arg(long = "kind", value_name = "N", value_delimiter = ',')]
         kinds: Vec<String>,
-        /// Only trust TOAs sent from this proxy network (repeatable or comma-separated), e.g. 198.18.2.0/24.
+        /// Only trust TOAs sent from this proxy network (repeatable or comma-separated), e.g. 198.18.2.0/24; this or --trust-any is required.
         #[arg(long = "trust", value_name = "CIDR", value_delimiter = ',')]
         trust: Vec<String>,
-        /// Trust TOAs from any source; needed to drop a trust list on reload.
+        /// Trust TOAs from any source: any host can then claim any client address (toa.ko's behaviour).
         #[arg(long, conflicts_with = "trust")]
         trust_any: bool,
         /// Then stay in the foreground and unload on SIGTERM or SIGINT: the receiver
@@ -106,15 +106,15 @@ pub fn run(args: OriginArgs) -> Result<()> {
             trust_any,
             hold,
         } => {
-            let widening = if trust_any {
-                Widening::Allow
+            let trust_any = if trust_any {
+                TrustAny::Allow
             } else {
-                Widening::Refuse
+                TrustAny::Refuse
             };
             let cgroup = target.dir()?;
             match hold {
-                false => load(&cgroup, &kinds, &trust, widening),
-                true => held(&cgroup, || load(&cgroup, &kinds, &trust, widening)),
+                false => load(&cgroup, &kinds, &trust, trust_any),
+                true => held(&cgroup, || load(&cgroup, &kinds, &trust, trust_any)),
             }
         }
         OriginCommand::Unload { target } => unload(&target.dir()?),
@@ -184,7 +184,7 @@ fn load(
     cgroup: &std::path::Path,
     kinds: &[String],
     trust: &[String],
-    widening: Widening,
+    trust_any: TrustAny,
 ) -> Result<()> {
     let kinds = kinds
         .iter()
@@ -205,7 +205,7 @@ fn load(
         },
         trust,
     };
-    let (origin, outcome) = Origin::load(cgroup, &settings, widening)?;
+    let (origin, outcome) = Origin::load(cgroup, &settings, trust_any)?;
     let now = origin.settings()?;
     match outcome {
         LoadOutcome::Attached => {
@@ -227,11 +227,6 @@ fn load(
                 println!("  changed: {change}");
             }
         }
-    }
-    if settings.trust.is_empty() && widening == Widening::Refuse {
-        eprintln!(
-            "warning: no --trust list: any host can claim any client address with a TOA option; add --trust <proxy CIDR>"
-        );
     }
     Ok(())
 }

@@ -41,7 +41,7 @@ fn crafted_options_never_yield_a_wrong_address() {
     let mut lab = origin_lab_or_skip!(
         "crafted_options_never_yield_a_wrong_address",
         "orig-craft",
-        &[]
+        &["--trust-any"]
     );
     // Borrowed, not moved: `lab` drops as a whole, receiver (unload) first.
     let OriginLab { origin, cg, topo } = &mut lab;

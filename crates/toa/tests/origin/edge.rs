@@ -98,7 +98,7 @@ fn edge_writer_puts_the_option_on_syn_handshake_ack_and_early_data() {
     let mut lab = origin_lab_or_skip!(
         "edge_writer_puts_the_option_on_syn_handshake_ack_and_early_data",
         "orig-edge",
-        &[]
+        &["--trust-any"]
     );
     // Borrowed, not moved: `lab` drops as a whole, receiver (unload) first.
     let OriginLab { cg, topo, .. } = &mut lab;

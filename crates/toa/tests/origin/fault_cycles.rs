@@ -89,7 +89,7 @@ fn fault_unload_load_cycles_under_traffic_break_nothing_and_leak_nothing() {
     let mut lab = origin_lab_or_skip!(
         "fault_unload_load_cycles_under_traffic_break_nothing_and_leak_nothing",
         "fo-cycle",
-        &[]
+        &["--trust-any"]
     );
     let OriginLab { origin, cg, topo } = &mut lab;
     probe_server(topo, cg, addr::ORIGIN_V4, 9000);
@@ -118,7 +118,13 @@ fn fault_unload_load_cycles_under_traffic_break_nothing_and_leak_nothing() {
     for _ in 0..CYCLES {
         timings.push(timed_toa(&["origin", "unload", "--cgroup", origin.arg()]));
         wait_for_traffic(&traffic.log, progress(&traffic.log), "unloaded", &timings);
-        timings.push(timed_toa(&["origin", "load", "--cgroup", origin.arg()]));
+        timings.push(timed_toa(&[
+            "origin",
+            "load",
+            "--cgroup",
+            origin.arg(),
+            "--trust-any",
+        ]));
         wait_for_traffic(&traffic.log, progress(&traffic.log), "loaded", &timings);
     }
 

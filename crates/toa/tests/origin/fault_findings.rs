@@ -65,7 +65,7 @@ fn fault_every_entry_point_refuses_a_kind_linux_uses() {
     let lab = origin_lab_or_skip!(
         "fault_every_entry_point_refuses_a_kind_linux_uses",
         "fo-kind",
-        &[]
+        &["--trust-any"]
     );
     let cg = lab.origin.arg().to_string();
     for (kind, name) in [
@@ -136,7 +136,11 @@ fn fault_every_entry_point_refuses_a_kind_linux_uses() {
 /// else) have rows of their own in `toa origin stats`.
 #[test]
 fn fault_stats_have_a_row_for_every_outcome() {
-    let lab = origin_lab_or_skip!("fault_stats_have_a_row_for_every_outcome", "fo-rows", &[]);
+    let lab = origin_lab_or_skip!(
+        "fault_stats_have_a_row_for_every_outcome",
+        "fo-rows",
+        &["--trust-any"]
+    );
     let table = toa_ok(&["origin", "stats", "--cgroup", lab.origin.arg()]);
     let names: Vec<&str> = table
         .lines()
@@ -149,6 +153,7 @@ fn fault_stats_have_a_row_for_every_outcome() {
         "syn_recv_sock_cb_failed",
         "syn_recv_sock_invalid",
         "getname_toa_invalid",
+        "syn_recv_sock_nested",
     ] {
         assert!(names.contains(&name), "no row {name}:\n{table}");
         assert_eq!(stat(lab.origin.arg(), name), 0, "{name}");
@@ -161,7 +166,7 @@ fn fault_implausible_client_address_is_not_applied_and_counted() {
     let mut lab = origin_lab_or_skip!(
         "fault_implausible_client_address_is_not_applied_and_counted",
         "fo-plaus",
-        &[]
+        &["--trust-any"]
     );
     let OriginLab { origin, cg, topo } = &mut lab;
     probe_server(topo, cg, addr::ORIGIN_V4, 9000);

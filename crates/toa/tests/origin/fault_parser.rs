@@ -194,7 +194,7 @@ fn fault_kernel_parser_agrees_with_the_reference_decoder_on_random_options() {
     let mut lab = origin_lab_or_skip!(
         "fault_kernel_parser_agrees_with_the_reference_decoder_on_random_options",
         "fo-prop",
-        &[]
+        &["--trust-any"]
     );
     let OriginLab { origin, cg, topo } = &mut lab;
     probe_server(topo, cg, addr::ORIGIN_V4, V4_PORT);

@@ -22,6 +22,7 @@ mod pinned_state;
 #[path = "../support/receiver.rs"]
 mod receiver;
 mod release;
+mod trust;
 
 use http::http_server;
 use lab::*;
@@ -35,7 +36,7 @@ fn http_server_logs_real_ipv4_client_on_ipv4_and_dual_stack_listeners() {
     let mut lab = origin_lab_or_skip!(
         "http_server_logs_real_ipv4_client_on_ipv4_and_dual_stack_listeners",
         "orig-v4",
-        &[]
+        &["--trust-any"]
     );
     // Borrowed, not moved: `lab` drops as a whole, receiver (unload) first.
     let OriginLab { cg, topo, .. } = &mut lab;
@@ -69,7 +70,7 @@ fn http_server_logs_real_ipv6_client_on_ipv6_listener() {
     let mut lab = origin_lab_or_skip!(
         "http_server_logs_real_ipv6_client_on_ipv6_listener",
         "orig-v6",
-        &[]
+        &["--trust-any"]
     );
     // Borrowed, not moved: `lab` drops as a whole, receiver (unload) first.
     let OriginLab { cg, topo, .. } = &mut lab;
@@ -87,7 +88,7 @@ fn ipv6_client_on_ipv4_listener_is_a_mismatch_answered_by_the_lookup() {
     let mut lab = origin_lab_or_skip!(
         "ipv6_client_on_ipv4_listener_is_a_mismatch_answered_by_the_lookup",
         "orig-n64",
-        &[]
+        &["--trust-any"]
     );
     // Borrowed, not moved: `lab` drops as a whole, receiver (unload) first.
     let OriginLab { origin, cg, topo } = &mut lab;
@@ -126,7 +127,11 @@ fn ipv6_client_on_ipv4_listener_is_a_mismatch_answered_by_the_lookup() {
 
 #[test]
 fn connection_without_toa_is_untouched() {
-    let mut lab = origin_lab_or_skip!("connection_without_toa_is_untouched", "orig-none", &[]);
+    let mut lab = origin_lab_or_skip!(
+        "connection_without_toa_is_untouched",
+        "orig-none",
+        &["--trust-any"]
+    );
     // Borrowed, not moved: `lab` drops as a whole, receiver (unload) first.
     let OriginLab { origin, cg, topo } = &mut lab;
     probe_server(topo, cg, "::", 9000);
@@ -153,7 +158,7 @@ fn syn_cookies_still_deliver_the_real_client() {
     let mut lab = origin_lab_or_skip!(
         "syn_cookies_still_deliver_the_real_client",
         "orig-cookie",
-        &[]
+        &["--trust-any"]
     );
     // Borrowed, not moved: `lab` drops as a whole, receiver (unload) first.
     let OriginLab { cg, topo, .. } = &mut lab;
@@ -238,7 +243,7 @@ fn counters_match_a_scripted_set_of_connections() {
     let mut lab = origin_lab_or_skip!(
         "counters_match_a_scripted_set_of_connections",
         "orig-count",
-        &[]
+        &["--trust-any"]
     );
     // Borrowed, not moved: `lab` drops as a whole, receiver (unload) first.
     let OriginLab { origin, cg, topo } = &mut lab;
@@ -279,6 +284,7 @@ fn counters_match_a_scripted_set_of_connections() {
         (Counter::SynRecvSockCbFailed, 0),
         (Counter::SynRecvSockInvalid, 0),
         (Counter::GetnameToaInvalid, 0),
+        (Counter::SynRecvSockNested, 0),
     ];
     // Every counter, in row order: a new one fails here until it is expected.
     assert_eq!(
@@ -324,7 +330,7 @@ fn programs_outlive_the_loader_and_reloading_keeps_existing_connections() {
     let mut lab = origin_lab_or_skip!(
         "programs_outlive_the_loader_and_reloading_keeps_existing_connections",
         "orig-keep",
-        &[]
+        &["--trust-any"]
     );
     // Borrowed, not moved: `lab` drops as a whole, receiver (unload) first.
     let OriginLab { origin, cg, topo } = &mut lab;
@@ -360,6 +366,7 @@ fn programs_outlive_the_loader_and_reloading_keeps_existing_connections() {
         "254",
         "--kind",
         "200",
+        "--trust-any",
     ]);
     let fresh = probe(&topo.client, addr::EDGE_CLIENT_SIDE_V4, 9000);
     assert_eq!(fresh["peer"], addr::CLIENT_V4, "{fresh:?}");
@@ -383,7 +390,11 @@ fn programs_outlive_the_loader_and_reloading_keeps_existing_connections() {
 
 #[test]
 fn unload_leaves_nothing_attached() {
-    let mut lab = origin_lab_or_skip!("unload_leaves_nothing_attached", "orig-unload", &[]);
+    let mut lab = origin_lab_or_skip!(
+        "unload_leaves_nothing_attached",
+        "orig-unload",
+        &["--trust-any"]
+    );
     // Borrowed, not moved: `lab` drops as a whole, receiver (unload) first.
     let OriginLab { origin, cg, topo } = &mut lab;
     let loaded = Origin::open(cg).unwrap();
@@ -452,13 +463,19 @@ fn pins_of_a_removed_cgroup_are_swept_by_the_next_load() {
     let lab = origin_lab_or_skip!(
         "pins_of_a_removed_cgroup_are_swept_by_the_next_load",
         "orig-sweep",
-        &[]
+        &["--trust-any"]
     );
     // A cgroup of this test's own that goes away without `unload`.
     let gone = std::path::PathBuf::from(toa_lab::CGROUP2_ROOT)
         .join(format!("toa-orig-sweep-{}", std::process::id()));
     std::fs::create_dir(&gone).unwrap();
-    let loaded = toa(&["origin", "load", "--cgroup", gone.to_str().unwrap()]);
+    let loaded = toa(&[
+        "origin",
+        "load",
+        "--cgroup",
+        gone.to_str().unwrap(),
+        "--trust-any",
+    ]);
     let pins = Origin::open(&gone).map(|o| o.pin_dir().to_path_buf());
     std::fs::remove_dir(&gone).unwrap();
     assert!(loaded.status.success(), "{loaded:?}");
@@ -469,7 +486,13 @@ fn pins_of_a_removed_cgroup_are_swept_by_the_next_load() {
     // any later load, here a reload of the lab's receiver, removes the pins.
     let deadline = Instant::now() + toa_lab::scaled(WAIT);
     while pins.exists() && Instant::now() < deadline {
-        toa_ok(&["origin", "load", "--cgroup", lab.origin.arg()]);
+        toa_ok(&[
+            "origin",
+            "load",
+            "--cgroup",
+            lab.origin.arg(),
+            "--trust-any",
+        ]);
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(!pins.exists(), "defunct pins left in {}", pins.display());

@@ -36,7 +36,7 @@ fn record_is_released_at_tcp_close_while_the_descriptor_is_still_open() {
     let mut lab = origin_lab_or_skip!(
         "record_is_released_at_tcp_close_while_the_descriptor_is_still_open",
         "orig-rel",
-        &[]
+        &["--trust-any"]
     );
     let OriginLab { origin, cg, topo } = &mut lab;
     let server = origin_server(
