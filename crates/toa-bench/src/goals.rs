@@ -1,8 +1,8 @@
 //! The report's goals table: each goal of the issue with the measured
 //! within-round ratio next to it, and whether its median meets the bound.
 
+use crate::cases::*;
 use crate::results::{Run, Stat};
-use crate::scenarios::*;
 use std::fmt::Write as _;
 
 /// One goal row: the measured ratio, and whether its median meets the bound.

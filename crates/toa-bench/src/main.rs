@@ -9,10 +9,13 @@
 //! - [`load`]: `toa-bench load`, the load generator (client namespace).
 //! - [`serve`]: `toa-bench serve`, the origin server (origin namespace); [`message`]
 //!   is what it speaks (PROXY v2 headers are parsed with `toa-wire`).
-//! - [`results`], [`report`], [`goals`], [`charts`]: raw samples, the Markdown report, its goals table, the PNG charts.
+//! - [`cases`]: the scenario, target and case names the raw results are keyed by.
+//! - [`results`], [`report`], [`goals`], [`variants_report`], [`charts`]: raw samples, the Markdown report,
+//!   its goals table and variants table, the PNG charts.
 //! - [`procfs`], [`machine`]: CPU, memory, machine and version facts; [`profile`]: perf profiles.
 //! - [`soak`]: `toa-bench soak`, the long run under SIGHUPs and origin restarts (`bench/soak`).
 
+mod cases;
 mod charts;
 mod drive;
 mod goals;
@@ -29,6 +32,7 @@ mod scenarios;
 mod serve;
 mod soak;
 mod variants;
+mod variants_report;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

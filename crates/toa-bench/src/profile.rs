@@ -4,8 +4,8 @@
 //! hardware counters.
 
 use crate::peers::{ClientIp, Service, Target};
+use crate::results::Profile;
 use crate::run::Bench;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -19,29 +19,6 @@ const TOP_SYMBOLS: usize = 15;
 const SYSCALL_MIX_LEN: usize = 8;
 /// Minimum load duration of a profiled run.
 const PROFILE_MS: u64 = 1_000;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Profile {
-    pub target: String,
-    pub case: String,
-    /// `perf report` lines: share of samples, command, object, symbol.
-    pub top: Vec<String>,
-    pub file: String,
-    /// Share of samples per object (kernel, the proxy binary, libc, ...).
-    #[serde(default)]
-    pub objects: Vec<String>,
-    /// System calls and context switches during the run, per unit of work
-    /// (per connection for short connections, per MB for bulk).
-    #[serde(default)]
-    pub syscalls_per_unit: f64,
-    #[serde(default)]
-    pub switches_per_unit: f64,
-    #[serde(default)]
-    pub unit: String,
-    /// The most frequent system calls, per unit, from a separate traced run.
-    #[serde(default)]
-    pub syscall_mix: Vec<(String, f64)>,
-}
 
 /// Whether `perf record` works here (installed, permitted).
 pub fn available() -> bool {

@@ -2,9 +2,9 @@
 //! measured ratio next to each, one section per scenario with its table and
 //! chart, and the configurations used.
 
+use crate::cases::*;
 use crate::charts::{self, Bars, Series};
 use crate::results::{Run, Stat};
-use crate::scenarios::*;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -16,7 +16,7 @@ pub fn write(run: &Run, out: &Path, dir: &Path) -> anyhow::Result<PathBuf> {
     let mut md = String::new();
     header(&mut md, run, &rel)?;
     crate::goals::write(&mut md, run)?;
-    crate::variants::report(&mut md, run)?;
+    crate::variants_report::write(&mut md, run)?;
     scenarios(&mut md, run, dir, &rel)?;
     profiles(&mut md, run, &rel)?;
     notes(&mut md, run, dir)?;

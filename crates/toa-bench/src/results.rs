@@ -61,7 +61,7 @@ pub struct Run {
     pub notes: Vec<String>,
     pub samples: Vec<Sample>,
     #[serde(default)]
-    pub profiles: Vec<crate::profile::Profile>,
+    pub profiles: Vec<Profile>,
 }
 
 impl Run {
@@ -132,6 +132,30 @@ impl Run {
         }
         out
     }
+}
+
+/// One perf profile of a proxy under one case (written by `profile`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Profile {
+    pub target: String,
+    pub case: String,
+    /// `perf report` lines: share of samples, command, object, symbol.
+    pub top: Vec<String>,
+    pub file: String,
+    /// Share of samples per object (kernel, the proxy binary, libc, ...).
+    #[serde(default)]
+    pub objects: Vec<String>,
+    /// System calls and context switches during the run, per unit of work
+    /// (per connection for short connections, per MB for bulk).
+    #[serde(default)]
+    pub syscalls_per_unit: f64,
+    #[serde(default)]
+    pub switches_per_unit: f64,
+    #[serde(default)]
+    pub unit: String,
+    /// The most frequent system calls, per unit, from a separate traced run.
+    #[serde(default)]
+    pub syscall_mix: Vec<(String, f64)>,
 }
 
 #[cfg(test)]
