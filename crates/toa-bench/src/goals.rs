@@ -64,7 +64,7 @@ pub fn write(md: &mut String, run: &Run) -> anyhow::Result<()> {
         None,
         Some(1.0),
     )?;
-    // "CPU per GB at or below its present level": the level of bench/results/2026-11-26.md,
+    // "CPU per GB at or below its present level": the level of the 2026-11-26 report (at commit 515b5d0),
     // as a ratio to HAProxy so that it is measured within a round like every other goal.
     for (n, present) in [(1, 0.52), (8, 0.46)] {
         let case = case_streams(n);
