@@ -51,7 +51,7 @@ use loads::{Loads, WORKER_LOAD};
 
 use crate::forward::Sweep;
 use crate::rules::ListenKey;
-use crate::server::{Route, Shared};
+use crate::state::{Route, Shared};
 
 /// How many connections an accept loop takes in a row before the worker's other ready
 /// tasks run. 32 measured like 16; 8 and 4 (HAProxy's default) a little worse.

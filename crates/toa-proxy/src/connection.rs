@@ -16,7 +16,7 @@ use crate::error::{ConnectError, ConnectErrorKind};
 use crate::forward::{ByteCounters, CloseReason, DataPath, Limits, Sweep, forward};
 use crate::limit::{ClientGuard, LimitGuard};
 use crate::metrics::Reject;
-use crate::server::{Route, RuleRuntime, Shared};
+use crate::state::{Route, RuleRuntime, Shared};
 use toa_wire::normalize;
 
 /// Counts a connection as active in its rule's gauge until dropped.

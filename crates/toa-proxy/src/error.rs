@@ -159,7 +159,7 @@ impl ConnectError {
     }
 }
 
-crate::metrics::label_enum! {
+crate::labels::label_enum! {
     /// The `kind` label of `toa_proxy_connect_errors_total`; the order is the metric's.
     pub enum ConnectErrorKind {
         Timeout => "timeout",

@@ -28,7 +28,12 @@
 //!   rule's data-path state, `connection` handles one client.
 //! - [`serve`]: the foreground process: signals (and [`watch`]ed config changes) drive reload
 //!   and drain; [`notify`] tells a systemd supervisor.
-//! - [`resolve`]: host-name origins looked up at load and again while running.
+//! - `state`: what the data path reads (`Shared`, `Route`, `RuleRuntime`, [`ServerError`]),
+//!   below everything that uses it; `dns`: host-name lookup; `labels`: label enums.
+//! - [`resolve`]: host-name origins looked up again while running.
+//!
+//! Modules depend one way (`scripts/module-cycles` checks it): `server` sits at the top and
+//! only `serve` uses it.
 
 mod accept;
 pub mod accept_proxy;
@@ -36,9 +41,11 @@ pub mod balance;
 pub mod client_ip;
 pub mod config;
 mod connection;
+mod dns;
 pub mod error;
 pub mod forward;
 pub mod health;
+mod labels;
 pub mod limit;
 pub mod listener;
 pub mod metrics;
@@ -48,6 +55,7 @@ pub mod rules;
 mod runtime;
 pub mod serve;
 pub mod server;
+mod state;
 mod throttle;
 pub mod udp;
 mod upstream;

@@ -1,33 +1,15 @@
-//! Host-name origins: looked up at load (every A and AAAA address becomes an origin of
-//! its own) and again every `resolve_interval` while the proxy runs.
+//! Host-name origins looked up again every `resolve_interval` while the proxy runs (the
+//! lookup itself is [`crate::dns`], which the config also uses at load).
 //!
 //! A changed answer rebuilds the rule's origins at once, so new connections follow it;
 //! open connections keep the origin they have. A failed lookup keeps the last good set.
 
 use std::collections::{BTreeSet, HashMap};
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use tokio_util::sync::CancellationToken;
-
 use crate::config::{Config, OriginSpec};
-use crate::server::Server;
-
-/// Looks up due host names for `server` until `stop`; its own task, so slow lookups never
-/// hold up signal handling (a reload waits only for the apply, not for DNS).
-pub async fn run(server: std::sync::Arc<Server>, stop: CancellationToken) {
-    let mut schedule = Schedule::default();
-    loop {
-        let next = tokio::select! {
-            _ = stop.cancelled() => return,
-            next = server.resolve_due(&mut schedule) => next,
-        };
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep_until(next) => {}
-        }
-    }
-}
+use crate::dns::Answers;
 
 /// When each rule with host-name origins is due for its next lookup.
 #[derive(Debug, Default)]
@@ -66,18 +48,10 @@ impl Schedule {
     }
 }
 
-/// Looks up every name (blocking); a failure is kept as its reason.
-pub fn lookup_all(names: &BTreeSet<String>) -> HashMap<String, Result<Vec<IpAddr>, String>> {
-    names.iter().map(|n| (n.clone(), lookup(n))).collect()
-}
-
 /// `config` with the origins of every online rule that uses one of `answers`' names rebuilt
 /// from them, or `None` if no rule's origins change. A failed answer keeps the addresses the
 /// rule has now for that name (the last good set). Also returns one line per change, for the log.
-pub fn updated(
-    config: &Config,
-    answers: &HashMap<String, Result<Vec<IpAddr>, String>>,
-) -> Option<(Config, Vec<String>)> {
+pub fn updated(config: &Config, answers: &Answers) -> Option<(Config, Vec<String>)> {
     let mut new = config.clone();
     let mut changes = Vec::new();
     for rule in new.rules.iter_mut().filter(|r| r.online) {
@@ -118,66 +92,9 @@ pub fn updated(
     (!changes.is_empty()).then_some((new, changes))
 }
 
-/// Every address of `name`: an IP literal as is, a host name through getaddrinfo (blocking),
-/// sorted and deduplicated so that two answers compare equal when they hold the same set.
-pub fn lookup(name: &str) -> Result<Vec<IpAddr>, String> {
-    if let Ok(ip) = name.parse::<IpAddr>() {
-        return Ok(vec![ip]);
-    }
-    if let Some(hint) = port_hint(name) {
-        return Err(hint);
-    }
-    let unresolvable = || format!("cannot resolve host name \"{name}\"");
-    let mut addresses: Vec<IpAddr> = (name, 0)
-        .to_socket_addrs()
-        .map_err(|_| unresolvable())?
-        .map(|sa| sa.ip().to_canonical())
-        .collect();
-    addresses.sort();
-    addresses.dedup();
-    if addresses.is_empty() {
-        return Err(unresolvable());
-    }
-    Ok(addresses)
-}
-
-/// `"host:port"` or `"[v6]:port"` written as an origin: the port belongs in `origin_ports`.
-fn port_hint(name: &str) -> Option<String> {
-    let (host, port) = match name.parse::<SocketAddr>() {
-        Ok(sa) => (sa.ip().to_string(), sa.port()),
-        Err(_) => {
-            let (host, port) = name.rsplit_once(':')?;
-            if host.contains(':') {
-                return None;
-            }
-            (host.to_string(), port.parse::<u16>().ok()?)
-        }
-    };
-    Some(format!(
-        "\"{name}\" has a port; write origins = [\"{host}\"] and origin_ports = \"{port}\""
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn host_and_port_written_as_an_origin_gets_an_origin_ports_hint() {
-        assert_eq!(
-            lookup("origin.example:8080").unwrap_err(),
-            "\"origin.example:8080\" has a port; write origins = [\"origin.example\"] and origin_ports = \"8080\""
-        );
-        assert!(
-            lookup("[fd00:2::2]:80")
-                .unwrap_err()
-                .contains("origin_ports = \"80\"")
-        );
-        assert_eq!(
-            lookup("fd00:2::2").unwrap(),
-            vec!["fd00:2::2".parse::<IpAddr>().unwrap()]
-        );
-    }
 
     fn config() -> Config {
         Config::parse(
@@ -227,12 +144,5 @@ mod tests {
         let (names, next) = schedule.due(&cfg, t0 + Duration::from_secs(5));
         assert_eq!(names.into_iter().collect::<Vec<_>>(), ["localhost"]);
         assert_eq!(next, t0 + Duration::from_secs(6));
-    }
-
-    #[test]
-    fn localhost_resolves_to_every_address_sorted() {
-        let all = lookup("localhost").unwrap();
-        assert!(all.iter().all(IpAddr::is_loopback));
-        assert!(all.windows(2).all(|w| w[0] < w[1]));
     }
 }

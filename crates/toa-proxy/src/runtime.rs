@@ -3,70 +3,18 @@
 //! tag, so counts carry across reloads), settings and log throttles. Built fresh on every
 //! (re)load, before anything changes; building fails whole or not at all.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
-use crate::balance::{Backend, Selector, selector_for};
-use crate::client_ip::ClientIpWriter;
-use crate::config::{Config, ProxySettings, Transport};
+use crate::balance::{Backend, selector_for};
+use crate::config::{Config, Transport};
 use crate::health::OriginHealth;
-use crate::limit::RuleLimits;
-use crate::metrics::RuleMetrics;
 use crate::rules;
-use crate::server::{ServerError, Shared};
+use crate::state::{ModeWriter, RuleRuntime, ServerError, Shared};
 use crate::throttle::LogThrottle;
 use crate::udp;
-
-/// A rule as the data path uses it, built fresh on every (re)load.
-pub(crate) struct RuleRuntime {
-    pub tag: String,
-    pub mode: ModeWriter,
-    pub backends: Vec<Arc<Backend>>,
-    pub selector: Box<dyn Selector>,
-    /// TCP: `max_connections`; UDP: `max_flows`; both: per client IP. Shared with the
-    /// rule's previous runtimes: counts carry across reloads.
-    pub limits: Arc<RuleLimits>,
-    /// Source addresses of upstream connections, taken in turn (`next_source`).
-    pub source_addresses: Vec<IpAddr>,
-    pub next_source: AtomicUsize,
-    pub metrics: Arc<RuleMetrics>,
-    pub settings: ProxySettings,
-    pub health_rise: u32,
-    pub health_fall: u32,
-    /// "Every origin is down" is logged at most once a second per rule.
-    pub all_down_log: LogThrottle,
-    /// Local resource failures (ports, descriptors) are logged at most once a second per rule.
-    pub local_error_log: LogThrottle,
-    /// `accept_proxy`: clients arrive through a trusted proxy that names them in a header.
-    pub accept_proxy: Option<crate::config::AcceptProxy>,
-}
-
-/// A rule's pass-client-IP mode: each transport has its own writers.
-pub(crate) enum ModeWriter {
-    Tcp(Arc<dyn ClientIpWriter>),
-    Udp(Arc<dyn udp::DatagramWriter>),
-}
-
-impl RuleRuntime {
-    /// The mode of a TCP rule. Connections only reach TCP rules: a listener's key carries
-    /// its rule's protocol (`rules::bindings`), so this is `None` on no connection's path.
-    pub fn tcp_writer(&self) -> Option<&dyn ClientIpWriter> {
-        match &self.mode {
-            ModeWriter::Tcp(writer) => Some(writer.as_ref()),
-            ModeWriter::Udp(_) => None,
-        }
-    }
-
-    /// The mode of a UDP rule; `None` on TCP rules, which have no datagram listener.
-    pub fn datagram_writer(&self) -> Option<&Arc<dyn udp::DatagramWriter>> {
-        match &self.mode {
-            ModeWriter::Udp(writer) => Some(writer),
-            ModeWriter::Tcp(_) => None,
-        }
-    }
-}
 
 pub(crate) fn build(
     shared: &Shared,

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::client_ip::UpstreamTaggerFactory;
 use crate::config::Config;
@@ -63,8 +64,8 @@ pub async fn serve(path: &Path, options: ServeOptions) -> Result<(), ServerError
     }
     tracing::info!(config = %path.display(), watch = options.watch_config,
         "toa proxy running (SIGHUP reloads, SIGTERM drains and exits)");
-    let resolver_stop = tokio_util::sync::CancellationToken::new();
-    let resolver = tokio::spawn(crate::resolve::run(server.clone(), resolver_stop.clone()));
+    let resolver_stop = CancellationToken::new();
+    let resolver = tokio::spawn(resolve_loop(server.clone(), resolver_stop.clone()));
     notifier.notify(State::Ready, &format!("serving {}", path.display()));
     loop {
         tokio::select! {
@@ -154,4 +155,20 @@ async fn load(path: &Path, allow_empty: bool) -> Result<Config, ServerError> {
         config.require_online_rules()?;
     }
     Ok(config)
+}
+
+/// Looks up due host names for `server` until `stop`; its own task, so slow lookups never
+/// hold up signal handling (a reload waits only for the apply, not for DNS).
+async fn resolve_loop(server: Arc<Server>, stop: CancellationToken) {
+    let mut schedule = crate::resolve::Schedule::default();
+    loop {
+        let next = tokio::select! {
+            _ = stop.cancelled() => return,
+            next = server.resolve_due(&mut schedule) => next,
+        };
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep_until(next) => {}
+        }
+    }
 }

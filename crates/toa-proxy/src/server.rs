@@ -6,7 +6,7 @@
 //! ones stop accepting while their connections finish.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -18,65 +18,14 @@ use tokio_util::task::TaskTracker;
 
 use crate::accept::{AcceptLoop, AcceptWorkers};
 use crate::client_ip;
-use crate::config::{Config, ConfigError, Protocol};
+use crate::config::{Config, Protocol};
 use crate::health::HealthRegistry;
 use crate::limit::{Limit, LimitRegistry};
 use crate::metrics::Metrics;
 use crate::rules::{self, ListenKey};
-pub(crate) use crate::runtime::RuleRuntime;
+pub use crate::state::ServerError;
+use crate::state::{Route, Shared};
 use crate::{listener, resolve, udp};
-
-/// Why the proxy could not start or a reload was rejected (the old config keeps running).
-#[derive(Debug, thiserror::Error)]
-pub enum ServerError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error("proxy: cannot listen on {key}: {source}")]
-    Bind {
-        key: ListenKey,
-        source: std::io::Error,
-    },
-    #[error("proxy: rule \"{tag}\": {reason}")]
-    Mode { tag: String, reason: String },
-    #[error(
-        "proxy: rule \"{tag}\": source_addresses: cannot use {addr}: {source} (is it an address of this host?)"
-    )]
-    Source {
-        tag: String,
-        addr: IpAddr,
-        source: std::io::Error,
-    },
-    #[error("proxy: cannot serve metrics on {addr}: {source}")]
-    Metrics {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-    #[error("proxy: cannot install signal handlers: {0}")]
-    Signals(std::io::Error),
-    #[error("proxy: cannot start the accept threads: {0}")]
-    AcceptWorkers(std::io::Error),
-}
-
-/// State every connection task reads.
-pub(crate) struct Shared {
-    pub metrics: Metrics,
-    pub health: HealthRegistry,
-    pub global_limit: Arc<Limit>,
-    /// Each rule's limits by tag, kept across reloads.
-    pub limits: LimitRegistry,
-    /// Each session-persistent rule's clients by tag, kept across reloads.
-    pub persist: crate::balance::PersistTables,
-    pub next_connection_id: AtomicU64,
-    pub modes: client_ip::Modes,
-}
-
-/// Where one listener's connections go now.
-pub(crate) struct Route {
-    pub rule: Arc<RuleRuntime>,
-    pub origin_port: u16,
-    /// The address clients reach this listener on, if it is bound to one.
-    pub local: Option<SocketAddr>,
-}
 
 /// A socket bound during a (re)load, before anything else changes.
 enum Bound {
@@ -181,7 +130,7 @@ impl Server {
         if names.is_empty() {
             return next;
         }
-        let answers = tokio::task::spawn_blocking(move || resolve::lookup_all(&names))
+        let answers = tokio::task::spawn_blocking(move || crate::dns::lookup_all(&names))
             .await
             .unwrap_or_default();
         for (name, answer) in &answers {

@@ -15,7 +15,7 @@ use tokio::net::{TcpSocket, TcpStream};
 
 use crate::client_ip::ConnInfo;
 use crate::error::{ConnectError, LocalResource};
-use crate::server::RuleRuntime;
+use crate::state::RuleRuntime;
 
 /// Connects to `origin` for `conn`. With source addresses, a source that has run out of
 /// ports towards this origin is skipped for the next one before giving up.

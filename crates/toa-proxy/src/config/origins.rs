@@ -67,7 +67,7 @@ pub(super) fn validate(
                 if online || literal {
                     resolved
                         .extend(resolve(o.get_ref(), 1).map_err(|r| err(o.span(), "origins", r))?);
-                } else if let Some(hint) = crate::resolve::lookup(o.get_ref())
+                } else if let Some(hint) = crate::dns::lookup(o.get_ref())
                     .err()
                     .filter(|h| h.contains("origin_ports"))
                 {

@@ -230,7 +230,7 @@ pub(super) fn positive(
 /// Every address of `name` (an IP literal, or a host name looked up with blocking
 /// getaddrinfo), one [`OriginSpec`] each.
 pub(super) fn resolve(name: &str, weight: u32) -> Result<Vec<OriginSpec>, String> {
-    Ok(crate::resolve::lookup(name)?
+    Ok(crate::dns::lookup(name)?
         .into_iter()
         .map(|address| OriginSpec {
             name: name.to_string(),

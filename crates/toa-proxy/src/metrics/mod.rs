@@ -4,9 +4,9 @@
 //! edge writer's rows from `EdgeCounter::ALL`, read where the writer is loaded).
 //!
 //! # Layout
-//! - `family`: label enums and the helpers that write one family with prometheus-client.
-//! - [`rule`]: per-rule counters (TCP, and the shared ones); UDP's are in
-//!   [`crate::udp::metrics`].
+//! - `family`: the helpers that write one family with prometheus-client.
+//! - [`rule`]: per-rule counters (TCP, and the shared ones); `udp`: UDP's flows,
+//!   datagrams and drops per rule, in the same [`RuleMetrics`].
 //! - `edge`: the eBPF edge writer's counters, handed over as plain rows.
 //! - `host`: TIME_WAIT, port range and descriptors of the proxy's host.
 //!
@@ -17,6 +17,7 @@ mod edge;
 mod family;
 mod host;
 pub mod rule;
+mod udp;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -31,9 +32,11 @@ use toa_metrics_http::EndpointCounts;
 
 use crate::health::HealthRegistry;
 
+pub(crate) use crate::labels::label_enum;
 pub use edge::{OPTIONS_WRITTEN, RESERVE_FAILED, ToaSource};
-pub(crate) use family::{counters, gauges, label_enum};
+pub(crate) use family::{counters, gauges};
 pub use rule::{Reject, RuleMetrics};
+pub use udp::{DropReason, Eviction, UdpRuleMetrics};
 
 pub struct Metrics {
     rules: Mutex<rule::Rules>,
@@ -80,7 +83,7 @@ impl Metrics {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let mut registry = Registry::default();
         registry.register_collector(Box::new(rule::RuleFamilies(rules.clone())));
-        registry.register_collector(Box::new(crate::udp::metrics::UdpFamilies(rules)));
+        registry.register_collector(Box::new(rule::UdpFamilies(rules)));
         registry.register_collector(Box::new(ProxyFamilies {
             origins: health.snapshot(),
             reloads: [load(&self.reloads_ok), load(&self.reloads_rejected)],

@@ -1,6 +1,6 @@
 //! Per-rule counters: what the data path counts for each rule (connections, bytes,
 //! connect errors, rejections, session persistence), and their families at scrape time.
-//! UDP's own counters sit in [`crate::udp::metrics`], inside the same [`RuleMetrics`].
+//! UDP's own counters sit in `metrics::udp`, inside the same [`RuleMetrics`].
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -10,9 +10,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet};
 
-use super::family::{counters, gauges, label_enum};
+use super::family::{counters, gauges};
 use crate::accept_proxy::Refusal;
 use crate::error::ConnectErrorKind;
+use crate::labels::label_enum;
 
 label_enum! {
     /// Why a client connection is closed before any origin is tried.
@@ -69,7 +70,7 @@ pub struct RuleMetrics {
     pub persist_clients: AtomicU64,
     pub persist_evictions: AtomicU64,
     /// Flows, datagrams and drops of a UDP rule (its bytes are counted above).
-    pub udp: crate::udp::UdpRuleMetrics,
+    pub udp: super::udp::UdpRuleMetrics,
 }
 
 impl RuleMetrics {
@@ -218,6 +219,81 @@ impl Collector for RuleFamilies {
             "toa_proxy_session_persist_evictions",
             "Clients forgotten before their TTL to stay under session_persist_max.",
             per_rule(rules, |m| &m.persist_evictions),
+        )
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DropLabels {
+    rule: String,
+    reason: super::udp::DropReason,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EvictionLabels {
+    rule: String,
+    reason: super::udp::Eviction,
+}
+
+/// The UDP families of every rule.
+#[derive(Debug)]
+pub struct UdpFamilies(pub Rules);
+
+impl Collector for UdpFamilies {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        let rules = &self.0;
+        let e = &mut encoder;
+        counters(
+            e,
+            "toa_proxy_udp_flows",
+            "UDP flows (client address and port to a listener) opened.",
+            per_rule(rules, |m| &m.udp.flows_total),
+        )?;
+        gauges(
+            e,
+            "toa_proxy_udp_flows_active",
+            "UDP flows open now.",
+            per_rule(rules, |m| &m.udp.flows_active),
+        )?;
+        counters(
+            e,
+            "toa_proxy_udp_datagrams",
+            "UDP datagrams forwarded, by direction.",
+            per_direction(
+                rules,
+                |m| &m.udp.datagrams_to_origin,
+                |m| &m.udp.datagrams_to_client,
+            ),
+        )?;
+        counters(
+            e,
+            "toa_proxy_udp_replies_unmarked",
+            "Origin replies without the SPP header, forwarded unchanged.",
+            per_rule(rules, |m| &m.udp.replies_unmarked),
+        )?;
+        let evictions = per_value(
+            rules,
+            super::udp::Eviction::ALL,
+            |m| &m.udp.evictions,
+            |rule, reason| EvictionLabels { rule, reason },
+        );
+        counters(
+            e,
+            "toa_proxy_udp_flows_evicted",
+            "UDP flows ended to admit a new one (least recently active first), by the limit that was full.",
+            evictions,
+        )?;
+        let drops = per_value(
+            rules,
+            super::udp::DropReason::ALL,
+            |m| &m.udp.drops,
+            |rule, reason| DropLabels { rule, reason },
+        );
+        counters(
+            e,
+            "toa_proxy_udp_drops",
+            "UDP datagrams not delivered, by reason.",
+            drops,
         )
     }
 }

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::error::ConnectErrorKind;
-use crate::udp::metrics::DropReason;
+use crate::metrics::DropReason;
 
 fn has_line(text: &str, line: &str) {
     assert!(

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::client_ip::{DatagramWriter, FlowHeaders, FlowInfo};
 use crate::balance::ActiveGuard;
 use crate::limit::{ClientGuard, LimitGuard};
-use crate::server::RuleRuntime;
+use crate::state::RuleRuntime;
 
 /// Milliseconds since the process's first flow clock read: one clock for every listener,
 /// so flows of one rule on different listeners compare by activity.

@@ -15,12 +15,11 @@ use tokio_util::task::TaskTracker;
 use super::accept;
 use super::client_ip::{FlowInfo, MAX_DATAGRAM};
 use super::flow::{Flow, FlowKey, FlowSetup, FlowTable, Held};
-use super::metrics::{DropReason, Eviction};
 use super::socket::{ListenSocket, Received};
 use super::upstream;
+use crate::metrics::{DropReason, Eviction};
 use crate::rules::ListenKey;
-use crate::runtime::RuleRuntime;
-use crate::server::{Route, Shared};
+use crate::state::{Route, RuleRuntime, Shared};
 use toa_wire::normalize;
 
 /// Bytes kept free in front of each received payload, so a header is written in place

@@ -15,17 +15,16 @@
 //! - [`evict`]: a rule's flows by activity, for eviction at its limits.
 //! - [`upstream`]: the flow's upstream socket and the task relaying replies to the client.
 //! - [`client_ip`]: pass-client-IP modes for datagrams (PROXY v2 first, SPP every, off).
-//! - [`metrics`]: flows, datagrams and drops per rule.
+//!
+//! Flows, datagrams and drops per rule are counted in [`crate::metrics`].
 
 pub mod accept;
 pub mod client_ip;
 pub(crate) mod evict;
 pub(crate) mod flow;
 pub(crate) mod listener;
-pub mod metrics;
 pub mod socket;
 pub(crate) mod upstream;
 
 pub use client_ip::{DatagramWriter, writer_for};
-pub use metrics::UdpRuleMetrics;
 pub use socket::ListenSocket;

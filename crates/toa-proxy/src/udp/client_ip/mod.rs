@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crate::client_ip::Modes;
 use crate::config::{Rule, UdpMode};
-use crate::udp::metrics::DropReason;
+use crate::metrics::DropReason;
 
 pub use off::Off;
 pub use ppv2::ProxyV2Dgram;

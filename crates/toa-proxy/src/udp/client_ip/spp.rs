@@ -7,7 +7,7 @@
 use toa_wire::spp;
 
 use super::{DatagramWriter, FlowHeaders, FlowInfo, Reply};
-use crate::udp::metrics::DropReason;
+use crate::metrics::DropReason;
 
 pub struct Spp;
 

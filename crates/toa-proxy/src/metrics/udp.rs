@@ -1,16 +1,10 @@
-//! UDP counters of one rule, exposed beside TCP's. Payload bytes go to the rule's
-//! `toa_proxy_bytes_total`; flows, datagrams and drops are here.
+//! UDP counters of one rule, exposed beside TCP's (by `rule::UdpFamilies`). Payload bytes
+//! go to the rule's `toa_proxy_bytes_total`; flows, datagrams and drops are here.
 
-use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet};
-
 use crate::accept_proxy::Refusal;
-use crate::metrics::label_enum;
-use crate::metrics::rule::{Rules, per_direction, per_rule, per_value};
-use crate::metrics::{counters, gauges};
+use crate::labels::label_enum;
 
 label_enum! {
     /// Why a datagram was not delivered (the `reason` label of `toa_proxy_udp_drops_total`).
@@ -89,80 +83,5 @@ impl UdpRuleMetrics {
 
     pub fn evicted(&self, reason: Eviction) {
         self.evictions[reason as usize].fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct DropLabels {
-    rule: String,
-    reason: DropReason,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct EvictionLabels {
-    rule: String,
-    reason: Eviction,
-}
-
-/// The UDP families of every rule.
-#[derive(Debug)]
-pub struct UdpFamilies(pub Rules);
-
-impl Collector for UdpFamilies {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
-        let rules = &self.0;
-        let e = &mut encoder;
-        counters(
-            e,
-            "toa_proxy_udp_flows",
-            "UDP flows (client address and port to a listener) opened.",
-            per_rule(rules, |m| &m.udp.flows_total),
-        )?;
-        gauges(
-            e,
-            "toa_proxy_udp_flows_active",
-            "UDP flows open now.",
-            per_rule(rules, |m| &m.udp.flows_active),
-        )?;
-        counters(
-            e,
-            "toa_proxy_udp_datagrams",
-            "UDP datagrams forwarded, by direction.",
-            per_direction(
-                rules,
-                |m| &m.udp.datagrams_to_origin,
-                |m| &m.udp.datagrams_to_client,
-            ),
-        )?;
-        counters(
-            e,
-            "toa_proxy_udp_replies_unmarked",
-            "Origin replies without the SPP header, forwarded unchanged.",
-            per_rule(rules, |m| &m.udp.replies_unmarked),
-        )?;
-        let evictions = per_value(
-            rules,
-            Eviction::ALL,
-            |m| &m.udp.evictions,
-            |rule, reason| EvictionLabels { rule, reason },
-        );
-        counters(
-            e,
-            "toa_proxy_udp_flows_evicted",
-            "UDP flows ended to admit a new one (least recently active first), by the limit that was full.",
-            evictions,
-        )?;
-        let drops = per_value(
-            rules,
-            DropReason::ALL,
-            |m| &m.udp.drops,
-            |rule, reason| DropLabels { rule, reason },
-        );
-        counters(
-            e,
-            "toa_proxy_udp_drops",
-            "UDP datagrams not delivered, by reason.",
-            drops,
-        )
     }
 }
