@@ -34,7 +34,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -51,7 +51,7 @@ use loads::{Loads, WORKER_LOAD};
 
 use crate::forward::Sweep;
 use crate::rules::ListenKey;
-use crate::state::{Route, Shared};
+use crate::state::{Routes, Shared, TcpRule};
 
 /// How many connections an accept loop takes in a row before the worker's other ready
 /// tasks run. 32 measured like 16; 8 and 4 (HAProxy's default) a little worse.
@@ -219,7 +219,7 @@ impl Placement {
 /// What every accept loop of one listener shares.
 #[derive(Clone)]
 pub(crate) struct AcceptLoop {
-    pub routes: Arc<RwLock<Arc<Route>>>,
+    pub routes: Routes<TcpRule>,
     pub stop: CancellationToken,
     pub shared: Arc<Shared>,
     pub abort: CancellationToken,

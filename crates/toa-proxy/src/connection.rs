@@ -16,11 +16,11 @@ use crate::error::{ConnectError, ConnectErrorKind};
 use crate::forward::{ByteCounters, CloseReason, DataPath, Limits, Sweep, forward};
 use crate::limit::{ClientGuard, LimitGuard};
 use crate::metrics::Reject;
-use crate::state::{Route, RuleRuntime, Shared};
+use crate::state::{Route, Shared, TcpRule};
 use toa_wire::normalize;
 
 /// Counts a connection as active in its rule's gauge until dropped.
-struct ActiveConnection(Arc<RuleRuntime>);
+struct ActiveConnection(Arc<TcpRule>);
 
 impl Drop for ActiveConnection {
     fn drop(&mut self) {
@@ -49,7 +49,7 @@ struct Opened {
 /// (rust-lang/rust#62958); this block holds only the boxed setup, the rule and the worker's `sweep`.
 pub(crate) fn handle(
     shared: Arc<Shared>,
-    route: Arc<Route>,
+    route: Arc<Route<TcpRule>>,
     client: TcpStream,
     peer: SocketAddr,
     sweep: Arc<Sweep>,
@@ -107,7 +107,7 @@ pub(crate) fn handle(
 /// ends here (already counted and logged).
 async fn open(
     shared: Arc<Shared>,
-    route: Arc<Route>,
+    route: Arc<Route<TcpRule>>,
     mut client: TcpStream,
     peer: SocketAddr,
 ) -> Option<(TcpStream, TcpStream, Opened)> {
@@ -185,8 +185,7 @@ async fn open(
     };
     // Where connect() went: no getpeername() needed.
     let target = backend.target(route.origin_port);
-    let writer = rule.tcp_writer()?;
-    let preamble = match writer.preamble(&conn) {
+    let preamble = match rule.mode.preamble(&conn) {
         Ok(preamble) => preamble,
         Err(e) => {
             // Never forwarded without the header the origin expects.
@@ -198,7 +197,7 @@ async fn open(
     if let Some(preamble) = preamble
         && let Err(e) = origin.write_all(&preamble).await
     {
-        tracing::warn!(rule = %rule.tag, client = %conn.client, origin = %target, "origin error: cannot send the {} header: {e}", writer.name());
+        tracing::warn!(rule = %rule.tag, client = %conn.client, origin = %target, "origin error: cannot send the {} header: {e}", rule.mode.name());
         return None;
     }
     if !leftover.is_empty() {
@@ -217,7 +216,7 @@ async fn open(
         Opened {
             client: conn.client,
             target,
-            mode: writer.name(),
+            mode: rule.mode.name(),
             started,
             _limits: (global, rule_permit, client_permit),
             _active: active,
@@ -228,7 +227,7 @@ async fn open(
 
 /// Connects to an origin the selector picks; if that fails, once more to a different one.
 async fn connect(
-    rule: &RuleRuntime,
+    rule: &TcpRule,
     port: u16,
     conn: &ConnInfo,
 ) -> Result<(TcpStream, Arc<Backend>, ActiveGuard), ConnectError> {

@@ -9,17 +9,37 @@ use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use crate::balance::{Backend, selector_for};
+use crate::client_ip::ClientIpWriter;
 use crate::config::{Config, Transport};
 use crate::health::OriginHealth;
+use crate::limit::RuleLimits;
 use crate::rules;
-use crate::state::{ModeWriter, RuleRuntime, ServerError, Shared};
+use crate::state::{RuleRuntime, ServerError, Shared, TcpRule, UdpRule};
 use crate::throttle::LogThrottle;
 use crate::udp;
 
-pub(crate) fn build(
-    shared: &Shared,
-    config: &Config,
-) -> Result<Vec<Arc<RuleRuntime>>, ServerError> {
+/// A rule built for its transport.
+pub(crate) enum Built {
+    Tcp(Arc<TcpRule>),
+    Udp(Arc<UdpRule>),
+}
+
+impl Built {
+    pub fn limits(&self) -> &RuleLimits {
+        match self {
+            Built::Tcp(rule) => &rule.limits,
+            Built::Udp(rule) => &rule.limits,
+        }
+    }
+}
+
+/// A rule's mode writer, before the rule around it is built.
+enum Mode {
+    Tcp(Arc<dyn ClientIpWriter>),
+    Udp(Arc<dyn udp::DatagramWriter>),
+}
+
+pub(crate) fn build(shared: &Shared, config: &Config) -> Result<Vec<Built>, ServerError> {
     config
         .rules
         .iter()
@@ -28,15 +48,16 @@ pub(crate) fn build(
                 tag: rule.tag.clone(),
                 reason,
             };
+            // The mode first: a rule it refuses registers no metrics and no limits.
             let mode = match rule.transport {
-                Transport::Tcp { mode, .. } => ModeWriter::Tcp(
+                Transport::Tcp { mode, .. } => Mode::Tcp(
                     shared
                         .modes
                         .writer(mode, rule, &config.toa, &shared.metrics)
                         .map_err(mode_error)?,
                 ),
                 Transport::Udp { mode, .. } => {
-                    ModeWriter::Udp(udp::writer_for(mode, rule, &shared.modes))
+                    Mode::Udp(udp::writer_for(mode, rule, &shared.modes))
                 }
             };
             for addr in &rule.source_addresses {
@@ -68,9 +89,9 @@ pub(crate) fn build(
                     })
                 })
                 .collect();
-            Ok(Arc::new(RuleRuntime {
+            let runtime = RuleRuntime {
                 tag: rule.tag.clone(),
-                mode,
+                mode: (),
                 backends,
                 selector: selector_for(rule, &shared.persist, &metrics),
                 limits: shared.limits.get(rule),
@@ -83,7 +104,11 @@ pub(crate) fn build(
                 all_down_log: LogThrottle::new(Duration::from_secs(1)),
                 local_error_log: LogThrottle::new(Duration::from_secs(1)),
                 accept_proxy: rule.accept_proxy.clone(),
-            }))
+            };
+            Ok(match mode {
+                Mode::Tcp(writer) => Built::Tcp(Arc::new(runtime.with_mode(writer))),
+                Mode::Udp(writer) => Built::Udp(Arc::new(runtime.with_mode(writer))),
+            })
         })
         .collect()
 }

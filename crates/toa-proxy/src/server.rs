@@ -23,25 +23,29 @@ use crate::health::HealthRegistry;
 use crate::limit::{Limit, LimitRegistry};
 use crate::metrics::Metrics;
 use crate::rules::{self, ListenKey};
+use crate::runtime::Built;
 pub use crate::state::ServerError;
-use crate::state::{Route, Shared};
+use crate::state::{Route, Routes, Shared, TcpRule, UdpRule};
 use crate::{listener, resolve, udp};
 
-/// A socket bound during a (re)load, before anything else changes.
-enum Bound {
-    /// One socket per accept worker.
-    Tcp(Vec<std::net::TcpListener>),
-    Udp(udp::ListenSocket),
+/// A running listener: its route, swapped by reloads, and what stops it.
+struct ListenerHandle<R> {
+    routes: Routes<R>,
+    stop: CancellationToken,
 }
 
-struct ListenerHandle {
-    route: Arc<RwLock<Arc<Route>>>,
-    stop: CancellationToken,
+impl<R> ListenerHandle<R> {
+    /// The same listener, routing new connections by `route` from now on.
+    fn swap(self, route: Route<R>) -> Self {
+        *self.routes.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(route);
+        self
+    }
 }
 
 struct State {
     config: Option<Config>,
-    listeners: HashMap<ListenKey, ListenerHandle>,
+    tcp: HashMap<ListenKey, ListenerHandle<TcpRule>>,
+    udp: HashMap<ListenKey, ListenerHandle<UdpRule>>,
     health_stop: CancellationToken,
 }
 
@@ -89,7 +93,8 @@ impl Server {
             }),
             state: Mutex::new(State {
                 config: None,
-                listeners: HashMap::new(),
+                tcp: HashMap::new(),
+                udp: HashMap::new(),
                 health_stop: CancellationToken::new(),
             }),
             stop_accepting: CancellationToken::new(),
@@ -206,52 +211,79 @@ impl Server {
         let mut state = self.state.lock().await;
         let wanted = rules::bindings(&config);
 
-        // Everything that can fail happens before anything changes.
+        // Everything that can fail happens before anything changes: the rules are built
+        // and every new listener is bound, as its rule's transport says.
         let runtimes = crate::runtime::build(&self.shared, &config)?;
-        let mut fresh = HashMap::new();
-        for (key, _) in wanted
-            .iter()
-            .filter(|(k, _)| !state.listeners.contains_key(k))
-        {
-            let bound = match key.protocol {
-                Protocol::Tcp => listener::bind_tcp(key, self.accept.count()).map(Bound::Tcp),
-                Protocol::Udp => udp::ListenSocket::bind(key).map(Bound::Udp),
-            }
-            .map_err(|source| ServerError::Bind { key: *key, source })?;
-            fresh.insert(*key, bound);
+        let mut fresh_tcp = HashMap::new();
+        let mut fresh_udp = HashMap::new();
+        for (key, binding) in &wanted {
+            let bound = match &runtimes[binding.rule] {
+                Built::Tcp(_) if !state.tcp.contains_key(key) => {
+                    listener::bind_tcp(key, self.accept.count())
+                        .map(|sockets| drop(fresh_tcp.insert(*key, sockets)))
+                }
+                Built::Udp(_) if !state.udp.contains_key(key) => {
+                    udp::ListenSocket::bind(key).map(|socket| drop(fresh_udp.insert(*key, socket)))
+                }
+                _ => continue,
+            };
+            bound.map_err(|source| ServerError::Bind { key: *key, source })?;
         }
 
+        let fresh_count = fresh_tcp.len() + fresh_udp.len();
         let mut applied = Applied {
             rules: runtimes.len(),
             ..Applied::default()
         };
-        let mut keep = HashMap::new();
+        let (mut keep_tcp, mut keep_udp) = (HashMap::new(), HashMap::new());
         for (key, binding) in &wanted {
-            let route = Arc::new(Route {
-                rule: runtimes[binding.rule].clone(),
-                origin_port: binding.origin_port,
-                local: listener::fixed_local_addr(key),
-            });
-            if let Some(handle) = state.listeners.remove(key) {
-                *handle.route.write().unwrap_or_else(|p| p.into_inner()) = route;
-                keep.insert(*key, handle);
-                applied.listeners_kept += 1;
-            } else {
-                let listener = fresh.remove(key).expect("bound above");
-                let handle = match listener {
-                    Bound::Tcp(sockets) => self.spawn_accept_loops(*key, sockets, route),
-                    Bound::Udp(socket) => self.spawn_udp_listener(*key, socket, route),
-                };
-                keep.insert(*key, handle);
-                applied.listeners_opened += 1;
-            }
+            let local = listener::fixed_local_addr(key);
+            let origin_port = binding.origin_port;
+            let kept = match &runtimes[binding.rule] {
+                Built::Tcp(rule) => {
+                    let route = Route {
+                        rule: rule.clone(),
+                        origin_port,
+                        local,
+                    };
+                    let handle = match state.tcp.remove(key) {
+                        Some(handle) => handle.swap(route),
+                        None => {
+                            let sockets = fresh_tcp.remove(key).expect("bound above");
+                            self.spawn_accept_loops(*key, sockets, route)
+                        }
+                    };
+                    keep_tcp.insert(*key, handle).is_some()
+                }
+                Built::Udp(rule) => {
+                    let route = Route {
+                        rule: rule.clone(),
+                        origin_port,
+                        local,
+                    };
+                    let handle = match state.udp.remove(key) {
+                        Some(handle) => handle.swap(route),
+                        None => {
+                            let socket = fresh_udp.remove(key).expect("bound above");
+                            self.spawn_udp_listener(*key, socket, route)
+                        }
+                    };
+                    keep_udp.insert(*key, handle).is_some()
+                }
+            };
+            debug_assert!(!kept, "one binding per key");
         }
-        for (key, gone) in state.listeners.drain() {
+        applied.listeners_kept = wanted.len() - fresh_count;
+        applied.listeners_opened = fresh_count;
+        let tcp_gone = std::mem::replace(&mut state.tcp, keep_tcp);
+        let udp_gone = std::mem::replace(&mut state.udp, keep_udp);
+        let tcp_gone = tcp_gone.into_iter().map(|(key, gone)| (key, gone.stop));
+        let udp_gone = udp_gone.into_iter().map(|(key, gone)| (key, gone.stop));
+        for (key, stop) in tcp_gone.chain(udp_gone) {
             tracing::info!(listener = %key, "listener closed: no rule uses it any more");
-            gone.stop.cancel();
+            stop.cancel();
             applied.listeners_closed += 1;
         }
-        state.listeners = keep;
 
         let targets: Vec<SocketAddr> = {
             let mut t: Vec<_> = config
@@ -276,7 +308,7 @@ impl Server {
             .global_limit
             .set_max(config.proxy.max_connections);
         for (rule, runtime) in config.rules.iter().zip(&runtimes) {
-            runtime.limits.apply(rule);
+            runtime.limits().apply(rule);
         }
         self.shared.limits.retain(&config);
         state.config = Some(config);
@@ -287,17 +319,17 @@ impl Server {
         &self,
         key: ListenKey,
         socket: udp::ListenSocket,
-        route: Arc<Route>,
-    ) -> ListenerHandle {
+        route: Route<UdpRule>,
+    ) -> ListenerHandle<UdpRule> {
         let handle = ListenerHandle {
-            route: Arc::new(RwLock::new(route)),
+            routes: Arc::new(RwLock::new(Arc::new(route))),
             stop: self.stop_accepting.child_token(),
         };
         tracing::debug!(listener = %key, "listening");
         self.tasks.spawn(udp::listener::run(
             key,
             socket,
-            handle.route.clone(),
+            handle.routes.clone(),
             self.shared.clone(),
             handle.stop.clone(),
             self.tasks.clone(),
@@ -309,15 +341,15 @@ impl Server {
         &self,
         key: ListenKey,
         sockets: Vec<std::net::TcpListener>,
-        route: Arc<Route>,
-    ) -> ListenerHandle {
+        route: Route<TcpRule>,
+    ) -> ListenerHandle<TcpRule> {
         let handle = ListenerHandle {
-            route: Arc::new(RwLock::new(route)),
+            routes: Arc::new(RwLock::new(Arc::new(route))),
             stop: self.stop_accepting.child_token(),
         };
         tracing::debug!(listener = %key, "listening");
         let accept_loop = AcceptLoop {
-            routes: handle.route.clone(),
+            routes: handle.routes.clone(),
             stop: handle.stop.clone(),
             shared: self.shared.clone(),
             abort: self.abort.clone(),

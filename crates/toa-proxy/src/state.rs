@@ -3,8 +3,8 @@
 //! [`RuleRuntime`] it points to, and [`ServerError`], why a (re)load was refused.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::{Arc, RwLock};
 
 use crate::balance::{Backend, PersistTables, Selector};
 use crate::client_ip::{self, ClientIpWriter};
@@ -60,18 +60,28 @@ pub(crate) struct Shared {
     pub modes: client_ip::Modes,
 }
 
-/// Where one listener's connections go now.
-pub(crate) struct Route {
-    pub rule: Arc<RuleRuntime>,
+/// Where one listener's connections go now: a TCP listener's route carries a [`TcpRule`],
+/// a UDP listener's a [`UdpRule`].
+pub(crate) struct Route<R> {
+    pub rule: Arc<R>,
     pub origin_port: u16,
     /// The address clients reach this listener on, if it is bound to one.
     pub local: Option<SocketAddr>,
 }
 
-/// A rule as the data path uses it, built fresh on every (re)load.
-pub(crate) struct RuleRuntime {
+/// A listener's current route, replaced whole by a reload and read per connection.
+pub(crate) type Routes<R> = Arc<RwLock<Arc<Route<R>>>>;
+
+/// A TCP rule as connections use it: its mode writes the client's address per connection.
+pub(crate) type TcpRule = RuleRuntime<Arc<dyn ClientIpWriter>>;
+/// A UDP rule as flows use it: its mode writes the client's address into datagrams.
+pub(crate) type UdpRule = RuleRuntime<Arc<dyn udp::DatagramWriter>>;
+
+/// A rule as the data path uses it, built fresh on every (re)load; `M` is its
+/// transport's pass-client-IP mode.
+pub(crate) struct RuleRuntime<M> {
     pub tag: String,
-    pub mode: ModeWriter,
+    pub mode: M,
     pub backends: Vec<Arc<Backend>>,
     pub selector: Box<dyn Selector>,
     /// TCP: `max_connections`; UDP: `max_flows`; both: per client IP. Shared with the
@@ -92,27 +102,24 @@ pub(crate) struct RuleRuntime {
     pub accept_proxy: Option<AcceptProxy>,
 }
 
-/// A rule's pass-client-IP mode: each transport has its own writers.
-pub(crate) enum ModeWriter {
-    Tcp(Arc<dyn ClientIpWriter>),
-    Udp(Arc<dyn udp::DatagramWriter>),
-}
-
-impl RuleRuntime {
-    /// The mode of a TCP rule. Connections only reach TCP rules: a listener's key carries
-    /// its rule's protocol (`rules::bindings`), so this is `None` on no connection's path.
-    pub fn tcp_writer(&self) -> Option<&dyn ClientIpWriter> {
-        match &self.mode {
-            ModeWriter::Tcp(writer) => Some(writer.as_ref()),
-            ModeWriter::Udp(_) => None,
-        }
-    }
-
-    /// The mode of a UDP rule; `None` on TCP rules, which have no datagram listener.
-    pub fn datagram_writer(&self) -> Option<&Arc<dyn udp::DatagramWriter>> {
-        match &self.mode {
-            ModeWriter::Udp(writer) => Some(writer),
-            ModeWriter::Tcp(_) => None,
+impl RuleRuntime<()> {
+    /// The rule with its transport's mode, built last because building it may fail.
+    pub fn with_mode<M>(self, mode: M) -> RuleRuntime<M> {
+        RuleRuntime {
+            tag: self.tag,
+            mode,
+            backends: self.backends,
+            selector: self.selector,
+            limits: self.limits,
+            source_addresses: self.source_addresses,
+            next_source: self.next_source,
+            metrics: self.metrics,
+            settings: self.settings,
+            health_rise: self.health_rise,
+            health_fall: self.health_fall,
+            all_down_log: self.all_down_log,
+            local_error_log: self.local_error_log,
+            accept_proxy: self.accept_proxy,
         }
     }
 }

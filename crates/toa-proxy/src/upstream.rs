@@ -15,12 +15,12 @@ use tokio::net::{TcpSocket, TcpStream};
 
 use crate::client_ip::ConnInfo;
 use crate::error::{ConnectError, LocalResource};
-use crate::state::RuleRuntime;
+use crate::state::TcpRule;
 
 /// Connects to `origin` for `conn`. With source addresses, a source that has run out of
 /// ports towards this origin is skipped for the next one before giving up.
 pub(crate) async fn connect(
-    rule: &RuleRuntime,
+    rule: &TcpRule,
     origin: SocketAddr,
     conn: &ConnInfo,
 ) -> Result<TcpStream, ConnectError> {
@@ -51,7 +51,7 @@ pub(crate) async fn connect(
 }
 
 async fn connect_from(
-    rule: &RuleRuntime,
+    rule: &TcpRule,
     source: Option<IpAddr>,
     origin: SocketAddr,
     conn: &ConnInfo,
@@ -69,11 +69,7 @@ async fn connect_from(
             .bind(SocketAddr::new(source, 0))
             .map_err(|e| ConnectError::from_io(origin, e))?;
     }
-    match rule.tcp_writer() {
-        Some(writer) => writer.prepare(&socket, conn),
-        None => socket.set_nodelay(true),
-    }
-    .map_err(socket_error)?;
+    rule.mode.prepare(&socket, conn).map_err(socket_error)?;
     let timeout = rule.settings.connect_timeout;
     match tokio::time::timeout(timeout, socket.connect(origin)).await {
         Err(_) => Err(ConnectError::Timeout { origin, timeout }),

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::client_ip::{DatagramWriter, FlowHeaders, FlowInfo};
 use crate::balance::ActiveGuard;
 use crate::limit::{ClientGuard, LimitGuard};
-use crate::state::RuleRuntime;
+use crate::state::UdpRule;
 
 /// Milliseconds since the process's first flow clock read: one clock for every listener,
 /// so flows of one rule on different listeners compare by activity.
@@ -76,7 +76,7 @@ pub struct FlowSetup {
     /// header, removed before the payload goes on.
     pub spp_in: bool,
     /// The rule as it was when the flow opened (a reload does not move open flows).
-    pub rule: Arc<RuleRuntime>,
+    pub rule: Arc<UdpRule>,
     /// Held for the flow's life: the origin's active count.
     pub _open: ActiveGuard,
 }

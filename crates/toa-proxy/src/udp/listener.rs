@@ -5,8 +5,8 @@
 //! written in front of it and goes out on the flow's upstream socket.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -19,7 +19,7 @@ use super::socket::{ListenSocket, Received};
 use super::upstream;
 use crate::metrics::{DropReason, Eviction};
 use crate::rules::ListenKey;
-use crate::state::{Route, RuleRuntime, Shared};
+use crate::state::{Route, Routes, Shared, UdpRule};
 use toa_wire::normalize;
 
 /// Bytes kept free in front of each received payload, so a header is written in place
@@ -33,7 +33,7 @@ const PAYLOAD_BUFFER: usize = 64 * 1024;
 pub(crate) async fn run(
     key: ListenKey,
     socket: ListenSocket,
-    routes: Arc<RwLock<Arc<Route>>>,
+    routes: Routes<UdpRule>,
     shared: Arc<Shared>,
     stop: CancellationToken,
     tasks: TaskTracker,
@@ -154,7 +154,7 @@ async fn forward(flow: &Flow, buf: &mut [u8], len: usize) {
 /// Opens the flow of a new client, or names the drop reason why not.
 async fn open(
     shared: &Shared,
-    route: &Route,
+    route: &Route<UdpRule>,
     got: &Received,
     port: u16,
     named: Option<accept::Header>,
@@ -187,11 +187,7 @@ async fn open(
     };
     let backend = &rule.backends[i];
     let origin = backend.target(route.origin_port);
-    // A datagram listener is bound only for UDP rules (its key carries the protocol).
-    let writer = rule
-        .datagram_writer()
-        .ok_or(DropReason::ProxySocket)?
-        .clone();
+    let writer = rule.mode.clone();
     let proxy_error = |e: String| {
         tracing::warn!(rule = %rule.tag, client = %info.client, origin = %origin, "proxy error: {e}");
         DropReason::ProxySocket
@@ -235,7 +231,7 @@ async fn open(
 /// `max_connections_per_client`: free ones, or those of the flow evicted for it: the
 /// client's own least recently active flow when the client is at its cap, the rule's
 /// least recently active flow when the rule is. Refused only when no flow can be evicted.
-fn admit(rule: &RuleRuntime, client: SocketAddr) -> Result<Held, DropReason> {
+fn admit(rule: &UdpRule, client: SocketAddr) -> Result<Held, DropReason> {
     let limits = &rule.limits;
     let udp = &rule.metrics.udp;
     let evict = |of: Option<IpAddr>, reason: Eviction| {
