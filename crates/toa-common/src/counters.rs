@@ -91,6 +91,15 @@ macro_rules! counters {
             }
         };
 
+        impl $crate::names::Named for $set {
+            fn all() -> &'static [Self] {
+                &$set::ALL
+            }
+            fn name(self) -> &'static str {
+                $set::name(self)
+            }
+        }
+
         impl $crate::counters::CounterId for $set {
             fn all() -> &'static [Self] {
                 &$set::ALL

@@ -10,6 +10,7 @@
 //!
 //! # Layout
 //! - [`counters`]: [`counters!`], the one way a counter set is declared.
+//! - [`names`]: [`names!`], the one way an enum is mapped to and from its names.
 //! - [`origin`]: the receiver on origin servers (config, per-socket client
 //!   address, counters).
 //! - [`edge`]: the option writer on the proxy (per-socket client, counters).
@@ -19,6 +20,7 @@
 
 pub mod counters;
 pub mod edge;
+pub mod names;
 pub mod options;
 pub mod origin;
 pub mod plausible;

@@ -65,7 +65,7 @@ pub fn export(config: &Config, text: &str) -> Exported {
             };
             let mut obj = json!({
                 "RuleTag": rule.tag,
-                "Protocol": rule.protocol().as_str().to_ascii_uppercase(),
+                "Protocol": rule.protocol().name().to_ascii_uppercase(),
                 "PortRange": rule.ports.ranges().iter().map(ToString::to_string).collect::<Vec<_>>(),
                 "OriginType": origin_type,
                 "OriginValue": origin_value,

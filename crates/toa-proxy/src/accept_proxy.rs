@@ -17,35 +17,18 @@ use tokio::net::TcpStream;
 use crate::config::AcceptProxy;
 use toa_wire::normalize;
 
-/// Why a connection on an `accept_proxy` rule was closed before any origin was tried
-/// (the `reason` label of `toa_proxy_connections_rejected_total`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    /// The TCP peer (or UDP source) is not in `accept_proxy_from`.
-    Untrusted,
-    /// The first bytes are not a PROXY header of an accepted version, or the stream ended first.
-    Missing,
-    /// A header of an accepted version that does not parse.
-    Malformed,
-    /// No complete header within `accept_proxy_timeout`.
-    Timeout,
-}
-
-impl Refusal {
-    pub const ALL: [Refusal; 4] = [
-        Refusal::Untrusted,
-        Refusal::Missing,
-        Refusal::Malformed,
-        Refusal::Timeout,
-    ];
-
-    pub const fn reason(self) -> &'static str {
-        match self {
-            Refusal::Untrusted => "proxy_header_untrusted",
-            Refusal::Missing => "proxy_header_missing",
-            Refusal::Malformed => "proxy_header_malformed",
-            Refusal::Timeout => "proxy_header_timeout",
-        }
+toa_common::names! {
+    /// Why a connection on an `accept_proxy` rule was closed before any origin was tried
+    /// (the `reason` label of `toa_proxy_connections_rejected_total`).
+    pub enum Refusal {
+        /// The TCP peer (or UDP source) is not in `accept_proxy_from`.
+        Untrusted => "proxy_header_untrusted",
+        /// The first bytes are not a PROXY header of an accepted version, or the stream ended first.
+        Missing => "proxy_header_missing",
+        /// A header of an accepted version that does not parse.
+        Malformed => "proxy_header_malformed",
+        /// No complete header within `accept_proxy_timeout`.
+        Timeout => "proxy_header_timeout",
     }
 }
 

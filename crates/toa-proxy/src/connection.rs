@@ -130,7 +130,7 @@ async fn open(
                 Ok(a) => (a.client, a.proxy, a.leftover),
                 Err(refusal) => {
                     metrics.reject(refusal.into());
-                    tracing::debug!(rule = %rule.tag, peer = %tcp_peer, reason = refusal.reason(), "closed: no accepted PROXY header");
+                    tracing::debug!(rule = %rule.tag, peer = %tcp_peer, reason = refusal.name(), "closed: no accepted PROXY header");
                     return None;
                 }
             }

@@ -5,7 +5,21 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
 /// Each name's addresses, or why its lookup failed.
-pub type Answers = HashMap<String, Result<Vec<IpAddr>, String>>;
+pub type Answers = HashMap<String, Result<Vec<IpAddr>, LookupError>>;
+
+/// Why a name has no addresses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    /// `"host:port"` or `"[v6]:port"` written as an origin: the port belongs in `origin_ports`.
+    #[error("\"{name}\" has a port; write origins = [\"{host}\"] and origin_ports = \"{port}\"")]
+    HasPort {
+        name: String,
+        host: String,
+        port: u16,
+    },
+    #[error("cannot resolve host name \"{0}\"")]
+    Unresolvable(String),
+}
 
 /// Looks up every name (blocking); a failure is kept as its reason.
 pub fn lookup_all(names: &BTreeSet<String>) -> Answers {
@@ -14,14 +28,14 @@ pub fn lookup_all(names: &BTreeSet<String>) -> Answers {
 
 /// Every address of `name`: an IP literal as is, a host name through getaddrinfo (blocking),
 /// sorted and deduplicated so that two answers compare equal when they hold the same set.
-pub fn lookup(name: &str) -> Result<Vec<IpAddr>, String> {
+pub fn lookup(name: &str) -> Result<Vec<IpAddr>, LookupError> {
     if let Ok(ip) = name.parse::<IpAddr>() {
         return Ok(vec![ip]);
     }
     if let Some(hint) = port_hint(name) {
         return Err(hint);
     }
-    let unresolvable = || format!("cannot resolve host name \"{name}\"");
+    let unresolvable = || LookupError::Unresolvable(name.to_string());
     let mut addresses: Vec<IpAddr> = (name, 0)
         .to_socket_addrs()
         .map_err(|_| unresolvable())?
@@ -36,7 +50,7 @@ pub fn lookup(name: &str) -> Result<Vec<IpAddr>, String> {
 }
 
 /// `"host:port"` or `"[v6]:port"` written as an origin: the port belongs in `origin_ports`.
-fn port_hint(name: &str) -> Option<String> {
+fn port_hint(name: &str) -> Option<LookupError> {
     let (host, port) = match name.parse::<SocketAddr>() {
         Ok(sa) => (sa.ip().to_string(), sa.port()),
         Err(_) => {
@@ -47,9 +61,11 @@ fn port_hint(name: &str) -> Option<String> {
             (host.to_string(), port.parse::<u16>().ok()?)
         }
     };
-    Some(format!(
-        "\"{name}\" has a port; write origins = [\"{host}\"] and origin_ports = \"{port}\""
-    ))
+    Some(LookupError::HasPort {
+        name: name.to_string(),
+        host,
+        port,
+    })
 }
 
 #[cfg(test)]
@@ -59,12 +75,13 @@ mod tests {
     #[test]
     fn host_and_port_written_as_an_origin_gets_an_origin_ports_hint() {
         assert_eq!(
-            lookup("origin.example:8080").unwrap_err(),
+            lookup("origin.example:8080").unwrap_err().to_string(),
             "\"origin.example:8080\" has a port; write origins = [\"origin.example\"] and origin_ports = \"8080\""
         );
         assert!(
             lookup("[fd00:2::2]:80")
                 .unwrap_err()
+                .to_string()
                 .contains("origin_ports = \"80\"")
         );
         assert_eq!(

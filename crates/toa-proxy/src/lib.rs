@@ -61,7 +61,7 @@ pub mod udp;
 mod upstream;
 pub mod watch;
 
-pub use client_ip::{UpstreamTagger, UpstreamTaggerFactory};
+pub use client_ip::{EdgeTotals, UpstreamTagger, UpstreamTaggerFactory};
 pub use config::Config;
 pub use error::{ConnectError, ConnectErrorKind, LocalResource, Side};
 pub use serve::{ServeOptions, serve};

@@ -124,7 +124,12 @@ mod tests {
         assert_eq!(new.rules[1], cfg.rules[1]);
         assert_eq!(changes.len(), 1);
 
-        let failed = HashMap::from([("localhost".to_string(), Err("cannot resolve".to_string()))]);
+        let failed = HashMap::from([(
+            "localhost".to_string(),
+            Err(crate::dns::LookupError::Unresolvable(
+                "localhost".to_string(),
+            )),
+        )]);
         assert!(
             updated(&new, &failed).is_none(),
             "a failed lookup changed the origins"

@@ -20,13 +20,13 @@ impl std::fmt::Display for ListenKey {
             ListenAddr::DualStack => write!(
                 f,
                 "{}/[::]:{} (dual stack)",
-                self.protocol.as_str(),
+                self.protocol.name(),
                 self.port
             ),
             ListenAddr::Ip(ip) => write!(
                 f,
                 "{}/{}",
-                self.protocol.as_str(),
+                self.protocol.name(),
                 SocketAddr::new(ip, self.port)
             ),
         }

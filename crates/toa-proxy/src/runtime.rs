@@ -44,9 +44,9 @@ pub(crate) fn build(shared: &Shared, config: &Config) -> Result<Vec<Built>, Serv
         .rules
         .iter()
         .map(|rule| {
-            let mode_error = |reason| ServerError::Mode {
+            let mode_error = |source| ServerError::Mode {
                 tag: rule.tag.clone(),
-                reason,
+                source,
             };
             // The mode first: a rule it refuses registers no metrics and no limits.
             let mode = match rule.transport {

@@ -26,8 +26,11 @@ pub enum ServerError {
         key: ListenKey,
         source: std::io::Error,
     },
-    #[error("proxy: rule \"{tag}\": {reason}")]
-    Mode { tag: String, reason: String },
+    #[error("proxy: rule \"{tag}\": {source}")]
+    Mode {
+        tag: String,
+        source: client_ip::ModeError,
+    },
     #[error(
         "proxy: rule \"{tag}\": source_addresses: cannot use {addr}: {source} (is it an address of this host?)"
     )]

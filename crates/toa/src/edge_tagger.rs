@@ -14,7 +14,7 @@ use std::os::fd::BorrowedFd;
 use std::sync::{Arc, Mutex};
 
 use toa_loader::{EdgeCounter, EdgeWriter};
-use toa_proxy::{UpstreamTagger, UpstreamTaggerFactory};
+use toa_proxy::{EdgeTotals, UpstreamTagger, UpstreamTaggerFactory};
 
 /// The writer attached at start (or why it could not be), for the proxy to pick up.
 #[derive(Debug, Default)]
@@ -69,11 +69,11 @@ impl UpstreamTagger for EdgeTagger {
         self.0.register(socket, client).map_err(io::Error::other)
     }
 
-    fn counters(&self) -> Vec<(&'static str, u64)> {
-        self.0
-            .totals()
-            .into_iter()
-            .map(|(counter, value): (EdgeCounter, u64)| (counter.name(), value))
-            .collect()
+    fn counters(&self) -> EdgeTotals {
+        let mut totals = [0; EdgeCounter::COUNT as usize];
+        for (counter, value) in self.0.totals() {
+            totals[counter as usize] = value;
+        }
+        totals
     }
 }

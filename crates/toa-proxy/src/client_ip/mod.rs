@@ -23,7 +23,7 @@ use crate::metrics::Metrics;
 pub use off::Off;
 pub use ppv1::ProxyV1;
 pub use ppv2::ProxyV2;
-pub use tagger::{UpstreamTagger, UpstreamTaggerFactory};
+pub use tagger::{EdgeTotals, UpstreamTagger, UpstreamTaggerFactory};
 pub use toa::Toa;
 
 /// What a mode needs to know about one client connection. Addresses are normalized
@@ -36,6 +36,30 @@ pub struct ConnInfo {
     pub client: SocketAddr,
     /// The proxy address the client connected to.
     pub proxy: SocketAddr,
+}
+
+/// Why a mode cannot build the header the origin must read first: the connection or flow
+/// is then refused, never forwarded without it.
+#[derive(Debug, thiserror::Error)]
+pub enum HeaderError {
+    #[error("cannot encode the PROXY v2 header: {0}")]
+    ProxyV2(#[from] toa_wire::proxy_v2::Error),
+    /// With the header, the first datagram would not fit in one UDP datagram.
+    #[error("the {mode} header is longer than {limit} bytes")]
+    TooLong { mode: &'static str, limit: usize },
+}
+
+/// Why this proxy cannot provide a rule's mode: the (re)load is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ModeError {
+    #[error("[toa] kind changed from {attached} to {requested}; restart the proxy to change it")]
+    ToaKindChanged { attached: u8, requested: u8 },
+    #[error(
+        "pass_client_ip = \"toa\" needs the eBPF edge writer, and this proxy was started without one (run it as `toa proxy`)"
+    )]
+    NoToaWriter,
+    #[error("cannot load the TOA edge writer: {0}")]
+    ToaAttach(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// One pass-client-IP mode on TCP.
@@ -53,7 +77,7 @@ pub trait ClientIpWriter: Send + Sync {
 
     /// Bytes the origin must read before any byte from the client, or why they cannot be
     /// built: the connection is then closed, never forwarded without its header.
-    fn preamble(&self, _conn: &ConnInfo) -> Result<Option<Vec<u8>>, String> {
+    fn preamble(&self, _conn: &ConnInfo) -> Result<Option<Vec<u8>>, HeaderError> {
         Ok(None)
     }
 }
@@ -93,7 +117,7 @@ impl Modes {
         rule: &Rule,
         toa: &ToaSettings,
         metrics: &Metrics,
-    ) -> Result<Arc<dyn ClientIpWriter>, String> {
+    ) -> Result<Arc<dyn ClientIpWriter>, ModeError> {
         Ok(match mode {
             TcpMode::Off => Arc::new(Off),
             TcpMode::ProxyV1 => Arc::new(ProxyV1),
@@ -106,23 +130,24 @@ impl Modes {
 
     /// The edge writer, attached to this process on first use. The option kind is fixed
     /// from then on: changing it needs a restart.
-    fn toa_writer(&self, kind: u8, metrics: &Metrics) -> Result<Arc<dyn UpstreamTagger>, String> {
+    fn toa_writer(
+        &self,
+        kind: u8,
+        metrics: &Metrics,
+    ) -> Result<Arc<dyn UpstreamTagger>, ModeError> {
         let mut slot = self.toa.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((attached, writer)) = slot.as_ref() {
             return if *attached == kind {
                 Ok(writer.clone())
             } else {
-                Err(format!(
-                    "[toa] kind changed from {attached} to {kind}; restart the proxy to change it"
-                ))
+                Err(ModeError::ToaKindChanged {
+                    attached: *attached,
+                    requested: kind,
+                })
             };
         }
-        let factory = self.tagger_factory.as_ref().ok_or(
-            "pass_client_ip = \"toa\" needs the eBPF edge writer, and this proxy was started without one (run it as `toa proxy`)",
-        )?;
-        let writer = factory
-            .attach(kind)
-            .map_err(|e| format!("cannot load the TOA edge writer: {e}"))?;
+        let factory = self.tagger_factory.as_ref().ok_or(ModeError::NoToaWriter)?;
+        let writer = factory.attach(kind).map_err(ModeError::ToaAttach)?;
         let stats = writer.clone();
         metrics.set_toa_source(Box::new(move || stats.counters()));
         *slot = Some((kind, writer.clone()));
@@ -133,21 +158,6 @@ impl Modes {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The metrics pick the two `toa_proxy_toa_options_*` series out of the edge writer's
-    /// rows by name: those names must be the writer's.
-    #[test]
-    fn toa_option_series_name_edge_writer_counters() {
-        use toa_common::edge::EdgeCounter;
-        for (counter, row) in [
-            (EdgeCounter::OptionsWritten, crate::metrics::OPTIONS_WRITTEN),
-            (EdgeCounter::ReserveFailed, crate::metrics::RESERVE_FAILED),
-        ] {
-            // totals() lists every counter of ALL, so the row is always there.
-            assert!(EdgeCounter::ALL.contains(&counter));
-            assert_eq!(counter.name(), row);
-        }
-    }
 
     #[test]
     fn toa_rule_without_a_tagger_is_refused_in_one_line() {
@@ -167,7 +177,7 @@ mod tests {
             .err()
             .expect("no tagger, no TOA");
         assert_eq!(
-            refused,
+            refused.to_string(),
             "pass_client_ip = \"toa\" needs the eBPF edge writer, and this proxy was started without one (run it as `toa proxy`)"
         );
         let ppv2 = crate::Config::parse(

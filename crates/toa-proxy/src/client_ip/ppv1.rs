@@ -1,6 +1,6 @@
 //! `pass_client_ip = "ppv1"`: the PROXY protocol v1 text line before the first client byte.
 
-use super::{ClientIpWriter, ConnInfo};
+use super::{ClientIpWriter, ConnInfo, HeaderError};
 
 pub struct ProxyV1;
 
@@ -9,7 +9,7 @@ impl ClientIpWriter for ProxyV1 {
         "ppv1"
     }
 
-    fn preamble(&self, conn: &ConnInfo) -> Result<Option<Vec<u8>>, String> {
+    fn preamble(&self, conn: &ConnInfo) -> Result<Option<Vec<u8>>, HeaderError> {
         Ok(Some(
             toa_wire::proxy_v1::Header::tcp(conn.client, conn.proxy)
                 .encode()

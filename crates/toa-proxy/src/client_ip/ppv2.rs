@@ -3,7 +3,7 @@
 
 use toa_wire::proxy_v2::{Header, Tlv, Transport};
 
-use super::{ClientIpWriter, ConnInfo};
+use super::{ClientIpWriter, ConnInfo, HeaderError};
 
 pub struct ProxyV2 {
     /// Sends `UNIQUE_ID` = 8 bytes of process nonce + 8 bytes of connection id, so ids
@@ -33,11 +33,8 @@ impl ClientIpWriter for ProxyV2 {
     /// (a pair that always encodes; mixed families become AF_INET6 with the IPv4 one
     /// v4-mapped), and the only TLV is the 16-byte UNIQUE_ID (128 allowed), far from the
     /// 65,535-byte length limit.
-    fn preamble(&self, conn: &ConnInfo) -> Result<Option<Vec<u8>>, String> {
-        self.header(conn)
-            .encode()
-            .map(Some)
-            .map_err(|e| format!("cannot encode the PROXY v2 header: {e}"))
+    fn preamble(&self, conn: &ConnInfo) -> Result<Option<Vec<u8>>, HeaderError> {
+        Ok(Some(self.header(conn).encode()?))
     }
 }
 

@@ -10,6 +10,8 @@ use std::net::SocketAddr;
 use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 
+pub use crate::metrics::EdgeTotals;
+
 /// Marks upstream sockets so their handshake carries the client's address.
 pub trait UpstreamTagger: Send + Sync {
     /// Registers `socket`'s client and sets TCP_NODELAY on it, which the proxy wants on
@@ -17,9 +19,9 @@ pub trait UpstreamTagger: Send + Sync {
     /// does). The proxy calls it between `socket()` and `connect()`.
     fn register(&self, socket: BorrowedFd<'_>, client: SocketAddr) -> io::Result<()>;
 
-    /// Every counter of the tagger with its value, by name, for the proxy's metrics
+    /// Every counter of the tagger, indexed by `EdgeCounter`, for the proxy's metrics
     /// (`toa_proxy_edge_writer_total{counter=NAME}`).
-    fn counters(&self) -> Vec<(&'static str, u64)>;
+    fn counters(&self) -> EdgeTotals;
 }
 
 /// Attaches an [`UpstreamTagger`] writing TCP option `kind`. The proxy calls it once,

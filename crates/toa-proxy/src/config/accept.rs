@@ -9,35 +9,21 @@ use ipnet::IpNet;
 
 use super::error::ConfigError;
 use super::raw::RawRule;
-use super::values::Protocol;
+use super::values::{Protocol, ValueError, parse_name};
 
-/// Which PROXY protocol versions a rule accepts from its trusted sources.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProxyVersion {
-    V1,
-    V2,
-    /// Either version, told apart by the first bytes.
-    Any,
+toa_common::names! {
+    /// Which PROXY protocol versions a rule accepts from its trusted sources.
+    pub enum ProxyVersion {
+        V1 => "v1",
+        V2 => "v2",
+        /// Either version, told apart by the first bytes.
+        Any => "any",
+    }
 }
 
 impl ProxyVersion {
-    pub fn parse(text: &str) -> Result<ProxyVersion, String> {
-        match text.to_ascii_lowercase().as_str() {
-            "v1" => Ok(ProxyVersion::V1),
-            "v2" => Ok(ProxyVersion::V2),
-            "any" => Ok(ProxyVersion::Any),
-            _ => Err(format!(
-                "unknown version \"{text}\"; expected v1, v2 or any"
-            )),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProxyVersion::V1 => "v1",
-            ProxyVersion::V2 => "v2",
-            ProxyVersion::Any => "any",
-        }
+    pub fn parse(text: &str) -> Result<ProxyVersion, ValueError> {
+        parse_name("version", text)
     }
 
     pub fn accepts_v1(self) -> bool {
@@ -65,12 +51,12 @@ impl AcceptProxy {
 }
 
 /// One `accept_proxy_from` entry: a CIDR, or a bare address meaning that host only.
-pub fn parse_net(text: &str) -> Result<IpNet, String> {
+pub fn parse_net(text: &str) -> Result<IpNet, ValueError> {
     let t = text.trim();
     t.parse::<IpNet>()
         .or_else(|_| t.parse::<IpAddr>().map(IpNet::from))
         .map(|n| n.trunc())
-        .map_err(|_| format!("\"{text}\" is not a CIDR like \"198.18.1.0/24\" or an IP address"))
+        .map_err(|_| ValueError::NotANet(text.to_string()))
 }
 
 /// `accept_proxy` and `accept_proxy_from` of one rule; `err` builds the located error.
@@ -96,8 +82,8 @@ pub(super) fn validate(
             ));
         }
         (Some(v), Some(f)) => {
-            let version =
-                ProxyVersion::parse(v.get_ref()).map_err(|r| err(v.span(), "accept_proxy", r))?;
+            let version = ProxyVersion::parse(v.get_ref())
+                .map_err(|r| err(v.span(), "accept_proxy", r.to_string()))?;
             if protocol == Protocol::Udp && version == ProxyVersion::V1 {
                 return Err(err(
                     v.span(),
@@ -115,7 +101,10 @@ pub(super) fn validate(
             let from = f
                 .get_ref()
                 .iter()
-                .map(|n| parse_net(n.get_ref()).map_err(|r| err(n.span(), "accept_proxy_from", r)))
+                .map(|n| {
+                    parse_net(n.get_ref())
+                        .map_err(|r| err(n.span(), "accept_proxy_from", r.to_string()))
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             Some(AcceptProxy { version, from })
         }

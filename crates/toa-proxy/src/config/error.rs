@@ -74,14 +74,14 @@ impl Source<'_> {
         offset: usize,
         section: impl Into<String>,
         field: impl Into<String>,
-        reason: impl Into<String>,
+        reason: impl fmt::Display,
     ) -> ConfigError {
         ConfigError::At(Located {
             path: self.path.to_path_buf(),
             line: self.line_of(offset),
             section: section.into(),
             field: field.into(),
-            reason: reason.into(),
+            reason: reason.to_string(),
         })
     }
 

@@ -249,8 +249,8 @@ impl Transport {
     /// The `pass_client_ip` word of the mode.
     pub fn mode_name(self) -> &'static str {
         match self {
-            Transport::Tcp { mode, .. } => mode.as_str(),
-            Transport::Udp { mode, .. } => mode.as_str(),
+            Transport::Tcp { mode, .. } => mode.name(),
+            Transport::Udp { mode, .. } => mode.name(),
         }
     }
 

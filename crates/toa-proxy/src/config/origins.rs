@@ -8,6 +8,7 @@ use super::OriginSpec;
 use super::error::{ConfigError, Source};
 use super::raw::RawRule;
 use super::sections::{GroupOrigin, resolve};
+use crate::dns::{LookupError, lookup};
 
 /// Resolved origins, the names as written, and the group name (if the rule uses one).
 type Origins = (Vec<OriginSpec>, Vec<String>, Option<String>);
@@ -65,14 +66,13 @@ pub(super) fn validate(
             for o in list.get_ref() {
                 let literal = o.get_ref().parse::<IpAddr>().is_ok();
                 if online || literal {
-                    resolved
-                        .extend(resolve(o.get_ref(), 1).map_err(|r| err(o.span(), "origins", r))?);
-                } else if let Some(hint) = crate::dns::lookup(o.get_ref())
-                    .err()
-                    .filter(|h| h.contains("origin_ports"))
-                {
-                    // Not looked up, but a "host:port" is wrong whether or not the rule is online.
-                    return Err(err(o.span(), "origins", hint));
+                    resolved.extend(
+                        resolve(o.get_ref(), 1)
+                            .map_err(|r| err(o.span(), "origins", r.to_string()))?,
+                    );
+                } else if let Err(hint @ LookupError::HasPort { .. }) = lookup(o.get_ref()) {
+                    // A "host:port" is wrong whether or not the rule is online.
+                    return Err(err(o.span(), "origins", hint.to_string()));
                 }
             }
             let names = list.get_ref().iter().map(|o| o.get_ref().clone()).collect();

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::values::PortRange;
+use super::values::{PortRange, ValueError};
 
 /// The listen ports of one rule: non-empty ranges, in the order written, none overlapping.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -11,15 +11,18 @@ pub struct Ports(Vec<PortRange>);
 
 impl Ports {
     /// Parses each item as a port or range; the reason names the first bad item.
-    pub fn parse<S: AsRef<str>>(items: &[S]) -> Result<Ports, String> {
+    pub fn parse<S: AsRef<str>>(items: &[S]) -> Result<Ports, ValueError> {
         if items.is_empty() {
-            return Err("empty; list at least one port or range".into());
+            return Err(ValueError::NoPorts);
         }
         let mut ranges: Vec<PortRange> = Vec::with_capacity(items.len());
         for item in items {
             let range = PortRange::parse(item.as_ref())?;
-            if let Some(prev) = ranges.iter().find(|r| r.overlaps(&range)) {
-                return Err(format!("\"{range}\" overlaps \"{prev}\" in the same list"));
+            if let Some(earlier) = ranges.iter().find(|r| r.overlaps(&range)) {
+                return Err(ValueError::Overlap {
+                    range,
+                    earlier: *earlier,
+                });
             }
             ranges.push(range);
         }
@@ -112,7 +115,7 @@ mod tests {
     #[test]
     fn overlapping_items_in_one_list_are_rejected() {
         assert_eq!(
-            Ports::parse(&["80-90", "85"]).unwrap_err(),
+            Ports::parse(&["80-90", "85"]).unwrap_err().to_string(),
             "\"85\" overlaps \"80-90\" in the same list"
         );
     }

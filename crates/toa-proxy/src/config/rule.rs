@@ -13,7 +13,7 @@ use super::ports::Ports;
 use super::raw::{RawRule, Text};
 use super::resources::rule_resources;
 use super::sections::{GroupOrigin, duration};
-use super::values::{Balance, PortRange, Protocol, TcpMode, UdpMode, parse_duration};
+use super::values::{Balance, PortRange, Protocol, TcpMode, UdpMode, ValueError, parse_duration};
 use super::{ListenAddr, ProxySettings, Rule, Transport, ranges};
 use super::{accept, origins};
 
@@ -31,7 +31,7 @@ struct At<'a> {
 }
 
 impl At<'_> {
-    fn err(&self, span: Range<usize>, field: &str, reason: String) -> ConfigError {
+    fn err(&self, span: Range<usize>, field: &str, reason: impl std::fmt::Display) -> ConfigError {
         self.src
             .error(span.start, self.section.clone(), field, reason)
     }
@@ -156,7 +156,7 @@ fn ports_and_listen(at: &At) -> Result<(Ports, Vec<ListenAddr>), ConfigError> {
             return Err(at.err(
                 list.span(),
                 "listen",
-                "empty; leave it out to listen on all addresses".into(),
+                "empty; leave it out to listen on all addresses",
             ));
         }
         Some(list) => list
@@ -226,7 +226,7 @@ fn transport(at: &At, protocol: Protocol) -> Result<Transport, ConfigError> {
     let mode_err = |m: &Spanned<String>, r| at.err(m.span(), "pass_client_ip", r);
     let at_least_one = |m: &Spanned<i64>, field: &str| {
         if *m.get_ref() < 1 {
-            Err(at.err(m.span(), field, "must be at least 1".into()))
+            Err(at.err(m.span(), field, "must be at least 1"))
         } else {
             Ok(*m.get_ref() as usize)
         }
@@ -245,7 +245,7 @@ fn transport(at: &At, protocol: Protocol) -> Result<Transport, ConfigError> {
                 return Err(at.err(
                     m.span(),
                     "max_flows",
-                    "only udp rules have flows; use max_connections on tcp".into(),
+                    "only udp rules have flows; use max_connections on tcp",
                 ));
             }
             Transport::Tcp {
@@ -262,7 +262,7 @@ fn transport(at: &At, protocol: Protocol) -> Result<Transport, ConfigError> {
                 return Err(at.err(
                     m.span(),
                     "max_connections",
-                    "udp rules have flows, not connections; use max_flows".into(),
+                    "udp rules have flows, not connections; use max_flows",
                 ));
             }
             let max_flows = match &raw.max_flows {
@@ -318,6 +318,6 @@ fn session_persist(at: &At) -> Result<Option<Duration>, ConfigError> {
         .then_some(ttl))
 }
 
-fn port_range(v: &Spanned<Text>) -> Result<PortRange, String> {
+fn port_range(v: &Spanned<Text>) -> Result<PortRange, ValueError> {
     PortRange::parse(&v.get_ref().as_string())
 }

@@ -229,7 +229,7 @@ pub(super) fn positive(
 
 /// Every address of `name` (an IP literal, or a host name looked up with blocking
 /// getaddrinfo), one [`OriginSpec`] each.
-pub(super) fn resolve(name: &str, weight: u32) -> Result<Vec<OriginSpec>, String> {
+pub(super) fn resolve(name: &str, weight: u32) -> Result<Vec<OriginSpec>, crate::dns::LookupError> {
     Ok(crate::dns::lookup(name)?
         .into_iter()
         .map(|address| OriginSpec {

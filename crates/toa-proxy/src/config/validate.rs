@@ -92,7 +92,7 @@ fn check_overlap(
                     "ports",
                     format!(
                         "{} port {port} on {a} overlaps rule \"{}\" (line {}) on {b}",
-                        rule.protocol().as_str(),
+                        rule.protocol().name(),
                         other.tag,
                         other.line
                     ),

@@ -1,8 +1,74 @@
 //! Small value types of the config (ports, durations, modes) and their parsers.
-//! Parsers return a plain reason string; the caller adds file, line and field.
+//! Parsers return a [`ValueError`]; the caller adds file, line and field. Names of
+//! modes, protocols and algorithms are tables (`toa_common::names!`).
 
 use std::fmt;
 use std::time::Duration;
+
+/// Why one config value does not parse (the caller adds file, line and field).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error("\"{0}\" is not a port or a range like \"81-85\" (ports are 1-65535)")]
+    NotAPort(String),
+    #[error("range \"{0}\" runs backwards")]
+    Backwards(String),
+    #[error("empty; list at least one port or range")]
+    NoPorts,
+    #[error("\"{range}\" overlaps \"{earlier}\" in the same list")]
+    Overlap {
+        range: PortRange,
+        earlier: PortRange,
+    },
+    #[error("\"{0}\" is too long a duration")]
+    DurationTooLong(String),
+    #[error("\"{0}\" is not a duration like \"30s\", \"500ms\", \"5m\" or \"1h\"")]
+    NotADuration(String),
+    #[error("\"{text}\" is out of range; use {min}..{max}")]
+    OutOfRange {
+        text: String,
+        min: String,
+        max: String,
+    },
+    /// A name outside its table (`what` is the kind of value: protocol, mode, ...).
+    #[error("unknown {what} \"{text}\"; expected {expected}")]
+    Unknown {
+        what: &'static str,
+        text: String,
+        expected: String,
+    },
+    /// A mode of the other transport.
+    #[error("{mode} is for {only} rules only; on {here} use {expected}")]
+    OtherTransport {
+        mode: &'static str,
+        only: &'static str,
+        here: &'static str,
+        expected: String,
+    },
+    #[error("\"{0}\" is not a CIDR like \"198.18.1.0/24\" or an IP address")]
+    NotANet(String),
+}
+
+/// `names` as a reader lists them: "a, b or c".
+pub fn one_of(names: impl IntoIterator<Item = &'static str>) -> String {
+    let names: Vec<&str> = names.into_iter().collect();
+    match names.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
+/// The value of `T`'s table named `text` (any case), or which names there are.
+pub(super) fn parse_name<T: toa_common::names::Named>(
+    what: &'static str,
+    text: &str,
+) -> Result<T, ValueError> {
+    T::from_name(&text.to_ascii_lowercase()).ok_or_else(|| ValueError::Unknown {
+        what,
+        text: text.to_string(),
+        expected: one_of(T::all().iter().map(|v| v.name())),
+    })
+}
 
 /// `"80"` or `"81-85"`: an inclusive, non-empty port range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -45,14 +111,10 @@ impl PortRange {
         }
     }
 
-    pub fn parse(text: &str) -> Result<PortRange, String> {
-        let port = |s: &str| -> Result<u16, String> {
-            match s.trim().parse::<u16>() {
-                Ok(0) | Err(_) => Err(format!(
-                    "\"{text}\" is not a port or a range like \"81-85\" (ports are 1-65535)"
-                )),
-                Ok(p) => Ok(p),
-            }
+    pub fn parse(text: &str) -> Result<PortRange, ValueError> {
+        let port = |s: &str| match s.trim().parse::<u16>() {
+            Ok(0) | Err(_) => Err(ValueError::NotAPort(text.to_string())),
+            Ok(p) => Ok(p),
         };
         let range = match text.split_once('-') {
             None => PortRange::single(port(text)?),
@@ -62,7 +124,7 @@ impl PortRange {
             },
         };
         if range.first > range.last {
-            return Err(format!("range \"{text}\" runs backwards"));
+            return Err(ValueError::Backwards(text.to_string()));
         }
         Ok(range)
     }
@@ -80,13 +142,10 @@ impl fmt::Display for PortRange {
 
 /// `"3600s"`, `"500ms"`, `"5m"`, `"1h 30m"` (humantime's syntax, overflow checked); a bare
 /// integer (TOML or string) means seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    parse(text).map_err(|overflow| {
-        if overflow {
-            format!("\"{text}\" is too long a duration")
-        } else {
-            format!("\"{text}\" is not a duration like \"30s\", \"500ms\", \"5m\" or \"1h\"")
-        }
+pub fn parse_duration(text: &str) -> Result<Duration, ValueError> {
+    parse(text).map_err(|overflow| match overflow {
+        true => ValueError::DurationTooLong(text.to_string()),
+        false => ValueError::NotADuration(text.to_string()),
     })
 }
 
@@ -95,14 +154,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 pub fn parse_bounded_duration(
     text: &str,
     range: &std::ops::RangeInclusive<Duration>,
-) -> Result<Duration, String> {
+) -> Result<Duration, ValueError> {
     match parse(text) {
         Ok(d) if range.contains(&d) => Ok(d),
-        Ok(_) | Err(true) => Err(format!(
-            "\"{text}\" is out of range; use {}..{}",
-            humantime::format_duration(*range.start()),
-            humantime::format_duration(*range.end())
-        )),
+        Ok(_) | Err(true) => Err(ValueError::OutOfRange {
+            text: text.to_string(),
+            min: humantime::format_duration(*range.start()).to_string(),
+            max: humantime::format_duration(*range.end()).to_string(),
+        }),
         Err(false) => parse_duration(text),
     }
 }
@@ -125,149 +184,96 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
-/// Transport of a rule. UDP rules are validated here; UDP forwarding is its own module.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Protocol {
-    Tcp,
-    Udp,
+toa_common::names! {
+    /// Transport of a rule (`protocol`). UDP rules are validated here; UDP forwarding is its own module.
+    #[derive(PartialOrd, Ord)]
+    pub enum Protocol {
+        Tcp => "tcp",
+        Udp => "udp",
+    }
 }
 
 impl Protocol {
-    pub fn parse(text: &str) -> Result<Protocol, String> {
-        match text.to_ascii_lowercase().as_str() {
-            "tcp" => Ok(Protocol::Tcp),
-            "udp" => Ok(Protocol::Udp),
-            _ => Err(format!("unknown protocol \"{text}\"; expected tcp or udp")),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-        }
+    pub fn parse(text: &str) -> Result<Protocol, ValueError> {
+        parse_name("protocol", text)
     }
 }
 
-/// How the client's address reaches the origin on a TCP rule (`pass_client_ip`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TcpMode {
-    /// TCP option written by the eBPF edge writer on SYN and handshake ACK.
-    Toa,
-    /// PROXY protocol v1 text header before the first client byte.
-    ProxyV1,
-    /// PROXY protocol v2 binary header before the first client byte.
-    ProxyV2,
-    Off,
+toa_common::names! {
+    /// `pass_client_ip` on a TCP rule.
+    pub enum TcpMode {
+        Toa => "toa",
+        ProxyV1 => "ppv1",
+        ProxyV2 => "ppv2",
+        Off => "off",
+    }
 }
 
-/// How the client's address reaches the origin on a UDP rule (`pass_client_ip`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum UdpMode {
-    /// PROXY protocol v2 binary header on a flow's first datagram.
-    ProxyV2,
-    /// Tencent SPP header on every datagram.
-    Spp,
-    Off,
+toa_common::names! {
+    /// `pass_client_ip` on a UDP rule.
+    pub enum UdpMode {
+        ProxyV2 => "ppv2",
+        Spp => "spp",
+        Off => "off",
+    }
 }
 
-/// Every `pass_client_ip` word, for the "unknown mode" message.
+/// Every mode of either transport, as the error for an unknown one lists them.
 const EVERY_MODE: &str = "toa, ppv1, ppv2, spp or off";
 
 impl TcpMode {
-    pub const ALL: [TcpMode; 4] = [
-        TcpMode::Toa,
-        TcpMode::ProxyV1,
-        TcpMode::ProxyV2,
-        TcpMode::Off,
-    ];
-
-    /// `pass_client_ip` on a TCP rule; the reason names the modes TCP has.
-    pub fn parse(text: &str) -> Result<TcpMode, String> {
-        parse_mode(
-            text,
-            &Self::ALL,
-            TcpMode::as_str,
-            UdpMode::as_str,
-            &UdpMode::ALL,
-            |udp| format!("{udp} is for UDP rules only; on tcp use toa, ppv1, ppv2 or off"),
-        )
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TcpMode::Toa => "toa",
-            TcpMode::ProxyV1 => "ppv1",
-            TcpMode::ProxyV2 => "ppv2",
-            TcpMode::Off => "off",
-        }
+    pub fn parse(text: &str) -> Result<TcpMode, ValueError> {
+        parse_mode::<TcpMode, UdpMode>(text, ("tcp", "UDP"))
     }
 }
 
 impl UdpMode {
-    pub const ALL: [UdpMode; 3] = [UdpMode::ProxyV2, UdpMode::Spp, UdpMode::Off];
-
-    /// `pass_client_ip` on a UDP rule; the reason names the modes UDP has.
-    pub fn parse(text: &str) -> Result<UdpMode, String> {
-        parse_mode(
-            text,
-            &Self::ALL,
-            UdpMode::as_str,
-            TcpMode::as_str,
-            &TcpMode::ALL,
-            |tcp| format!("{tcp} is for TCP rules only; on udp use ppv2, spp or off"),
-        )
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UdpMode::ProxyV2 => "ppv2",
-            UdpMode::Spp => "spp",
-            UdpMode::Off => "off",
-        }
+    pub fn parse(text: &str) -> Result<UdpMode, ValueError> {
+        parse_mode::<UdpMode, TcpMode>(text, ("udp", "TCP"))
     }
 }
 
-/// `text` (any case) as one of `ours`; a mode of the other transport (`theirs`) gets the
-/// reason `wrong` gives for its name, any other word the list of every mode.
-fn parse_mode<M: Copy, O: Copy>(
+/// Mode `M` named `text`; a mode of the other transport `O` (`other` names it) gets its
+/// own reason.
+fn parse_mode<M: toa_common::names::Named, O: toa_common::names::Named>(
     text: &str,
-    ours: &[M],
-    our_name: fn(M) -> &'static str,
-    their_name: fn(O) -> &'static str,
-    theirs: &[O],
-    wrong: impl Fn(&str) -> String,
-) -> Result<M, String> {
+    (here, other): (&'static str, &'static str),
+) -> Result<M, ValueError> {
     let word = text.to_ascii_lowercase();
-    if let Some(mode) = ours.iter().copied().find(|m| our_name(*m) == word) {
+    if let Some(mode) = M::from_name(&word) {
         return Ok(mode);
     }
-    Err(
-        match theirs.iter().copied().map(their_name).find(|n| *n == word) {
-            Some(name) => wrong(name),
-            None => format!("unknown mode \"{text}\"; expected {EVERY_MODE}"),
+    Err(match O::from_name(&word) {
+        Some(theirs) => ValueError::OtherTransport {
+            mode: theirs.name(),
+            only: other,
+            here,
+            expected: one_of(M::all().iter().map(|m| m.name())),
         },
-    )
+        None => ValueError::Unknown {
+            what: "mode",
+            text: text.to_string(),
+            expected: EVERY_MODE.to_string(),
+        },
+    })
 }
 
-/// Balancing algorithm (`balance`). Session persistence overrides it with a consistent hash.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Balance {
-    /// Round robin; weighted (smooth WRR) when origins carry different weights.
-    RoundRobin,
-    /// Fewest active connections relative to weight.
-    LeastConnections,
+toa_common::names! {
+    /// `balance`: how a rule picks among its origins.
+    pub enum Balance {
+        RoundRobin => "round_robin",
+        LeastConnections => "least_connections",
+    }
 }
 
 impl Balance {
-    pub fn parse(text: &str) -> Result<Balance, String> {
-        match text {
-            "round_robin" => Ok(Balance::RoundRobin),
-            "least_connections" => Ok(Balance::LeastConnections),
-            other => Err(format!(
-                "unknown algorithm \"{other}\"; expected round_robin or least_connections"
-            )),
-        }
+    /// Case-sensitive, as written in the file.
+    pub fn parse(text: &str) -> Result<Balance, ValueError> {
+        Balance::from_name(text).ok_or_else(|| ValueError::Unknown {
+            what: "algorithm",
+            text: text.to_string(),
+            expected: one_of(Balance::ALL.map(Balance::name)),
+        })
     }
 }
 
@@ -313,7 +319,9 @@ mod tests {
         assert!(parse_duration("99999999999999999999").is_err());
         let range = Duration::from_secs(1)..=Duration::from_secs(60);
         assert_eq!(
-            parse_bounded_duration("2m", &range).unwrap_err(),
+            parse_bounded_duration("2m", &range)
+                .unwrap_err()
+                .to_string(),
             "\"2m\" is out of range; use 1s..1m"
         );
         assert_eq!(format_duration(Duration::from_millis(1500)), "1500ms");
@@ -324,7 +332,7 @@ mod tests {
         assert!(TcpMode::parse("SPP").is_err());
         assert_eq!(UdpMode::parse("SPP"), Ok(UdpMode::Spp));
         assert_eq!(
-            UdpMode::parse("ppv1").unwrap_err(),
+            UdpMode::parse("ppv1").unwrap_err().to_string(),
             "ppv1 is for TCP rules only; on udp use ppv2, spp or off"
         );
         assert!(UdpMode::parse("toa").is_err());

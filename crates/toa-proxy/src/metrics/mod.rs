@@ -33,7 +33,7 @@ use toa_metrics_http::EndpointCounts;
 use crate::health::HealthRegistry;
 
 pub(crate) use crate::labels::label_enum;
-pub use edge::{OPTIONS_WRITTEN, RESERVE_FAILED, ToaSource};
+pub use edge::{EdgeTotals, ToaSource};
 pub(crate) use family::{counters, gauges};
 pub use rule::{Reject, RuleMetrics};
 pub use udp::{DropReason, Eviction, UdpRuleMetrics};
@@ -78,8 +78,7 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
-            .map(|read| read())
-            .unwrap_or_default();
+            .map(|read| read());
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let mut registry = Registry::default();
         registry.register_collector(Box::new(rule::RuleFamilies(rules.clone())));

@@ -26,13 +26,13 @@ label_enum! {
         ClientLimit => "client_limit",
         // The labels UDP's drops use too, from the one place that names them.
         /// accept_proxy rules: the TCP peer is not in `accept_proxy_from`.
-        ProxyHeaderUntrusted => Refusal::Untrusted.reason(),
+        ProxyHeaderUntrusted => Refusal::Untrusted.name(),
         /// accept_proxy rules: other bytes first, or the connection closed, before a header.
-        ProxyHeaderMissing => Refusal::Missing.reason(),
+        ProxyHeaderMissing => Refusal::Missing.name(),
         /// accept_proxy rules: a header of an accepted version that does not parse.
-        ProxyHeaderMalformed => Refusal::Malformed.reason(),
+        ProxyHeaderMalformed => Refusal::Malformed.name(),
         /// accept_proxy rules: no complete header within `accept_proxy_timeout`.
-        ProxyHeaderTimeout => Refusal::Timeout.reason(),
+        ProxyHeaderTimeout => Refusal::Timeout.name(),
     }
 }
 

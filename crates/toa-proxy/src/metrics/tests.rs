@@ -4,6 +4,7 @@
 use super::*;
 use crate::error::ConnectErrorKind;
 use crate::metrics::DropReason;
+use toa_common::edge::EdgeCounter;
 
 fn has_line(text: &str, line: &str) {
     assert!(
@@ -55,11 +56,10 @@ fn render_escapes_rule_tags_in_labels() {
 fn render_lists_the_edge_writer_rows_it_is_given() {
     let m = Metrics::default();
     m.set_toa_source(Box::new(|| {
-        vec![
-            (OPTIONS_WRITTEN, 4),
-            (RESERVE_FAILED, 1),
-            ("store_failed", 0),
-        ]
+        let mut totals = [0; EdgeCounter::COUNT as usize];
+        totals[EdgeCounter::OptionsWritten as usize] = 4;
+        totals[EdgeCounter::ReserveFailed as usize] = 1;
+        totals
     }));
     let text = m.render(&HealthRegistry::default());
     for line in [

@@ -30,13 +30,13 @@ label_enum! {
         ShortSppReply => "short_spp_reply",
         // The same labels as TCP's refusals, from the one place that names them.
         /// accept_proxy rules: a source outside accept_proxy_from.
-        ProxyHeaderUntrusted => Refusal::Untrusted.reason(),
+        ProxyHeaderUntrusted => Refusal::Untrusted.name(),
         /// accept_proxy rules: a datagram (a flow's first, or any with SPP) without a header.
-        ProxyHeaderMissing => Refusal::Missing.reason(),
+        ProxyHeaderMissing => Refusal::Missing.name(),
         /// accept_proxy rules: a header that does not parse.
-        ProxyHeaderMalformed => Refusal::Malformed.reason(),
+        ProxyHeaderMalformed => Refusal::Malformed.name(),
         /// Never for datagrams (a header is whole or missing); listed so the labels match TCP's.
-        ProxyHeaderTimeout => Refusal::Timeout.reason(),
+        ProxyHeaderTimeout => Refusal::Timeout.name(),
     }
 }
 

@@ -17,6 +17,7 @@ use super::client_ip::{FlowInfo, MAX_DATAGRAM};
 use super::flow::{Flow, FlowKey, FlowSetup, FlowTable, Held};
 use super::socket::{ListenSocket, Received};
 use super::upstream;
+use crate::client_ip::HeaderError;
 use crate::metrics::{DropReason, Eviction};
 use crate::rules::ListenKey;
 use crate::state::{Route, Routes, Shared, UdpRule};
@@ -88,7 +89,7 @@ pub(crate) async fn run(
                     }
                     Err(refusal) => {
                         rule.metrics.udp.drop(refusal.into());
-                        tracing::debug!(rule = %rule.tag, peer = %got.peer, reason = refusal.reason(), "datagram dropped: no accepted PROXY header");
+                        tracing::debug!(rule = %rule.tag, peer = %got.peer, reason = refusal.name(), "datagram dropped: no accepted PROXY header");
                         continue;
                     }
                 }
@@ -188,16 +189,16 @@ async fn open(
     let backend = &rule.backends[i];
     let origin = backend.target(route.origin_port);
     let writer = rule.mode.clone();
-    let proxy_error = |e: String| {
+    let proxy_error = |e: HeaderError| {
         tracing::warn!(rule = %rule.tag, client = %info.client, origin = %origin, "proxy error: {e}");
         DropReason::ProxySocket
     };
     let headers = writer.headers(&info).map_err(proxy_error)?;
     if headers.first.len() + headers.every.len() > HEADROOM {
-        return Err(proxy_error(format!(
-            "the {} header is longer than {HEADROOM} bytes",
-            writer.name()
-        )));
+        return Err(proxy_error(HeaderError::TooLong {
+            mode: writer.name(),
+            limit: HEADROOM,
+        }));
     }
     let upstream = upstream::connect(origin).await.map_err(|e| {
         // Out of descriptors, every new client's datagrams land here: one line a second.

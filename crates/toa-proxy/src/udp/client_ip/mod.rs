@@ -10,7 +10,7 @@ mod spp;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::client_ip::Modes;
+use crate::client_ip::{HeaderError, Modes};
 use crate::config::{Rule, UdpMode};
 use crate::metrics::DropReason;
 
@@ -60,7 +60,7 @@ pub trait DatagramWriter: Send + Sync {
     fn name(&self) -> &'static str;
 
     /// The headers of a new flow, or why none can be built (the flow is then refused).
-    fn headers(&self, flow: &FlowInfo) -> Result<FlowHeaders, String>;
+    fn headers(&self, flow: &FlowInfo) -> Result<FlowHeaders, HeaderError>;
 
     /// What to send the client for `datagram`, which the origin sent.
     fn reply<'a>(&self, datagram: &'a [u8]) -> Reply<'a> {

@@ -2,6 +2,7 @@
 //! the proxy's address.
 
 use super::{DatagramWriter, FlowHeaders, FlowInfo};
+use crate::client_ip::HeaderError;
 
 pub struct Off;
 
@@ -10,7 +11,7 @@ impl DatagramWriter for Off {
         "off"
     }
 
-    fn headers(&self, _flow: &FlowInfo) -> Result<FlowHeaders, String> {
+    fn headers(&self, _flow: &FlowInfo) -> Result<FlowHeaders, HeaderError> {
         Ok(FlowHeaders::default())
     }
 }

@@ -5,7 +5,7 @@
 use toa_wire::proxy_v2::Transport;
 
 use super::{DatagramWriter, FlowHeaders, FlowInfo};
-use crate::client_ip::{ConnInfo, ProxyV2};
+use crate::client_ip::{ConnInfo, HeaderError, ProxyV2};
 
 pub struct ProxyV2Dgram {
     stream: ProxyV2,
@@ -22,7 +22,7 @@ impl DatagramWriter for ProxyV2Dgram {
         "ppv2"
     }
 
-    fn headers(&self, flow: &FlowInfo) -> Result<FlowHeaders, String> {
+    fn headers(&self, flow: &FlowInfo) -> Result<FlowHeaders, HeaderError> {
         let conn = ConnInfo {
             id: flow.id,
             client: flow.client,
@@ -30,9 +30,7 @@ impl DatagramWriter for ProxyV2Dgram {
         };
         let mut header = self.stream.header(&conn);
         header.transport = Transport::Dgram;
-        let first = header
-            .encode()
-            .map_err(|e| format!("cannot encode the PROXY v2 header: {e}"))?;
+        let first = header.encode()?;
         Ok(FlowHeaders {
             first,
             every: Vec::new(),

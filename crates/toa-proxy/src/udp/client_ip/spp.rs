@@ -7,6 +7,7 @@
 use toa_wire::spp;
 
 use super::{DatagramWriter, FlowHeaders, FlowInfo, Reply};
+use crate::client_ip::HeaderError;
 use crate::metrics::DropReason;
 
 pub struct Spp;
@@ -16,7 +17,7 @@ impl DatagramWriter for Spp {
         "spp"
     }
 
-    fn headers(&self, flow: &FlowInfo) -> Result<FlowHeaders, String> {
+    fn headers(&self, flow: &FlowInfo) -> Result<FlowHeaders, HeaderError> {
         let header = spp::Header {
             client: flow.client,
             proxy: flow.proxy,
