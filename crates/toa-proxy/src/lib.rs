@@ -23,19 +23,19 @@
 //! - [`forward`]: moving bytes both ways (splice or bounded buffers, half-close, idle timeout).
 //! - [`metrics`]: counters and the Prometheus text endpoint.
 //! - [`udp`]: UDP flows, their upstream sockets and the datagram modes (PROXY v2, SPP).
-//! - [`server`]: the running proxy: listeners, routes, reload and drain; `accept` runs the TCP
+//! - [`server`]: the running proxy: listeners, routes, reload and drain; `workers` runs the TCP
 //!   accept workers (a thread each, SO_REUSEPORT sockets); `runtime` builds each
 //!   rule's data-path state, `connection` handles one client.
-//! - [`serve`]: the foreground process: signals (and [`watch`]ed config changes) drive reload
+//! - [`process`] ([`serve`]): the foreground process: signals (and [`watch`]ed config changes) drive reload
 //!   and drain; [`notify`] tells a systemd supervisor.
 //! - `state`: what the data path reads (`Shared`, `Route`, `RuleRuntime`, [`ServerError`]),
 //!   below everything that uses it; `dns`: host-name lookup; `labels`: label enums.
 //! - [`resolve`]: host-name origins looked up again while running.
 //!
 //! Modules depend one way (`scripts/module-cycles` checks it): `server` sits at the top and
-//! only `serve` uses it.
+//! only `process` uses it. Every module named `accept_proxy` reads PROXY headers (TCP,
+//! UDP, config); the accept loops are `workers`.
 
-mod accept;
 pub mod accept_proxy;
 pub mod balance;
 pub mod client_ip;
@@ -50,19 +50,20 @@ pub mod limit;
 pub mod listener;
 pub mod metrics;
 pub mod notify;
+pub mod process;
 pub mod resolve;
 pub mod rules;
 mod runtime;
-pub mod serve;
 pub mod server;
 mod state;
 mod throttle;
 pub mod udp;
 mod upstream;
 pub mod watch;
+mod workers;
 
 pub use client_ip::{EdgeTotals, UpstreamTagger, UpstreamTaggerFactory};
 pub use config::Config;
 pub use error::{ConnectError, ConnectErrorKind, LocalResource, Side};
-pub use serve::{ServeOptions, serve};
+pub use process::{ServeOptions, serve};
 pub use server::{Applied, Server, ServerError};

@@ -16,7 +16,6 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::accept::{AcceptLoop, AcceptWorkers};
 use crate::client_ip;
 use crate::config::{Config, Protocol};
 use crate::health::HealthRegistry;
@@ -26,6 +25,7 @@ use crate::rules::{self, ListenKey};
 use crate::runtime::Built;
 pub use crate::state::ServerError;
 use crate::state::{Route, Routes, Shared, TcpRule, UdpRule};
+use crate::workers::{AcceptLoop, AcceptWorkers};
 use crate::{listener, resolve, udp};
 
 /// A running listener: its route, swapped by reloads, and what stops it.

@@ -30,7 +30,7 @@
 //! accept_proxy_from = ["198.18.1.0/24"]
 //! ```
 
-mod accept;
+mod accept_proxy;
 mod error;
 mod origins;
 mod ports;
@@ -45,7 +45,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use accept::{AcceptProxy, ProxyVersion, parse_net as accept_net};
+pub use accept_proxy::{AcceptProxy, ProxyVersion, parse_net as accept_net};
 pub use error::{ConfigError, Located};
 pub use ports::Ports;
 pub use resources::{DEFAULT_TCP_CONNECTIONS_PER_CLIENT, DEFAULT_UDP_FLOWS_PER_CLIENT};

@@ -15,7 +15,7 @@ use super::resources::rule_resources;
 use super::sections::{GroupOrigin, duration};
 use super::values::{Balance, PortRange, Protocol, TcpMode, UdpMode, ValueError, parse_duration};
 use super::{ListenAddr, ProxySettings, Rule, Transport, ranges};
-use super::{accept, origins};
+use super::{accept_proxy, origins};
 
 const TAG_MAX_CHARS: usize = 50;
 /// Flows per UDP rule when `max_flows` is not set: each flow holds one upstream socket (a file descriptor).
@@ -84,7 +84,7 @@ pub(super) fn rule(
         Some(b) => Balance::parse(b.get_ref()).map_err(|r| at.err(b.span(), "balance", r))?,
     };
     let resources = rule_resources(src, &at.section, raw, protocol)?;
-    let accept_proxy = accept::validate(raw, protocol, &|span, field, reason| {
+    let accept_proxy = accept_proxy::validate(raw, protocol, &|span, field, reason| {
         at.err(span, field, reason)
     })?;
     let resolve_interval = match &raw.resolve_interval {

@@ -59,12 +59,10 @@ thread_local! {
 }
 
 /// A connection counted on the worker whose thread drops it. It takes no bytes: a
-/// connection's task fills one of the 128-byte steps tokio allocates tasks in, and a
-/// guard that named its worker (16 bytes) made every idle connection 0.15 KiB larger
-/// (bench/results/perf-changes-2026-12-01.md, section 13). The tasks alive on a
-/// worker's runtime are no substitute: they include tasks that are not connections and
-/// need not be the same on every worker, such as a sweeper that outlives its listener
-/// until its last connection ends. Only [`Loads::counted`] makes one, after counting.
+/// connection's task fills one of the 128-byte steps tokio allocates tasks in, so a
+/// guard that named its worker would make every idle connection a step larger. (The
+/// tasks alive on a worker's runtime are no substitute: not all are connections.)
+/// Only [`Loads::counted`] makes one, after counting.
 struct InProgress(());
 
 impl Drop for InProgress {
