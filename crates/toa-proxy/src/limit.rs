@@ -3,7 +3,12 @@
 //! more open than the new maximum admits nothing until enough have ended, raising it
 //! admits exactly the difference. (A tokio `Semaphore` cannot do this: `forget_permits`
 //! only removes free permits.) Each rule's limits live in the [`LimitRegistry`] by tag,
-//! so a kept rule keeps its counts instead of getting a fresh quota per reload.
+//! so a kept rule keeps its counts instead of getting a fresh quota per reload; with them,
+//! `flows` orders a UDP rule's open flows by activity, for eviction at its limits.
+
+mod flows;
+
+pub(crate) use flows::{Evictable, FlowLru};
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -11,7 +16,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::config::{Config, Protocol, Rule, Transport};
-use crate::udp::evict::FlowLru;
 
 /// A maximum that no limit sets: the count is kept, nothing is refused.
 pub const UNLIMITED: usize = usize::MAX;
@@ -176,6 +180,13 @@ impl LimitRegistry {
                     .any(|r| r.protocol() == *protocol && r.tag == *tag)
         });
     }
+}
+
+/// A UDP flow's places under its rule's `max_flows` and its client's
+/// `max_connections_per_client`.
+pub struct Held {
+    pub flow: LimitGuard,
+    pub client: ClientGuard,
 }
 
 #[cfg(test)]

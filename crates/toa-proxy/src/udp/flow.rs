@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::client_ip::{DatagramWriter, FlowHeaders, FlowInfo};
 use crate::balance::ActiveGuard;
-use crate::limit::{ClientGuard, LimitGuard};
+use crate::limit::{Evictable, Held};
 use crate::state::UdpRule;
 
 /// Milliseconds since the process's first flow clock read: one clock for every listener,
@@ -52,12 +52,6 @@ pub struct Flow {
     last_seen: AtomicU64,
     /// The activity this flow is filed under in its rule's [`super::evict::FlowLru`].
     filed: AtomicU64,
-}
-
-/// A flow's places under the rule's `max_flows` and the client's `max_connections_per_client`.
-pub struct Held {
-    pub flow: LimitGuard,
-    pub client: ClientGuard,
 }
 
 /// Everything a flow is opened with.
@@ -98,7 +92,8 @@ impl Flow {
             filed: AtomicU64::new(0),
         });
         if let Some(lru) = &flow.setup.rule.limits.flows {
-            lru.insert(&flow);
+            let filed: Arc<dyn Evictable> = flow.clone();
+            lru.insert(&filed);
         }
         flow
     }
@@ -108,34 +103,6 @@ impl Flow {
             peer: self.setup.peer,
             client: self.setup.info.client,
         }
-    }
-
-    pub fn id(&self) -> u64 {
-        self.setup.info.id
-    }
-
-    pub fn client_ip(&self) -> IpAddr {
-        self.setup.info.client.ip()
-    }
-
-    pub fn last_active(&self) -> u64 {
-        self.last_seen.load(Ordering::Relaxed)
-    }
-
-    /// Only [`super::evict::FlowLru`] files flows, under its lock.
-    pub fn filed(&self) -> u64 {
-        self.filed.load(Ordering::Relaxed)
-    }
-
-    pub fn filed_at(&self, at: u64) {
-        self.filed.store(at, Ordering::Relaxed);
-    }
-
-    /// Ends the flow now (its relay task stops, its table forgets it) and hands over its
-    /// slots; `None` if another eviction took them first.
-    pub fn evict(&self) -> Option<Held> {
-        self.end.cancel();
-        self.held.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     /// The header bytes for the next datagram to the origin.
@@ -193,6 +160,34 @@ pub struct FlowCounts {
     pub datagrams_to_client: AtomicU64,
     pub bytes_to_origin: AtomicU64,
     pub bytes_to_client: AtomicU64,
+}
+
+impl Evictable for Flow {
+    fn id(&self) -> u64 {
+        self.setup.info.id
+    }
+
+    fn client(&self) -> SocketAddr {
+        self.setup.info.client
+    }
+
+    fn last_active(&self) -> u64 {
+        self.last_seen.load(Ordering::Relaxed)
+    }
+
+    fn filed(&self) -> u64 {
+        self.filed.load(Ordering::Relaxed)
+    }
+
+    fn filed_at(&self, at: u64) {
+        self.filed.store(at, Ordering::Relaxed);
+    }
+
+    /// Its relay task stops and its table forgets it.
+    fn evict(&self) -> Option<Held> {
+        self.end.cancel();
+        self.held.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
 }
 
 impl Drop for Flow {

@@ -12,12 +12,13 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::accept;
+use super::accept_proxy;
 use super::client_ip::{FlowInfo, MAX_DATAGRAM};
-use super::flow::{Flow, FlowKey, FlowSetup, FlowTable, Held};
+use super::flow::{Flow, FlowKey, FlowSetup, FlowTable};
 use super::socket::{ListenSocket, Received};
 use super::upstream;
 use crate::client_ip::HeaderError;
+use crate::limit::Held;
 use crate::metrics::{DropReason, Eviction};
 use crate::rules::ListenKey;
 use crate::state::{Route, Routes, Shared, UdpRule};
@@ -76,7 +77,7 @@ pub(crate) async fn run(
             Some(a) => {
                 let latest = table.latest(&got.peer);
                 let last = latest.as_ref().map(|f| f.setup.spp_in);
-                match accept::read(&buf[HEADROOM..HEADROOM + len], peer, a, last) {
+                match accept_proxy::read(&buf[HEADROOM..HEADROOM + len], peer, a, last) {
                     // Bare, after a PROXY v2 header: the client that header named.
                     Ok(None) => (latest, None),
                     Ok(Some(h)) => {
@@ -158,7 +159,7 @@ async fn open(
     route: &Route<UdpRule>,
     got: &Received,
     port: u16,
-    named: Option<accept::Header>,
+    named: Option<accept_proxy::Header>,
     end: CancellationToken,
 ) -> Result<Arc<Flow>, DropReason> {
     let rule = &*route.rule;
@@ -239,7 +240,7 @@ fn admit(rule: &UdpRule, client: SocketAddr) -> Result<Held, DropReason> {
         let victim = limits.flows.as_ref()?.take_oldest(of)?;
         let held = victim.evict()?;
         udp.evicted(reason);
-        tracing::debug!(rule = %rule.tag, client = %client, evicted = %victim.setup.info.client,
+        tracing::debug!(rule = %rule.tag, client = %client, evicted = %victim.client(),
             limit = reason.name(), "flow evicted: the least recently active one made room");
         Some(held)
     };

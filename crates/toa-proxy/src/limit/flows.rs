@@ -14,7 +14,23 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, Weak};
 
-use super::flow::Flow;
+use std::net::SocketAddr;
+
+use super::Held;
+
+/// A UDP flow as its rule's index sees it (the flow type itself lives with the UDP path).
+pub(crate) trait Evictable: Send + Sync {
+    fn id(&self) -> u64;
+    /// The client the flow is for (its address decides the per-client cap).
+    fn client(&self) -> SocketAddr;
+    /// Activity in ms, stamped by datagrams without the index's lock.
+    fn last_active(&self) -> u64;
+    /// The activity it is filed under; only [`FlowLru`] files flows, under its lock.
+    fn filed(&self) -> u64;
+    fn filed_at(&self, at: u64);
+    /// Ends the flow now and hands over its places; `None` if another eviction took them.
+    fn evict(&self) -> Option<Held>;
+}
 
 /// (activity in ms, flow id): unique per flow.
 type Key = (u64, u64);
@@ -31,13 +47,13 @@ pub(crate) struct FlowLru {
 
 #[derive(Default)]
 struct Index {
-    all: BTreeMap<Key, (IpAddr, Weak<Flow>)>,
+    all: BTreeMap<Key, (IpAddr, Weak<dyn Evictable>)>,
     /// The keys of each client's flows; a client with no open flow has no entry.
     by_client: HashMap<IpAddr, BTreeSet<Key>>,
 }
 
 impl Index {
-    fn file(&mut self, key: Key, client: IpAddr, flow: Weak<Flow>) {
+    fn file(&mut self, key: Key, client: IpAddr, flow: Weak<dyn Evictable>) {
         self.all.insert(key, (client, flow));
         self.by_client.entry(client).or_default().insert(key);
     }
@@ -57,22 +73,22 @@ impl Index {
 
 impl FlowLru {
     /// Files a new flow under its activity now.
-    pub fn insert(&self, flow: &Arc<Flow>) {
+    pub fn insert(&self, flow: &Arc<dyn Evictable>) {
         let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
         let at = flow.last_active();
         flow.filed_at(at);
-        index.file((at, flow.id()), flow.client_ip(), Arc::downgrade(flow));
+        index.file((at, flow.id()), flow.client().ip(), Arc::downgrade(flow));
     }
 
     /// Forgets `flow` (it ended); nothing if it was evicted.
-    pub fn remove(&self, flow: &Flow) {
+    pub fn remove(&self, flow: &dyn Evictable) {
         let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
         index.unfile((flow.filed(), flow.id()));
     }
 
     /// Takes the least recently active flow of the rule (`client` `None`) or of `client`
     /// out of the index; the caller evicts it. `None`: no flow to take.
-    pub fn take_oldest(&self, client: Option<IpAddr>) -> Option<Arc<Flow>> {
+    pub fn take_oldest(&self, client: Option<IpAddr>) -> Option<Arc<dyn Evictable>> {
         // Declared before the lock guard, so dropped after it: a flow's last reference
         // may drop here, and its drop takes this lock (`remove`).
         let mut refiled = Vec::new();
