@@ -20,19 +20,14 @@ impl TrustedNet {
     /// The LPM trie key: IPv4 as `::ffff:a.b.c.d` with 96 added to the prefix.
     /// Host bits are cleared, so `198.18.1.7/24` and `198.18.1.0/24` are one entry.
     pub fn key(&self) -> (u32, TrustAddr) {
-        let (bits, prefix) = match self.addr {
+        let network = IpNet::new(self.addr, self.prefix_len).map_or(self.addr, |n| n.network());
+        match network {
             IpAddr::V4(v4) => (
-                v4.to_ipv6_mapped().to_bits(),
                 96 + u32::from(self.prefix_len),
+                v4.to_ipv6_mapped().octets(),
             ),
-            IpAddr::V6(v6) => (v6.to_bits(), u32::from(self.prefix_len)),
-        };
-        let masked = if prefix == 0 {
-            0
-        } else {
-            bits & (u128::MAX << (128 - prefix))
-        };
-        (prefix, masked.to_be_bytes())
+            IpAddr::V6(v6) => (u32::from(self.prefix_len), v6.octets()),
+        }
     }
 
     /// The inverse of [`TrustedNet::key`].

@@ -8,9 +8,10 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsRawFd;
+
 use std::sync::atomic::Ordering;
 
+use nix::sys::socket::{setsockopt, sockopt};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::client_ip::ConnInfo;
@@ -78,22 +79,8 @@ async fn connect_from(
     }
 }
 
-/// `IP_BIND_ADDRESS_NO_PORT` (Linux 4.2+; also applies to IPv6 sockets).
+/// `IP_BIND_ADDRESS_NO_PORT` (Linux 4.2+; also applies to IPv6 sockets): the port is
+/// picked at connect(), by the 4-tuple, so source addresses do not run out of ports at bind().
 fn bind_address_no_port(socket: &TcpSocket) -> io::Result<()> {
-    let on: libc::c_int = 1;
-    // SAFETY: a valid socket descriptor and an int option of the size we pass.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_BIND_ADDRESS_NO_PORT,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    setsockopt(socket, sockopt::IpBindAddressNoPort, &true).map_err(io::Error::from)
 }
