@@ -4,66 +4,68 @@
 //! session persistence, health), opens the upstream connection while passing the client's
 //! address (TOA option, PROXY v1/v2 header, or nothing), and copies bytes both ways.
 //! The `toa` binary (`toa proxy`) only parses the command line and calls [`serve`].
+//! The public API is what its users call: [`serve`] with [`ServeOptions`], [`config`],
+//! the TOA tagger traits and [`ListenSocket`] (`toa spp-echo`); everything else is crate-private.
 //! Wire codecs live in `toa-wire`. The eBPF TOA writer is not a dependency: the binary
-//! supplies it through [`client_ip::UpstreamTaggerFactory`] (toa-loader's `EdgeWriter`),
+//! supplies it through `client_ip::UpstreamTaggerFactory` (toa-loader's `EdgeWriter`),
 //! so this crate builds without aya or the BPF toolchain.
 //! EdgeOne rule-list conversion is in `toa-edgeone`; the reference UDP origin behind
 //! `toa spp-echo` is in `toa-spp-echo`.
 //!
 //! # Layout
-//! - [`config`]: the TOML file, validated into [`config::Config`]; every error names file:line and field.
-//! - [`rules`]: a validated rule turned into the listener keys it binds and the origin ports they map to.
-//! - [`listener`]: binding listeners (dual stack by default) that survive reloads.
-//! - [`accept_proxy`]: PROXY v1/v2 headers accepted from trusted upstreams (`accept_proxy`).
-//! - [`balance`]: one file per algorithm behind [`balance::Selector`].
-//! - [`health`]: active connect checks and passive marking.
-//! - [`limit`]: connection and flow limits that stay exact across reloads.
+//! - [`config`]: the TOML file, validated into `config::Config`; every error names file:line and field.
+//! - `rules`: a validated rule turned into the listener keys it binds and the origin ports they map to.
+//! - `listener`: binding listeners (dual stack by default) that survive reloads.
+//! - `accept_proxy`: PROXY v1/v2 headers accepted from trusted upstreams (`accept_proxy`).
+//! - `balance`: one file per algorithm behind `balance::Selector`.
+//! - `health`: active connect checks and passive marking.
+//! - `limit`: connection and flow limits that stay exact across reloads.
 //! - `upstream`: opening one upstream connection (source addresses, the mode, connect).
-//! - [`client_ip`]: one file per pass-client-IP mode behind [`client_ip::ClientIpWriter`].
-//! - [`forward`]: moving bytes both ways (splice or bounded buffers, half-close, idle timeout).
-//! - [`metrics`]: counters and the Prometheus text endpoint.
-//! - [`udp`]: UDP flows, their upstream sockets and the datagram modes (PROXY v2, SPP).
-//! - [`server`]: the running proxy: listeners, routes, reload and drain; `workers` runs the TCP
+//! - `client_ip`: one file per pass-client-IP mode behind `client_ip::ClientIpWriter`.
+//! - `forward`: moving bytes both ways (splice or bounded buffers, half-close, idle timeout).
+//! - `metrics`: counters and the Prometheus text endpoint.
+//! - `udp`: UDP flows, their upstream sockets and the datagram modes (PROXY v2, SPP).
+//! - `server`: the running proxy: listeners, routes, reload and drain; `workers` runs the TCP
 //!   accept workers (a thread each, SO_REUSEPORT sockets); `runtime` builds each
 //!   rule's data-path state, `connection` handles one client.
-//! - [`process`] ([`serve`]): the foreground process: signals (and [`watch`]ed config changes) drive reload
-//!   and drain; [`notify`] tells a systemd supervisor.
+//! - `process` ([`serve`]): the foreground process: signals (and `watch`ed config changes) drive reload
+//!   and drain; `notify` tells a systemd supervisor.
 //! - `state`: what the data path reads (`Shared`, `Route`, `RuleRuntime`, [`ServerError`]),
 //!   below everything that uses it; `dns`: host-name lookup; `labels`: label enums.
-//! - [`resolve`]: host-name origins looked up again while running.
+//! - `resolve`: host-name origins looked up again while running.
 //!
 //! Modules depend one way (`scripts/module-cycles` checks it): `server` sits at the top and
 //! only `process` uses it. Every module named `accept_proxy` reads PROXY headers (TCP,
 //! UDP, config); the accept loops are `workers`.
 
-pub mod accept_proxy;
-pub mod balance;
-pub mod client_ip;
+pub(crate) mod accept_proxy;
+pub(crate) mod balance;
+pub(crate) mod client_ip;
 pub mod config;
 mod connection;
 mod dns;
-pub mod error;
-pub mod forward;
-pub mod health;
+pub(crate) mod error;
+pub(crate) mod forward;
+pub(crate) mod health;
 mod labels;
-pub mod limit;
-pub mod listener;
-pub mod metrics;
-pub mod notify;
-pub mod process;
-pub mod resolve;
-pub mod rules;
+pub(crate) mod limit;
+pub(crate) mod listener;
+pub(crate) mod metrics;
+pub(crate) mod notify;
+pub(crate) mod process;
+pub(crate) mod resolve;
+pub(crate) mod rules;
 mod runtime;
-pub mod server;
+pub(crate) mod server;
 mod state;
 mod throttle;
-pub mod udp;
+pub(crate) mod udp;
 mod upstream;
-pub mod watch;
+pub(crate) mod watch;
 mod workers;
 
 pub use client_ip::{EdgeTotals, UpstreamTagger, UpstreamTaggerFactory};
 pub use config::Config;
-pub use error::{ConnectError, ConnectErrorKind, LocalResource, Side};
 pub use process::{ServeOptions, serve};
-pub use server::{Applied, Server, ServerError};
+pub use server::ServerError;
+pub use udp::ListenSocket;

@@ -20,7 +20,7 @@ use toa_wire::proxy_v2::{self, Addresses, Transport};
 use toa_wire::{Parsed, spp};
 use tokio_util::sync::CancellationToken;
 
-use toa_proxy::udp::ListenSocket;
+use toa_proxy::ListenSocket;
 
 /// Distinct senders remembered for the "new client" lines; beyond it the set starts over
 /// (a client may then be logged again), which bounds memory under a flood of sources.

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use consistent_hash::ConsistentHash;
 pub use least_connections::LeastConnections;
-pub use persist::{PersistTable, PersistTables, Persistent};
+pub use persist::{PersistTables, Persistent};
 pub use round_robin::RoundRobin;
 pub use weighted_round_robin::WeightedRoundRobin;
 

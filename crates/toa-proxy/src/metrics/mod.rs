@@ -36,7 +36,7 @@ pub(crate) use crate::labels::label_enum;
 pub use edge::{EdgeTotals, ToaSource};
 pub(crate) use family::{counters, gauges};
 pub use rule::{Reject, RuleMetrics};
-pub use udp::{DropReason, Eviction, UdpRuleMetrics};
+pub use udp::{DropReason, Eviction};
 
 pub struct Metrics {
     rules: Mutex<rule::Rules>,

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::Args;
-use toa_proxy::udp::ListenSocket;
+use toa_proxy::ListenSocket;
 use tokio_util::sync::CancellationToken;
 
 /// UDP echo server that understands SPP and PROXY v2: the reference origin for UDP rules.
