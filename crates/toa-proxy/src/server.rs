@@ -7,8 +7,10 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+
+use arc_swap::ArcSwap;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -37,7 +39,7 @@ struct ListenerHandle<R> {
 impl<R> ListenerHandle<R> {
     /// The same listener, routing new connections by `route` from now on.
     fn swap(self, route: Route<R>) -> Self {
-        *self.routes.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(route);
+        self.routes.store(Arc::new(route));
         self
     }
 }
@@ -322,7 +324,7 @@ impl Server {
         route: Route<UdpRule>,
     ) -> ListenerHandle<UdpRule> {
         let handle = ListenerHandle {
-            routes: Arc::new(RwLock::new(Arc::new(route))),
+            routes: Arc::new(ArcSwap::from_pointee(route)),
             stop: self.stop_accepting.child_token(),
         };
         tracing::debug!(listener = %key, "listening");
@@ -344,7 +346,7 @@ impl Server {
         route: Route<TcpRule>,
     ) -> ListenerHandle<TcpRule> {
         let handle = ListenerHandle {
-            routes: Arc::new(RwLock::new(Arc::new(route))),
+            routes: Arc::new(ArcSwap::from_pointee(route)),
             stop: self.stop_accepting.child_token(),
         };
         tracing::debug!(listener = %key, "listening");

@@ -3,8 +3,8 @@
 //! [`RuleRuntime`] it points to, and [`ServerError`], why a (re)load was refused.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
-use std::sync::{Arc, RwLock};
 
 use crate::balance::{Backend, PersistTables, Selector};
 use crate::client_ip::{self, ClientIpWriter};
@@ -73,7 +73,7 @@ pub(crate) struct Route<R> {
 }
 
 /// A listener's current route, replaced whole by a reload and read per connection.
-pub(crate) type Routes<R> = Arc<RwLock<Arc<Route<R>>>>;
+pub(crate) type Routes<R> = Arc<arc_swap::ArcSwap<Route<R>>>;
 
 /// A TCP rule as connections use it: its mode writes the client's address per connection.
 pub(crate) type TcpRule = RuleRuntime<Arc<dyn ClientIpWriter>>;

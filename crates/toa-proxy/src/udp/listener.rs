@@ -62,7 +62,7 @@ pub(crate) async fn run(
         };
         backoff = Duration::from_millis(10);
         let mut len = got.len;
-        let route = routes.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let route = routes.load_full();
         let rule = &route.rule;
         let peer = normalize(got.peer);
         // The flow the datagram belongs to if open, and the client its header named.

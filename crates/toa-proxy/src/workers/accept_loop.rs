@@ -42,11 +42,7 @@ impl AcceptLoop {
                 accepted = acceptor.accept() => accepted,
             };
             let placed = accepted.and_then(|(client, peer)| {
-                let route = self
-                    .routes
-                    .read()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone();
+                let route = self.routes.load_full();
                 placement.dispatch(me, &self.tasks, client, |client, sweep| {
                     crate::connection::handle(self.shared.clone(), route, client, peer, sweep)
                 })
