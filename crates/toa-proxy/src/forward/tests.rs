@@ -162,10 +162,13 @@ async fn traffic_puts_the_idle_timeout_off_and_it_fires_within_a_tick() {
     // Busy for three timeouts: never idle for one.
     let mut last = Instant::now();
     for _ in 0..12 {
+        // Before the write: the proxy sees the byte after this instant, so the
+        // timeout can fire no earlier than `idle` after it (taken after the
+        // read, it ran 0.5 ms short on a loaded host).
+        last = Instant::now();
         client.write_all(b"x").await.unwrap();
         let mut b = [0u8; 1];
         origin.read_exact(&mut b).await.unwrap();
-        last = Instant::now();
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(!task.is_finished(), "closed while traffic flowed");
