@@ -6,7 +6,7 @@ mod proxy_support;
 
 use std::time::Duration;
 
-use proxy_support::{ProxyLab, eventually, field};
+use proxy_support::{ProxyLab, eventually, trickle_until_closed};
 use toa_lab::{addr, require_privileges};
 
 #[test]
@@ -63,22 +63,7 @@ fn idle_and_trickling_metrics_clients_are_capped_and_cut_at_the_deadline() {
             > 0
     );
     // A client sending one byte a second is cut at the total deadline too.
-    let out = lab
-        .topo
-        .edge
-        .run(&[
-            "timeout",
-            "60",
-            "python3",
-            &peer,
-            "trickle",
-            "127.0.0.1",
-            "9100",
-            "30",
-        ])
-        .unwrap();
-    assert_eq!(field(&out, "closed"), "true", "{out}");
-    let seconds: f64 = field(&out, "seconds").parse().unwrap();
+    let seconds = trickle_until_closed(&lab.topo.edge, &peer, 9100);
     assert!(
         (3.0..=12.0).contains(&seconds),
         "trickling client held for {seconds}s"

@@ -7,7 +7,7 @@ mod proxy_support;
 
 use std::time::Duration;
 
-use proxy_support::{PEER_PY, eventually, field};
+use proxy_support::{PEER_PY, eventually, trickle_until_closed};
 use toa_lab::{Lab, require_privileges, scaled};
 
 const TOA: &str = env!("CARGO_BIN_EXE_toa");
@@ -82,20 +82,7 @@ fn idle_and_trickling_exporter_clients_are_capped_and_cut_at_the_deadline() {
         .and_then(|v| v.parse::<u64>().ok());
     assert!(refused.is_some_and(|n| n > 0), "{page}");
     // A client sending one byte a second is cut at the total deadline too.
-    let out = ns
-        .run(&[
-            "timeout",
-            "60",
-            "python3",
-            &peer,
-            "trickle",
-            "127.0.0.1",
-            "9101",
-            "30",
-        ])
-        .unwrap();
-    assert_eq!(field(&out, "closed"), "true", "{out}");
-    let seconds: f64 = field(&out, "seconds").parse().unwrap();
+    let seconds = trickle_until_closed(&ns, &peer, 9101);
     // Not before the 5 s deadline (less a second of the client's polling); after it,
     // within a slow machine's slack.
     let latest = 12.0 * scaled(Duration::from_secs(1)).as_secs_f64();

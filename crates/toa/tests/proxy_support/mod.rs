@@ -411,6 +411,26 @@ pub fn eventually(timeout: Duration, what: &str, mut check: impl FnMut() -> bool
     panic!("timed out after {timeout:?} waiting for {what}");
 }
 
+/// A client in `ns` sending one byte a second to 127.0.0.1:`port` (peer.py `trickle`,
+/// 30 bytes at most): asserts the server closed it, and returns after how many seconds.
+pub fn trickle_until_closed(ns: &toa_lab::Netns, peer: &str, port: u16) -> f64 {
+    let port = port.to_string();
+    let out = ns
+        .run(&[
+            "timeout",
+            "60",
+            "python3",
+            peer,
+            "trickle",
+            "127.0.0.1",
+            &port,
+            "30",
+        ])
+        .unwrap();
+    assert_eq!(field(&out, "closed"), "true", "{out}");
+    field(&out, "seconds").parse().unwrap()
+}
+
 /// The value of `key` in a one-line JSON object printed by peer.py (strings and numbers).
 pub fn field(line: &str, key: &str) -> String {
     let start = line
