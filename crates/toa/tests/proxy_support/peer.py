@@ -30,8 +30,8 @@ compare both ends. `order` decides half-close: "together" (both send at once),
                                              # the peer does
   peer.py drain HOST PORT FAST RATE SECS     # reads FAST bytes as fast as it can, prints "fast
                                              # part done", then at most RATE bytes a second (0:
-                                             # no limit), until EOF or SECS; reports bytes read
-                                             # and eof
+                                             # no limit; no catching up after a stall), until
+                                             # EOF or SECS; reports bytes read and eof
 """
 import hashlib, json, random, socket, sys, threading
 
@@ -352,23 +352,33 @@ def blast(host, port, nbytes, pause):
 
 
 def drain(host, port, fast, rate, secs):
+    # After the fast part, a token bucket that holds at most one read's worth: a reader
+    # the scheduler stopped for a while goes on at its rate, it does not catch up in a
+    # burst (which would be a fast reader, whose pipe may rightly grow).
     import time
     s = socket.create_connection((host, int(port)), timeout=30)
     fast, rate, start, got, eof = int(fast), int(rate), time.monotonic(), 0, False
-    slow_since = None
+    slow_read, credit, last = 65536, 0, None
     while time.monotonic() - start < float(secs):
+        want = CHUNK
         if got >= fast:
-            if slow_since is None:
-                slow_since = time.monotonic()
+            want = slow_read
+            if last is None:
+                last = time.monotonic()
                 print("fast part done", flush=True)
-            if rate and got - fast > rate * (time.monotonic() - slow_since):
-                time.sleep(0.01)
-                continue
-        d = s.recv(CHUNK if got < fast else 65536)
+            if rate:
+                now = time.monotonic()
+                credit, last = min(credit + rate * (now - last), slow_read), now
+                if credit < slow_read:
+                    time.sleep((slow_read - credit) / rate)
+                    continue
+        d = s.recv(want)
         if not d:
             eof = True
             break
         got += len(d)
+        if last is not None:
+            credit -= len(d)
     s.close()
     print(json.dumps({"read": got, "eof": eof}), flush=True)
 
