@@ -22,9 +22,35 @@ const SYN: u8 = 0x02;
 const ACK: u8 = 0x10;
 const FIN: u8 = 0x01;
 
+/// The capture once it holds the edge's FIN of each of `connections` upstream
+/// connections to port 9000: the last segment the assertions read.
+fn capture_with_fins(pcap: &Path, connections: usize) -> Vec<Segment> {
+    let deadline = std::time::Instant::now() + toa_lab::scaled(WAIT);
+    loop {
+        let segments = segments(pcap);
+        let fins = segments
+            .iter()
+            .filter(|s| s.dst_port == 9000 && s.flags & FIN != 0)
+            .count();
+        if fins >= connections {
+            return segments;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{fins} of {connections} FINs captured: {}",
+            describe(&segments)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+}
+
 /// TCP segments of a pcap file (Ethernet, IPv4 or IPv6 without extension headers).
 fn segments(pcap: &Path) -> Vec<Segment> {
     let data = std::fs::read(pcap).unwrap();
+    if data.len() < 24 {
+        // tcpdump has not written the file header yet.
+        return Vec::new();
+    }
     assert_eq!(
         &data[..4],
         &[0xd4, 0xc3, 0xb2, 0xa1],
@@ -38,7 +64,9 @@ fn segments(pcap: &Path) -> Vec<Segment> {
     let mut at = 24;
     while at + 16 <= data.len() {
         let len = u32::from_le_bytes(data[at + 8..at + 12].try_into().unwrap()) as usize;
-        let frame = &data[at + 16..at + 16 + len];
+        let Some(frame) = data.get(at + 16..at + 16 + len) else {
+            break; // a record tcpdump is writing now
+        };
         at += 16 + len;
         let (ip_len, l4) = match u16::from_be_bytes([frame[12], frame[13]]) {
             0x0800 => {
@@ -139,10 +167,8 @@ fn edge_writer_puts_the_option_on_syn_handshake_ack_and_early_data() {
             .find(|l| l.starts_with("edge-stats"))
             .unwrap(),
     );
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let segments = capture_with_fins(&pcap, replies.len());
     topo.lab.kill(&tcpdump);
-
-    let segments = segments(&pcap);
     for reply in &replies {
         assert_eq!(reply["peer"], "::ffff:198.18.1.2", "{reply:?}");
         let client_port: u16 = reply["local_port"].parse().unwrap();
