@@ -2,7 +2,11 @@
 //! JSON shape DescribeL4ProxyRules answers with, plus the `OriginGroups` its origin groups
 //! need), so that `import` of the output gives the same rules.
 
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
 use serde_json::{Value, json};
+use toml::Spanned;
 
 use crate::import::RULE_ID_COMMENT;
 use toa_proxy::config::{
@@ -20,7 +24,7 @@ pub struct Exported {
 /// comment right above a `[[rule]]` (as import writes it) is exported as its `RuleId`.
 pub fn export(config: &Config, text: &str) -> Exported {
     let lines: Vec<&str> = text.lines().collect();
-    let mut warnings = Vec::new();
+    let mut warnings = section_warnings(config, text);
     let rules: Vec<Value> = config
         .rules
         .iter()
@@ -116,6 +120,49 @@ pub fn export(config: &Config, text: &str) -> Exported {
         json: serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n",
         warnings,
     }
+}
+
+/// The `[proxy]`, `[health]` and `[toa]` keys written in the file, with their lines: every
+/// one of them is process-wide and EdgeOne L4 rules have no field for any.
+#[derive(Deserialize, Default)]
+struct Sections {
+    #[serde(default)]
+    proxy: BTreeMap<Spanned<String>, toml::Value>,
+    #[serde(default)]
+    health: BTreeMap<Spanned<String>, toml::Value>,
+    #[serde(default)]
+    toa: BTreeMap<Spanned<String>, toml::Value>,
+}
+
+/// One warning per key of `[proxy]`, `[health]` and `[toa]` in `text` (already validated,
+/// so it parses), in file order.
+fn section_warnings(config: &Config, text: &str) -> Vec<String> {
+    let sections: Sections = toml::from_str(text).unwrap_or_default();
+    let mut keys: Vec<(usize, &str, &str)> = [
+        ("proxy", &sections.proxy),
+        ("health", &sections.health),
+        ("toa", &sections.toa),
+    ]
+    .into_iter()
+    .flat_map(|(name, table)| {
+        table.keys().map(move |key| {
+            let line = text
+                .get(..key.span().start)
+                .map_or(0, |t| t.lines().count())
+                + 1;
+            (line, name, key.get_ref().as_str())
+        })
+    })
+    .collect();
+    keys.sort_unstable();
+    keys.into_iter()
+        .map(|(line, section, key)| {
+            format!(
+                "{}:{line}: [{section}] {key}: EdgeOne has no field for it; left out",
+                config.path.display()
+            )
+        })
+        .collect()
 }
 
 /// EdgeOne's `ClientIPPassThroughMode` for the rule's mode.

@@ -66,3 +66,19 @@ fn settings_edgeone_cannot_express_are_named_in_a_warning() {
         ["p.toml:1: rule \"w\": EdgeOne has no field for listen, balance; left out"]
     );
 }
+
+#[test]
+fn proxy_health_and_toa_settings_are_each_named_in_a_warning() {
+    let text = "[proxy]\nidle_timeout = \"5m\"\naccess_log = true\n\n[health]\nfall = 2\n\n[toa]\nkind = 200\n\n[[rule]]\ntag = \"w\"\nports = \"80\"\norigins = [\"198.18.2.2\"]\n";
+    let cfg = Config::parse(Path::new("p.toml"), text).unwrap();
+    let out = export(&cfg, text);
+    assert_eq!(
+        out.warnings,
+        [
+            "p.toml:2: [proxy] idle_timeout: EdgeOne has no field for it; left out",
+            "p.toml:3: [proxy] access_log: EdgeOne has no field for it; left out",
+            "p.toml:6: [health] fall: EdgeOne has no field for it; left out",
+            "p.toml:9: [toa] kind: EdgeOne has no field for it; left out",
+        ]
+    );
+}
