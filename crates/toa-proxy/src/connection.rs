@@ -255,7 +255,7 @@ async fn connect(
                 if e.blames_origin() {
                     backend
                         .health
-                        .mark_failed(rule.health_rise, rule.health_fall);
+                        .mark_failed(e.kind(), rule.health_rise, rule.health_fall);
                     tracing::warn!(rule = %rule.tag, client = %conn.client, side = %e.side(), "connect failed, {next}: {e}");
                 } else if let Some(held_back) = rule.local_error_log.allow() {
                     // The proxy's own ports or descriptors ran out: every connection hits it.

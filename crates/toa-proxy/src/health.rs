@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::HealthSettings;
-use crate::error::LocalResource;
+use crate::error::{ConnectError, ConnectErrorKind};
 
 pub struct OriginHealth {
     pub addr: SocketAddr,
@@ -28,6 +28,8 @@ pub struct OriginHealth {
 struct Streak {
     ok: u32,
     failed: u32,
+    /// Why the latest failure failed: the down line names it.
+    cause: Option<ConnectErrorKind>,
 }
 
 impl OriginHealth {
@@ -45,10 +47,14 @@ impl OriginHealth {
         self.up.load(Ordering::Relaxed)
     }
 
-    /// Records one active check; flips the state after `rise` successes or `fall` failures in a row.
-    pub fn record_check(&self, ok: bool, rise: u32, fall: u32) {
+    /// Records one active check (`Err`: why it failed); flips the state after `rise`
+    /// successes or `fall` failures in a row.
+    pub fn record_check(&self, result: Result<(), ConnectErrorKind>, rise: u32, fall: u32) {
         let mut streak = self.streak.lock().unwrap_or_else(|p| p.into_inner());
-        if ok {
+        if let Err(cause) = result {
+            streak.cause = Some(cause);
+        }
+        if result.is_ok() {
             streak.failed = 0;
             streak.ok += 1;
             if !self.is_up() && streak.ok >= rise {
@@ -60,7 +66,8 @@ impl OriginHealth {
             streak.failed += 1;
             if self.is_up() && streak.failed >= fall {
                 self.up.store(false, Ordering::Relaxed);
-                tracing::warn!(origin = %self.addr, "origin down: {fall} checks failed (timeout {}ms)", self.timeout.as_millis());
+                let cause = streak.cause.map_or("unknown", ConnectErrorKind::name);
+                tracing::warn!(origin = %self.addr, cause, "origin down: {fall} checks failed, the last: {cause} (timeout {}ms)", self.timeout.as_millis());
             }
         }
     }
@@ -69,8 +76,8 @@ impl OriginHealth {
     /// failed active check, so `fall` failures of either kind take the origin out, and a
     /// single lost SYN does not empty a one-origin rule. The client itself is retried on
     /// another origin.
-    pub fn mark_failed(&self, rise: u32, fall: u32) {
-        self.record_check(false, rise, fall);
+    pub fn mark_failed(&self, cause: ConnectErrorKind, rise: u32, fall: u32) {
+        self.record_check(Err(cause), rise, fall);
     }
 }
 
@@ -126,17 +133,20 @@ async fn check_loop(health: Arc<OriginHealth>, settings: HealthSettings, stop: C
             _ = stop.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        let ok = match tokio::time::timeout(settings.timeout, TcpStream::connect(health.addr)).await
-        {
-            Ok(Ok(_)) => true,
-            Ok(Err(e)) if LocalResource::of(&e).is_some() => {
-                // The proxy's own ports or descriptors ran out: says nothing about the origin.
-                tracing::debug!(origin = %health.addr, "health check skipped: {e}");
-                continue;
-            }
-            _ => false,
-        };
-        health.record_check(ok, settings.rise, settings.fall);
+        let result =
+            match tokio::time::timeout(settings.timeout, TcpStream::connect(health.addr)).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => match ConnectError::from_io(health.addr, e) {
+                    e @ ConnectError::Local { .. } => {
+                        // The proxy's own ports or descriptors ran out: says nothing about the origin.
+                        tracing::debug!(origin = %health.addr, "health check skipped: {e}");
+                        continue;
+                    }
+                    e => Err(e.kind()),
+                },
+                Err(_) => Err(ConnectErrorKind::Timeout),
+            };
+        health.record_check(result, settings.rise, settings.fall);
     }
 }
 
@@ -151,14 +161,14 @@ mod tests {
     #[test]
     fn goes_down_after_fall_failures_and_up_after_rise_successes() {
         let h = origin();
-        h.record_check(false, 2, 3);
-        h.record_check(false, 2, 3);
+        h.record_check(Err(ConnectErrorKind::Refused), 2, 3);
+        h.record_check(Err(ConnectErrorKind::Refused), 2, 3);
         assert!(h.is_up());
-        h.record_check(false, 2, 3);
+        h.record_check(Err(ConnectErrorKind::Refused), 2, 3);
         assert!(!h.is_up());
-        h.record_check(true, 2, 3);
+        h.record_check(Ok(()), 2, 3);
         assert!(!h.is_up());
-        h.record_check(true, 2, 3);
+        h.record_check(Ok(()), 2, 3);
         assert!(h.is_up());
     }
 
@@ -166,9 +176,9 @@ mod tests {
     fn a_success_resets_the_failure_streak() {
         let h = origin();
         for _ in 0..5 {
-            h.record_check(false, 2, 3);
-            h.record_check(false, 2, 3);
-            h.record_check(true, 2, 3);
+            h.record_check(Err(ConnectErrorKind::Refused), 2, 3);
+            h.record_check(Err(ConnectErrorKind::Refused), 2, 3);
+            h.record_check(Ok(()), 2, 3);
         }
         assert!(h.is_up());
     }
@@ -176,11 +186,11 @@ mod tests {
     #[test]
     fn failed_client_connects_count_like_failed_checks() {
         let h = origin();
-        h.mark_failed(2, 2);
-        h.record_check(false, 2, 2);
+        h.mark_failed(ConnectErrorKind::Timeout, 2, 2);
+        h.record_check(Err(ConnectErrorKind::Refused), 2, 2);
         assert!(!h.is_up());
-        h.record_check(true, 2, 3);
-        h.record_check(true, 2, 3);
+        h.record_check(Ok(()), 2, 3);
+        h.record_check(Ok(()), 2, 3);
         assert!(h.is_up());
     }
 

@@ -25,7 +25,7 @@ fn render_lists_rule_counters_and_origin_health() {
     let health = HealthRegistry::default();
     health
         .get("198.18.2.2:80".parse().unwrap(), &Default::default())
-        .mark_failed(1, 1);
+        .mark_failed(ConnectErrorKind::Refused, 1, 1);
     let text = m.render(&health);
     for line in [
         "toa_proxy_connections_total{rule=\"web\"} 3",
