@@ -10,6 +10,7 @@ mod cmd {
     pub mod spp_echo;
 }
 mod edge_tagger;
+mod logs;
 
 use clap::{Parser, Subcommand};
 

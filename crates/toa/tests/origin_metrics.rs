@@ -1,10 +1,12 @@
 //! `toa origin` for monitoring: `status`/`stats` exit 3 when nothing is loaded (JSON
 //! errors with `--json`), `stats --prometheus` prints every counter as
 //! `toa_origin_<name>_total`, and `toa origin exporter` serves the same at `/metrics`
-//! (GET, HEAD, query strings) while the receiver comes and goes.
+//! (GET, HEAD, query strings) while the receiver comes and goes. Written to a file (the
+//! journal, `kubectl logs`), the exporter's log and `stats --watch` hold no escape codes.
 
 #[path = "support/http.rs"]
 mod http;
+mod proxy_support;
 #[path = "support/receiver.rs"]
 mod receiver;
 
@@ -12,6 +14,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use http::http_server;
+use proxy_support::eventually;
 use receiver::{LoadedOrigin, toa};
 use toa_common::origin::Counter;
 use toa_lab::{Lab, Netns, require_privileges};
@@ -44,6 +47,20 @@ fn curl(ns: &Netns, args: &[&str]) -> String {
     let mut cmd = vec!["curl", "-sS", "--max-time", "5"];
     cmd.extend_from_slice(args);
     ns.run(&cmd).unwrap()
+}
+
+/// `toa origin exporter` for `cgroup` on 127.0.0.1:9101 in `ns`, its output in a log file.
+fn spawn_exporter(lab: &mut Lab, ns: &Netns, cgroup: &str) -> toa_lab::Spawned {
+    let cmd = [
+        receiver::TOA,
+        "origin",
+        "exporter",
+        "--listen",
+        "127.0.0.1:9101",
+        "--cgroup",
+        cgroup,
+    ];
+    lab.spawn(ns, None, &cmd).unwrap()
 }
 
 #[test]
@@ -98,21 +115,7 @@ fn prometheus_text_and_exporter_carry_every_counter_with_its_value() {
     let ns = lab.netns("origin").unwrap();
     let cgroup = lab.cgroup("origin").unwrap();
     let cg = cgroup.to_str().unwrap().to_string();
-    let exporter = lab
-        .spawn(
-            &ns,
-            None,
-            &[
-                receiver::TOA,
-                "origin",
-                "exporter",
-                "--listen",
-                "127.0.0.1:9101",
-                "--cgroup",
-                &cg,
-            ],
-        )
-        .unwrap();
+    let exporter = spawn_exporter(&mut lab, &ns, &cg);
     ns.wait_listening(9101, false, Duration::from_secs(10))
         .unwrap_or_else(|e| panic!("{e}\n{}", std::fs::read_to_string(&exporter.log).unwrap()));
     // Started before anything is loaded: it answers, with toa_origin_loaded 0.
@@ -192,5 +195,44 @@ fn prometheus_text_and_exporter_carry_every_counter_with_its_value() {
             "exporter still listening"
         );
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn exporter_log_and_stats_watch_hold_no_escape_codes_in_a_file() {
+    if !require_privileges("exporter_log_and_stats_watch_hold_no_escape_codes_in_a_file") {
+        return;
+    }
+    let mut lab = Lab::new("oansi").unwrap();
+    let ns = lab.netns("origin").unwrap();
+    let cgroup = lab.cgroup("origin").unwrap();
+    let cg = cgroup.to_str().unwrap().to_string();
+    let _receiver = LoadedOrigin::load(&cgroup, &["--trust-any"]);
+    // Both write to a log file of the lab's (stdout and stderr): not a terminal.
+    let exporter = spawn_exporter(&mut lab, &ns, &cg);
+    let watch = lab
+        .spawn(
+            &ns,
+            None,
+            &[receiver::TOA, "origin", "stats", "--watch", "--cgroup", &cg],
+        )
+        .unwrap();
+    let read = |path: &std::path::Path| std::fs::read(path).unwrap_or_default();
+    // The exporter's start line, and stats' second table (with rates: its header names TOTAL).
+    eventually(
+        Duration::from_secs(10),
+        "a log line and a second table",
+        || {
+            String::from_utf8_lossy(&read(&exporter.log)).contains("serving /metrics")
+                && String::from_utf8_lossy(&read(&watch.log)).contains("TOTAL")
+        },
+    );
+    for (what, log) in [("exporter", &exporter.log), ("stats --watch", &watch.log)] {
+        let bytes = read(log);
+        assert!(
+            !bytes.contains(&0x1b),
+            "{what} wrote an escape code: {:?}",
+            String::from_utf8_lossy(&bytes)
+        );
     }
 }

@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result, anyhow};
 use clap::{Args, Subcommand};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -162,13 +162,7 @@ fn query(json: bool, run: impl FnOnce() -> Result<()>) -> Result<()> {
 }
 
 fn exporter(cgroup: PathBuf, listen: SocketAddr) -> Result<()> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    crate::logs::init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -293,12 +287,18 @@ fn status(cgroup: &std::path::Path, json: bool) -> Result<()> {
 
 fn stats(cgroup: &std::path::Path, json: bool, watch: bool) -> Result<()> {
     let origin = Origin::open(cgroup)?;
+    // On a terminal each table replaces the last (clear the screen, home the cursor);
+    // in a file or a pipe they follow one another, a blank line apart.
+    let redraw = if std::io::stdout().is_terminal() {
+        "\x1b[2J\x1b[H"
+    } else {
+        "\n"
+    };
     let render = |current: &OriginCounters, previous: Option<&OriginCounters>| {
         if json {
             stats_json(current, previous) + "\n"
         } else if previous.is_some() {
-            // Clear the screen and home the cursor, then redraw.
-            format!("\x1b[2J\x1b[H{}", stats_table(current, previous))
+            format!("{redraw}{}", stats_table(current, previous))
         } else {
             stats_table(current, None)
         }

@@ -159,14 +159,7 @@ fn export(path: &std::path::Path) -> anyhow::Result<()> {
 }
 
 fn serve(config: PathBuf, mut options: toa_proxy::ServeOptions) -> anyhow::Result<()> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+    crate::logs::init();
     let factory = Arc::new(EdgeWriterFactory::default());
     // Before the runtime: its threads then start with the reduced sets.
     drop_privileges(&config, &factory)?;
