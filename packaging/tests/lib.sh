@@ -28,6 +28,22 @@ artifact() {
   echo "$dist/$1"
 }
 
+# own_cgroup: sets cg to a cgroup2 directory of this test's own under the host's cgroup2
+# tree (mounted under $tmp where the host has none), removed on exit.
+own_cgroup() {
+  local cg_root
+  cg_root=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts)
+  if [ -z "$cg_root" ]; then
+    cg_root=$tmp/cgroup2
+    mkdir "$cg_root"
+    mount -t cgroup2 none "$cg_root"
+    cleanups+=("umount '$cg_root'")
+  fi
+  cg=$cg_root/toa-$test_name-test-$$
+  mkdir "$cg"
+  cleanups+=("rmdir '$cg'")
+}
+
 # The files every package and tarball ships, relative to its root.
 shipped_files=(
   usr/bin/toa

@@ -29,15 +29,8 @@ enum OriginCommand {
     Load {
         #[command(flatten)]
         target: Target,
-        /// TCP option kind to accept (repeatable or comma-separated; default 254; Tencent CLB IPv4 uses 200).
-        #[arg(long = "kind", value_name = "N", value_delimiter = ',')]
-        kinds: Vec<String>,
-        /// Only trust TOAs sent from this proxy network (repeatable or comma-separated), e.g. 198.18.2.0/24; this or --trust-any is required.
-        #[arg(long = "trust", value_name = "CIDR", value_delimiter = ',')]
-        trust: Vec<String>,
-        /// Trust TOAs from any source: any host can then claim any client address (toa.ko's behaviour).
-        #[arg(long, conflicts_with = "trust")]
-        trust_any: bool,
+        #[command(flatten)]
+        settings: LoadSettings,
         /// Then stay in the foreground and unload on SIGTERM or SIGINT: the receiver
         /// lives as long as this process (a container's, e.g. the DaemonSet's `receiver`).
         #[arg(long)]
@@ -47,6 +40,10 @@ enum OriginCommand {
     Unload {
         #[command(flatten)]
         target: Target,
+        /// Load's settings are accepted and ignored, so that one argument list (the unit's
+        /// $TOA_ORIGIN_ARGS) names the same cgroup for load and unload.
+        #[command(flatten, next_help_heading = "Accepted and ignored (load's)")]
+        _settings: LoadSettings,
     },
     /// Whether the receiver is attached, where, with which kinds and trust list (exit 3: not loaded).
     Status {
@@ -80,6 +77,20 @@ enum OriginCommand {
     },
 }
 
+/// What the receiver accepts and from whom (`load`).
+#[derive(Args)]
+struct LoadSettings {
+    /// TCP option kind to accept (repeatable or comma-separated; default 254; Tencent CLB IPv4 uses 200).
+    #[arg(long = "kind", value_name = "N", value_delimiter = ',')]
+    kinds: Vec<String>,
+    /// Only trust TOAs sent from this proxy network (repeatable or comma-separated), e.g. 198.18.2.0/24; this or --trust-any is required.
+    #[arg(long = "trust", value_name = "CIDR", value_delimiter = ',')]
+    trust: Vec<String>,
+    /// Trust TOAs from any source: any host can then claim any client address (toa.ko's behaviour).
+    #[arg(long, conflicts_with = "trust")]
+    trust_any: bool,
+}
+
 #[derive(Args)]
 struct Target {
     /// cgroup2 directory to attach to [default: the cgroup2 root, i.e. the whole host].
@@ -101,9 +112,12 @@ pub fn run(args: OriginArgs) -> Result<()> {
     match args.command {
         OriginCommand::Load {
             target,
-            kinds,
-            trust,
-            trust_any,
+            settings:
+                LoadSettings {
+                    kinds,
+                    trust,
+                    trust_any,
+                },
             hold,
         } => {
             let trust_any = if trust_any {
@@ -117,7 +131,7 @@ pub fn run(args: OriginArgs) -> Result<()> {
                 true => held(&cgroup, || load(&cgroup, &kinds, &trust, trust_any)),
             }
         }
-        OriginCommand::Unload { target } => unload(&target.dir()?),
+        OriginCommand::Unload { target, .. } => unload(&target.dir()?),
         OriginCommand::Status { target, json } => query(json, || status(&target.dir()?, json)),
         OriginCommand::Stats {
             target,
