@@ -102,6 +102,16 @@ pub(crate) fn handle(
     }
 }
 
+/// Counts a client closed at accept and logs it at warn with its reason, at most once a
+/// second per rule and reason; `suppressed` is how many were left unlogged since the
+/// last line, so a flood cannot fill the disk and the line still says how many.
+fn refuse(rule: &TcpRule, reason: Reject, client: SocketAddr, why: &str) {
+    rule.metrics.reject(reason);
+    if let Some(suppressed) = rule.refusal_log[reason as usize].allow() {
+        tracing::warn!(rule = %rule.tag, client = %client, reason = %reason.name(), suppressed, "connection refused: {why}");
+    }
+}
+
 /// Everything before forwarding: the PROXY header a trusted upstream sends, the limits,
 /// the origin connection and the client-address preamble. `None` when the connection
 /// ends here (already counted and logged).
@@ -129,8 +139,7 @@ async fn open(
             {
                 Ok(a) => (a.client, a.proxy, a.leftover),
                 Err(refusal) => {
-                    metrics.reject(refusal.into());
-                    tracing::debug!(rule = %rule.tag, peer = %tcp_peer, reason = refusal.name(), "closed: no accepted PROXY header");
+                    refuse(rule, refusal.into(), tcp_peer, "no accepted PROXY header");
                     return None;
                 }
             }
@@ -138,18 +147,30 @@ async fn open(
     };
     // Over a limit the client is closed at once: queueing would only hide overload.
     let Some(global) = shared.global_limit.try_acquire() else {
-        metrics.reject(Reject::GlobalLimit);
-        tracing::debug!(rule = %rule.tag, client = %peer, "closed: global max_connections reached");
+        refuse(
+            rule,
+            Reject::GlobalLimit,
+            peer,
+            "global max_connections reached",
+        );
         return None;
     };
     let Some(rule_permit) = rule.limits.open.try_acquire() else {
-        metrics.reject(Reject::RuleLimit);
-        tracing::debug!(rule = %rule.tag, client = %peer, "closed: rule max_connections reached");
+        refuse(
+            rule,
+            Reject::RuleLimit,
+            peer,
+            "rule max_connections reached",
+        );
         return None;
     };
     let Some(client_permit) = rule.limits.per_client.try_acquire(peer.ip()) else {
-        metrics.reject(Reject::ClientLimit);
-        tracing::debug!(rule = %rule.tag, client = %peer, "closed: max_connections_per_client reached");
+        refuse(
+            rule,
+            Reject::ClientLimit,
+            peer,
+            "max_connections_per_client reached",
+        );
         return None;
     };
     metrics.connections_total.fetch_add(1, Ordering::Relaxed);

@@ -103,6 +103,7 @@ pub(crate) fn build(shared: &Shared, config: &Config) -> Result<Vec<Built>, Serv
                 health_fall: config.health.fall,
                 all_down_log: LogThrottle::new(Duration::from_secs(1)),
                 local_error_log: LogThrottle::new(Duration::from_secs(1)),
+                refusal_log: std::array::from_fn(|_| LogThrottle::new(Duration::from_secs(1))),
                 accept_proxy: rule.accept_proxy.clone(),
             };
             Ok(match mode {

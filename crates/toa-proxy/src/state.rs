@@ -11,7 +11,7 @@ use crate::client_ip::{self, ClientIpWriter};
 use crate::config::{AcceptProxy, ConfigError, ProxySettings};
 use crate::health::HealthRegistry;
 use crate::limit::{Limit, LimitRegistry, RuleLimits};
-use crate::metrics::{Metrics, RuleMetrics};
+use crate::metrics::{Metrics, Reject, RuleMetrics};
 use crate::rules::ListenKey;
 use crate::throttle::LogThrottle;
 use crate::udp;
@@ -101,6 +101,9 @@ pub(crate) struct RuleRuntime<M> {
     pub all_down_log: LogThrottle,
     /// Local resource failures (ports, descriptors) are logged at most once a second per rule.
     pub local_error_log: LogThrottle,
+    /// Refused clients are logged at most once a second per rule and reason (indexed like
+    /// [`Reject::ALL`]): a flood of refusals writes a line a second, not one per client.
+    pub refusal_log: [LogThrottle; Reject::ALL.len()],
     /// `accept_proxy`: clients arrive through a trusted proxy that names them in a header.
     pub accept_proxy: Option<AcceptProxy>,
 }
@@ -122,6 +125,7 @@ impl RuleRuntime<()> {
             health_fall: self.health_fall,
             all_down_log: self.all_down_log,
             local_error_log: self.local_error_log,
+            refusal_log: self.refusal_log,
             accept_proxy: self.accept_proxy,
         }
     }

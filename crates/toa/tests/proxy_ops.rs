@@ -1,5 +1,5 @@
 //! Operating the proxy day to day: what its log tells an operator (why an origin went
-//! down).
+//! down, which clients were refused and why, without a flood filling the disk).
 
 mod proxy_support;
 
@@ -30,5 +30,101 @@ fn origin_down_line_names_the_last_checks_cause() {
     assert!(
         line.contains("3 checks failed, the last: refused"),
         "{line}"
+    );
+}
+
+/// Connects to the edge's `port` from the client `n` times, one after another, each until
+/// the proxy closes it (so every one was refused, not still queued, when this returns).
+fn connect_until_closed(lab: &ProxyLab, port: u16, n: u32) {
+    let script = format!(
+        "import socket\nfor _ in range({n}):\n    s = socket.create_connection(('{}', {port}))\n    s.settimeout(10)\n    try:\n        s.recv(1)\n    except ConnectionResetError:\n        pass\n    s.close()\n",
+        addr::EDGE_CLIENT_SIDE_V4
+    );
+    lab.topo
+        .client
+        .run(&["python3", "-c", &script])
+        .expect("client connections");
+}
+
+/// The proxy's `connection refused` lines, and the sum of their `suppressed` fields.
+fn refusal_lines(lab: &ProxyLab) -> (Vec<String>, u64) {
+    let lines: Vec<String> = lab
+        .proxy_log()
+        .lines()
+        .filter(|l| l.contains("connection refused"))
+        .map(str::to_string)
+        .collect();
+    let suppressed = lines
+        .iter()
+        .map(|l| {
+            l.split_once("suppressed=")
+                .and_then(|(_, v)| v.split_whitespace().next()?.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("no suppressed= in {l}"))
+        })
+        .sum();
+    (lines, suppressed)
+}
+
+#[test]
+fn refused_clients_are_logged_with_their_reason_at_most_once_a_second() {
+    if !require_privileges("refused_clients_are_logged_with_their_reason_at_most_once_a_second") {
+        return;
+    }
+    let mut lab = ProxyLab::new("opsrefuse");
+    lab.rust_log = None;
+    lab.serve_http(addr::ORIGIN_V4, 8000, "A");
+    lab.start_proxy(
+        &rule("lim", 15200, 8000, "max_connections_per_client = 1"),
+        15200,
+    );
+    // One connection holds the client's only place (http.server waits for its request).
+    let hold = format!(
+        "import socket, sys\ns = socket.create_connection(('{}', 15200))\nsys.stdin.read()\n",
+        addr::EDGE_CLIENT_SIDE_V4
+    );
+    let client = lab.topo.client.clone();
+    lab.topo
+        .lab
+        .spawn(
+            &client,
+            None,
+            &["sh", "-c", &format!("sleep 600 | python3 -c \"{hold}\"")],
+        )
+        .unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "the held connection counted",
+        || lab.metric("toa_proxy_connections_active{rule=\"lim\"}") == Some(1),
+    );
+    let started = std::time::Instant::now();
+    connect_until_closed(&lab, 15200, 300);
+    let flood_secs = started.elapsed().as_secs();
+    let refused = "toa_proxy_connections_rejected_total{rule=\"lim\",reason=\"client_limit\"}";
+    assert_eq!(lab.metric(refused), Some(300));
+    let (lines, _) = refusal_lines(&lab);
+    // At most one line a second: a flood cannot fill the disk.
+    assert!(
+        !lines.is_empty() && lines.len() as u64 <= flood_secs + 2,
+        "{} lines in {flood_secs}s: {lines:#?}",
+        lines.len()
+    );
+    assert!(
+        lines[0].contains("WARN")
+            && lines[0].contains("max_connections_per_client reached")
+            && lines[0].contains("reason=client_limit")
+            && lines[0].contains(&format!("client={}:", addr::CLIENT_V4)),
+        "{}",
+        lines[0]
+    );
+    // A later refusal's line says how many were left out: every refusal is accounted for.
+    eventually(
+        Duration::from_secs(10),
+        "a line with the suppressed count",
+        || {
+            connect_until_closed(&lab, 15200, 1);
+            let (lines, suppressed) = refusal_lines(&lab);
+            let total = lab.metric(refused).unwrap();
+            lines.len() as u64 + suppressed == total
+        },
     );
 }

@@ -22,6 +22,8 @@ pub struct ProxyLab {
     pub peer: String,
     /// Whether the proxy runs the fast test health checks (the config had no `[health]`).
     pub fast_health: bool,
+    /// `RUST_LOG` for the proxy; `None` runs it at its default level, as an operator would.
+    pub rust_log: Option<&'static str>,
 }
 
 impl ProxyLab {
@@ -38,6 +40,8 @@ impl ProxyLab {
             config,
             peer: peer.to_string_lossy().into_owned(),
             fast_health: false,
+            // Debug logs name the side of every connection that ends in an error.
+            rust_log: Some("info,toa_proxy=debug"),
         }
     }
 
@@ -61,10 +65,10 @@ impl ProxyLab {
             config.to_string()
         };
         std::fs::write(&self.config, config).unwrap();
+        let rust_log = self.rust_log.map(|f| format!("RUST_LOG={f}"));
         let cmd = [
-            // Debug logs name the side of every connection that ends in an error.
             "env",
-            "RUST_LOG=info,toa_proxy=debug",
+            rust_log.as_deref().unwrap_or("--unset=RUST_LOG"),
             env!("CARGO_BIN_EXE_toa"),
             "proxy",
             "--config",
