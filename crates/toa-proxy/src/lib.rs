@@ -29,7 +29,8 @@
 //!   accept workers (a thread each, SO_REUSEPORT sockets); `runtime` builds each
 //!   rule's data-path state, `connection` handles one client.
 //! - `process` ([`serve`]): the foreground process: signals (and `watch`ed config changes) drive reload
-//!   and drain; `notify` tells a systemd supervisor.
+//!   and drain; `notify` tells a systemd supervisor; [`admin`]: the admin socket
+//!   (`toa proxy reload`) and its client.
 //! - `state`: what the data path reads (`Shared`, `Route`, `RuleRuntime`, [`ServerError`]),
 //!   below everything that uses it; `dns`: host-name lookup; `labels`: label enums.
 //! - `resolve`: host-name origins looked up again while running.
@@ -39,6 +40,7 @@
 //! UDP, config); the accept loops are `workers`.
 
 pub(crate) mod accept_proxy;
+pub mod admin;
 pub(crate) mod balance;
 pub(crate) mod client_ip;
 pub mod config;

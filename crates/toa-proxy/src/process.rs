@@ -3,15 +3,18 @@
 //! is validated in full first; a rejected one is logged and the old config keeps
 //! running) and SIGTERM/SIGINT drain and exit. A systemd supervisor (`Type=notify`) is
 //! told READY=1 once the listeners are bound, RELOADING=1 … READY=1 around each
-//! reload, and STOPPING=1 when draining starts.
+//! reload, and STOPPING=1 when draining starts. With `--admin-socket`, `toa proxy reload`
+//! asks for the same reload there and gets its outcome as the answer (`admin`).
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::AdminSocket;
 use crate::client_ip::UpstreamTaggerFactory;
 use crate::config::Config;
 use crate::notify::{Notifier, State};
@@ -27,6 +30,8 @@ pub struct ServeOptions {
     pub watch_config: bool,
     /// Accept a config without online rules (`--allow-empty`), at start and on reload.
     pub allow_empty: bool,
+    /// Take commands (`toa proxy reload`) on this Unix socket (`--admin-socket`).
+    pub admin_socket: Option<PathBuf>,
     /// Attaches the TOA writer for `pass_client_ip = "toa"` rules (the `toa` binary
     /// passes the eBPF edge writer); without it, such rules are refused.
     pub toa_tagger: Option<Arc<dyn UpstreamTaggerFactory>>,
@@ -52,6 +57,12 @@ pub async fn serve(path: &Path, options: ServeOptions) -> Result<(), ServerError
         false => None,
     };
     let config = load(path, options.allow_empty).await?;
+    // Before the listeners: a second proxy given the same socket stops here, touching nothing.
+    let admin = options
+        .admin_socket
+        .as_deref()
+        .map(AdminSocket::bind)
+        .transpose()?;
     let metrics_max_connections = config.proxy.metrics_max_connections;
     // Shared with the resolver task, which applies re-resolved origins through the same
     // path as a reload.
@@ -66,6 +77,9 @@ pub async fn serve(path: &Path, options: ServeOptions) -> Result<(), ServerError
         "toa proxy running (SIGHUP reloads, SIGTERM drains and exits)");
     let resolver_stop = CancellationToken::new();
     let resolver = tokio::spawn(resolve_loop(server.clone(), resolver_stop.clone()));
+    // The sender stays here as well, so `recv` waits (and never ends) without a socket.
+    let (admin_requests, mut admin_rx) = mpsc::channel(4);
+    let admin = admin.map(|socket| tokio::spawn(socket.serve(admin_requests.clone())));
     notifier.notify(State::Ready, &format!("serving {}", path.display()));
     loop {
         tokio::select! {
@@ -73,17 +87,27 @@ pub async fn serve(path: &Path, options: ServeOptions) -> Result<(), ServerError
                 if let Some(watch) = watch.as_mut() {
                     watch.mark_seen().await;
                 }
-                reload(&server, path, options.allow_empty, &notifier).await;
+                // Logged and told to systemd inside; only the admin socket waits for it.
+                let _ = reload(&server, path, options.allow_empty, &notifier).await;
             }
             _ = async { watch.as_mut().expect("guarded").changed().await }, if watch.is_some() => {
                 tracing::info!("{} changed", path.display());
-                reload(&server, path, options.allow_empty, &notifier).await;
+                let _ = reload(&server, path, options.allow_empty, &notifier).await;
+            }
+            Some(request) = admin_rx.recv() => {
+                let outcome = reload(&server, path, options.allow_empty, &notifier).await;
+                let _ = request.reply.send(outcome);
             }
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
         }
     }
     tracing::info!("draining");
+    if let Some(admin) = admin {
+        // Dropping the socket removes its file: no command reaches a draining proxy.
+        admin.abort();
+        let _ = admin.await;
+    }
     notifier.notify(State::Stopping, "draining connections");
     resolver_stop.cancel();
     let _ = resolver.await;
@@ -92,8 +116,14 @@ pub async fn serve(path: &Path, options: ServeOptions) -> Result<(), ServerError
     Ok(())
 }
 
-/// One reload, whatever asked for it: all of the file or none of it.
-async fn reload(server: &Server, path: &Path, allow_empty: bool, notifier: &Notifier) {
+/// One reload, whatever asked for it: all of the file or none of it. Its outcome is the
+/// status line (`Ok`) or why the file was rejected (`Err`).
+async fn reload(
+    server: &Server,
+    path: &Path,
+    allow_empty: bool,
+    notifier: &Notifier,
+) -> Result<String, String> {
     notifier.notify(State::Reloading, &format!("reloading {}", path.display()));
     let outcome = match load(path, allow_empty).await {
         Ok(config) => server.reload(config).await,
@@ -102,7 +132,7 @@ async fn reload(server: &Server, path: &Path, allow_empty: bool, notifier: &Noti
             Err(e)
         }
     };
-    let status = match outcome {
+    let (status, result) = match outcome {
         Ok(a) => {
             tracing::info!(
                 rules = a.rules,
@@ -112,15 +142,18 @@ async fn reload(server: &Server, path: &Path, allow_empty: bool, notifier: &Noti
                 "reloaded {}",
                 path.display()
             );
-            format!("serving {}", path.display())
+            let status = format!("serving {}", path.display());
+            (status.clone(), Ok(format!("reloaded, {status}")))
         }
         Err(e) => {
             tracing::error!("reload rejected, old config still running: {e}");
-            format!("reload rejected, old config still running: {e}")
+            let status = format!("reload rejected, old config still running: {e}");
+            (status.clone(), Err(status))
         }
     };
     // Running either way: with the new config, or with the old one.
     notifier.notify(State::Ready, &status);
+    result
 }
 
 /// Every client connection holds two sockets (plus a pipe per splicing direction) and every UDP flow one,

@@ -44,6 +44,8 @@ pub enum ServerError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Admin(#[from] crate::admin::AdminError),
     #[error("proxy: cannot install signal handlers: {0}")]
     Signals(std::io::Error),
     #[error("proxy: cannot start the accept threads: {0}")]

@@ -128,3 +128,65 @@ fn refused_clients_are_logged_with_their_reason_at_most_once_a_second() {
         },
     );
 }
+
+#[test]
+fn proxy_reload_answers_ok_or_the_rejection_and_a_rejected_file_keeps_the_old_rules() {
+    if !require_privileges(
+        "proxy_reload_answers_ok_or_the_rejection_and_a_rejected_file_keeps_the_old_rules",
+    ) {
+        return;
+    }
+    let mut lab = ProxyLab::new("opsreload");
+    let socket = lab.topo.lab.dir().join("run/admin.sock");
+    lab.admin_socket = Some(socket.clone());
+    lab.serve_http(addr::ORIGIN_V4, 8000, "A");
+    lab.serve_http(addr::ORIGIN_V4, 8001, "B");
+    lab.start_proxy(&rule("web", 15300, 8000, ""), 15300);
+    let mode = |p: &std::path::Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
+            & 0o777
+    };
+    assert_eq!(
+        (mode(&socket), mode(socket.parent().unwrap())),
+        (0o600, 0o700)
+    );
+    let reload = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_toa"))
+            .args([
+                "proxy",
+                "reload",
+                "--admin-socket",
+                socket.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap()
+    };
+    // A good file: exit 0, and the new rule serves when the command returns.
+    std::fs::write(&lab.config, rule("web", 15300, 8001, "")).unwrap();
+    let out = reload();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        lab.who(addr::EDGE_CLIENT_SIDE_V4, 15300).as_deref(),
+        Ok("B")
+    );
+    // A bad one: exit 1 with file, line and field; the old rules keep serving.
+    std::fs::write(
+        &lab.config,
+        rule("web", 15300, 8000, "balance = \"fastest\""),
+    )
+    .unwrap();
+    let out = reload();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let expected = format!("{}:", lab.config.display());
+    assert!(
+        stderr.contains("reload rejected")
+            && stderr.contains(&expected)
+            && stderr.contains("balance"),
+        "{stderr}"
+    );
+    assert_eq!(
+        lab.who(addr::EDGE_CLIENT_SIDE_V4, 15300).as_deref(),
+        Ok("B")
+    );
+}

@@ -30,10 +30,21 @@ pub struct ProxyArgs {
     /// listens on nothing. Without it such a file is refused as empty or truncated.
     #[arg(long)]
     allow_empty: bool,
+    /// Take commands (`toa proxy reload`) on this Unix socket, made root-only (0600, its
+    /// directory 0700); the packaged unit uses /run/toa-proxy/admin.sock.
+    #[arg(long, value_name = "PATH")]
+    admin_socket: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
 enum ProxyCommand {
+    /// Reload the running proxy's config and wait for the outcome: exit 1 with the reason
+    /// (file:line, field) when the file is rejected, the old config still running.
+    Reload {
+        /// The running proxy's --admin-socket.
+        #[arg(long, value_name = "PATH", default_value = toa_proxy::admin::DEFAULT_ADMIN_SOCKET)]
+        admin_socket: PathBuf,
+    },
     /// Validate a config file and exit: prints one line naming file, line and field on error.
     Check {
         /// Config file to validate.
@@ -76,6 +87,7 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
             config,
             allow_empty,
         }) => check(&config, allow_empty),
+        Some(ProxyCommand::Reload { admin_socket }) => reload(&admin_socket),
         Some(ProxyCommand::Rules {
             command:
                 RulesCommand::Import {
@@ -108,9 +120,27 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
                     metrics: args.metrics,
                     watch_config: args.watch_config,
                     allow_empty: args.allow_empty,
+                    admin_socket: args.admin_socket,
                     toa_tagger: None,
                 },
             )
+        }
+    }
+}
+
+/// How long `toa proxy reload` waits: a reload binds new ports and reads the file, but
+/// host names in it resolve with the system resolver's own timeouts.
+const RELOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn reload(admin_socket: &std::path::Path) -> anyhow::Result<()> {
+    match toa_proxy::admin::request(admin_socket, "reload", RELOAD_TIMEOUT) {
+        Ok(status) => {
+            println!("{status}");
+            Ok(())
+        }
+        Err(reason) => {
+            eprintln!("{reason}");
+            std::process::exit(1);
         }
     }
 }

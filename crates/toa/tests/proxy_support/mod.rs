@@ -24,6 +24,8 @@ pub struct ProxyLab {
     pub fast_health: bool,
     /// `RUST_LOG` for the proxy; `None` runs it at its default level, as an operator would.
     pub rust_log: Option<&'static str>,
+    /// `--admin-socket` for the proxy, if any.
+    pub admin_socket: Option<PathBuf>,
 }
 
 impl ProxyLab {
@@ -42,6 +44,7 @@ impl ProxyLab {
             fast_health: false,
             // Debug logs name the side of every connection that ends in an error.
             rust_log: Some("info,toa_proxy=debug"),
+            admin_socket: None,
         }
     }
 
@@ -66,7 +69,8 @@ impl ProxyLab {
         };
         std::fs::write(&self.config, config).unwrap();
         let rust_log = self.rust_log.map(|f| format!("RUST_LOG={f}"));
-        let cmd = [
+        let admin = self.admin_socket.as_ref().map(|p| p.to_str().unwrap());
+        let mut cmd = vec![
             "env",
             rust_log.as_deref().unwrap_or("--unset=RUST_LOG"),
             env!("CARGO_BIN_EXE_toa"),
@@ -76,6 +80,7 @@ impl ProxyLab {
             "--metrics",
             METRICS,
         ];
+        cmd.extend(admin.iter().flat_map(|path| ["--admin-socket", path]));
         self.proxy = Some(
             self.topo
                 .lab
