@@ -9,9 +9,7 @@ use serde_json::{Value, json};
 use toml::Spanned;
 
 use crate::import::RULE_ID_COMMENT;
-use toa_proxy::config::{
-    Balance, Config, DEFAULT_MAX_FLOWS, ListenAddr, TcpMode, Transport, UdpMode,
-};
+use toa_config::{Balance, Config, DEFAULT_MAX_FLOWS, ListenAddr, TcpMode, Transport, UdpMode};
 
 /// The JSON, and the settings EdgeOne has no field for (printed to stderr).
 #[derive(Debug)]

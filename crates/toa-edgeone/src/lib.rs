@@ -1,7 +1,8 @@
 //! toa-edgeone — Tencent EdgeOne's L4 rule lists next to toa's proxy config: `toa proxy
 //! rules import` converts them to TOML rules, `toa proxy rules export` writes a config
-//! back. The config types and their validation are toa-proxy's ([`toa_proxy::config`]);
-//! this crate only converts, so the proxy does not carry it.
+//! back. The config types and their validation are `toa-config`'s ([`toa_config`]), the
+//! only toa crate this one uses: it converts and validates, and never needs the proxy's
+//! runtime; the proxy does not carry it either.
 //!
 //! # Layout
 //! - [`import`]: EdgeOne JSON/CSV rule lists (and origin groups) to validated TOML.

@@ -15,7 +15,7 @@
 //!
 //! # Limits
 //! The server is `toa-metrics-http`, the proxy's endpoint: at most
-//! [`toa_metrics_http::DEFAULT_MAX_CONNECTIONS`] connections at once, each cut at
+//! [`toa_config::DEFAULT_METRICS_MAX_CONNECTIONS`] connections at once, each cut at
 //! [`toa_metrics_http::REQUEST_DEADLINE`], so idle or trickling clients on a node's
 //! open port cannot take the exporter (or its memory limit) for good.
 
@@ -133,7 +133,7 @@ pub async fn serve(
     let server = tokio::spawn(toa_metrics_http::serve(
         listener,
         toa_metrics_http::routes(render),
-        toa_metrics_http::DEFAULT_MAX_CONNECTIONS,
+        toa_config::DEFAULT_METRICS_MAX_CONNECTIONS,
         counts,
         stop.clone(),
     ));

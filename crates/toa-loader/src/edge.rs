@@ -177,9 +177,8 @@ impl EdgeWriter {
     /// It is one setsockopt, which the writer's registration hook turns into
     /// an sk_storage entry (freed with the socket) plus TCP_NODELAY: the proxy
     /// sets TCP_NODELAY on every upstream socket anyway, so TOA adds no system
-    /// call. A separate bpf() map update by fd cost ~1.2 µs more per
-    /// connection (bench/results/perf-changes-2026-12-01.md). The value carries
-    /// this attachment's token, so only this process can register.
+    /// call. The value carries this attachment's token, so only this process
+    /// can register.
     pub fn register(&self, socket: BorrowedFd<'_>, client: SocketAddr) -> Result<()> {
         let value = EdgeRegistration {
             client: EdgeClient::from_socket_addr(client),

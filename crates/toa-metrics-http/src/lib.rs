@@ -45,9 +45,6 @@ pub const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
 /// Descriptors kept for the process's real work (the proxy's client and upstream sockets
 /// and pipes): the endpoint refuses connections once fewer than this many are free.
 pub const FD_RESERVE: u64 = 256;
-/// The connection cap where nothing configures one (the exporter; the proxy's
-/// `metrics_max_connections` defaults to the same): a scraper or two plus a probe.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 8;
 
 /// What the endpoint cut short, exported as `<prefix>_connections_refused_total` and
 /// `<prefix>_requests_timed_out_total`.

@@ -14,7 +14,7 @@ use toa_wire::{Parsed, proxy_v1, proxy_v2};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use crate::config::AcceptProxy;
+use toa_config::AcceptProxy;
 use toa_wire::normalize;
 
 toa_common::names! {

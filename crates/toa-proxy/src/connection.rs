@@ -55,10 +55,8 @@ pub(crate) fn handle(
     sweep: Arc<Sweep>,
 ) -> impl std::future::Future<Output = ()> + Send {
     let rule = route.rule.clone();
-    // Boxed, so that it is freed before forwarding starts: a task is as large as its
-    // largest state, the setup's (PROXY header, connect with one retry, preamble) is
-    // larger than forwarding's, and an idle connection would keep that size for its
-    // whole life (bench/results/perf-changes-2026-12-01.md).
+    // Boxed, and freed before forwarding starts: a task is as large as its largest state,
+    // and the setup's is larger than forwarding's, a size an idle connection would keep.
     let opening = Box::pin(open(shared, route, client, peer));
     async move {
         let Some((client, origin, opened)) = opening.await else {

@@ -12,8 +12,8 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::HealthSettings;
 use crate::error::{ConnectError, ConnectErrorKind};
+use toa_config::HealthSettings;
 
 pub struct OriginHealth {
     pub addr: SocketAddr,

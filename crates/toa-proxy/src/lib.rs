@@ -4,16 +4,17 @@
 //! session persistence, health), opens the upstream connection while passing the client's
 //! address (TOA option, PROXY v1/v2 header, or nothing), and copies bytes both ways.
 //! The `toa` binary (`toa proxy`) only parses the command line and calls [`serve`].
-//! The public API is what its users call: [`serve`] with [`ServeOptions`], [`config`],
-//! the TOA tagger traits and [`ListenSocket`] (`toa spp-echo`); everything else is crate-private.
-//! Wire codecs live in `toa-wire`. The eBPF TOA writer is not a dependency: the binary
-//! supplies it through `client_ip::UpstreamTaggerFactory` (toa-loader's `EdgeWriter`),
-//! so this crate builds without aya or the BPF toolchain.
+//! The public API is what its users call: [`serve`] with [`ServeOptions`], the TOA tagger
+//! traits and [`ServerError`]; everything else is crate-private.
+//!
+//! Below it: the config it runs is `toa-config`'s (parsed and validated there), the UDP
+//! listening socket `toa-pktinfo`'s, wire codecs `toa-wire`'s. The eBPF TOA writer is not a
+//! dependency: the binary supplies it through `client_ip::UpstreamTaggerFactory`
+//! (toa-loader's `EdgeWriter`), so this crate builds without aya or the BPF toolchain.
 //! EdgeOne rule-list conversion is in `toa-edgeone`; the reference UDP origin behind
-//! `toa spp-echo` is in `toa-spp-echo`.
+//! `toa spp-echo` is in `toa-spp-echo`; neither depends on this crate.
 //!
 //! # Layout
-//! - [`config`]: the TOML file, validated into `config::Config`; every error names file:line and field.
 //! - `rules`: a validated rule turned into the listener keys it binds and the origin ports they map to.
 //! - `listener`: binding listeners (dual stack by default) that survive reloads.
 //! - `accept_proxy`: PROXY v1/v2 headers accepted from trusted upstreams (`accept_proxy`).
@@ -32,20 +33,18 @@
 //!   and drain; `notify` tells a systemd supervisor; [`admin`]: the admin socket
 //!   (`toa proxy reload`) and its client.
 //! - `state`: what the data path reads (`Shared`, `Route`, `RuleRuntime`, [`ServerError`]),
-//!   below everything that uses it; `dns`: host-name lookup; `labels`: label enums.
-//! - `resolve`: host-name origins looked up again while running.
+//!   below everything that uses it; `labels`: label enums.
+//! - `resolve`: host-name origins looked up again while running (`toa_config::dns`).
 //!
 //! Modules depend one way (`scripts/module-cycles` checks it): `server` sits at the top and
 //! only `process` uses it. Every module named `accept_proxy` reads PROXY headers (TCP,
-//! UDP, config); the accept loops are `workers`.
+//! UDP, and toa-config's); the accept loops are `workers`.
 
 pub(crate) mod accept_proxy;
 pub mod admin;
 pub(crate) mod balance;
 pub(crate) mod client_ip;
-pub mod config;
 mod connection;
-mod dns;
 pub(crate) mod error;
 pub(crate) mod forward;
 pub(crate) mod health;
@@ -67,7 +66,5 @@ pub(crate) mod watch;
 mod workers;
 
 pub use client_ip::{EdgeTotals, UpstreamTagger, UpstreamTaggerFactory};
-pub use config::Config;
 pub use process::{ServeOptions, serve};
 pub use server::ServerError;
-pub use udp::ListenSocket;

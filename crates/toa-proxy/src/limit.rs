@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::config::{Config, Protocol, Rule, Transport};
+use toa_config::{Config, Protocol, Rule, Transport};
 
 /// A maximum that no limit sets: the count is kept, nothing is refused.
 pub const UNLIMITED: usize = usize::MAX;

@@ -1,16 +1,17 @@
-//! Binding listeners. No `listen` key means one `[::]` socket that takes IPv4 too
-//! (IPV6_V6ONLY off); an explicit IPv6 address is IPv6 only so it can sit beside an
+//! Binding listeners, TCP and UDP alike. No `listen` key means one `[::]` socket that takes
+//! IPv4 too (IPV6_V6ONLY off); an explicit IPv6 address is IPv6 only so it can sit beside an
 //! explicit IPv4 listener on the same port. A TCP key is bound once per accept worker
-//! (`SO_REUSEPORT`, see accept.rs); a port held by another socket without it still
-//! fails the bind, and with it the (re)load.
+//! (`SO_REUSEPORT`, see `workers`); a port held by another socket without it still
+//! fails the bind, and with it the (re)load. A UDP key gets one `toa_pktinfo::ListenSocket`.
 
 use std::io;
 use std::net::{Ipv6Addr, SocketAddr};
 
 use socket2::{Domain, Socket, Type};
+use toa_pktinfo::ListenSocket;
 
-use crate::config::ListenAddr;
 use crate::rules::ListenKey;
+use toa_config::ListenAddr;
 
 /// Pending connections the kernel queues per listener while the accept loop is busy.
 const LISTEN_BACKLOG: i32 = 4096;
@@ -29,14 +30,25 @@ pub fn bind_tcp(key: &ListenKey, count: usize) -> io::Result<Vec<std::net::TcpLi
     (0..count.max(1)).map(|_| bind_one(key)).collect()
 }
 
-fn bind_one(key: &ListenKey) -> io::Result<std::net::TcpListener> {
-    let (addr, v6only) = match key.addr {
+/// The UDP socket for `key`.
+pub fn bind_udp(key: &ListenKey) -> io::Result<ListenSocket> {
+    let (addr, v6only) = bind_address(key);
+    ListenSocket::bind(addr, v6only)
+}
+
+/// Where `key` binds, and its IPV6_V6ONLY (`None`: an IPv4 socket, which has none).
+fn bind_address(key: &ListenKey) -> (SocketAddr, Option<bool>) {
+    match key.addr {
         ListenAddr::DualStack => (
             SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), key.port),
             Some(false),
         ),
         ListenAddr::Ip(ip) => (SocketAddr::new(ip, key.port), ip.is_ipv6().then_some(true)),
-    };
+    }
+}
+
+fn bind_one(key: &ListenKey) -> io::Result<std::net::TcpListener> {
+    let (addr, v6only) = bind_address(key);
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     if let Some(only) = v6only {
         socket.set_only_v6(only)?;
@@ -56,7 +68,7 @@ fn bind_one(key: &ListenKey) -> io::Result<std::net::TcpListener> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Protocol;
+    use toa_config::Protocol;
 
     #[tokio::test]
     async fn accepted_sockets_inherit_nodelay_from_the_listener() {

@@ -16,10 +16,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin::AdminSocket;
 use crate::client_ip::UpstreamTaggerFactory;
-use crate::config::Config;
 use crate::notify::{Notifier, State};
 use crate::server::{Server, ServerError};
 use crate::watch::ConfigWatch;
+use toa_config::Config;
 
 /// How `toa proxy` runs besides its config file.
 #[derive(Debug, Clone, Default)]

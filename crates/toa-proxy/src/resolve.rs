@@ -8,8 +8,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use crate::config::{Config, OriginSpec};
-use crate::dns::Answers;
+use toa_config::dns::Answers;
+use toa_config::{Config, OriginSpec};
 
 /// When each rule with host-name origins is due for its next lookup.
 #[derive(Debug, Default)]
@@ -126,7 +126,7 @@ mod tests {
 
         let failed = HashMap::from([(
             "localhost".to_string(),
-            Err(crate::dns::LookupError::Unresolvable(
+            Err(toa_config::dns::LookupError::Unresolvable(
                 "localhost".to_string(),
             )),
         )]);

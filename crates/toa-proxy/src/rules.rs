@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use crate::config::{Config, ListenAddr, Protocol, Rule};
+use toa_config::{Config, ListenAddr, Protocol, Rule};
 
 /// Identifies a listening socket across reloads: a listener whose key stays is kept open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use crate::balance::{Backend, selector_for};
 use crate::client_ip::ClientIpWriter;
-use crate::config::{Config, Transport};
 use crate::health::OriginHealth;
 use crate::limit::RuleLimits;
 use crate::rules;
 use crate::state::{RuleRuntime, ServerError, Shared, TcpRule, UdpRule};
 use crate::throttle::LogThrottle;
 use crate::udp;
+use toa_config::{Config, Transport};
 
 /// A rule built for its transport.
 pub(crate) enum Built {

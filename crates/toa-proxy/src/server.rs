@@ -19,7 +19,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::client_ip;
-use crate::config::{Config, Protocol};
 use crate::health::HealthRegistry;
 use crate::limit::{Limit, LimitRegistry};
 use crate::metrics::Metrics;
@@ -29,6 +28,7 @@ pub use crate::state::ServerError;
 use crate::state::{Route, Routes, Shared, TcpRule, UdpRule};
 use crate::workers::{AcceptLoop, AcceptWorkers};
 use crate::{listener, resolve, udp};
+use toa_config::{Config, Protocol};
 
 /// A running listener: its route, swapped by reloads, and what stops it.
 struct ListenerHandle<R> {
@@ -137,7 +137,7 @@ impl Server {
         if names.is_empty() {
             return next;
         }
-        let answers = tokio::task::spawn_blocking(move || crate::dns::lookup_all(&names))
+        let answers = tokio::task::spawn_blocking(move || toa_config::dns::lookup_all(&names))
             .await
             .unwrap_or_default();
         for (name, answer) in &answers {
@@ -225,7 +225,7 @@ impl Server {
                         .map(|sockets| drop(fresh_tcp.insert(*key, sockets)))
                 }
                 Built::Udp(_) if !state.udp.contains_key(key) => {
-                    udp::ListenSocket::bind(key).map(|socket| drop(fresh_udp.insert(*key, socket)))
+                    listener::bind_udp(key).map(|socket| drop(fresh_udp.insert(*key, socket)))
                 }
                 _ => continue,
             };
@@ -320,7 +320,7 @@ impl Server {
     fn spawn_udp_listener(
         &self,
         key: ListenKey,
-        socket: udp::ListenSocket,
+        socket: toa_pktinfo::ListenSocket,
         route: Route<UdpRule>,
     ) -> ListenerHandle<UdpRule> {
         let handle = ListenerHandle {

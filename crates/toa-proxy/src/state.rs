@@ -8,13 +8,13 @@ use std::sync::atomic::{AtomicU64, AtomicUsize};
 
 use crate::balance::{Backend, PersistTables, Selector};
 use crate::client_ip::{self, ClientIpWriter};
-use crate::config::{AcceptProxy, ConfigError, ProxySettings};
 use crate::health::HealthRegistry;
 use crate::limit::{Limit, LimitRegistry, RuleLimits};
 use crate::metrics::{Metrics, Reject, RuleMetrics};
 use crate::rules::ListenKey;
 use crate::throttle::LogThrottle;
 use crate::udp;
+use toa_config::{AcceptProxy, ConfigError, ProxySettings};
 
 /// Why the proxy could not start or a reload was rejected (the old config keeps running).
 #[derive(Debug, thiserror::Error)]

@@ -10,7 +10,7 @@
 //!
 //! A datagram that starts like a header but does not parse is logged and not answered.
 //!
-//! Replies leave from the address each datagram came to, through toa-proxy's
+//! Replies leave from the address each datagram came to, through toa-pktinfo's
 //! [`ListenSocket`]; the headers are toa-wire's codecs.
 
 use std::collections::HashSet;
@@ -20,7 +20,7 @@ use toa_wire::proxy_v2::{self, Addresses, Transport};
 use toa_wire::{Parsed, spp};
 use tokio_util::sync::CancellationToken;
 
-use toa_proxy::ListenSocket;
+use toa_pktinfo::ListenSocket;
 
 /// Distinct senders remembered for the "new client" lines; beyond it the set starts over
 /// (a client may then be logged again), which bounds memory under a flood of sources.

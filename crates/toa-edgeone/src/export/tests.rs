@@ -45,7 +45,7 @@ origins = [{ address = "198.18.2.7", weight = 3 }]
     let strip = |c: &Config| {
         c.rules
             .iter()
-            .map(|r| toa_proxy::config::Rule {
+            .map(|r| toa_config::Rule {
                 line: 0,
                 ..r.clone()
             })

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::{ImportError, Imported, Input};
-use toa_proxy::config::{Config, ConfigError};
+use toa_config::{Config, ConfigError};
 
 /// The comment import writes above a rule for its EdgeOne `RuleId`; export reads it back.
 pub const RULE_ID_COMMENT: &str = "# EdgeOne RuleId ";

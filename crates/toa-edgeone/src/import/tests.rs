@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::*;
-use toa_proxy::config::{Config, PortRange, Ports};
+use toa_config::{Config, PortRange, Ports};
 
 fn convert_to(name: &str, text: &str, groups: Option<&str>) -> Result<Imported, String> {
     let dir = std::env::temp_dir().join(format!("toa-import-{}-{name}", std::process::id()));

@@ -3,8 +3,8 @@
 
 use super::*;
 
-use crate::config::{ProxyVersion, accept_net};
 use std::time::Duration;
+use toa_config::{ProxyVersion, accept_net};
 
 fn accept(version: ProxyVersion) -> AcceptProxy {
     AcceptProxy {

@@ -17,9 +17,9 @@ pub use persist::{PersistTables, Persistent};
 pub use round_robin::RoundRobin;
 pub use weighted_round_robin::WeightedRoundRobin;
 
-use crate::config::{Balance, Rule};
 use crate::health::OriginHealth;
 use crate::metrics::RuleMetrics;
+use toa_config::{Balance, Rule};
 
 /// One origin of one rule.
 pub struct Backend {

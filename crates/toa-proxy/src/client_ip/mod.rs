@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::net::TcpSocket;
 
-use crate::config::{Rule, TcpMode, ToaSettings};
 use crate::metrics::Metrics;
+use toa_config::{Rule, TcpMode, ToaSettings};
 
 pub use off::Off;
 pub use ppv1::ProxyV1;
@@ -161,7 +161,7 @@ mod tests {
 
     #[test]
     fn toa_rule_without_a_tagger_is_refused_in_one_line() {
-        let config = crate::Config::parse(
+        let config = toa_config::Config::parse(
             std::path::Path::new("proxy.toml"),
             "[[rule]]\ntag = \"web\"\nports = \"80\"\norigins = [\"198.18.2.2\"]\npass_client_ip = \"toa\"\n",
         )
@@ -180,7 +180,7 @@ mod tests {
             refused.to_string(),
             "pass_client_ip = \"toa\" needs the eBPF edge writer, and this proxy was started without one (run it as `toa proxy`)"
         );
-        let ppv2 = crate::Config::parse(
+        let ppv2 = toa_config::Config::parse(
             std::path::Path::new("proxy.toml"),
             "[[rule]]\ntag = \"web\"\nports = \"80\"\norigins = [\"198.18.2.2\"]\npass_client_ip = \"ppv2\"\n",
         )

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use toa_wire::{Parsed, proxy_v2, spp};
 
 use crate::accept_proxy::{Refusal, v2_client};
-use crate::config::{AcceptProxy, ProxyVersion};
+use toa_config::{AcceptProxy, ProxyVersion};
 use toa_wire::normalize;
 
 /// The client a datagram's header names.
@@ -74,7 +74,7 @@ pub fn read(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::accept_net;
+    use toa_config::accept_net;
 
     fn accept(version: ProxyVersion) -> AcceptProxy {
         AcceptProxy {

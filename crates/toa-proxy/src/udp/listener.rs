@@ -15,13 +15,13 @@ use tokio_util::task::TaskTracker;
 use super::accept_proxy;
 use super::client_ip::{FlowInfo, MAX_DATAGRAM};
 use super::flow::{Flow, FlowKey, FlowSetup, FlowTable};
-use super::socket::{ListenSocket, Received};
 use super::upstream;
 use crate::client_ip::HeaderError;
 use crate::limit::Held;
 use crate::metrics::{DropReason, Eviction};
 use crate::rules::ListenKey;
 use crate::state::{Route, Routes, Shared, UdpRule};
+use toa_pktinfo::{ListenSocket, Received};
 use toa_wire::normalize;
 
 /// Bytes kept free in front of each received payload, so a header is written in place

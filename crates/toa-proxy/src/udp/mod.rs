@@ -9,12 +9,13 @@
 //!
 //! # Layout
 //! - [`accept_proxy`]: PROXY v2 / SPP headers from a trusted upstream (`accept_proxy`).
-//! - [`socket`]: the listening socket, which learns each datagram's destination address.
 //! - [`listener`]: the receive loop: flow lookup or opening, header in front, send upstream.
 //! - [`flow`]: a flow and the per-listener flow table with idle expiry.
 //! - [`upstream`]: the flow's upstream socket and the task relaying replies to the client.
 //! - [`client_ip`]: pass-client-IP modes for datagrams (PROXY v2 first, SPP every, off).
 //!
+//! The listening socket, which learns each datagram's destination address, is
+//! `toa_pktinfo::ListenSocket` (bound in `crate::listener`).
 //! Flows, datagrams and drops per rule are counted in [`crate::metrics`]; a rule's flows
 //! by activity, for eviction at its limits, are kept with its limits (`crate::limit`),
 //! which outlive reloads.
@@ -23,8 +24,6 @@ pub mod accept_proxy;
 pub mod client_ip;
 pub(crate) mod flow;
 pub(crate) mod listener;
-pub mod socket;
 pub(crate) mod upstream;
 
 pub use client_ip::{DatagramWriter, writer_for};
-pub use socket::ListenSocket;

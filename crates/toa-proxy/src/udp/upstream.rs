@@ -15,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::client_ip::Reply;
 use super::flow::{Flow, FlowTable};
-use super::socket::ListenSocket;
 use crate::metrics::DropReason;
+use toa_pktinfo::ListenSocket;
 
 /// Room for the largest datagram the origin can send.
 const REPLY_BUFFER: usize = 64 * 1024;

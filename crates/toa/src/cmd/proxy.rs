@@ -146,7 +146,7 @@ fn reload(admin_socket: &std::path::Path) -> anyhow::Result<()> {
 }
 
 fn check(path: &std::path::Path, allow_empty: bool) -> anyhow::Result<()> {
-    let loaded = toa_proxy::Config::load(path).and_then(|cfg| {
+    let loaded = toa_config::Config::load(path).and_then(|cfg| {
         if !allow_empty {
             cfg.require_online_rules()?;
         }
@@ -173,7 +173,7 @@ fn check(path: &std::path::Path, allow_empty: bool) -> anyhow::Result<()> {
 fn export(path: &std::path::Path) -> anyhow::Result<()> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let cfg = match toa_proxy::Config::parse(path, &text) {
+    let cfg = match toa_config::Config::parse(path, &text) {
         Ok(cfg) => cfg,
         Err(e) => {
             eprintln!("{e}");
@@ -213,7 +213,7 @@ fn serve(config: PathBuf, mut options: toa_proxy::ServeOptions) -> anyhow::Resul
 fn drop_privileges(config: &std::path::Path, factory: &EdgeWriterFactory) -> anyhow::Result<()> {
     use toa_host::Capability::{CAP_BPF, CAP_NET_BIND_SERVICE, CAP_SYS_RESOURCE};
     // The proxy reads the file again and reports its errors, with the rule's name.
-    let toa_kind = toa_proxy::Config::load(config)
+    let toa_kind = toa_config::Config::load(config)
         .ok()
         .and_then(|c| c.toa_kind());
     let attached = toa_kind.is_some_and(|kind| factory.attach_at_start(kind));

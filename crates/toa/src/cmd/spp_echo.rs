@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use clap::Args;
-use toa_proxy::ListenSocket;
+use toa_pktinfo::ListenSocket;
 use tokio_util::sync::CancellationToken;
 
 /// UDP echo server that understands SPP and PROXY v2: the reference origin for UDP rules.
@@ -27,7 +27,7 @@ pub fn run(args: SppEchoArgs) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let socket = ListenSocket::bind_at(args.listen, None).with_context(|| {
+        let socket = ListenSocket::bind(args.listen, None).with_context(|| {
             format!(
                 "cannot listen on udp {} (in use? try another port)",
                 args.listen

@@ -6,8 +6,8 @@
 //! starts unmounted: what it mounts and changes there never reaches the
 //! host's mount, which the other tests use at the same time.
 
-use crate::cgroup_links;
 use crate::fault_findings::assert_one_line_failure;
+use crate::lifecycle::cgroup_links;
 use crate::receiver::TOA;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::MetadataExt;

@@ -1,9 +1,18 @@
 //! Shared pieces of the proxy end-to-end tests: the standard topology with a running
-//! `toa proxy` on the edge, the Python data peer, metrics and log helpers.
+//! `toa proxy` on the edge, metrics and log helpers; the Python data peer in `peer`,
+//! the proxy process's descriptors in `process`.
 
 #![allow(dead_code)] // each test file uses a different subset
 
 pub mod nginx;
+mod peer;
+mod process;
+
+// Each test file uses a different subset of these too.
+#[allow(unused_imports)]
+pub use peer::{field, trickle_until_closed};
+#[allow(unused_imports)]
+pub use process::{exited, peer_fd};
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -297,93 +306,6 @@ impl ProxyLab {
     }
 }
 
-/// Whether process `pid` is gone (a zombie — exited, not yet reaped — counts as gone).
-pub fn exited(pid: u32) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The state letter follows the ")" that closes the command name.
-    stat.rsplit_once(") ")
-        .is_none_or(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X'))
-}
-
-impl ProxyLab {
-    /// Runs `peer.py MODE ARGS...` in the client namespace to completion; its one JSON line.
-    pub fn peer_line(&self, args: &[&str]) -> String {
-        let mut cmd = vec!["timeout", "60", "python3", self.peer.as_str()];
-        cmd.extend_from_slice(args);
-        self.topo
-            .client
-            .run(&cmd)
-            .unwrap_or_else(|e| panic!("peer.py {args:?} failed: {e}\n{}", self.proxy_log()))
-            .trim()
-            .to_string()
-    }
-
-    /// Starts `peer.py MODE ARGS...` in the client namespace and waits for its first line.
-    pub fn spawn_peer(&mut self, args: &[&str]) -> (Spawned, String) {
-        let mut cmd = vec!["python3", self.peer.as_str()];
-        cmd.extend_from_slice(args);
-        let cmd: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
-        let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
-        let s = self.topo.lab.spawn(&self.topo.client, None, &cmd).unwrap();
-        let mut line = String::new();
-        eventually(Duration::from_secs(30), "peer report", || {
-            line = std::fs::read_to_string(&s.log).unwrap_or_default();
-            line.contains('}')
-        });
-        (s, line.trim().to_string())
-    }
-
-    /// Open descriptors of the proxy process now.
-    pub fn proxy_fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.proxy().pid))
-            .map(|d| d.count())
-            .unwrap_or(0)
-    }
-
-    /// The size (F_GETPIPE_SZ) of every pipe the proxy holds now: its splice buffers.
-    pub fn proxy_pipe_sizes(&self) -> Vec<usize> {
-        let pid = self.proxy().pid;
-        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-            return Vec::new();
-        };
-        fds.flatten()
-            .filter(|e| {
-                std::fs::read_link(e.path())
-                    .is_ok_and(|target| target.to_string_lossy().starts_with("pipe:"))
-            })
-            .filter_map(|e| e.file_name().to_str()?.parse().ok())
-            // A pipe closed since the listing is simply gone.
-            .filter_map(|fd| peer_fd(pid, fd).ok())
-            .filter_map(|pipe| {
-                // SAFETY: F_GETPIPE_SZ on a descriptor we own.
-                let size = unsafe {
-                    libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&pipe), libc::F_GETPIPE_SZ)
-                };
-                usize::try_from(size).ok()
-            })
-            .collect()
-    }
-}
-
-/// A duplicate of descriptor `fd` of process `pid`, to inspect a socket or pipe the proxy
-/// holds (pidfd_getfd, Linux 5.6+; the tests run as root).
-pub fn peer_fd(pid: u32, fd: i32) -> std::io::Result<std::os::fd::OwnedFd> {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    // SAFETY: plain syscalls; every returned descriptor is owned, so closed on drop.
-    unsafe {
-        let pidfd = libc::syscall(libc::SYS_pidfd_open, pid, 0);
-        if pidfd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let pidfd = OwnedFd::from_raw_fd(pidfd as i32);
-        let dup = libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0);
-        if dup < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(OwnedFd::from_raw_fd(dup as i32))
-    }
-}
-
 /// Adds `new` with `existing`'s prefix length on the interface that holds `existing` in `ns`.
 pub fn add_address(ns: &toa_lab::Netns, existing: &str, new: &str) {
     let out = ns.run(&["ip", "-o", "addr", "show"]).unwrap();
@@ -420,79 +342,6 @@ pub fn eventually(timeout: Duration, what: &str, mut check: impl FnMut() -> bool
     panic!("timed out after {timeout:?} waiting for {what}");
 }
 
-/// A client in `ns` sending one byte a second to 127.0.0.1:`port` (peer.py `trickle`,
-/// 30 bytes at most): asserts the server closed it, and returns after how many seconds.
-pub fn trickle_until_closed(ns: &toa_lab::Netns, peer: &str, port: u16) -> f64 {
-    let port = port.to_string();
-    let out = ns
-        .run(&[
-            "timeout",
-            "60",
-            "python3",
-            peer,
-            "trickle",
-            "127.0.0.1",
-            &port,
-            "30",
-        ])
-        .unwrap();
-    assert_eq!(field(&out, "closed"), "true", "{out}");
-    field(&out, "seconds").parse().unwrap()
-}
-
-/// The value of `key` in a one-line JSON object printed by peer.py (strings and numbers).
-pub fn field(line: &str, key: &str) -> String {
-    let start = line
-        .find(&format!("\"{key}\": "))
-        .unwrap_or_else(|| panic!("no {key} in {line}"))
-        + key.len()
-        + 4;
-    line[start..]
-        .split([',', '}'])
-        .next()
-        .unwrap()
-        .trim()
-        .trim_matches('"')
-        .to_string()
-}
-
 pub fn edge_v4() -> &'static str {
     addr::EDGE_CLIENT_SIDE_V4
-}
-
-/// A client that writes `parts` (raw bytes) with a pause between them, then prints what
-/// comes back until the server closes; prints nothing if the connection is refused or reset.
-const RAW_CLIENT: &str = r#"
-import socket, sys, time
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
-try:
-    for part in sys.argv[3:]:
-        s.sendall(bytes.fromhex(part))
-        time.sleep(0.2)
-    out = b""
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        out += d
-except OSError:
-    out = b""
-sys.stdout.write(out.decode("latin-1"))
-"#;
-
-impl ProxyLab {
-    /// Sends `parts` from the client to host:port through [`RAW_CLIENT`]; the reply.
-    pub fn send_raw(&self, host: &str, port: u16, parts: &[&[u8]]) -> String {
-        let hex: Vec<String> = parts
-            .iter()
-            .map(|p| p.iter().map(|b| format!("{b:02x}")).collect())
-            .collect();
-        let port = port.to_string();
-        let mut cmd = vec!["python3", "-c", RAW_CLIENT, host, port.as_str()];
-        cmd.extend(hex.iter().map(String::as_str));
-        self.topo
-            .client
-            .run(&cmd)
-            .unwrap_or_else(|e| panic!("raw client failed: {e}\nproxy log:\n{}", self.proxy_log()))
-    }
 }

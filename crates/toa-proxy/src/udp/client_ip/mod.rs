@@ -11,8 +11,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::client_ip::{HeaderError, Modes};
-use crate::config::{Rule, UdpMode};
 use crate::metrics::DropReason;
+use toa_config::{Rule, UdpMode};
 
 pub use off::Off;
 pub use ppv2::ProxyV2Dgram;

@@ -1,6 +1,10 @@
-//! The proxy's config file: TOML in, a fully validated [`Config`] out, or one
+//! toa-config — the proxy's config file: TOML in, a fully validated [`Config`] out, or one
 //! [`ConfigError`] line naming file, line, field and reason. Nothing is half-loaded:
 //! origins are resolved and listeners checked for overlap before a `Config` exists.
+//!
+//! A layer of its own, with no async runtime and no HTTP: `toa-proxy` runs a `Config`,
+//! `toa proxy --check` only validates one, and `toa-edgeone` converts rule lists to and
+//! from it. Option kinds come from `toa-wire`, name tables from `toa-common`.
 //!
 //! ```toml
 //! [proxy]                       # all optional
@@ -29,8 +33,19 @@
 //! accept_proxy = "v2"           # the client sends a PROXY header; its client counts
 //! accept_proxy_from = ["198.18.1.0/24"]
 //! ```
+//!
+//! # Layout
+//! - [`Config`], [`Rule`], [`Transport`], [`ListenAddr`]: the validated config (here);
+//!   `settings`: the `[proxy]`, `[health]` and `[toa]` sections' values and defaults.
+//! - `raw`: the file as serde reads it; `validate`, `sections`, `rule`, `origins`,
+//!   `ports`, `resources`, `accept_proxy`: each part checked into its typed form.
+//! - `values`: durations, port ranges and the name tables (modes, protocols, balancing).
+//! - `error`: [`ConfigError`], one line with file, line and field.
+//! - [`dns`]: host-name lookup (blocking getaddrinfo), used at load and by the proxy's
+//!   re-resolve loop.
 
 mod accept_proxy;
+pub mod dns;
 mod error;
 mod origins;
 mod ports;
@@ -38,6 +53,7 @@ mod raw;
 mod resources;
 mod rule;
 mod sections;
+mod settings;
 mod validate;
 mod values;
 
@@ -50,6 +66,7 @@ pub use error::{ConfigError, Located};
 pub use ports::Ports;
 pub use resources::{DEFAULT_TCP_CONNECTIONS_PER_CLIENT, DEFAULT_UDP_FLOWS_PER_CLIENT};
 pub use rule::DEFAULT_MAX_FLOWS;
+pub use settings::{DEFAULT_METRICS_MAX_CONNECTIONS, HealthSettings, ProxySettings, ToaSettings};
 pub use values::{
     Balance, PortRange, Protocol, TcpMode, UdpMode, format_duration, parse_bounded_duration,
     parse_duration,
@@ -96,87 +113,6 @@ pub struct Config {
 pub struct OriginGroup {
     pub name: String,
     pub origins: Vec<(String, u32)>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProxySettings {
-    pub max_connections: usize,
-    pub connect_timeout: Duration,
-    /// No byte either way for this long closes a connection. Checked by a sweep every
-    /// tenth of it or every second, whichever is shorter (`forward::sweep::tick`), so a
-    /// connection closes up to that much after the timeout.
-    pub idle_timeout: Duration,
-    pub drain_timeout: Duration,
-    pub access_log: bool,
-    /// Bytes buffered per direction per connection: the bound on per-connection memory (a
-    /// splice pipe grows above it only while both ends keep up, within a process-wide budget).
-    pub buffer_size: usize,
-    /// Switch each direction to splice(2) (payload stays in the kernel) once it has moved
-    /// 64 KiB; `false` keeps buffered copies throughout.
-    pub splice: bool,
-    /// A UDP flow with no datagram in either direction for this long is forgotten.
-    pub udp_idle_timeout: Duration,
-    /// Concurrent connections to the metrics endpoint (read at start).
-    pub metrics_max_connections: usize,
-    /// Host-name origins are looked up again this often (a rule may override it).
-    pub resolve_interval: Duration,
-    /// How long an `accept_proxy` rule waits for the client's PROXY header.
-    pub accept_proxy_timeout: Duration,
-}
-
-impl Default for ProxySettings {
-    fn default() -> Self {
-        ProxySettings {
-            max_connections: 100_000,
-            connect_timeout: Duration::from_secs(5),
-            idle_timeout: Duration::from_secs(900),
-            drain_timeout: Duration::from_secs(30),
-            access_log: false,
-            buffer_size: 64 * 1024,
-            splice: true,
-            udp_idle_timeout: Duration::from_secs(60),
-            metrics_max_connections: toa_metrics_http::DEFAULT_MAX_CONNECTIONS,
-            resolve_interval: Duration::from_secs(30),
-            // A trusted upstream sends the header with its first segment; seconds are slack
-            // for a lossy path, while a silent or hostile client cannot hold a slot for long.
-            accept_proxy_timeout: Duration::from_secs(3),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct HealthSettings {
-    pub interval: Duration,
-    pub timeout: Duration,
-    /// Consecutive successful checks that bring a down origin back.
-    pub rise: u32,
-    /// Consecutive failed checks that take an up origin down.
-    pub fall: u32,
-}
-
-impl Default for HealthSettings {
-    fn default() -> Self {
-        HealthSettings {
-            interval: Duration::from_secs(5),
-            timeout: Duration::from_secs(2),
-            rise: 2,
-            fall: 3,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ToaSettings {
-    /// TCP option kind the edge writer uses (254 by default, 200 for Tencent-CLB-style receivers).
-    pub kind: u8,
-}
-
-impl Default for ToaSettings {
-    fn default() -> Self {
-        ToaSettings {
-            kind: toa_wire::toa::DEFAULT_KIND,
-        }
-    }
 }
 
 /// One forwarding rule.

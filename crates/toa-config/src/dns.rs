@@ -1,5 +1,5 @@
 //! Host-name lookup, a leaf: the config resolves origins through it at load (every A and
-//! AAAA address becomes an origin of its own) and `resolve` again while the proxy runs.
+//! AAAA address becomes an origin of its own) and toa-proxy's `resolve` again while the proxy runs.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};

@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::error::{ConfigError, Source};
-use super::raw::{RawGroup, RawHealth, RawProxy, Text};
-use super::values::parse_bounded_duration;
-use super::{HealthSettings, OriginSpec, ProxySettings, ranges};
+use crate::dns::{LookupError, lookup};
+use crate::error::{ConfigError, Source};
+use crate::raw::{RawGroup, RawHealth, RawProxy, Text};
+use crate::values::parse_bounded_duration;
+use crate::{HealthSettings, OriginSpec, ProxySettings, ranges};
 
 /// One origin of an `[[origin_group]]` as written, with where it was written (a host name
 /// is resolved only when an online rule uses the group, and its error points here).
@@ -229,8 +230,8 @@ pub(super) fn positive(
 
 /// Every address of `name` (an IP literal, or a host name looked up with blocking
 /// getaddrinfo), one [`OriginSpec`] each.
-pub(super) fn resolve(name: &str, weight: u32) -> Result<Vec<OriginSpec>, crate::dns::LookupError> {
-    Ok(crate::dns::lookup(name)?
+pub(super) fn resolve(name: &str, weight: u32) -> Result<Vec<OriginSpec>, LookupError> {
+    Ok(lookup(name)?
         .into_iter()
         .map(|address| OriginSpec {
             name: name.to_string(),

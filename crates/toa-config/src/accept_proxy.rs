@@ -7,9 +7,9 @@ use std::ops::Range;
 
 use ipnet::IpNet;
 
-use super::error::ConfigError;
-use super::raw::RawRule;
-use super::values::{Protocol, ValueError, parse_name};
+use crate::error::ConfigError;
+use crate::raw::RawRule;
+use crate::values::{Protocol, ValueError, parse_name};
 
 toa_common::names! {
     /// Which PROXY protocol versions a rule accepts from its trusted sources.

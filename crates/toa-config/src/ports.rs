@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::values::{PortRange, ValueError};
+use crate::values::{PortRange, ValueError};
 
 /// The listen ports of one rule: non-empty ranges, in the order written, none overlapping.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

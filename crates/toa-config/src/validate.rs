@@ -2,11 +2,11 @@
 
 use std::path::Path;
 
-use super::error::{ConfigError, Source};
-use super::raw::{RawFile, RawRule};
-use super::rule::rule;
-use super::sections::{groups, health, proxy};
-use super::{Config, OriginGroup, Rule, ToaSettings};
+use crate::error::{ConfigError, Source};
+use crate::raw::{RawFile, RawRule};
+use crate::rule::rule;
+use crate::sections::{groups, health, proxy};
+use crate::{Config, OriginGroup, Rule, ToaSettings};
 
 pub fn validate(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let src = Source { path, text };

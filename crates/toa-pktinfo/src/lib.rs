@@ -1,8 +1,13 @@
-//! The listening UDP socket. One bound to a wildcard address (the dual-stack default, or an
-//! explicit `0.0.0.0`/`::`) cannot tell which of the host's addresses a datagram was sent to,
-//! so it asks the kernel for each datagram (`IP_PKTINFO`/`IPV6_RECVPKTINFO`): the SPP and
-//! PROXY headers then carry the real listener address, and each reply leaves from the
-//! address its client sent to (a client drops replies from any other).
+//! toa-pktinfo — the listening UDP socket. One bound to a wildcard address (the dual-stack
+//! default, or an explicit `0.0.0.0`/`::`) cannot tell which of the host's addresses a
+//! datagram was sent to, so it asks the kernel for each datagram
+//! (`IP_PKTINFO`/`IPV6_RECVPKTINFO`): the SPP and PROXY headers then carry the real listener
+//! address, and each reply leaves from the address its client sent to (a client drops
+//! replies from any other).
+//!
+//! Its users: toa-proxy's UDP listeners (which map a rule's listen key to [`ListenSocket::bind`])
+//! and `toa spp-echo` (toa-spp-echo), an origin-side tool that needs this socket and none
+//! of the proxy.
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -15,13 +20,11 @@ use socket2::{Domain, Socket, Type};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
-use crate::config::ListenAddr;
-use crate::rules::ListenKey;
-
 /// Kernel receive buffer asked for per listener, so a burst from many clients is queued,
 /// not dropped, while the receive loop catches up (capped by `net.core.rmem_max`).
 const RECV_BUFFER: usize = 4 << 20;
 
+/// A UDP socket bound for listening, answering from the address each datagram came to.
 pub struct ListenSocket {
     io: UdpSocket,
     /// Bound to a wildcard address: the local address comes with each datagram.
@@ -39,21 +42,9 @@ pub struct Received {
 }
 
 impl ListenSocket {
-    /// Binds a rule's listener: dual stack without `listen`, an explicit IPv6 address IPv6 only.
-    pub fn bind(key: &ListenKey) -> io::Result<ListenSocket> {
-        match key.addr {
-            ListenAddr::DualStack => ListenSocket::bind_at(
-                SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), key.port),
-                Some(false),
-            ),
-            ListenAddr::Ip(ip) => {
-                ListenSocket::bind_at(SocketAddr::new(ip, key.port), ip.is_ipv6().then_some(true))
-            }
-        }
-    }
-
-    /// Binds `addr`; `v6only` `None` keeps the system default (`net.ipv6.bindv6only`).
-    pub fn bind_at(addr: SocketAddr, v6only: Option<bool>) -> io::Result<ListenSocket> {
+    /// Binds `addr`; `v6only` `None` keeps the system default (`net.ipv6.bindv6only`), and
+    /// `Some(false)` on `[::]` also takes IPv4 (v4-mapped).
+    pub fn bind(addr: SocketAddr, v6only: Option<bool>) -> io::Result<ListenSocket> {
         let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, None)?;
         if let Some(only) = v6only {
             socket.set_only_v6(only)?;
@@ -228,17 +219,9 @@ fn send_with_pktinfo(
 mod tests {
     use super::*;
 
-    fn key(addr: ListenAddr) -> ListenKey {
-        ListenKey {
-            protocol: crate::config::Protocol::Udp,
-            addr,
-            port: 0,
-        }
-    }
-
     #[tokio::test]
     async fn dual_stack_socket_learns_the_destination_and_replies_from_it() {
-        let listener = ListenSocket::bind(&key(ListenAddr::DualStack)).unwrap();
+        let listener = ListenSocket::bind("[::]:0".parse().unwrap(), Some(false)).unwrap();
         let port = listener.local_addr().unwrap().port();
         for (client_bind, dest) in [("127.0.0.1:0", "127.0.0.1"), ("[::1]:0", "::1")] {
             let client = UdpSocket::bind(client_bind).await.unwrap();
@@ -268,8 +251,7 @@ mod tests {
 
     #[tokio::test]
     async fn ipv4_wildcard_socket_learns_the_destination() {
-        let listener =
-            ListenSocket::bind(&key(ListenAddr::Ip(Ipv4Addr::UNSPECIFIED.into()))).unwrap();
+        let listener = ListenSocket::bind("0.0.0.0:0".parse().unwrap(), None).unwrap();
         let port = listener.local_addr().unwrap().port();
         let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         client.send_to(b"x", ("127.0.0.1", port)).await.unwrap();

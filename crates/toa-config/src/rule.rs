@@ -8,14 +8,14 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::error::{ConfigError, Source};
-use super::ports::Ports;
-use super::raw::{RawRule, Text};
-use super::resources::rule_resources;
-use super::sections::{GroupOrigin, duration};
-use super::values::{Balance, PortRange, Protocol, TcpMode, UdpMode, ValueError, parse_duration};
-use super::{ListenAddr, ProxySettings, Rule, Transport, ranges};
-use super::{accept_proxy, origins};
+use crate::error::{ConfigError, Source};
+use crate::ports::Ports;
+use crate::raw::{RawRule, Text};
+use crate::resources::rule_resources;
+use crate::sections::{GroupOrigin, duration};
+use crate::values::{Balance, PortRange, Protocol, TcpMode, UdpMode, ValueError, parse_duration};
+use crate::{ListenAddr, ProxySettings, Rule, Transport, ranges};
+use crate::{accept_proxy, origins};
 
 const TAG_MAX_CHARS: usize = 50;
 /// Flows per UDP rule when `max_flows` is not set: each flow holds one upstream socket (a file descriptor).

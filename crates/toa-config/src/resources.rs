@@ -4,9 +4,9 @@
 
 use std::net::IpAddr;
 
-use super::error::{ConfigError, Source};
-use super::raw::RawRule;
-use super::values::Protocol;
+use crate::error::{ConfigError, Source};
+use crate::raw::RawRule;
+use crate::values::Protocol;
 
 /// Clients remembered by session persistence when `session_persist_max` is not set:
 /// about 200 bytes each, so at most ~20 MB per rule.

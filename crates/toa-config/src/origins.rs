@@ -4,11 +4,11 @@
 use std::net::IpAddr;
 use std::ops::Range;
 
-use super::OriginSpec;
-use super::error::{ConfigError, Source};
-use super::raw::RawRule;
-use super::sections::{GroupOrigin, resolve};
+use crate::OriginSpec;
 use crate::dns::{LookupError, lookup};
+use crate::error::{ConfigError, Source};
+use crate::raw::RawRule;
+use crate::sections::{GroupOrigin, resolve};
 
 /// Resolved origins, the names as written, and the group name (if the rule uses one).
 type Origins = (Vec<OriginSpec>, Vec<String>, Option<String>);
