@@ -14,22 +14,20 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::state::{AdminError, ServerError};
+
 /// The path `toa proxy reload` asks by default, and the unit's `--admin-socket`.
 pub const DEFAULT_ADMIN_SOCKET: &str = "/run/toa-proxy/admin.sock";
 
 /// What one command asks the proxy's main loop to do; it answers on `reply`.
 pub(crate) struct Request {
-    pub reply: oneshot::Sender<Result<String, String>>,
+    pub reply: oneshot::Sender<Result<String, ReloadRejected>>,
 }
 
-/// Why the admin socket could not be opened.
+/// A reload that was refused: the old config keeps running.
 #[derive(Debug, thiserror::Error)]
-pub enum AdminError {
-    #[error("proxy: admin socket {}: another toa proxy answers there; stop it or pass another --admin-socket", path.display())]
-    InUse { path: PathBuf },
-    #[error("proxy: cannot open the admin socket {}: {source}", path.display())]
-    Io { path: PathBuf, source: io::Error },
-}
+#[error("reload rejected, old config still running: {0}")]
+pub(crate) struct ReloadRejected(#[source] pub ServerError);
 
 /// The bound socket; the file is removed when it is dropped.
 pub(crate) struct AdminSocket {
@@ -109,9 +107,22 @@ async fn answer(stream: UnixStream, requests: mpsc::Sender<Request>) {
     let _ = write.write_all(format!("{answer}\n").as_bytes()).await;
 }
 
+/// Why a command sent with [`request`] did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The proxy answered that the command failed (a rejected reload names the file,
+    /// line and field).
+    #[error("{0}")]
+    Refused(String),
+    #[error("cannot ask the proxy at {}: {source} (is it running with --admin-socket {}?)", path.display(), path.display())]
+    Unreachable { path: PathBuf, source: io::Error },
+    #[error("unexpected answer from {}: {line:?}", path.display())]
+    Garbled { path: PathBuf, line: String },
+}
+
 /// Sends `command` to the proxy at `path` and returns its answer: `Ok` with the text after
-/// `ok: `, `Err` with the text after `error: ` (or why the proxy could not be asked).
-pub fn request(path: &Path, command: &str, timeout: Duration) -> Result<String, String> {
+/// `ok: `, [`RequestError::Refused`] with the text after `error: `.
+pub fn request(path: &Path, command: &str, timeout: Duration) -> Result<String, RequestError> {
     let ask = || -> io::Result<String> {
         let mut stream = StdUnixStream::connect(path)?;
         stream.set_read_timeout(Some(timeout))?;
@@ -120,20 +131,17 @@ pub fn request(path: &Path, command: &str, timeout: Duration) -> Result<String, 
         BufReader::new(stream).read_line(&mut line)?;
         Ok(line)
     };
-    let line = ask().map_err(|e| {
-        format!(
-            "cannot ask the proxy at {}: {e} (is it running with --admin-socket {}?)",
-            path.display(),
-            path.display()
-        )
+    let line = ask().map_err(|source| RequestError::Unreachable {
+        path: path.to_path_buf(),
+        source,
     })?;
     let line = line.trim_end();
     match (line.strip_prefix("ok: "), line.strip_prefix("error: ")) {
         (Some(ok), _) => Ok(ok.to_string()),
-        (_, Some(err)) => Err(err.to_string()),
-        _ => Err(format!(
-            "unexpected answer from {}: {line:?}",
-            path.display()
-        )),
+        (_, Some(err)) => Err(RequestError::Refused(err.to_string())),
+        _ => Err(RequestError::Garbled {
+            path: path.to_path_buf(),
+            line: line.to_string(),
+        }),
     }
 }

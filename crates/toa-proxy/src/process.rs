@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::AdminSocket;
+use crate::admin::{AdminSocket, ReloadRejected};
 use crate::client_ip::UpstreamTaggerFactory;
 use crate::notify::{Notifier, State};
 use crate::server::{Server, ServerError};
@@ -123,7 +123,7 @@ async fn reload(
     path: &Path,
     allow_empty: bool,
     notifier: &Notifier,
-) -> Result<String, String> {
+) -> Result<String, ReloadRejected> {
     notifier.notify(State::Reloading, &format!("reloading {}", path.display()));
     let outcome = match load(path, allow_empty).await {
         Ok(config) => server.reload(config).await,
@@ -146,9 +146,9 @@ async fn reload(
             (status.clone(), Ok(format!("reloaded, {status}")))
         }
         Err(e) => {
-            tracing::error!("reload rejected, old config still running: {e}");
-            let status = format!("reload rejected, old config still running: {e}");
-            (status.clone(), Err(status))
+            let rejected = ReloadRejected(e);
+            tracing::error!("{rejected}");
+            (rejected.to_string(), Err(rejected))
         }
     };
     // Running either way: with the new config, or with the old one.

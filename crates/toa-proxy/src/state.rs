@@ -2,7 +2,9 @@
 //! connection's counters, health, limits and modes), a listener's [`Route`] and the
 //! [`RuleRuntime`] it points to, and [`ServerError`], why a (re)load was refused.
 
+use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 
@@ -45,7 +47,7 @@ pub enum ServerError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Admin(#[from] crate::admin::AdminError),
+    Admin(#[from] AdminError),
     #[error("proxy: cannot install signal handlers: {0}")]
     Signals(std::io::Error),
     #[error("proxy: cannot start the accept threads: {0}")]
@@ -131,4 +133,13 @@ impl RuleRuntime<()> {
             accept_proxy: self.accept_proxy,
         }
     }
+}
+
+/// Why the admin socket could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("proxy: admin socket {}: another toa proxy answers there; stop it or pass another --admin-socket", path.display())]
+    InUse { path: PathBuf },
+    #[error("proxy: cannot open the admin socket {}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
 }
