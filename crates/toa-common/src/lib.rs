@@ -14,6 +14,7 @@
 //! - [`origin`]: the receiver on origin servers (config, per-socket client
 //!   address, counters).
 //! - [`edge`]: the option writer on the proxy (per-socket client, counters).
+//! - [`steer`]: the proxy's port-range steerer (sk_lookup ranges, counters).
 //! - [`options`]: the TOA walk over a TCP header, in the verifier's shape.
 //! - [`plausible`]: which client addresses a trusted TOA may carry.
 #![cfg_attr(not(test), no_std)]
@@ -24,6 +25,7 @@ pub mod names;
 pub mod options;
 pub mod origin;
 pub mod plausible;
+pub mod steer;
 
 /// Address family tag stored next to an address (not the AF_* value: the
 /// kernel side only needs to tell the two apart).

@@ -72,8 +72,22 @@ impl Ports {
         if origin.first == origin.last {
             return origin.first;
         }
-        let index = self.iter().position(|p| p == port).unwrap_or(0);
-        origin.first + index as u16
+        origin
+            .first
+            .wrapping_add(self.index_of(port).unwrap_or(0) as u16)
+    }
+
+    /// Where `port` comes in the order written, counted over ranges (not ports: a rule
+    /// of 60,000 ports maps each of them at start).
+    pub fn index_of(&self, port: u16) -> Option<usize> {
+        let mut before = 0;
+        for range in &self.0 {
+            if (range.first..=range.last).contains(&port) {
+                return Some(before + usize::from(port - range.first));
+            }
+            before += range.len();
+        }
+        None
     }
 }
 

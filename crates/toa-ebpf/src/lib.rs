@@ -2,7 +2,8 @@
 //! and kernel constants missing from `aya_ebpf::bindings`.
 //!
 //! The programs themselves are the binaries: `toa-origin` (receiver,
-//! getpeername rewrite, getsockopt lookup) and `toa-edge` (option writer).
+//! getpeername rewrite, getsockopt lookup), `toa-edge` (option writer) and
+//! `toa-steer` (the proxy's port-range steerer, sk_lookup).
 //! Their maps and counter ids come from `toa-common`; `toa-loader` loads them.
 #![no_std]
 

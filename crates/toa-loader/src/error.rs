@@ -41,6 +41,8 @@ pub enum LoaderError {
     /// `register_malformed` counters say which), ENOPROTOOPT its absence.
     #[error("registering an upstream socket with the edge writer failed: {0}")]
     Register(std::io::Error),
+    #[error("too many steered port ranges: at most {max} (rule x listen address) at once")]
+    TooManyRanges { max: u32 },
     #[error("{action} {}: {source}", path.display())]
     Io {
         action: &'static str,

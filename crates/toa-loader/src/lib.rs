@@ -10,6 +10,7 @@
 //! - [`Origin`]: the receiver on one cgroup — load/update, unload, status, counters.
 //! - [`Settings`]: what a receiver accepts (kinds, trust list) and what a reload changes.
 //! - [`EdgeWriter`]: the proxy's option writer on the proxy's own cgroup.
+//! - [`PortSteerer`]: the proxy's port-range steerer on its own network namespace.
 //! - [`Counters`] ([`OriginCounters`], [`EdgeCounters`]): counter snapshots.
 //! - [`LoaderError`]: one-line errors that say how to fix the problem.
 
@@ -18,6 +19,7 @@ mod edge;
 mod error;
 mod origin;
 mod settings;
+mod steer;
 mod sys;
 mod trust;
 
@@ -26,8 +28,10 @@ pub use edge::EdgeWriter;
 pub use error::{LoaderError, Result};
 pub use origin::{AttachedProgram, LoadOutcome, Origin};
 pub use settings::{Settings, TrustAny};
+pub use steer::{PortSteerer, SteerCounters};
 pub use sys::{OriginProgramType, try_load_trivial};
 pub use toa_common::counters::CounterId;
 pub use toa_common::edge::EdgeCounter;
 pub use toa_common::origin::Counter;
+pub use toa_common::steer::{SteerCounter, SteerRange};
 pub use trust::TrustedNet;

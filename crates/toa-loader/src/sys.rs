@@ -26,6 +26,8 @@ pub(crate) enum AttachType {
     SetSockopt,
     Inet4GetPeername,
     Inet6GetPeername,
+    /// sk_lookup, on a network namespace (not a cgroup).
+    SkLookup,
 }
 
 impl AttachType {
@@ -36,6 +38,7 @@ impl AttachType {
             AttachType::SetSockopt => bpf_attach_type::BPF_CGROUP_SETSOCKOPT,
             AttachType::Inet4GetPeername => bpf_attach_type::BPF_CGROUP_INET4_GETPEERNAME,
             AttachType::Inet6GetPeername => bpf_attach_type::BPF_CGROUP_INET6_GETPEERNAME,
+            AttachType::SkLookup => bpf_attach_type::BPF_SK_LOOKUP,
         }
     }
 }
@@ -70,8 +73,9 @@ fn owned_fd(fd: libc::c_long) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd as i32) }
 }
 
-/// Attaches `prog` to `cgroup` through a new bpf_link. Cgroup links always
-/// multi-attach (flags must be 0, which aya 0.14 does not allow to express).
+/// Attaches `prog` to `cgroup` (a network namespace for [`AttachType::SkLookup`])
+/// through a new bpf_link. Cgroup and netns links always multi-attach (flags must
+/// be 0, which aya 0.14 does not allow to express).
 pub(crate) fn link_create(
     prog: BorrowedFd<'_>,
     cgroup: BorrowedFd<'_>,

@@ -182,7 +182,8 @@ async fn open(
         client: peer,
         proxy: upstream_proxy.unwrap_or_else(|| normalize(local)),
     };
-    let (mut origin, backend, open) = match connect(rule, route.origin_port, &conn).await {
+    let origin_port = route.origin_port(local.port());
+    let (mut origin, backend, open) = match connect(rule, origin_port, &conn).await {
         Ok(c) => c,
         Err(e) => {
             if matches!(e, ConnectError::NoHealthyOrigin) {
@@ -203,7 +204,7 @@ async fn open(
         }
     };
     // Where connect() went: no getpeername() needed.
-    let target = backend.target(route.origin_port);
+    let target = backend.target(origin_port);
     let preamble = match rule.mode.preamble(&conn) {
         Ok(preamble) => preamble,
         Err(e) => {

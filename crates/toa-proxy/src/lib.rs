@@ -5,7 +5,8 @@
 //! address (TOA option, PROXY v1/v2 header, or nothing), and copies bytes both ways.
 //! The `toa` binary (`toa proxy`) only parses the command line and calls [`serve`].
 //! The public API is what its users call: [`serve`] with [`ServeOptions`], the TOA tagger
-//! traits and [`ServerError`]; everything else is crate-private.
+//! traits, the [`PortSteering`] seam (and what it steers, [`steered_ranges`]) and
+//! [`ServerError`]; everything else is crate-private.
 //!
 //! Below it: the config it runs is `toa-config`'s (parsed and validated there), the UDP
 //! listening socket `toa-pktinfo`'s, wire codecs `toa-wire`'s. The eBPF TOA writer is not a
@@ -35,6 +36,8 @@
 //! - `state`: what the data path reads (`Shared`, `Route`, `RuleRuntime`, [`ServerError`]),
 //!   below everything that uses it; `labels`: label enums.
 //! - `resolve`: host-name origins looked up again while running (`toa_config::dns`).
+//! - `steer`: the port-range steerer seam (sk_lookup, supplied by the binary);
+//!   `descriptors`: whether the listeners a (re)load opens fit under the open-file limit.
 //!
 //! Modules depend one way (`scripts/module-cycles` checks it): `server` sits at the top and
 //! only `process` uses it. Every module named `accept_proxy` reads PROXY headers (TCP,
@@ -45,6 +48,7 @@ pub mod admin;
 pub(crate) mod balance;
 pub(crate) mod client_ip;
 mod connection;
+mod descriptors;
 pub(crate) mod error;
 pub(crate) mod forward;
 pub(crate) mod health;
@@ -59,6 +63,7 @@ pub(crate) mod rules;
 mod runtime;
 pub(crate) mod server;
 mod state;
+mod steer;
 mod throttle;
 pub(crate) mod udp;
 mod upstream;
@@ -67,4 +72,6 @@ mod workers;
 
 pub use client_ip::{EdgeTotals, UpstreamTagger, UpstreamTaggerFactory};
 pub use process::{ServeOptions, serve};
+pub use rules::steered_ranges;
 pub use server::ServerError;
+pub use steer::{PortSteering, SteeredPorts, SteeredRange};

@@ -18,6 +18,7 @@ use crate::admin::{AdminSocket, ReloadRejected};
 use crate::client_ip::UpstreamTaggerFactory;
 use crate::notify::{Notifier, State};
 use crate::server::{Server, ServerError};
+use crate::steer::PortSteering;
 use crate::watch::ConfigWatch;
 use toa_config::Config;
 
@@ -35,6 +36,9 @@ pub struct ServeOptions {
     /// Attaches the TOA writer for `pass_client_ip = "toa"` rules (the `toa` binary
     /// passes the eBPF edge writer); without it, such rules are refused.
     pub toa_tagger: Option<Arc<dyn UpstreamTaggerFactory>>,
+    /// Steers wide port ranges to one listener each (the `toa` binary passes the
+    /// sk_lookup steerer when it could attach it); without it every port is bound.
+    pub port_steering: Option<Arc<dyn PortSteering>>,
 }
 
 /// Runs the proxy for `toa proxy --config FILE`: loads the file, serves until SIGTERM or
@@ -66,7 +70,14 @@ pub async fn serve(path: &Path, options: ServeOptions) -> Result<(), ServerError
     let metrics_max_connections = config.proxy.metrics_max_connections;
     // Shared with the resolver task, which applies re-resolved origins through the same
     // path as a reload.
-    let server = Arc::new(Server::start(config, options.toa_tagger.clone()).await?);
+    let server = Arc::new(
+        Server::start(
+            config,
+            options.toa_tagger.clone(),
+            options.port_steering.clone(),
+        )
+        .await?,
+    );
     if let Some(addr) = options.metrics {
         let listener = TcpListener::bind(addr)
             .await

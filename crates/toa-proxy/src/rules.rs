@@ -1,10 +1,13 @@
 //! From validated rules to the sockets they need: one listener per (protocol, address,
-//! port), each routed to its rule and the origin port its listen port maps to.
+//! port), each routed to its rule and the origin port its listen port maps to; with a
+//! port steerer, one listener per (protocol, address, range) for ranges of at least
+//! [`STEER_MIN_PORTS`] ports, keyed by the range's first port.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use toa_config::{Config, ListenAddr, Protocol, Rule};
+use crate::steer::{STEER_MIN_PORTS, SteeredPorts};
+use toa_config::{Config, ListenAddr, PortRange, Protocol, Rule};
 
 /// Identifies a listening socket across reloads: a listener whose key stays is kept open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -38,37 +41,108 @@ impl std::fmt::Display for ListenKey {
 pub struct Binding {
     /// Index into `Config::rules`.
     pub rule: usize,
+    /// The origin port of the key's port (a steered range: of its first port).
     pub origin_port: u16,
+    /// A steered range: the ports after the key's, up to this one, come to the same
+    /// sockets.
+    pub span: Option<Span>,
 }
 
-/// Every listener the online rules of `config` need. Validation guarantees keys are unique.
-pub fn bindings(config: &Config) -> BTreeMap<ListenKey, Binding> {
+/// The rest of a steered range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub last: u16,
+    /// The origin port moves with the listen port (no `origin_ports`, or a range of
+    /// them); otherwise every port goes to the one origin port.
+    pub shift: bool,
+}
+
+impl Binding {
+    /// The origin port of a connection that arrived on `port` (one of the binding's).
+    pub fn origin_port_for(&self, first: u16, port: u16) -> u16 {
+        match self.span {
+            Some(Span { shift: true, .. }) => {
+                self.origin_port.wrapping_add(port.wrapping_sub(first))
+            }
+            _ => self.origin_port,
+        }
+    }
+
+    /// The steered ports of `key`, if it is a steered range.
+    pub fn steered(&self, key: &ListenKey) -> Option<SteeredPorts> {
+        self.span.map(|span| SteeredPorts {
+            protocol: key.protocol,
+            addr: key.addr,
+            first: key.port,
+            last: span.last,
+        })
+    }
+}
+
+/// Every listener the online rules of `config` need. Validation guarantees keys are
+/// unique. With `steer`, ranges of [`STEER_MIN_PORTS`] or more ports are one listener.
+pub fn bindings(config: &Config, steer: bool) -> BTreeMap<ListenKey, Binding> {
     let mut out = BTreeMap::new();
     for (index, rule) in config.rules.iter().enumerate().filter(|(_, r)| r.online) {
-        for (key, origin_port) in listeners_of(rule) {
-            out.insert(
-                key,
-                Binding {
-                    rule: index,
-                    origin_port,
-                },
-            );
+        for addr in &rule.listen {
+            for range in rule.ports.ranges() {
+                listeners_of(rule, index, *addr, range, steer, &mut out);
+            }
         }
     }
     out
 }
 
-fn listeners_of(rule: &Rule) -> impl Iterator<Item = (ListenKey, u16)> + '_ {
-    rule.listen.iter().flat_map(move |addr| {
-        rule.ports.iter().map(move |port| {
-            let key = ListenKey {
-                protocol: rule.protocol(),
-                addr: *addr,
-                port,
-            };
-            (key, rule.ports.map_to(port, rule.origin_ports.as_ref()))
-        })
-    })
+fn listeners_of(
+    rule: &Rule,
+    index: usize,
+    addr: ListenAddr,
+    range: &PortRange,
+    steer: bool,
+    out: &mut BTreeMap<ListenKey, Binding>,
+) {
+    let origin = rule.origin_ports.as_ref();
+    let key = |port| ListenKey {
+        protocol: rule.protocol(),
+        addr,
+        port,
+    };
+    if steer && steerable(rule, range) {
+        let binding = Binding {
+            rule: index,
+            origin_port: rule.ports.map_to(range.first, origin),
+            span: Some(Span {
+                last: range.last,
+                shift: origin.is_none_or(|o| o.first != o.last),
+            }),
+        };
+        out.insert(key(range.first), binding);
+        return;
+    }
+    for port in range.iter() {
+        let binding = Binding {
+            rule: index,
+            origin_port: rule.ports.map_to(port, origin),
+            span: None,
+        };
+        out.insert(key(port), binding);
+    }
+}
+
+/// Whether `range` of `rule` is served as one steered listener when a steerer is there.
+/// UDP ranges are not (yet): a reply must leave from the port its client sent to, and a
+/// steered socket is bound to the range's first port only.
+fn steerable(rule: &Rule, range: &PortRange) -> bool {
+    rule.protocol() == Protocol::Tcp && range.len() >= STEER_MIN_PORTS
+}
+
+/// The port ranges `config` would steer, given a steerer: the binary attaches one at
+/// start only when there are any.
+pub fn steered_ranges(config: &Config) -> Vec<SteeredPorts> {
+    bindings(config, true)
+        .iter()
+        .filter_map(|(key, binding)| binding.steered(key))
+        .collect()
 }
 
 /// The addresses health checks probe for `rule`: each origin at the first origin port.
@@ -103,7 +177,7 @@ origins = ["198.18.2.2"]
 "#,
         )
         .unwrap();
-        let b = bindings(&cfg);
+        let b = bindings(&cfg, false);
         assert_eq!(b.len(), 6);
         let key = ListenKey {
             protocol: Protocol::Tcp,
@@ -114,7 +188,8 @@ origins = ["198.18.2.2"]
             b[&key],
             Binding {
                 rule: 0,
-                origin_port: 9082
+                origin_port: 9082,
+                span: None,
             }
         );
         assert!(
@@ -124,6 +199,32 @@ origins = ["198.18.2.2"]
         assert_eq!(
             health_targets(&cfg.rules[0]).collect::<Vec<_>>(),
             vec!["198.18.2.2:9081".parse().unwrap()]
+        );
+    }
+
+    #[test]
+    fn a_wide_range_with_a_steerer_is_one_listener_that_maps_each_port() {
+        let cfg = Config::parse(
+            Path::new("t.toml"),
+            r#"[[rule]]
+tag = "r"
+listen = ["198.18.1.1"]
+ports = ["80", "1024-2047"]
+origins = ["198.18.2.2"]
+origin_ports = "3000-4024"
+"#,
+        )
+        .unwrap();
+        let b = bindings(&cfg, true);
+        assert_eq!(b.len(), 2, "port 80 alone, the range as one listener");
+        let (key, binding) = b.iter().find(|(k, _)| k.port == 1024).unwrap();
+        assert_eq!(binding.span.map(|s| s.last), Some(2047));
+        assert_eq!(binding.origin_port_for(key.port, 1024), 3001);
+        assert_eq!(binding.origin_port_for(key.port, 2047), 4024);
+        assert_eq!(
+            bindings(&cfg, false).len(),
+            1025,
+            "without a steerer, a listener per port"
         );
     }
 }

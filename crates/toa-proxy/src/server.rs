@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -26,6 +27,7 @@ use crate::rules::{self, ListenKey};
 use crate::runtime::Built;
 pub use crate::state::ServerError;
 use crate::state::{Route, Routes, Shared, TcpRule, UdpRule};
+use crate::steer::{PortSteering, SteeredRange};
 use crate::workers::{AcceptLoop, AcceptWorkers};
 use crate::{listener, resolve, udp};
 use toa_config::{Config, Protocol};
@@ -34,6 +36,8 @@ use toa_config::{Config, Protocol};
 struct ListenerHandle<R> {
     routes: Routes<R>,
     stop: CancellationToken,
+    /// A steered range: steering stops when the handle is dropped (the listener closed).
+    steered: Option<Box<dyn SteeredRange>>,
 }
 
 impl<R> ListenerHandle<R> {
@@ -41,6 +45,12 @@ impl<R> ListenerHandle<R> {
     fn swap(self, route: Route<R>) -> Self {
         self.routes.store(Arc::new(route));
         self
+    }
+
+    /// Whether a reload can keep this listener for `binding`: a steered range stays a
+    /// steered range (its last port may move), a single port a single port.
+    fn serves(&self, binding: &rules::Binding) -> bool {
+        self.steered.is_some() == binding.span.is_some()
     }
 }
 
@@ -74,6 +84,8 @@ pub struct Server {
     changes: Mutex<()>,
     /// The threads TCP connections are accepted and served on.
     accept: AcceptWorkers,
+    /// Steers wide port ranges to one listener each; without it every port is bound.
+    steering: Option<Arc<dyn PortSteering>>,
 }
 
 impl Server {
@@ -82,6 +94,7 @@ impl Server {
     pub async fn start(
         config: Config,
         toa_tagger: Option<Arc<dyn client_ip::UpstreamTaggerFactory>>,
+        steering: Option<Arc<dyn PortSteering>>,
     ) -> Result<Server, ServerError> {
         let server = Server {
             shared: Arc::new(Shared {
@@ -105,6 +118,7 @@ impl Server {
             metrics_stop: CancellationToken::new(),
             changes: Mutex::new(()),
             accept: AcceptWorkers::start().map_err(ServerError::AcceptWorkers)?,
+            steering,
         };
         server.apply(config).await?;
         Ok(server)
@@ -211,25 +225,73 @@ impl Server {
 
     async fn apply(&self, config: Config) -> Result<Applied, ServerError> {
         let mut state = self.state.lock().await;
-        let wanted = rules::bindings(&config);
+        let wanted = rules::bindings(&config, self.steering.is_some());
 
-        // Everything that can fail happens before anything changes: the rules are built
-        // and every new listener is bound, as its rule's transport says.
+        // Everything that can fail happens before anything changes: the rules are built,
+        // the descriptors counted, every new listener is bound, as its rule's transport
+        // says, and every new range steered. A kept range's new last port is the one
+        // change made here: a map write that fails only out of memory.
         let runtimes = crate::runtime::build(&self.shared, &config)?;
+        let kept = |key: &ListenKey, binding: &rules::Binding| match &runtimes[binding.rule] {
+            Built::Tcp(_) => state.tcp.get(key).is_some_and(|h| h.serves(binding)),
+            Built::Udp(_) => state.udp.get(key).is_some_and(|h| h.serves(binding)),
+        };
+        let (tcp_new, udp_new) = wanted
+            .iter()
+            .filter(|(key, binding)| !kept(key, binding))
+            .fold((0, 0), |(t, u), (_, b)| match &runtimes[b.rule] {
+                Built::Tcp(_) => (t + 1, u),
+                Built::Udp(_) => (t, u + 1),
+            });
+        crate::descriptors::check(crate::descriptors::sockets(
+            tcp_new,
+            udp_new,
+            self.accept.count(),
+        ))?;
         let mut fresh_tcp = HashMap::new();
         let mut fresh_udp = HashMap::new();
+        let mut fresh_steered = HashMap::new();
         for (key, binding) in &wanted {
-            let bound = match &runtimes[binding.rule] {
-                Built::Tcp(_) if !state.tcp.contains_key(key) => {
-                    listener::bind_tcp(key, self.accept.count())
-                        .map(|sockets| drop(fresh_tcp.insert(*key, sockets)))
+            if kept(key, binding) {
+                let handle = match &runtimes[binding.rule] {
+                    Built::Tcp(_) => state.tcp.get(key).and_then(|h| h.steered.as_ref()),
+                    Built::Udp(_) => state.udp.get(key).and_then(|h| h.steered.as_ref()),
+                };
+                if let (Some(steered), Some(ports)) = (handle, binding.steered(key)) {
+                    steered
+                        .set_last(ports.last)
+                        .map_err(|source| ServerError::Steer { ports, source })?;
                 }
-                Built::Udp(_) if !state.udp.contains_key(key) => {
-                    listener::bind_udp(key).map(|socket| drop(fresh_udp.insert(*key, socket)))
-                }
-                _ => continue,
+                continue;
+            }
+            let bind_error = |source| ServerError::Bind { key: *key, source };
+            let steer = |socket: BorrowedFd<'_>| match (&self.steering, binding.steered(key)) {
+                (Some(steering), Some(ports)) => steering
+                    .steer(&ports, socket)
+                    .map(Some)
+                    .map_err(|source| ServerError::Steer { ports, source }),
+                _ => Ok(None),
             };
-            bound.map_err(|source| ServerError::Bind { key: *key, source })?;
+            // The first socket of a TCP key's reuseport group stands for the group: the
+            // kernel picks the member after a steered lookup as after its own.
+            let steered = match &runtimes[binding.rule] {
+                Built::Tcp(_) => {
+                    let sockets =
+                        listener::bind_tcp(key, self.accept.count()).map_err(bind_error)?;
+                    let steered = steer(sockets[0].as_fd())?;
+                    fresh_tcp.insert(*key, sockets);
+                    steered
+                }
+                Built::Udp(_) => {
+                    let socket = listener::bind_udp(key).map_err(bind_error)?;
+                    let steered = steer(socket.as_fd())?;
+                    fresh_udp.insert(*key, socket);
+                    steered
+                }
+            };
+            if let Some(steered) = steered {
+                fresh_steered.insert(*key, steered);
+            }
         }
 
         let fresh_count = fresh_tcp.len() + fresh_udp.len();
@@ -239,36 +301,33 @@ impl Server {
         };
         let (mut keep_tcp, mut keep_udp) = (HashMap::new(), HashMap::new());
         for (key, binding) in &wanted {
-            let local = listener::fixed_local_addr(key);
-            let origin_port = binding.origin_port;
+            // A steered range's connections arrive on many ports: getsockname tells.
+            let local = listener::fixed_local_addr(key).filter(|_| binding.span.is_none());
+            let steered = fresh_steered.remove(key);
             let kept = match &runtimes[binding.rule] {
                 Built::Tcp(rule) => {
                     let route = Route {
                         rule: rule.clone(),
-                        origin_port,
+                        ports: *binding,
+                        port: key.port,
                         local,
                     };
-                    let handle = match state.tcp.remove(key) {
-                        Some(handle) => handle.swap(route),
-                        None => {
-                            let sockets = fresh_tcp.remove(key).expect("bound above");
-                            self.spawn_accept_loops(*key, sockets, route)
-                        }
+                    let handle = match fresh_tcp.remove(key) {
+                        None => state.tcp.remove(key).expect("kept above").swap(route),
+                        Some(sockets) => self.spawn_accept_loops(*key, sockets, route, steered),
                     };
                     keep_tcp.insert(*key, handle).is_some()
                 }
                 Built::Udp(rule) => {
                     let route = Route {
                         rule: rule.clone(),
-                        origin_port,
+                        ports: *binding,
+                        port: key.port,
                         local,
                     };
-                    let handle = match state.udp.remove(key) {
-                        Some(handle) => handle.swap(route),
-                        None => {
-                            let socket = fresh_udp.remove(key).expect("bound above");
-                            self.spawn_udp_listener(*key, socket, route)
-                        }
+                    let handle = match fresh_udp.remove(key) {
+                        None => state.udp.remove(key).expect("kept above").swap(route),
+                        Some(socket) => self.spawn_udp_listener(*key, socket, route, steered),
                     };
                     keep_udp.insert(*key, handle).is_some()
                 }
@@ -322,10 +381,12 @@ impl Server {
         key: ListenKey,
         socket: toa_pktinfo::ListenSocket,
         route: Route<UdpRule>,
+        steered: Option<Box<dyn SteeredRange>>,
     ) -> ListenerHandle<UdpRule> {
         let handle = ListenerHandle {
             routes: Arc::new(ArcSwap::from_pointee(route)),
             stop: self.stop_accepting.child_token(),
+            steered,
         };
         tracing::debug!(listener = %key, "listening");
         self.tasks.spawn(udp::listener::run(
@@ -344,10 +405,12 @@ impl Server {
         key: ListenKey,
         sockets: Vec<std::net::TcpListener>,
         route: Route<TcpRule>,
+        steered: Option<Box<dyn SteeredRange>>,
     ) -> ListenerHandle<TcpRule> {
         let handle = ListenerHandle {
             routes: Arc::new(ArcSwap::from_pointee(route)),
             stop: self.stop_accepting.child_token(),
+            steered,
         };
         tracing::debug!(listener = %key, "listening");
         let accept_loop = AcceptLoop {

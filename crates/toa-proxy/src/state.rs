@@ -13,7 +13,7 @@ use crate::client_ip::{self, ClientIpWriter};
 use crate::health::HealthRegistry;
 use crate::limit::{Limit, LimitRegistry, RuleLimits};
 use crate::metrics::{Metrics, Reject, RuleMetrics};
-use crate::rules::ListenKey;
+use crate::rules::{Binding, ListenKey};
 use crate::throttle::LogThrottle;
 use crate::udp;
 use toa_config::{AcceptProxy, ConfigError, ProxySettings};
@@ -41,6 +41,13 @@ pub enum ServerError {
         addr: IpAddr,
         source: std::io::Error,
     },
+    #[error("proxy: cannot steer {ports} to one socket: {source}")]
+    Steer {
+        ports: crate::steer::SteeredPorts,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error(transparent)]
+    Descriptors(#[from] crate::descriptors::TooFewDescriptors),
     #[error("proxy: cannot serve metrics on {addr}: {source}")]
     Metrics {
         addr: SocketAddr,
@@ -71,9 +78,19 @@ pub(crate) struct Shared {
 /// a UDP listener's a [`UdpRule`].
 pub(crate) struct Route<R> {
     pub rule: Arc<R>,
-    pub origin_port: u16,
-    /// The address clients reach this listener on, if it is bound to one.
+    /// Which origin port each of the listener's ports maps to.
+    pub ports: Binding,
+    /// The listener's (first) port.
+    pub port: u16,
+    /// The address clients reach this listener on, if it is bound to one address and port.
     pub local: Option<SocketAddr>,
+}
+
+impl<R> Route<R> {
+    /// The origin port of a client that sent to local `port`.
+    pub fn origin_port(&self, port: u16) -> u16 {
+        self.ports.origin_port_for(self.port, port)
+    }
 }
 
 /// A listener's current route, replaced whole by a reload and read per connection.

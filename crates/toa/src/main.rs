@@ -11,6 +11,7 @@ mod cmd {
 }
 mod edge_tagger;
 mod logs;
+mod port_steering;
 
 use clap::{Parser, Subcommand};
 

@@ -93,6 +93,7 @@ impl Origin {
                 AttachType::Inet4GetPeername | AttachType::Inet6GetPeername => {
                     <&mut CgroupSockAddr>::try_from(&mut *program).map(|p| p.load())
                 }
+                AttachType::SkLookup => unreachable!("the origin has no sk_lookup program"),
             }
             .map_err(LoaderError::ebpf(action("typing")))?
             .map_err(LoaderError::ebpf(action("loading (verifier)")))?;

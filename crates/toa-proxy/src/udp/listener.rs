@@ -188,7 +188,7 @@ async fn open(
         return Err(DropReason::NoHealthyOrigin);
     };
     let backend = &rule.backends[i];
-    let origin = backend.target(route.origin_port);
+    let origin = backend.target(route.origin_port(port));
     let writer = rule.mode.clone();
     let proxy_error = |e: HeaderError| {
         tracing::warn!(rule = %rule.tag, client = %info.client, origin = %origin, "proxy error: {e}");

@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::edge_tagger::EdgeWriterFactory;
+use crate::port_steering::RangeSteerer;
 
 /// Run the edge L4 proxy in the foreground (SIGHUP reloads the config, SIGTERM drains and exits;
 /// under systemd `Type=notify` it reports ready, reloading and stopping).
@@ -122,6 +123,7 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
                     allow_empty: args.allow_empty,
                     admin_socket: args.admin_socket,
                     toa_tagger: None,
+                    port_steering: None,
                 },
             )
         }
@@ -192,8 +194,9 @@ fn serve(config: PathBuf, mut options: toa_proxy::ServeOptions) -> anyhow::Resul
     crate::logs::init();
     let factory = Arc::new(EdgeWriterFactory::default());
     // Before the runtime: its threads then start with the reduced sets.
-    drop_privileges(&config, &factory)?;
+    let steering = drop_privileges(&config, &factory)?;
     options.toa_tagger = Some(factory);
+    options.port_steering = steering.map(|s| Arc::new(s) as Arc<dyn toa_proxy::PortSteering>);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -202,26 +205,30 @@ fn serve(config: PathBuf, mut options: toa_proxy::ServeOptions) -> anyhow::Resul
     Ok(())
 }
 
-/// Attaches the TOA edge writer if the config asks for it, then keeps only what the
-/// running proxy needs: CAP_NET_BIND_SERVICE, so a reload can bind new ports below
-/// 1024; CAP_SYS_RESOURCE, because without it (or CAP_SYS_ADMIN) all of the user's
-/// pipes share `fs.pipe-user-pages-soft` (64 MiB), past which new splice pipes get
-/// two pages and none may grow, which would slow every connection of a busy proxy;
-/// and with the writer attached CAP_BPF, to read its counters (before Linux 6.5,
-/// with `kernel.unprivileged_bpf_disabled` set, every bpf() call needs it, map reads
-/// included). CAP_SYS_ADMIN, CAP_NET_ADMIN and the rest go: only attaching needed them.
-fn drop_privileges(config: &std::path::Path, factory: &EdgeWriterFactory) -> anyhow::Result<()> {
+/// Attaches the TOA edge writer and the port steerer if the config asks for them, then
+/// keeps only what the running proxy needs: CAP_NET_BIND_SERVICE, so a reload can bind
+/// new ports below 1024; CAP_SYS_RESOURCE, because without it (or CAP_SYS_ADMIN) all of
+/// the user's pipes share `fs.pipe-user-pages-soft` (64 MiB), past which new splice pipes
+/// get two pages and none may grow, which would slow every connection of a busy proxy;
+/// and with the writer or the steerer attached CAP_BPF, to read the writer's counters
+/// and write the steerer's ranges (before Linux 6.5, with `kernel.unprivileged_bpf_disabled`
+/// set, every bpf() call needs it, map reads included). CAP_SYS_ADMIN, CAP_NET_ADMIN and
+/// the rest go: only attaching needed them.
+fn drop_privileges(
+    config: &std::path::Path,
+    factory: &EdgeWriterFactory,
+) -> anyhow::Result<Option<RangeSteerer>> {
     use toa_host::Capability::{CAP_BPF, CAP_NET_BIND_SERVICE, CAP_SYS_RESOURCE};
     // The proxy reads the file again and reports its errors, with the rule's name.
-    let toa_kind = toa_config::Config::load(config)
-        .ok()
-        .and_then(|c| c.toa_kind());
-    let attached = toa_kind.is_some_and(|kind| factory.attach_at_start(kind));
+    let loaded = toa_config::Config::load(config).ok();
+    let toa_kind = loaded.as_ref().and_then(|c| c.toa_kind());
+    let steering = loaded.as_ref().and_then(RangeSteerer::attach_at_start);
+    let attached = toa_kind.is_some_and(|kind| factory.attach_at_start(kind)) || steering.is_some();
     let keep: &[_] = match attached {
         true => &[CAP_NET_BIND_SERVICE, CAP_SYS_RESOURCE, CAP_BPF],
         false => &[CAP_NET_BIND_SERVICE, CAP_SYS_RESOURCE],
     };
     let left = toa_host::keep_only_capabilities(keep).context("dropping capabilities at start")?;
     tracing::info!(capabilities = ?left, "capabilities dropped to what reloads need");
-    Ok(())
+    Ok(steering)
 }

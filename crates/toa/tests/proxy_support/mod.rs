@@ -68,6 +68,12 @@ impl ProxyLab {
     /// A config without `[health]` gets fast checks, so origins started after the proxy are
     /// seen up quickly (see [`ProxyLab::spawn_origin`]).
     pub fn start_proxy(&mut self, config: &str, first_port: u16) {
+        self.start_proxy_under(&[], config, first_port);
+    }
+
+    /// [`ProxyLab::start_proxy`] with `toa proxy` run by `wrapper` (e.g. `setpriv ...` to
+    /// start it without some capabilities, `prlimit ...` for another descriptor limit).
+    pub fn start_proxy_under(&mut self, wrapper: &[&str], config: &str, first_port: u16) {
         self.fast_health = !config.contains("[health]");
         let config = if self.fast_health {
             format!(
@@ -79,7 +85,8 @@ impl ProxyLab {
         std::fs::write(&self.config, config).unwrap();
         let rust_log = self.rust_log.map(|f| format!("RUST_LOG={f}"));
         let admin = self.admin_socket.as_ref().map(|p| p.to_str().unwrap());
-        let mut cmd = vec![
+        let mut cmd = wrapper.to_vec();
+        cmd.extend([
             "env",
             rust_log.as_deref().unwrap_or("--unset=RUST_LOG"),
             env!("CARGO_BIN_EXE_toa"),
@@ -88,7 +95,7 @@ impl ProxyLab {
             self.config.to_str().unwrap(),
             "--metrics",
             METRICS,
-        ];
+        ]);
         cmd.extend(admin.iter().flat_map(|path| ["--admin-socket", path]));
         self.proxy = Some(
             self.topo

@@ -1,0 +1,57 @@
+//! The seam between the proxy and whatever steers a whole port range to one socket
+//! (the `toa` binary supplies toa-loader's sk_lookup steerer), so this crate builds
+//! without aya. Without a steerer every port of a range gets its own sockets, as a
+//! single port does; [`crate::descriptors`] then checks they fit.
+
+use std::error::Error;
+use std::fmt;
+use std::os::fd::BorrowedFd;
+
+use toa_config::{ListenAddr, Protocol};
+
+/// A range below this many ports keeps one socket set per port, even with a steerer:
+/// a few ports cost a few descriptors, and a port with its own socket keeps working
+/// whatever happens to the steerer. Measured on 2 CPUs (bench/results, "ranged rule"):
+/// a steered range and a single port accept connections at the same rate, so the
+/// threshold is about descriptors and start-up, not speed: at 16 ports a rule holds
+/// 16 × workers sockets, which is still a small part of any limit.
+pub const STEER_MIN_PORTS: usize = 16;
+
+/// Every port `first..=last` of `protocol` on `addr`, as one steered listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SteeredPorts {
+    pub protocol: Protocol,
+    pub addr: ListenAddr,
+    pub first: u16,
+    pub last: u16,
+}
+
+impl fmt::Display for SteeredPorts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.addr {
+            ListenAddr::DualStack => write!(f, "{}/[::]", self.protocol.name())?,
+            ListenAddr::Ip(ip) if ip.is_ipv6() => write!(f, "{}/[{ip}]", self.protocol.name())?,
+            ListenAddr::Ip(ip) => write!(f, "{}/{ip}", self.protocol.name())?,
+        }
+        write!(f, ":{}-{}", self.first, self.last)
+    }
+}
+
+/// Hands every port of a range to one socket (a listening TCP socket, the first of its
+/// reuseport group, or an unconnected UDP socket), which keeps each connection's and
+/// datagram's original destination port.
+pub trait PortSteering: Send + Sync + fmt::Debug {
+    /// Steers `ports` to `socket` until the returned range is dropped.
+    fn steer(
+        &self,
+        ports: &SteeredPorts,
+        socket: BorrowedFd<'_>,
+    ) -> Result<Box<dyn SteeredRange>, Box<dyn Error + Send + Sync>>;
+}
+
+/// One range being steered; dropping it stops steering (the socket stays open).
+pub trait SteeredRange: Send + Sync {
+    /// Moves the range's last port (same socket, same first port): a reload that
+    /// widens or narrows a range keeps its sockets.
+    fn set_last(&self, last: u16) -> Result<(), Box<dyn Error + Send + Sync>>;
+}

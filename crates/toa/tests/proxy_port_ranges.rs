@@ -1,0 +1,236 @@
+//! Port ranges end to end: a rule with `ports = "1024-65000"` is served through the
+//! sk_lookup steerer by one socket per accept worker, each port reaching its own origin
+//! port (`origin_ports` range), other ports and addresses untouched, across a reload that
+//! changes the range; without CAP_BPF the proxy binds every port, or refuses with one line
+//! when they cannot fit under the open-file limit.
+
+mod proxy_support;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use proxy_support::{ProxyLab, add_address};
+use toa_lab::{addr, require_privileges};
+
+/// The range, and where its first port goes on the origin: port N reaches N + SHIFT.
+const FIRST: u16 = 1024;
+const LAST: u16 = 65000;
+const ORIGIN_FIRST: u16 = 1500;
+const SHIFT: u16 = ORIGIN_FIRST - FIRST;
+
+/// One process listening on many TCP ports of one address; each connection gets
+/// "TAG PORT\n" (the port it reached) and is closed.
+const MANY_PORTS_PY: &str = r#"
+import selectors, socket, sys
+host, tag, ports = sys.argv[1], sys.argv[2], [int(p) for p in sys.argv[3].split(",")]
+family = socket.AF_INET6 if ":" in host else socket.AF_INET
+sel = selectors.DefaultSelector()
+for port in ports:
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((host, port))
+    s.listen(128)
+    s.setblocking(False)
+    sel.register(s, selectors.EVENT_READ)
+while True:
+    for key, _ in sel.select():
+        try:
+            c, _ = key.fileobj.accept()
+        except OSError:
+            continue
+        c.setblocking(True)
+        c.sendall(("%s %d\n" % (tag, key.fileobj.getsockname()[1])).encode())
+        c.close()
+"#;
+
+/// Connects to each port in turn and prints "PORT REPLY" ("PORT ERR errno" on failure).
+const PROBE_PY: &str = r#"
+import socket, sys
+host = sys.argv[1]
+for port in sys.argv[2].split(","):
+    try:
+        s = socket.create_connection((host, int(port)), timeout=10)
+        data = b""
+        while True:
+            d = s.recv(100)
+            if not d:
+                break
+            data += d
+        s.close()
+        print(port, data.decode().strip() or "EMPTY")
+    except OSError as e:
+        print(port, "ERR", e.errno)
+"#;
+
+fn joined(ports: &[u16]) -> String {
+    ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `count` distinct ports of `first..=last`, different on every run (the seed is printed).
+fn random_ports(count: usize, first: u16, last: u16) -> Vec<u16> {
+    let seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    eprintln!("random ports seed {seed}");
+    let mut state = seed | 1;
+    let mut ports = Vec::with_capacity(count);
+    while ports.len() < count {
+        // xorshift64: enough spread for a port sample.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let port = first + (state % u64::from(last - first + 1)) as u16;
+        if !ports.contains(&port) {
+            ports.push(port);
+        }
+    }
+    ports
+}
+
+/// A TCP rule on `listen` with the range `first-last` shifted to origin ports from
+/// ORIGIN_FIRST, on the origin at `origin`.
+fn range_rule(listen: &str, first: u16, last: u16, origin: &str) -> String {
+    format!(
+        "[[rule]]\ntag = \"range\"\nlisten = [\"{listen}\"]\nports = \"{first}-{last}\"\norigins = [\"{origin}\"]\norigin_ports = \"{ORIGIN_FIRST}-{}\"\npass_client_ip = \"off\"\n",
+        ORIGIN_FIRST + (last - first)
+    )
+}
+
+impl ProxyLabExt for ProxyLab {
+    fn many_ports(&mut self, ns: Ns, host: &str, tag: &str, ports: &[u16]) {
+        let script = self.topo.lab.dir().join("many_ports.py");
+        std::fs::write(&script, MANY_PORTS_PY).unwrap();
+        let cmd = [
+            "python3",
+            script.to_str().unwrap(),
+            host,
+            tag,
+            &joined(ports),
+        ];
+        let last = *ports.last().unwrap();
+        match ns {
+            Ns::Origin => drop(self.spawn_origin(&cmd, last)),
+            Ns::Edge => {
+                self.topo.lab.spawn(&self.topo.edge, None, &cmd).unwrap();
+                self.topo
+                    .edge
+                    .wait_listening(last, false, toa_lab::scaled(Duration::from_secs(10)))
+                    .unwrap();
+            }
+        }
+    }
+
+    fn probe(&self, host: &str, ports: &[u16]) -> Vec<(u16, String)> {
+        let out = self
+            .topo
+            .client
+            .run(&["python3", "-c", PROBE_PY, host, &joined(ports)])
+            .unwrap_or_else(|e| panic!("probe failed: {e}\n{}", self.proxy_log()));
+        out.lines()
+            .map(|l| {
+                let (port, reply) = l.split_once(' ').unwrap();
+                (port.parse().unwrap(), reply.to_string())
+            })
+            .collect()
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Ns {
+    Origin,
+    Edge,
+}
+
+trait ProxyLabExt {
+    /// Starts [`MANY_PORTS_PY`] in `ns` and waits until its last port listens.
+    fn many_ports(&mut self, ns: Ns, host: &str, tag: &str, ports: &[u16]);
+    /// Runs [`PROBE_PY`] from the client: each port with its reply.
+    fn probe(&self, host: &str, ports: &[u16]) -> Vec<(u16, String)>;
+}
+
+/// Every probed port answered by the origin on port + SHIFT.
+fn assert_mapped(lab: &ProxyLab, replies: &[(u16, String)]) {
+    let wrong: Vec<_> = replies
+        .iter()
+        .filter(|(port, reply)| *reply != format!("origin {}", port + SHIFT))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} of {} ports not mapped to port + {SHIFT}: {wrong:?}\n{}",
+        wrong.len(),
+        replies.len(),
+        lab.proxy_log()
+    );
+}
+
+/// The whole first scenario, per family: few descriptors, 200 random ports mapped, a
+/// port outside the range and another address of the edge left to their own sockets.
+fn serves_a_wide_range(tag: &str, edge: &str, other: &str, origin: &str) {
+    let mut lab = ProxyLab::new(tag);
+    let ports = random_ports(200, FIRST, LAST);
+    let mut origin_ports: Vec<u16> = ports.iter().map(|p| p + SHIFT).collect();
+    // The health checks probe the first origin port.
+    origin_ports.insert(0, ORIGIN_FIRST);
+    origin_ports.dedup();
+    lab.many_ports(Ns::Origin, origin, "origin", &origin_ports);
+    add_address(&lab.topo.edge, edge, other);
+    lab.many_ports(Ns::Edge, other, "other-address", &[2000]);
+    lab.many_ports(Ns::Edge, edge, "outside", &[65100]);
+    lab.start_proxy(&range_rule(edge, FIRST, LAST, origin), FIRST);
+    assert!(
+        lab.proxy_log()
+            .contains("port ranges steered through sk_lookup"),
+        "{}",
+        lab.proxy_log()
+    );
+
+    let fds = lab.proxy_fds();
+    assert!(
+        fds < 100,
+        "the proxy holds {fds} descriptors for a {}-port range",
+        LAST - FIRST + 1
+    );
+    assert_mapped(&lab, &lab.probe(edge, &ports));
+    assert_eq!(
+        lab.probe(edge, &[65100]),
+        [(65100, "outside 65100".to_string())]
+    );
+    assert_eq!(
+        lab.probe(other, &[2000]),
+        [(2000, "other-address 2000".to_string())]
+    );
+}
+
+#[test]
+fn tcp_v4_range_serves_random_ports_on_few_descriptors_and_leaves_the_rest_alone() {
+    if !require_privileges(
+        "tcp_v4_range_serves_random_ports_on_few_descriptors_and_leaves_the_rest_alone",
+    ) {
+        return;
+    }
+    serves_a_wide_range(
+        "range4",
+        addr::EDGE_CLIENT_SIDE_V4,
+        "198.18.1.5",
+        addr::ORIGIN_V4,
+    );
+}
+
+#[test]
+fn tcp_v6_range_serves_random_ports_on_few_descriptors_and_leaves_the_rest_alone() {
+    if !require_privileges(
+        "tcp_v6_range_serves_random_ports_on_few_descriptors_and_leaves_the_rest_alone",
+    ) {
+        return;
+    }
+    serves_a_wide_range(
+        "range6",
+        addr::EDGE_CLIENT_SIDE_V6,
+        "fd00:1::5",
+        addr::ORIGIN_V6,
+    );
+}
