@@ -35,7 +35,8 @@ impl RangeSteerer {
             }
             Err(e) => {
                 tracing::warn!(
-                    "port ranges get a socket per port (as many as {first} alone needs): sk_lookup unavailable: {e}"
+                    ranges = ranges.len(),
+                    "port ranges get a socket per port and worker ({first} among them): sk_lookup unavailable: {e}"
                 );
                 None
             }

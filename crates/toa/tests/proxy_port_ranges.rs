@@ -8,7 +8,7 @@ mod proxy_support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use proxy_support::{ProxyLab, add_address};
+use proxy_support::{ProxyLab, add_address, eventually};
 use toa_lab::{addr, require_privileges};
 
 /// The range, and where its first port goes on the origin: port N reaches N + SHIFT.
@@ -91,12 +91,13 @@ fn random_ports(count: usize, first: u16, last: u16) -> Vec<u16> {
     ports
 }
 
-/// A TCP rule on `listen` with the range `first-last` shifted to origin ports from
-/// ORIGIN_FIRST, on the origin at `origin`.
+/// A TCP rule on `listen` with the range `first-last`, each port N going to N + SHIFT on
+/// the origin at `origin`.
 fn range_rule(listen: &str, first: u16, last: u16, origin: &str) -> String {
     format!(
-        "[[rule]]\ntag = \"range\"\nlisten = [\"{listen}\"]\nports = \"{first}-{last}\"\norigins = [\"{origin}\"]\norigin_ports = \"{ORIGIN_FIRST}-{}\"\npass_client_ip = \"off\"\n",
-        ORIGIN_FIRST + (last - first)
+        "[[rule]]\ntag = \"range\"\nlisten = [\"{listen}\"]\nports = \"{first}-{last}\"\norigins = [\"{origin}\"]\norigin_ports = \"{}-{}\"\npass_client_ip = \"off\"\n",
+        first + SHIFT,
+        last + SHIFT
     )
 }
 
@@ -232,5 +233,172 @@ fn tcp_v6_range_serves_random_ports_on_few_descriptors_and_leaves_the_rest_alone
         addr::EDGE_CLIENT_SIDE_V6,
         "fd00:1::5",
         addr::ORIGIN_V6,
+    );
+}
+
+/// Connects to one port over and over until the file `stop` exists, then prints
+/// "ok N failed M" and the first failures.
+const HAMMER_PY: &str = r#"
+import os, socket, sys
+host, port, stop = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+ok, failed = 0, []
+print('{"started": 1}', flush=True)
+while not os.path.exists(stop):
+    try:
+        s = socket.create_connection((host, port), timeout=10)
+        data = s.recv(100)
+        s.close()
+        if data.startswith(b"origin"):
+            ok += 1
+        else:
+            failed.append(data.decode())
+    except OSError as e:
+        failed.append(str(e))
+print("ok %d failed %d %s" % (ok, len(failed), failed[:5]), flush=True)
+"#;
+
+/// Reloads with `config` and waits until the proxy logged its `n`-th applied reload.
+fn reload_and_wait(lab: &ProxyLab, config: &str, n: usize) {
+    lab.reload(config);
+    eventually(Duration::from_secs(20), "the reload applied", || {
+        lab.proxy_log().matches("reloaded ").count() >= n
+    });
+    assert!(
+        !lab.proxy_log().contains("reload rejected"),
+        "{}",
+        lab.proxy_log()
+    );
+}
+
+#[test]
+fn tcp_range_survives_reloads_that_move_its_last_and_first_port() {
+    if !require_privileges("tcp_range_survives_reloads_that_move_its_last_and_first_port") {
+        return;
+    }
+    let (edge, origin) = (addr::EDGE_CLIENT_SIDE_V4, addr::ORIGIN_V4);
+    let mut lab = ProxyLab::new("rangereload");
+    // 3000 stays in every range; 40000 leaves with the first reload; 1500 with the second.
+    let (stays, leaves, first_goes) = (3000, 40000, 1500);
+    let probed = [stays, leaves, first_goes];
+    // The health checks probe the first origin port, before and after the move to 2000.
+    let mut origin_ports: Vec<u16> = [stays, leaves, first_goes, FIRST, 2000]
+        .iter()
+        .map(|p| p + SHIFT)
+        .collect();
+    origin_ports.sort();
+    lab.many_ports(Ns::Origin, origin, "origin", &origin_ports);
+    lab.start_proxy(&range_rule(edge, FIRST, LAST, origin), FIRST);
+    assert_mapped(&lab, &lab.probe(edge, &probed));
+
+    let stop = lab.topo.lab.dir().join("stop-hammer");
+    let stop_arg = stop.to_string_lossy().into_owned();
+    let (hammer, _) = lab.spawn_peer_script(HAMMER_PY, &[edge, &stays.to_string(), &stop_arg]);
+
+    // The same first port: the range's sockets stay, its last port moves.
+    let header = std::fs::read_to_string(&lab.config).unwrap();
+    let health = &header[..header.find("[[rule]]").unwrap()];
+    reload_and_wait(
+        &lab,
+        &format!("{health}{}", range_rule(edge, FIRST, 30000, origin)),
+        1,
+    );
+    assert_mapped(&lab, &lab.probe(edge, &[stays, first_goes]));
+    assert_eq!(
+        lab.probe(edge, &[leaves]),
+        [(leaves, "ERR 111".to_string())]
+    );
+
+    // Another first port: new sockets are steered before the old ones close.
+    let moved = 2000;
+    let moved_rule = range_rule(edge, moved, 30000, origin);
+    reload_and_wait(&lab, &format!("{health}{moved_rule}"), 2);
+    assert_mapped(&lab, &lab.probe(edge, &[stays]));
+    assert_eq!(
+        lab.probe(edge, &[first_goes]),
+        [(first_goes, "ERR 111".to_string())]
+    );
+
+    std::fs::write(&stop, "").unwrap();
+    let mut report = String::new();
+    eventually(Duration::from_secs(20), "the hammer's report", || {
+        report = std::fs::read_to_string(&hammer.log).unwrap_or_default();
+        report.contains("ok ")
+    });
+    eprintln!("hammer: {report}");
+    assert!(
+        report.contains(" failed 0 "),
+        "connections to a port that stayed failed: {report}\n{}",
+        lab.proxy_log()
+    );
+}
+
+/// `toa proxy` started without the capabilities sk_lookup needs (CAP_BPF, CAP_NET_ADMIN,
+/// and CAP_SYS_ADMIN, which covers both): a real capability drop, as in a container.
+const WITHOUT_BPF: [&str; 4] = [
+    "setpriv",
+    "--bounding-set",
+    "-bpf,-net_admin,-sys_admin",
+    "--",
+];
+
+#[test]
+fn tcp_range_without_cap_bpf_falls_back_to_sockets_per_port() {
+    if !require_privileges("tcp_range_without_cap_bpf_falls_back_to_sockets_per_port") {
+        return;
+    }
+    let (edge, origin) = (addr::EDGE_CLIENT_SIDE_V4, addr::ORIGIN_V4);
+    let (first, last) = (20000, 20099);
+    let mut lab = ProxyLab::new("rangefallback");
+    let ports = random_ports(20, first, last);
+    let mut origin_ports: Vec<u16> = ports.iter().map(|p| p + SHIFT).collect();
+    origin_ports.insert(0, first + SHIFT);
+    origin_ports.dedup();
+    lab.many_ports(Ns::Origin, origin, "origin", &origin_ports);
+    lab.start_proxy_under(&WITHOUT_BPF, &range_rule(edge, first, last, origin), last);
+    assert!(
+        lab.proxy_log()
+            .contains("port ranges get a socket per port")
+            && lab.proxy_log().contains("sk_lookup unavailable"),
+        "{}",
+        lab.proxy_log()
+    );
+    assert_mapped(&lab, &lab.probe(edge, &ports));
+    let fds = lab.proxy_fds();
+    assert!(
+        fds > 100,
+        "a socket per port: {fds} descriptors for 100 ports"
+    );
+}
+
+#[test]
+fn tcp_wide_range_without_cap_bpf_beyond_the_descriptor_limit_is_refused_in_one_line() {
+    if !require_privileges(
+        "tcp_wide_range_without_cap_bpf_beyond_the_descriptor_limit_is_refused_in_one_line",
+    ) {
+        return;
+    }
+    let lab = ProxyLab::new("rangerefused");
+    let config = lab.topo.lab.dir().join("wide.toml");
+    let rule = range_rule(addr::EDGE_CLIENT_SIDE_V4, FIRST, LAST, addr::ORIGIN_V4);
+    std::fs::write(&config, rule).unwrap();
+    let mut cmd = WITHOUT_BPF.to_vec();
+    let config = config.to_str().unwrap();
+    cmd.extend(["prlimit", "--nofile=20000:20000", "--"]);
+    cmd.extend([env!("CARGO_BIN_EXE_toa"), "proxy", "--config", config]);
+    let out = lab.topo.edge.output(&cmd).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let refusals: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("descriptors for its listening sockets"))
+        .collect();
+    assert_eq!(refusals.len(), 1, "{stderr}");
+    assert!(
+        refusals[0].contains("open-file limit of 20000") && refusals[0].contains("sk_lookup"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("cannot listen"),
+        "refused before binding anything: {stderr}"
     );
 }

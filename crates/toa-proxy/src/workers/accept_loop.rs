@@ -38,7 +38,7 @@ impl AcceptLoop {
         let mut backoff = Duration::from_millis(10);
         loop {
             let accepted = tokio::select! {
-                _ = self.stop.cancelled() => return,
+                _ = self.stop.cancelled() => break,
                 accepted = acceptor.accept() => accepted,
             };
             let placed = accepted.and_then(|(client, peer)| {
@@ -55,6 +55,18 @@ impl AcceptLoop {
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(1));
                 }
+            }
+        }
+        // Connections the kernel already queued are served, not reset by the close: a
+        // reload that moves a steered range (or a port) to new sockets stops steering to
+        // the old ones first, so only what arrived before then is waiting here.
+        while let Ok((client, peer)) = accept4(acceptor.listener.get_ref()) {
+            let route = self.routes.load_full();
+            let served = placement.dispatch(me, &self.tasks, client, |client, sweep| {
+                crate::connection::handle(self.shared.clone(), route, client, peer, sweep)
+            });
+            if served.is_err() {
+                break;
             }
         }
     }
