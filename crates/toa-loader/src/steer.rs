@@ -46,17 +46,12 @@ impl PortSteerer {
     /// Loads the steerer and attaches it to this process's network namespace. Needs
     /// CAP_BPF and CAP_NET_ADMIN (or CAP_SYS_ADMIN) and Linux 5.9 or later.
     pub fn attach_to_own_netns() -> Result<PortSteerer> {
-        preflight()?;
-        let mut ebpf =
-            Ebpf::load(STEER_OBJECT).map_err(LoaderError::ebpf("loading the port steerer"))?;
+        let mut ebpf = load()?;
         let program: &mut SkLookup = ebpf
             .program_mut(shared::PROG_STEER)
             .expect("steerer in object")
             .try_into()
             .map_err(LoaderError::ebpf("typing the port steerer"))?;
-        program.load().map_err(LoaderError::ebpf(
-            "loading the port steerer (sk_lookup needs Linux 5.9 or later)",
-        ))?;
         let netns = File::open(OWN_NETNS).map_err(LoaderError::io("opening", OWN_NETNS))?;
         let program_fd = program
             .fd()
@@ -81,6 +76,12 @@ impl PortSteerer {
             }),
             counters,
         })
+    }
+
+    /// Whether this process could attach the steerer: loads it (the verifier runs) and
+    /// drops it again, attached nowhere. `toa proxy check` asks before counting on it.
+    pub fn probe() -> Result<()> {
+        load().map(drop)
     }
 
     /// Steers `range` to `socket` (a listening TCP socket or an unconnected UDP one;
@@ -134,6 +135,22 @@ impl PortSteerer {
             .totals()
             .collect()
     }
+}
+
+/// The steerer's object with its program loaded into the kernel (not attached).
+fn load() -> Result<Ebpf> {
+    preflight()?;
+    let mut ebpf =
+        Ebpf::load(STEER_OBJECT).map_err(LoaderError::ebpf("loading the port steerer"))?;
+    let program: &mut SkLookup = ebpf
+        .program_mut(shared::PROG_STEER)
+        .expect("steerer in object")
+        .try_into()
+        .map_err(LoaderError::ebpf("typing the port steerer"))?;
+    program.load().map_err(LoaderError::ebpf(
+        "loading the port steerer (sk_lookup needs Linux 5.9 or later)",
+    ))?;
+    Ok(ebpf)
 }
 
 impl std::fmt::Debug for PortSteerer {

@@ -46,6 +46,15 @@ fn fits(needed: u64, open: u64, limit: u64) -> Result<(), TooFewDescriptors> {
 
 /// The soft RLIMIT_NOFILE (the proxy raises it to the hard limit at start).
 pub fn open_file_limit() -> io::Result<u64> {
+    rlimit().map(|l| l.rlim_cur)
+}
+
+/// The hard RLIMIT_NOFILE: what a proxy started now will have (`toa proxy check`).
+pub fn hard_open_file_limit() -> io::Result<u64> {
+    rlimit().map(|l| l.rlim_max)
+}
+
+fn rlimit() -> io::Result<libc::rlimit> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -54,7 +63,7 @@ pub fn open_file_limit() -> io::Result<u64> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(limit.rlim_cur)
+    Ok(limit)
 }
 
 /// Descriptors this process has open.

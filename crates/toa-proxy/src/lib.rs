@@ -5,8 +5,9 @@
 //! address (TOA option, PROXY v1/v2 header, or nothing), and copies bytes both ways.
 //! The `toa` binary (`toa proxy`) only parses the command line and calls [`serve`].
 //! The public API is what its users call: [`serve`] with [`ServeOptions`], the TOA tagger
-//! traits, the [`PortSteering`] seam (and what it steers, [`steered_ranges`]) and
-//! [`ServerError`]; everything else is crate-private.
+//! traits, the [`PortSteering`] seam (and what it steers, [`steered_ranges`]), the
+//! descriptor count `toa proxy check` makes ([`listening_sockets`], [`worker_count`],
+//! [`hard_open_file_limit`]) and [`ServerError`]; everything else is crate-private.
 //!
 //! Below it: the config it runs is `toa-config`'s (parsed and validated there), the UDP
 //! listening socket `toa-pktinfo`'s, wire codecs `toa-wire`'s. The eBPF TOA writer is not a
@@ -71,7 +72,9 @@ pub(crate) mod watch;
 mod workers;
 
 pub use client_ip::{EdgeTotals, UpstreamTagger, UpstreamTaggerFactory};
+pub use descriptors::{RESERVED as RESERVED_DESCRIPTORS, TooFewDescriptors, hard_open_file_limit};
 pub use process::{ServeOptions, serve};
-pub use rules::steered_ranges;
+pub use rules::{listening_sockets, steered_ranges};
 pub use server::ServerError;
 pub use steer::{PortSteering, SteeredPorts, SteeredRange};
+pub use workers::worker_count;

@@ -145,6 +145,15 @@ pub fn steered_ranges(config: &Config) -> Vec<SteeredPorts> {
         .collect()
 }
 
+/// How many listening sockets `config` takes with `workers` accept workers: one per
+/// worker for each TCP listener, one for each UDP listener.
+pub fn listening_sockets(config: &Config, steer: bool, workers: usize) -> u64 {
+    let (tcp, udp): (Vec<_>, Vec<_>) = bindings(config, steer)
+        .into_keys()
+        .partition(|k| k.protocol == Protocol::Tcp);
+    crate::descriptors::sockets(tcp.len(), udp.len(), workers)
+}
+
 /// The addresses health checks probe for `rule`: each origin at the first origin port.
 pub fn health_targets(rule: &Rule) -> impl Iterator<Item = SocketAddr> + '_ {
     let port = rule.origin_ports.map_or(rule.ports.first(), |p| p.first);

@@ -1,5 +1,6 @@
 //! `toa proxy check` and `toa proxy` on bad configs: the exact one-line errors users see,
-//! `--help` listing every flag, and `rules import` output that validates.
+//! `--help` listing every flag, `rules import` output that validates, and the listening
+//! sockets a config takes counted against the open-file limit.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -93,7 +94,10 @@ fn check_prints_the_exact_error_line_for_each_bad_config() {
         &format!("{rule}ports = \"80\"\norigins = [\"198.18.2.2\"]\n"),
     );
     assert!(ok, "{stderr}");
-    assert_eq!(stdout, format!("{f}: ok (1 rules, 1 online)\n"));
+    // One TCP port: a socket per accept worker (one per CPU).
+    let workers = std::thread::available_parallelism().unwrap().get();
+    let ok = format!("{f}: ok (1 rules, 1 online; {workers} listening sockets, open-file limit ");
+    assert!(stdout.starts_with(&ok), "{stdout}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -155,5 +159,54 @@ fn imported_edgeone_rules_pass_check() {
     );
     let (ok, _, stderr) = check(&dir, &toml);
     assert!(ok, "{stderr}\n{toml}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `toa proxy check` under another descriptor limit, with `drop` taken from the
+/// capability bounding set (setpriv's names, e.g. "-bpf"; empty keeps them all).
+fn check_limited(dir: &Path, text: &str, nofile: u32, drop: &str) -> (bool, String, String) {
+    let path = dir.join("limited.toml");
+    std::fs::write(&path, text).unwrap();
+    let bounding = format!("{drop}{}", if drop.is_empty() { "+all" } else { "" });
+    let nofile = format!("--nofile={nofile}:{nofile}");
+    let out = Command::new("setpriv")
+        .args(["--bounding-set", &bounding, "--", "prlimit", &nofile, "--"])
+        .args([env!("CARGO_BIN_EXE_toa"), "proxy", "check", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run setpriv");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn check_counts_a_wide_range_against_the_open_file_limit() {
+    if !toa_lab::require_privileges("check_counts_a_wide_range_against_the_open_file_limit") {
+        return;
+    }
+    let dir = scratch("nofile");
+    let wide = "[[rule]]\ntag = \"wide\"\nports = \"1024-65000\"\norigins = [\"198.18.2.2\"]\n";
+    // With sk_lookup: a socket set for the whole range.
+    let (ok, stdout, stderr) = check_limited(&dir, wide, 20_000, "");
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("listening sockets with port ranges through sk_lookup"),
+        "{stdout}"
+    );
+    // Without it, 63,977 ports times the workers cannot fit: one line says so.
+    let (ok, stdout, stderr) = check_limited(&dir, wide, 20_000, "-bpf,-net_admin,-sys_admin");
+    assert!(!ok, "{stdout}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("open-file limit of 20000") && stderr.contains("descriptors"),
+        "{stderr}"
+    );
+    // A narrow range fits either way.
+    let narrow = wide.replace("1024-65000", "20000-20099");
+    let (ok, _, stderr) = check_limited(&dir, &narrow, 20_000, "-bpf,-net_admin,-sys_admin");
+    assert!(ok, "{stderr}");
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -48,6 +48,11 @@ const HANDOFF_MARGIN: usize = 4;
 /// waits behind a whole round of a busy worker's connections.
 const HANDED_TASKS_INTERVAL: u32 = 4;
 
+/// How many accept workers a proxy started now runs: one per CPU it may run on.
+pub fn worker_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// The accept workers of one [`crate::Server`]; dropping it ends their threads (and
 /// with them any connection still open on them).
 pub(crate) struct AcceptWorkers {
@@ -64,7 +69,7 @@ struct Worker {
 impl AcceptWorkers {
     /// One worker per CPU this process may run on.
     pub fn start() -> io::Result<AcceptWorkers> {
-        AcceptWorkers::with_count(std::thread::available_parallelism().map_or(1, |n| n.get()))
+        AcceptWorkers::with_count(worker_count())
     }
 
     fn with_count(count: usize) -> io::Result<AcceptWorkers> {

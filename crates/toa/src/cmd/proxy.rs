@@ -156,9 +156,16 @@ fn check(path: &std::path::Path, allow_empty: bool) -> anyhow::Result<()> {
     });
     match loaded {
         Ok(cfg) => {
+            let sockets = match listening_sockets(&cfg) {
+                Ok(sockets) => sockets,
+                Err(e) => {
+                    eprintln!("{}: {e}", path.display());
+                    std::process::exit(1);
+                }
+            };
             let online = cfg.online_rules().count();
             println!(
-                "{}: ok ({} rules, {online} online)",
+                "{}: ok ({} rules, {online} online; {sockets})",
                 path.display(),
                 cfg.rules.len()
             );
@@ -169,6 +176,37 @@ fn check(path: &std::path::Path, allow_empty: bool) -> anyhow::Result<()> {
             eprintln!("{e}");
             std::process::exit(1);
         }
+    }
+}
+
+/// The listening sockets the config takes, as `toa proxy` would open them here: a socket
+/// per port and worker, or, when that is beyond the open-file limit (the hard one, which
+/// the proxy raises to) and this host can steer, one per range. Refused in one line when
+/// neither fits.
+fn listening_sockets(cfg: &toa_config::Config) -> Result<String, toa_proxy::TooFewDescriptors> {
+    let workers = toa_proxy::worker_count();
+    let limit = toa_proxy::hard_open_file_limit().unwrap_or(u64::MAX);
+    let per_port = toa_proxy::listening_sockets(cfg, false, workers);
+    let fits = |n: u64| n.saturating_add(toa_proxy::RESERVED_DESCRIPTORS) <= limit;
+    if fits(per_port) {
+        return Ok(format!(
+            "{per_port} listening sockets, open-file limit {limit}"
+        ));
+    }
+    let steered = toa_proxy::listening_sockets(cfg, true, workers);
+    let refused = toa_proxy::TooFewDescriptors {
+        needed: per_port,
+        open: 0,
+        limit,
+    };
+    if toa_proxy::steered_ranges(cfg).is_empty() || !fits(steered) {
+        return Err(refused);
+    }
+    match toa_loader::PortSteerer::probe() {
+        Ok(()) => Ok(format!(
+            "{steered} listening sockets with port ranges through sk_lookup ({per_port} without), open-file limit {limit}"
+        )),
+        Err(_) => Err(refused),
     }
 }
 
