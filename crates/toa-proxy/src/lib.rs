@@ -37,6 +37,7 @@
 //! - `state`: what the data path reads (`Shared`, `Route`, `RuleRuntime`, [`ServerError`]),
 //!   below everything that uses it; `labels`: label enums.
 //! - `resolve`: host-name origins looked up again while running (`toa_config::dns`).
+//! - `open`: what a (re)load opens before anything changes (listeners, steered ranges).
 //! - `steer`: the port-range steerer seam (sk_lookup, supplied by the binary);
 //!   `descriptors`: whether the listeners a (re)load opens fit under the open-file limit.
 //!
@@ -58,6 +59,7 @@ pub(crate) mod limit;
 pub(crate) mod listener;
 pub(crate) mod metrics;
 pub(crate) mod notify;
+mod open;
 pub(crate) mod process;
 pub(crate) mod resolve;
 pub(crate) mod rules;

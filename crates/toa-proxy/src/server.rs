@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -23,6 +22,7 @@ use crate::client_ip;
 use crate::health::HealthRegistry;
 use crate::limit::{Limit, LimitRegistry};
 use crate::metrics::Metrics;
+use crate::open::{Fresh, Kept};
 use crate::rules::{self, ListenKey};
 use crate::runtime::Built;
 pub use crate::state::ServerError;
@@ -51,6 +51,14 @@ impl<R> ListenerHandle<R> {
     /// steered range (its last port may move), a single port a single port.
     fn serves(&self, binding: &rules::Binding) -> bool {
         self.steered.is_some() == binding.span.is_some()
+    }
+
+    fn kept(&self) -> Kept<'_> {
+        let route = self.routes.load();
+        Kept {
+            steered: self.steered.as_deref(),
+            last: route.ports.span.map_or(route.port, |s| s.last),
+        }
     }
 }
 
@@ -228,71 +236,20 @@ impl Server {
         let wanted = rules::bindings(&config, self.steering.is_some());
 
         // Everything that can fail happens before anything changes: the rules are built,
-        // the descriptors counted, every new listener is bound, as its rule's transport
-        // says, and every new range steered. A kept range's new last port is the one
-        // change made here: a map write that fails only out of memory.
+        // then every new listener is opened (crate::open).
         let runtimes = crate::runtime::build(&self.shared, &config)?;
-        let kept = |key: &ListenKey, binding: &rules::Binding| match &runtimes[binding.rule] {
-            Built::Tcp(_) => state.tcp.get(key).is_some_and(|h| h.serves(binding)),
-            Built::Udp(_) => state.udp.get(key).is_some_and(|h| h.serves(binding)),
+        let is_tcp = |b: &rules::Binding| matches!(runtimes[b.rule], Built::Tcp(_));
+        let kept = |key: &ListenKey, b: &rules::Binding| match &runtimes[b.rule] {
+            Built::Tcp(_) => state.tcp.get(key).filter(|h| h.serves(b)).map(|h| h.kept()),
+            Built::Udp(_) => state.udp.get(key).filter(|h| h.serves(b)).map(|h| h.kept()),
         };
-        let (tcp_new, udp_new) = wanted
-            .iter()
-            .filter(|(key, binding)| !kept(key, binding))
-            .fold((0, 0), |(t, u), (_, b)| match &runtimes[b.rule] {
-                Built::Tcp(_) => (t + 1, u),
-                Built::Udp(_) => (t, u + 1),
-            });
-        crate::descriptors::check(crate::descriptors::sockets(
-            tcp_new,
-            udp_new,
-            self.accept.count(),
-        ))?;
-        let mut fresh_tcp = HashMap::new();
-        let mut fresh_udp = HashMap::new();
-        let mut fresh_steered = HashMap::new();
-        for (key, binding) in &wanted {
-            if kept(key, binding) {
-                let handle = match &runtimes[binding.rule] {
-                    Built::Tcp(_) => state.tcp.get(key).and_then(|h| h.steered.as_ref()),
-                    Built::Udp(_) => state.udp.get(key).and_then(|h| h.steered.as_ref()),
-                };
-                if let (Some(steered), Some(ports)) = (handle, binding.steered(key)) {
-                    steered
-                        .set_last(ports.last)
-                        .map_err(|source| ServerError::Steer { ports, source })?;
-                }
-                continue;
-            }
-            let bind_error = |source| ServerError::Bind { key: *key, source };
-            let steer = |socket: BorrowedFd<'_>| match (&self.steering, binding.steered(key)) {
-                (Some(steering), Some(ports)) => steering
-                    .steer(&ports, socket)
-                    .map(Some)
-                    .map_err(|source| ServerError::Steer { ports, source }),
-                _ => Ok(None),
-            };
-            // The first socket of a TCP key's reuseport group stands for the group: the
-            // kernel picks the member after a steered lookup as after its own.
-            let steered = match &runtimes[binding.rule] {
-                Built::Tcp(_) => {
-                    let sockets =
-                        listener::bind_tcp(key, self.accept.count()).map_err(bind_error)?;
-                    let steered = steer(sockets[0].as_fd())?;
-                    fresh_tcp.insert(*key, sockets);
-                    steered
-                }
-                Built::Udp(_) => {
-                    let socket = listener::bind_udp(key).map_err(bind_error)?;
-                    let steered = steer(socket.as_fd())?;
-                    fresh_udp.insert(*key, socket);
-                    steered
-                }
-            };
-            if let Some(steered) = steered {
-                fresh_steered.insert(*key, steered);
-            }
-        }
+        let steering = self.steering.as_deref();
+        let workers = self.accept.count();
+        let Fresh {
+            tcp: mut fresh_tcp,
+            udp: mut fresh_udp,
+            steered: mut fresh_steered,
+        } = crate::open::open(&wanted, is_tcp, kept, steering, workers)?;
 
         let fresh_count = fresh_tcp.len() + fresh_udp.len();
         let mut applied = Applied {

@@ -176,6 +176,7 @@ fn serves_a_wide_range(tag: &str, edge: &str, other: &str, origin: &str) {
     let mut origin_ports: Vec<u16> = ports.iter().map(|p| p + SHIFT).collect();
     // The health checks probe the first origin port.
     origin_ports.insert(0, ORIGIN_FIRST);
+    origin_ports.sort_unstable();
     origin_ports.dedup();
     lab.many_ports(Ns::Origin, origin, "origin", &origin_ports);
     add_address(&lab.topo.edge, edge, other);
@@ -352,6 +353,7 @@ fn tcp_range_without_cap_bpf_falls_back_to_sockets_per_port() {
     let ports = random_ports(20, first, last);
     let mut origin_ports: Vec<u16> = ports.iter().map(|p| p + SHIFT).collect();
     origin_ports.insert(0, first + SHIFT);
+    origin_ports.sort_unstable();
     origin_ports.dedup();
     lab.many_ports(Ns::Origin, origin, "origin", &origin_ports);
     lab.start_proxy_under(&WITHOUT_BPF, &range_rule(edge, first, last, origin), last);
@@ -401,4 +403,42 @@ fn tcp_wide_range_without_cap_bpf_beyond_the_descriptor_limit_is_refused_in_one_
         !stderr.contains("cannot listen"),
         "refused before binding anything: {stderr}"
     );
+}
+
+#[test]
+fn tcp_range_over_a_port_another_socket_listens_on_is_refused_like_a_bind() {
+    if !require_privileges("tcp_range_over_a_port_another_socket_listens_on_is_refused_like_a_bind")
+    {
+        return;
+    }
+    let edge = addr::EDGE_CLIENT_SIDE_V4;
+    let mut lab = ProxyLab::new("rangeheld");
+    lab.many_ports(Ns::Edge, edge, "held", &[3000]);
+    let config = lab.topo.lab.dir().join("held.toml");
+    std::fs::write(&config, range_rule(edge, FIRST, LAST, addr::ORIGIN_V4)).unwrap();
+    let toa = env!("CARGO_BIN_EXE_toa");
+    // A proxy that starts (the port taken from its socket) is ended, and fails the test.
+    let bound = toa_lab::scaled(Duration::from_secs(10))
+        .as_secs()
+        .to_string();
+    let out = lab
+        .topo
+        .edge
+        .output(&[
+            "timeout",
+            &bound,
+            toa,
+            "proxy",
+            "--config",
+            config.to_str().unwrap(),
+        ])
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on tcp/{edge}:3000")),
+        "{stderr}"
+    );
+    // The port keeps its own socket.
+    assert_eq!(lab.probe(edge, &[3000]), [(3000, "held 3000".to_string())]);
 }

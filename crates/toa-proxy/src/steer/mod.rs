@@ -9,6 +9,10 @@ use std::os::fd::BorrowedFd;
 
 use toa_config::{ListenAddr, Protocol};
 
+mod held;
+
+pub(crate) use held::first_held;
+
 /// A range below this many ports keeps one socket set per port, even with a steerer:
 /// a few ports cost a few descriptors, and a port with its own socket keeps working
 /// whatever happens to the steerer. Measured on 2 CPUs (bench/results, "ranged rule"):
