@@ -1,5 +1,5 @@
 //! Host-name origins looked up again every `resolve_interval` while the proxy runs (the
-//! lookup itself is [`crate::dns`], which the config also uses at load).
+//! lookup itself is [`toa_config::dns`], which the config also uses at load).
 //!
 //! A changed answer rebuilds the rule's origins at once, so new connections follow it;
 //! open connections keep the origin they have. A failed lookup keeps the last good set.
