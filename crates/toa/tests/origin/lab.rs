@@ -99,11 +99,42 @@ pub fn relay(topo: &mut Topology, listen: &str, upstream: &str) -> Spawned {
     relay
 }
 
-/// Starts a server on the origin inside `cgroup` and waits for its port.
+/// Starts a server on the origin inside `cgroup` and waits for its port: at once a
+/// failure if the server exits, else as long as it lives, up to a bound that only
+/// catches a hang (a python3 start in a TCG guest on a loaded host took over 40 s).
 pub fn origin_server(topo: &mut Topology, cgroup: &Path, cmd: &[&str], port: u16) -> Spawned {
     let server = topo.lab.spawn(&topo.origin, Some(cgroup), cmd).unwrap();
-    topo.origin.wait_listening(port, false, WAIT).unwrap();
+    let deadline = Instant::now() + toa_lab::scaled(SERVER_START_HANG);
+    while topo
+        .origin
+        .wait_listening(port, false, Duration::from_secs(1))
+        .is_err()
+    {
+        assert!(
+            alive(server.pid),
+            "{} exited before listening on {port}:\n{}",
+            cmd.join(" "),
+            std::fs::read_to_string(&server.log).unwrap_or_default()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "{} alive but not listening on {port} after {:?}",
+            cmd.join(" "),
+            toa_lab::scaled(SERVER_START_HANG)
+        );
+    }
     server
+}
+
+/// How long a live server may take to listen before it counts as hung.
+const SERVER_START_HANG: Duration = Duration::from_secs(120);
+
+/// Whether `pid` runs (a zombie, exited but not reaped, does not).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+    })
 }
 
 pub fn probe_server(topo: &mut Topology, cgroup: &Path, host: &str, port: u16) -> Spawned {
