@@ -42,25 +42,6 @@ while True:
         c.close()
 "#;
 
-/// Connects to each port in turn and prints "PORT REPLY" ("PORT ERR errno" on failure).
-const PROBE_PY: &str = r#"
-import socket, sys
-host = sys.argv[1]
-for port in sys.argv[2].split(","):
-    try:
-        s = socket.create_connection((host, int(port)), timeout=10)
-        data = b""
-        while True:
-            d = s.recv(100)
-            if not d:
-                break
-            data += d
-        s.close()
-        print(port, data.decode().strip() or "EMPTY")
-    except OSError as e:
-        print(port, "ERR", e.errno)
-"#;
-
 fn joined(ports: &[u16]) -> String {
     ports
         .iter()
@@ -129,7 +110,7 @@ impl ProxyLabExt for ProxyLab {
         let out = self
             .topo
             .client
-            .run(&["python3", "-c", PROBE_PY, host, &joined(ports)])
+            .run(&["python3", &self.peer, "probe-ports", host, &joined(ports)])
             .unwrap_or_else(|e| panic!("probe failed: {e}\n{}", self.proxy_log()));
         out.lines()
             .map(|l| {
@@ -149,7 +130,7 @@ enum Ns {
 trait ProxyLabExt {
     /// Starts [`MANY_PORTS_PY`] in `ns` and waits until its last port listens.
     fn many_ports(&mut self, ns: Ns, host: &str, tag: &str, ports: &[u16]);
-    /// Runs [`PROBE_PY`] from the client: each port with its reply.
+    /// Runs `peer.py probe-ports` from the client: each port with its reply.
     fn probe(&self, host: &str, ports: &[u16]) -> Vec<(u16, String)>;
 }
 
@@ -237,27 +218,6 @@ fn tcp_v6_range_serves_random_ports_on_few_descriptors_and_leaves_the_rest_alone
     );
 }
 
-/// Connects to one port over and over until the file `stop` exists, then prints
-/// "ok N failed M" and the first failures.
-const HAMMER_PY: &str = r#"
-import os, socket, sys
-host, port, stop = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-ok, failed = 0, []
-print('{"started": 1}', flush=True)
-while not os.path.exists(stop):
-    try:
-        s = socket.create_connection((host, port), timeout=10)
-        data = s.recv(100)
-        s.close()
-        if data.startswith(b"origin"):
-            ok += 1
-        else:
-            failed.append(data.decode())
-    except OSError as e:
-        failed.append(str(e))
-print("ok %d failed %d %s" % (ok, len(failed), failed[:5]), flush=True)
-"#;
-
 /// Reloads with `config` and waits until the proxy logged its `n`-th applied reload.
 fn reload_and_wait(lab: &ProxyLab, config: &str, n: usize) {
     lab.reload(config);
@@ -293,7 +253,7 @@ fn tcp_range_survives_reloads_that_move_its_last_and_first_port() {
 
     let stop = lab.topo.lab.dir().join("stop-hammer");
     let stop_arg = stop.to_string_lossy().into_owned();
-    let (hammer, _) = lab.spawn_peer_script(HAMMER_PY, &[edge, &stays.to_string(), &stop_arg]);
+    let (hammer, _) = lab.spawn_peer(&["connect-until", edge, &stays.to_string(), &stop_arg]);
 
     // The same first port: the range's sockets stay, its last port moves.
     let header = std::fs::read_to_string(&lab.config).unwrap();

@@ -28,6 +28,10 @@ compare both ends. `order` decides half-close: "together" (both send at once),
   peer.py blast HOST PORT BYTES PAUSE        # origin: sends each connection BYTES as fast as it
                                              # can, waits PAUSE seconds, then EOF; closes when
                                              # the peer does
+  peer.py probe-ports HOST P1,P2,...         # connects to each port in turn, prints "PORT REPLY"
+                                             # ("PORT ERR errno" on failure)
+  peer.py connect-until HOST PORT STOPFILE   # connects again and again until STOPFILE exists, then
+                                             # prints how many replies began with "origin"
   peer.py drain HOST PORT FAST RATE SECS     # reads FAST bytes as fast as it can, prints "fast
                                              # part done", then at most RATE bytes a second (0:
                                              # no limit; no catching up after a stall), until
@@ -383,7 +387,42 @@ def drain(host, port, fast, rate, secs):
     print(json.dumps({"read": got, "eof": eof}), flush=True)
 
 
+def probe_ports(host, ports):
+    for port in ports.split(","):
+        try:
+            s = socket.create_connection((host, int(port)), timeout=10)
+            data = b""
+            while True:
+                d = s.recv(100)
+                if not d:
+                    break
+                data += d
+            s.close()
+            print(port, data.decode().strip() or "EMPTY")
+        except OSError as e:
+            print(port, "ERR", e.errno)
+
+
+def connect_until(host, port, stop):
+    import os
+    ok, failed = 0, []
+    print('{"started": 1}', flush=True)
+    while not os.path.exists(stop):
+        try:
+            s = socket.create_connection((host, int(port)), timeout=10)
+            data = s.recv(100)
+            s.close()
+            if data.startswith(b"origin"):
+                ok += 1
+            else:
+                failed.append(data.decode())
+        except OSError as e:
+            failed.append(str(e))
+    print("ok %d failed %d %s" % (ok, len(failed), failed[:5]), flush=True)
+
+
 if __name__ == "__main__":
     {"serve": serve, "client": client, "hammer": hammer, "hold": hold, "capture": capture,
      "idle": idle, "trickle": trickle, "sequential": sequential, "push": push, "stall": stall,
-     "reset": reset, "reset-origin": reset_origin, "blast": blast, "drain": drain}[sys.argv[1]](*sys.argv[2:])
+     "reset": reset, "reset-origin": reset_origin, "blast": blast, "drain": drain,
+     "probe-ports": probe_ports, "connect-until": connect_until}[sys.argv[1]](*sys.argv[2:])

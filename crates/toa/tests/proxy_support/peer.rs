@@ -26,12 +26,6 @@ impl ProxyLab {
         self.spawn_python(&[&[peer.as_str()], args].concat())
     }
 
-    /// Starts python `script` (its text) with `args` in the client namespace and waits
-    /// for its first line, which must hold a `}` as peer.py's JSON lines do.
-    pub fn spawn_peer_script(&mut self, script: &str, args: &[&str]) -> (Spawned, String) {
-        self.spawn_python(&[&["-c", script], args].concat())
-    }
-
     fn spawn_python(&mut self, args: &[&str]) -> (Spawned, String) {
         let mut cmd = vec!["python3"];
         cmd.extend_from_slice(args);
