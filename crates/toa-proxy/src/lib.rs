@@ -22,6 +22,8 @@
 //! - `accept_proxy`: PROXY v1/v2 headers accepted from trusted upstreams (`accept_proxy`).
 //! - `balance`: one file per algorithm behind `balance::Selector`.
 //! - `health`: active connect checks and passive marking.
+//! - [`origin_state`]: an origin's set state per rule (ready, drain, maint), kept across
+//!   reloads; `origin_admin`: setting it and listing origins for the admin socket.
 //! - `limit`: connection and flow limits that stay exact across reloads.
 //! - `upstream`: opening one upstream connection (source addresses, the mode, connect).
 //! - `client_ip`: one file per pass-client-IP mode behind `client_ip::ClientIpWriter`.
@@ -60,6 +62,8 @@ pub(crate) mod listener;
 pub(crate) mod metrics;
 pub(crate) mod notify;
 mod open;
+pub(crate) mod origin_admin;
+pub mod origin_state;
 pub(crate) mod process;
 pub(crate) mod resolve;
 pub(crate) mod rules;
