@@ -7,7 +7,9 @@
 //! The public API is what its users call: [`serve`] with [`ServeOptions`], the TOA tagger
 //! traits, the [`PortSteering`] seam (and what it steers, [`steered_ranges`]), the
 //! descriptor count `toa proxy check` makes ([`listening_sockets`], [`worker_count`],
-//! [`hard_open_file_limit`]) and [`ServerError`]; everything else is crate-private.
+//! [`hard_open_file_limit`]), [`ServerError`], and the [`admin`] socket's client with its
+//! commands (`toa proxy reload`, `toa proxy origin`, the states of [`origin_state`]);
+//! everything else is crate-private.
 //!
 //! Below it: the config it runs is `toa-config`'s (parsed and validated there), the UDP
 //! listening socket `toa-pktinfo`'s, wire codecs `toa-wire`'s. The eBPF TOA writer is not a
