@@ -3,8 +3,9 @@
 //! `toa proxy origin list` shows, and the states kept across a reload.
 
 mod proxy_support;
+mod udp_support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
@@ -69,43 +70,53 @@ impl Lab {
         out.lines().map(str::to_string).collect()
     }
 
-    /// `toa proxy ARGS... --admin-socket SOCKET`, as an operator runs it on the edge host.
     fn toa(&self, args: &[&str]) -> Output {
-        std::process::Command::new(env!("CARGO_BIN_EXE_toa"))
-            .arg("proxy")
-            .args(args)
-            .args(["--admin-socket", self.socket.to_str().unwrap()])
-            .output()
-            .unwrap()
+        toa(&self.socket, args)
     }
 
     fn set_state(&self, name: &str, address: &str, state: &str) -> String {
-        let out = self.toa(&["origin", "set-state", name, address, state]);
-        assert!(out.status.success(), "{out:?}\n{}", self.lab.proxy_log());
-        String::from_utf8(out.stdout).unwrap()
+        set_state(&self.lab, &self.socket, [name, address, state])
     }
 
-    /// `toa proxy origin list`, each line split into its columns.
-    fn list(&self) -> Vec<Vec<String>> {
-        let out = self.toa(&["origin", "list"]);
-        assert!(out.status.success(), "{out:?}");
-        let text = String::from_utf8(out.stdout).unwrap();
-        text.lines()
-            .map(|l| l.split_whitespace().map(str::to_string).collect())
-            .collect()
-    }
-
-    /// The `origin list` line of `address` in rule "web" (header checked on the way).
     fn row(&self, address: &str) -> Vec<String> {
-        let rows = self.list();
-        let header = [
-            "RULE", "GROUP", "ADDRESS", "WEIGHT", "STATE", "HEALTH", "OPEN",
-        ];
-        assert_eq!(rows[0], header, "{rows:?}");
-        let row = rows.iter().find(|r| r[0] == "web" && r[2] == address);
-        row.unwrap_or_else(|| panic!("no row for {address}: {rows:?}"))
-            .clone()
+        row(&self.socket, "web", address)
     }
+}
+
+/// `toa proxy ARGS... --admin-socket SOCKET`, as an operator runs it on the edge host.
+fn toa(socket: &Path, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_toa"))
+        .arg("proxy")
+        .args(args)
+        .args(["--admin-socket", socket.to_str().unwrap()])
+        .output()
+        .unwrap()
+}
+
+/// `toa proxy origin set-state NAME ADDRESS STATE`, which must succeed: what it printed.
+fn set_state(lab: &ProxyLab, socket: &Path, args: [&str; 3]) -> String {
+    let out = toa(socket, &[&["origin", "set-state"][..], &args[..]].concat());
+    assert!(out.status.success(), "{out:?}\n{}", lab.proxy_log());
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The `toa proxy origin list` line of `address` in `rule`, split into its columns (the
+/// header checked on the way).
+fn row(socket: &Path, rule: &str, address: &str) -> Vec<String> {
+    let out = toa(socket, &["origin", "list"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let header = [
+        "RULE", "GROUP", "ADDRESS", "WEIGHT", "STATE", "HEALTH", "OPEN",
+    ];
+    assert_eq!(rows[0], header, "{text}");
+    let row = rows.iter().find(|r| r[0] == rule && r[2] == address);
+    let row = row.unwrap_or_else(|| panic!("no row for {address}:\n{text}"));
+    row.iter().map(|c| c.to_string()).collect()
 }
 
 /// How many connections an echo origin has accepted so far.
@@ -264,4 +275,56 @@ fn maint_stops_health_checks_until_ready_and_bad_commands_fail_in_one_line() {
         assert_eq!(stderr, format!("{want}\n"));
     }
     assert_eq!(lab.row(A)[4], "ready");
+}
+
+#[test]
+fn a_drained_udp_origin_takes_no_new_flow_and_the_drop_is_counted_with_its_reason() {
+    if !require_privileges(
+        "a_drained_udp_origin_takes_no_new_flow_and_the_drop_is_counted_with_its_reason",
+    ) {
+        return;
+    }
+    let mut lab = ProxyLab::new("ostudp");
+    let socket = lab.topo.lab.dir().join("run/admin.sock");
+    lab.admin_socket = Some(socket.clone());
+    let _echo = udp_support::spp_echo(&mut lab);
+    let config = format!(
+        "[[rule]]\ntag = \"dns\"\nprotocol = \"udp\"\nports = \"15410\"\norigin_group = \"udp-pool\"\n\
+         origin_ports = \"{}\"\npass_client_ip = \"off\"\n\n[[origin_group]]\nname = \"udp-pool\"\n\
+         origins = [{{ address = \"{A}\", weight = 1 }}]\n",
+        udp_support::ECHO_PORT
+    );
+    lab.start_proxy(&config, udp_support::METRICS_PORT);
+    let peer = lab.topo.lab.dir().join("udp_peer.py");
+    std::fs::write(&peer, udp_support::UDP_PEER_PY).unwrap();
+    let peer = peer.to_string_lossy().into_owned();
+    // Each send is a new socket, so a new flow; "hi" comes back as its hex, 6869.
+    let send = || {
+        udp_support::send(
+            &lab,
+            &peer,
+            addr::EDGE_CLIENT_SIDE_V4,
+            "15410",
+            "1",
+            &["hi"],
+        )
+    };
+    assert!(send().contains("reply 6869"), "{}", lab.proxy_log());
+
+    set_state(&lab, &socket, ["udp-pool", A, "drain"]);
+    assert!(!send().contains("reply"));
+    let dropped = "toa_proxy_udp_drops_total{rule=\"dns\",reason=\"origins_drained\"}";
+    assert_eq!(lab.metric(dropped), Some(1));
+    assert!(
+        lab.proxy_log()
+            .contains("datagram dropped: every origin is drained or in maintenance"),
+        "{}",
+        lab.proxy_log()
+    );
+    // UDP origins are not health-checked; the first flow is still open.
+    let row = row(&socket, "dns", A);
+    assert_eq!(row, ["dns", "udp-pool", A, "1", "drain", "unchecked", "1"]);
+
+    set_state(&lab, &socket, ["udp-pool", A, "ready"]);
+    assert!(send().contains("reply 6869"));
 }
