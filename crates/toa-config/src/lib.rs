@@ -237,6 +237,7 @@ pub struct OriginSpec {
     /// As written in the config (an IP or a host name).
     pub name: String,
     pub address: IpAddr,
+    /// 0..=1000 (1 outside groups); 0 drains the origin: no new connections.
     pub weight: u32,
 }
 

@@ -57,13 +57,14 @@ pub(super) fn groups(
         let mut origins = Vec::new();
         for o in list.get_ref() {
             let entry = o.get_ref();
-            if !(1..=1000).contains(&entry.weight) {
+            // 0 drains the origin: no new connections, open ones kept, still checked.
+            if !(0..=1000).contains(&entry.weight) {
                 return Err(src.error(
                     o.span().start,
                     section,
                     "origins",
                     format!(
-                        "weight {} of \"{}\" is out of range; use 1..1000",
+                        "weight {} of \"{}\" is out of range; use 0..1000 (0 drains the origin)",
                         entry.weight, entry.address
                     ),
                 ));

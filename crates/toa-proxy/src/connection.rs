@@ -16,6 +16,7 @@ use crate::error::{ConnectError, ConnectErrorKind};
 use crate::forward::{ByteCounters, CloseReason, DataPath, Limits, Sweep, forward};
 use crate::limit::{ClientGuard, LimitGuard};
 use crate::metrics::Reject;
+use crate::origin_state::OriginState;
 use crate::state::{Route, Shared, TcpRule};
 use toa_wire::normalize;
 
@@ -143,6 +144,21 @@ async fn open(
             }
         }
     };
+    // Set states change only by command or reload: a rule with no origin that takes new
+    // connections refuses them, with a line that says so rather than "down".
+    if !rule
+        .backends
+        .iter()
+        .any(|b| b.state() == OriginState::Ready)
+    {
+        refuse(
+            rule,
+            Reject::OriginsDrained,
+            peer,
+            "every origin is drained or in maintenance",
+        );
+        return None;
+    }
     // Over a limit the client is closed at once: queueing would only hide overload.
     let Some(global) = shared.global_limit.try_acquire() else {
         refuse(
@@ -254,7 +270,7 @@ async fn connect(
     let mut failed: Option<usize> = None;
     let mut last_error = None;
     for _attempt in 0..2 {
-        let usable = |i: usize| Some(i) != failed && rule.backends[i].is_up();
+        let usable = |i: usize| Some(i) != failed && rule.backends[i].takes_new();
         let Some(i) = rule
             .selector
             .select(conn.client.ip(), &rule.backends, &usable)

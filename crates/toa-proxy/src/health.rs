@@ -18,6 +18,8 @@ use toa_config::HealthSettings;
 pub struct OriginHealth {
     pub addr: SocketAddr,
     up: AtomicBool,
+    /// Cleared while every rule that uses the origin has it in maint: no checks then.
+    checked: AtomicBool,
     streak: Mutex<Streak>,
     /// Active-check timeout, kept for the log line.
     timeout: Duration,
@@ -38,6 +40,7 @@ impl OriginHealth {
         OriginHealth {
             addr,
             up: AtomicBool::new(true),
+            checked: AtomicBool::new(true),
             streak: Mutex::new(Streak::default()),
             timeout,
         }
@@ -45,6 +48,20 @@ impl OriginHealth {
 
     pub fn is_up(&self) -> bool {
         self.up.load(Ordering::Relaxed)
+    }
+
+    /// Whether active checks run (not while every rule has the origin in maint).
+    pub fn is_checked(&self) -> bool {
+        self.checked.load(Ordering::Relaxed)
+    }
+
+    pub fn set_checked(&self, checked: bool) {
+        self.checked.store(checked, Ordering::Relaxed);
+    }
+
+    /// Why the latest failed check or connection failed, if any did.
+    pub fn last_failure(&self) -> Option<ConnectErrorKind> {
+        self.streak.lock().unwrap_or_else(|p| p.into_inner()).cause
     }
 
     /// Records one active check (`Err`: why it failed); flips the state after `rise`
@@ -96,6 +113,12 @@ impl HealthRegistry {
             .clone()
     }
 
+    /// The state for `addr`, if a rule checks it.
+    pub fn find(&self, addr: SocketAddr) -> Option<Arc<OriginHealth>> {
+        let map = self.origins.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&addr).cloned()
+    }
+
     /// Forgets origins no rule uses any more (after a reload).
     pub fn retain(&self, keep: &[SocketAddr]) {
         let mut map = self.origins.lock().unwrap_or_else(|p| p.into_inner());
@@ -132,6 +155,9 @@ async fn check_loop(health: Arc<OriginHealth>, settings: HealthSettings, stop: C
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = ticker.tick() => {}
+        }
+        if !health.is_checked() {
+            continue;
         }
         let result =
             match tokio::time::timeout(settings.timeout, TcpStream::connect(health.addr)).await {

@@ -7,7 +7,9 @@
 //! The public API is what its users call: [`serve`] with [`ServeOptions`], the TOA tagger
 //! traits, the [`PortSteering`] seam (and what it steers, [`steered_ranges`]), the
 //! descriptor count `toa proxy check` makes ([`listening_sockets`], [`worker_count`],
-//! [`hard_open_file_limit`]) and [`ServerError`]; everything else is crate-private.
+//! [`hard_open_file_limit`]), [`ServerError`], and the [`admin`] socket's client with its
+//! commands (`toa proxy reload`, `toa proxy origin`, the states of [`origin_state`]);
+//! everything else is crate-private.
 //!
 //! Below it: the config it runs is `toa-config`'s (parsed and validated there), the UDP
 //! listening socket `toa-pktinfo`'s, wire codecs `toa-wire`'s. The eBPF TOA writer is not a
@@ -22,6 +24,8 @@
 //! - `accept_proxy`: PROXY v1/v2 headers accepted from trusted upstreams (`accept_proxy`).
 //! - `balance`: one file per algorithm behind `balance::Selector`.
 //! - `health`: active connect checks and passive marking.
+//! - [`origin_state`]: an origin's set state per rule (ready, drain, maint), kept across
+//!   reloads; `origin_admin`: setting it and listing origins for the admin socket.
 //! - `limit`: connection and flow limits that stay exact across reloads.
 //! - `upstream`: opening one upstream connection (source addresses, the mode, connect).
 //! - `client_ip`: one file per pass-client-IP mode behind `client_ip::ClientIpWriter`.
@@ -60,6 +64,8 @@ pub(crate) mod listener;
 pub(crate) mod metrics;
 pub(crate) mod notify;
 mod open;
+pub(crate) mod origin_admin;
+pub mod origin_state;
 pub(crate) mod process;
 pub(crate) mod resolve;
 pub(crate) mod rules;

@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::{AdminSocket, ReloadRejected};
+use crate::admin::{AdminSocket, Answer, Command, ReloadRejected, Request};
 use crate::client_ip::UpstreamTaggerFactory;
 use crate::notify::{Notifier, State};
 use crate::server::{Server, ServerError};
@@ -106,8 +106,7 @@ pub async fn serve(path: &Path, options: ServeOptions) -> Result<(), ServerError
                 let _ = reload(&server, path, options.allow_empty, &notifier).await;
             }
             Some(request) = admin_rx.recv() => {
-                let outcome = reload(&server, path, options.allow_empty, &notifier).await;
-                let _ = request.reply.send(outcome);
+                command(&server, path, options.allow_empty, &notifier, request).await;
             }
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
@@ -125,6 +124,39 @@ pub async fn serve(path: &Path, options: ServeOptions) -> Result<(), ServerError
     server.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// One admin socket command, answered on its request's `reply`.
+async fn command(
+    server: &Server,
+    path: &Path,
+    allow_empty: bool,
+    notifier: &Notifier,
+    request: Request,
+) {
+    let outcome = match request.command {
+        Command::Reload => reload(server, path, allow_empty, notifier)
+            .await
+            .map(Answer::from)
+            .map_err(Into::into),
+        Command::SetOriginState {
+            name,
+            address,
+            state,
+        } => server
+            .set_origin_state(&name, address, state)
+            .await
+            .map(Answer::from)
+            .map_err(Into::into),
+        Command::ListOrigins => {
+            let rows = server.origins().await;
+            Ok(Answer {
+                status: format!("{} origins", rows.len()),
+                lines: crate::origin_admin::table(&rows),
+            })
+        }
+    };
+    let _ = request.reply.send(outcome);
 }
 
 /// One reload, whatever asked for it: all of the file or none of it. Its outcome is the

@@ -85,7 +85,7 @@ pub(crate) fn build(shared: &Shared, config: &Config) -> Result<Vec<Built>, Serv
                                 Arc::new(OriginHealth::new(target, config.health.timeout))
                             }
                         },
-                        active: Default::default(),
+                        origin: shared.origin_states.get(&rule.tag, o.address),
                     })
                 })
                 .collect();

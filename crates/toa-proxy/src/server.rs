@@ -6,7 +6,7 @@
 //! ones stop accepting while their connections finish.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -23,6 +23,8 @@ use crate::health::HealthRegistry;
 use crate::limit::{Limit, LimitRegistry};
 use crate::metrics::Metrics;
 use crate::open::{Fresh, Kept};
+use crate::origin_admin::{self, OriginRow, SetStateError};
+use crate::origin_state::OriginState;
 use crate::rules::{self, ListenKey};
 use crate::runtime::Built;
 pub use crate::state::ServerError;
@@ -108,6 +110,7 @@ impl Server {
             shared: Arc::new(Shared {
                 metrics: Metrics::default(),
                 health: HealthRegistry::default(),
+                origin_states: Default::default(),
                 global_limit: Limit::new(0),
                 limits: LimitRegistry::default(),
                 persist: Default::default(),
@@ -181,6 +184,26 @@ impl Server {
             }
         }
         next
+    }
+
+    /// `toa proxy origin set-state`: `address`'s state in the rules `name` picks.
+    pub async fn set_origin_state(
+        &self,
+        name: &str,
+        address: IpAddr,
+        state: OriginState,
+    ) -> Result<String, SetStateError> {
+        match &self.state.lock().await.config {
+            Some(config) => origin_admin::set_state(&self.shared, config, name, address, state),
+            None => Err(SetStateError::UnknownName { name: name.into() }),
+        }
+    }
+
+    /// `toa proxy origin list`: every online rule's origins.
+    pub async fn origins(&self) -> Vec<OriginRow> {
+        let state = self.state.lock().await;
+        let config = state.config.as_ref();
+        config.map_or_else(Vec::new, |c| origin_admin::list(&self.shared, c))
     }
 
     /// Counts a reload rejected before it reached the server (the file did not validate).
@@ -319,6 +342,8 @@ impl Server {
             .spawn_checks(&targets, &config.health, &health_stop, &self.tasks);
         std::mem::replace(&mut state.health_stop, health_stop).cancel();
         self.shared.health.retain(&targets);
+        self.shared.origin_states.retain(&config);
+        crate::origin_admin::refresh_checks(&self.shared, &config);
 
         // Limits count what is open, so a new maximum holds exactly from now on, whatever
         // is open and however many reloads came before.

@@ -13,6 +13,7 @@ use crate::client_ip::{self, ClientIpWriter};
 use crate::health::HealthRegistry;
 use crate::limit::{Limit, LimitRegistry, RuleLimits};
 use crate::metrics::{Metrics, Reject, RuleMetrics};
+use crate::origin_state::OriginStates;
 use crate::rules::{Binding, ListenKey};
 use crate::throttle::LogThrottle;
 use crate::udp;
@@ -65,6 +66,8 @@ pub enum ServerError {
 pub(crate) struct Shared {
     pub metrics: Metrics,
     pub health: HealthRegistry,
+    /// Each rule's origins' set states and open connections, kept across reloads.
+    pub origin_states: OriginStates,
     pub global_limit: Arc<Limit>,
     /// Each rule's limits by tag, kept across reloads.
     pub limits: LimitRegistry,

@@ -223,6 +223,22 @@ fn unknown_origin_group_is_rejected() {
 }
 
 #[test]
+fn group_weight_zero_is_a_drained_origin_and_above_1000_is_rejected() {
+    let group = |w: i64| {
+        format!(
+            "[[rule]]\ntag = \"web\"\nports = \"80\"\norigin_group = \"g\"\n[[origin_group]]\nname = \"g\"\norigins = [{{ address = \"198.18.2.2\", weight = {w} }}, {{ address = \"198.18.2.3\" }}]\n"
+        )
+    };
+    let cfg = load(&group(0)).unwrap();
+    let weights: Vec<u32> = cfg.rules[0].origins.iter().map(|o| o.weight).collect();
+    assert_eq!(weights, [0, 1]);
+    assert_eq!(
+        error(&group(1001)),
+        "proxy.toml:7: origin_group \"g\": origins: weight 1001 of \"198.18.2.2\" is out of range; use 0..1000 (0 drains the origin)"
+    );
+}
+
+#[test]
 fn resource_keys_are_validated_with_their_line() {
     let rule = "[[rule]]\ntag = \"web\"\nports = \"80\"\norigins = [\"198.18.2.2\"]\n";
     for (extra, want) in [

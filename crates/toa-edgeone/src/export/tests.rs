@@ -82,3 +82,27 @@ fn proxy_health_and_toa_settings_are_each_named_in_a_warning() {
         ]
     );
 }
+
+#[test]
+fn a_drained_origin_weight_0_stays_0_through_import_and_export() {
+    let list = r#"{"L4ProxyRules": [{"RuleTag": "g", "PortRange": ["80"], "OriginType": "ORIGIN_GROUP", "OriginValue": ["og-1"]}],
+        "OriginGroups": [{"GroupId": "og-1", "Records": [{"Record": "198.18.2.2", "Weight": 0}, {"Record": "198.18.2.3", "Weight": 5}]}]}"#;
+    let weights = |toml: &str| {
+        let cfg = Config::parse(Path::new("w.toml"), toml).unwrap_or_else(|e| panic!("{e}"));
+        let rule = &cfg.rules[0];
+        rule.origins.iter().map(|o| o.weight).collect::<Vec<_>>()
+    };
+    let import = |text: &str| {
+        let path = std::env::temp_dir().join(format!("toa-w0-{}.json", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        let imported = crate::import::import_file(&path, None);
+        std::fs::remove_file(&path).unwrap();
+        imported.unwrap().toml
+    };
+    let toml = import(list);
+    assert_eq!(weights(&toml), [0, 5], "{toml}");
+    let cfg = Config::parse(Path::new("w.toml"), &toml).unwrap();
+    let json = export(&cfg, &toml).json;
+    assert!(json.contains("\"Weight\": 0"), "{json}");
+    assert_eq!(weights(&import(&json)), [0, 5]);
+}

@@ -203,8 +203,9 @@ fn origin_groups(value: &Value) -> Vec<EdgeOneGroup> {
                     .iter()
                     .filter_map(|r| {
                         let address = r.get("Record").map(scalar)?;
+                        // 0 stays 0: a drained origin (no new connections), as in EdgeOne.
                         let weight = r.get("Weight").and_then(Value::as_u64).unwrap_or(1);
-                        Some((address, weight.max(1) as u32))
+                        Some((address, u32::try_from(weight).unwrap_or(u32::MAX)))
                     })
                     .collect(),
                 _ => Vec::new(),

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 
 use super::{Backend, Selector, rotation};
 
@@ -22,7 +22,7 @@ impl Selector for LeastConnections {
         // Compare active_a / weight_a < active_b / weight_b without division.
         let load = |i: usize| {
             (
-                backends[i].active.load(Ordering::Relaxed) as u64,
+                backends[i].origin.active() as u64,
                 u64::from(backends[i].weight.max(1)),
             )
         };
@@ -42,13 +42,14 @@ impl Selector for LeastConnections {
 mod tests {
     use super::super::test_support::*;
     use super::*;
+    use std::sync::atomic::Ordering;
 
     #[test]
     fn picks_the_backend_with_fewest_open_connections() {
         let b = backends(&[1, 1, 1]);
-        b[0].active.store(5, Ordering::Relaxed);
-        b[1].active.store(2, Ordering::Relaxed);
-        b[2].active.store(7, Ordering::Relaxed);
+        b[0].origin.active.store(5, Ordering::Relaxed);
+        b[1].origin.active.store(2, Ordering::Relaxed);
+        b[2].origin.active.store(7, Ordering::Relaxed);
         let lc = LeastConnections::default();
         assert_eq!(lc.select(client(0), &b, &|_| true), Some(1));
         assert_eq!(lc.select(client(0), &b, &|i| i != 1), Some(0));
@@ -61,8 +62,8 @@ mod tests {
         let guards: Vec<_> = (0..10)
             .map(|_| b[lc.select(client(0), &b, &|_| true).unwrap()].open())
             .collect();
-        assert_eq!(b[0].active.load(Ordering::Relaxed), 5);
+        assert_eq!(b[0].origin.active.load(Ordering::Relaxed), 5);
         drop(guards);
-        assert_eq!(b[1].active.load(Ordering::Relaxed), 0);
+        assert_eq!(b[1].origin.active.load(Ordering::Relaxed), 0);
     }
 }

@@ -1,5 +1,6 @@
 //! Origin selection: one file per algorithm behind [`Selector`] (pingora's `BackendSelection`).
-//! Selectors only choose among the backends `usable` admits; health lives in [`crate::health`].
+//! Selectors only choose among the backends `usable` admits; health lives in [`crate::health`],
+//! an origin's set state (ready, drain, maint) in [`crate::origin_state`].
 
 mod consistent_hash;
 mod least_connections;
@@ -19,6 +20,7 @@ pub use weighted_round_robin::WeightedRoundRobin;
 
 use crate::health::OriginHealth;
 use crate::metrics::RuleMetrics;
+use crate::origin_state::{OriginCell, OriginState};
 use toa_config::{Balance, Rule};
 
 /// One origin of one rule.
@@ -27,8 +29,9 @@ pub struct Backend {
     pub weight: u32,
     /// Shared by every rule that checks the same origin address and port.
     pub health: Arc<OriginHealth>,
-    /// Connections of this rule now open to this origin (least connections reads it).
-    pub active: AtomicUsize,
+    /// The state set for this origin in this rule and its open connections, shared with
+    /// the rule's earlier runtimes.
+    pub origin: Arc<OriginCell>,
 }
 
 impl Backend {
@@ -36,9 +39,19 @@ impl Backend {
         self.health.is_up()
     }
 
+    /// The set state, with weight 0 as drain.
+    pub fn state(&self) -> OriginState {
+        self.origin.state().with_weight(self.weight)
+    }
+
+    /// Whether a new connection may go here: ready and up.
+    pub fn takes_new(&self) -> bool {
+        self.state() == OriginState::Ready && self.is_up()
+    }
+
     /// Counts a connection as open until the guard drops.
     pub fn open(self: &Arc<Self>) -> ActiveGuard {
-        self.active.fetch_add(1, Ordering::Relaxed);
+        self.origin.active.fetch_add(1, Ordering::Relaxed);
         ActiveGuard(self.clone())
     }
 
@@ -51,7 +64,7 @@ pub struct ActiveGuard(Arc<Backend>);
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::Relaxed);
+        self.0.origin.active.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -118,7 +131,7 @@ pub(crate) mod test_support {
                         SocketAddr::new(address, 80),
                         Duration::from_secs(1),
                     )),
-                    active: AtomicUsize::new(0),
+                    origin: Default::default(),
                 })
             })
             .collect()

@@ -24,6 +24,8 @@ label_enum! {
         RuleLimit => "rule_limit",
         /// The rule's `max_connections_per_client`.
         ClientLimit => "client_limit",
+        /// Every origin of the rule is drained (set so, or weight 0) or in maintenance.
+        OriginsDrained => "origins_drained",
         // The labels UDP's drops use too, from the one place that names them.
         /// accept_proxy rules: the TCP peer is not in `accept_proxy_from`.
         ProxyHeaderUntrusted => Refusal::Untrusted.name(),

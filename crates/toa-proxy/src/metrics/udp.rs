@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::Reject;
 use crate::accept_proxy::Refusal;
 use crate::labels::label_enum;
 
@@ -16,6 +17,8 @@ label_enum! {
         ClientLimit => "client_limit",
         /// A new flow while every origin of the rule is down.
         NoHealthyOrigin => "no_healthy_origin",
+        /// A new flow while every origin of the rule is drained or in maintenance.
+        OriginsDrained => Reject::OriginsDrained.name(),
         /// The proxy could not open the flow's upstream socket or build its header.
         ProxySocket => "proxy_socket",
         /// With the header it would exceed 65,507 bytes.

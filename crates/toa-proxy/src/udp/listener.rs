@@ -18,7 +18,8 @@ use super::flow::{Flow, FlowKey, FlowSetup, FlowTable};
 use super::upstream;
 use crate::client_ip::HeaderError;
 use crate::limit::Held;
-use crate::metrics::{DropReason, Eviction};
+use crate::metrics::{DropReason, Eviction, Reject};
+use crate::origin_state::OriginState;
 use crate::rules::ListenKey;
 use crate::state::{Route, Routes, Shared, UdpRule};
 use toa_pktinfo::{ListenSocket, Received};
@@ -173,7 +174,19 @@ async fn open(
             .and_then(|h| h.proxy)
             .unwrap_or_else(|| normalize(SocketAddr::new(got.local, port))),
     };
-    let usable = |i: usize| rule.backends[i].is_up();
+    if !rule
+        .backends
+        .iter()
+        .any(|b| b.state() == OriginState::Ready)
+    {
+        // Reason-throttled like TCP's refusals: a line a second, not one per datagram.
+        if let Some(suppressed) = rule.refusal_log[Reject::OriginsDrained as usize].allow() {
+            tracing::warn!(rule = %rule.tag, client = %info.client, suppressed,
+                "datagram dropped: every origin is drained or in maintenance");
+        }
+        return Err(DropReason::OriginsDrained);
+    }
+    let usable = |i: usize| rule.backends[i].takes_new();
     let Some(i) = rule
         .selector
         .select(info.client.ip(), &rule.backends, &usable)

@@ -1,4 +1,5 @@
-//! `toa proxy`: run the edge L4 proxy, validate its config, or import EdgeOne rule lists.
+//! `toa proxy`: run the edge L4 proxy, validate its config, import EdgeOne rule lists,
+//! or ask the running proxy over its admin socket (reload, origin states).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -6,6 +7,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+
+use toa_proxy::admin::Command;
 
 use crate::edge_tagger::EdgeWriterFactory;
 use crate::port_steering::RangeSteerer;
@@ -31,7 +34,7 @@ pub struct ProxyArgs {
     /// listens on nothing. Without it such a file is refused as empty or truncated.
     #[arg(long)]
     allow_empty: bool,
-    /// Take commands (`toa proxy reload`) on this Unix socket, made root-only (0600, its
+    /// Take commands (`toa proxy reload`, `toa proxy origin`) on this Unix socket, made root-only (0600, its
     /// directory 0700); the packaged unit uses /run/toa-proxy/admin.sock.
     #[arg(long, value_name = "PATH")]
     admin_socket: Option<PathBuf>,
@@ -46,6 +49,11 @@ enum ProxyCommand {
         #[arg(long, value_name = "PATH", default_value = toa_proxy::admin::DEFAULT_ADMIN_SOCKET)]
         admin_socket: PathBuf,
     },
+    /// An origin's state in the running proxy, without a reload.
+    Origin {
+        #[command(subcommand)]
+        command: OriginCommand,
+    },
     /// Validate a config file and exit: prints one line naming file, line and field on error.
     Check {
         /// Config file to validate.
@@ -59,6 +67,30 @@ enum ProxyCommand {
     Rules {
         #[command(subcommand)]
         command: RulesCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum OriginCommand {
+    /// Set an origin's state: ready (health decides), drain (no new connections, open ones
+    /// kept, still health-checked) or maint (drain, and no health checks). Kept across
+    /// reloads while the rule still has the origin; weight 0 in the file keeps it drained.
+    SetState {
+        /// A rule's tag, or an origin group's name (every rule of the group).
+        group_or_rule: String,
+        /// The origin's IP address, as `origin list` shows it.
+        address: String,
+        /// ready, drain or maint.
+        state: String,
+        /// The running proxy's --admin-socket.
+        #[arg(long, value_name = "PATH", default_value = toa_proxy::admin::DEFAULT_ADMIN_SOCKET)]
+        admin_socket: PathBuf,
+    },
+    /// List every online rule's origins: address, weight, state, health and open connections.
+    List {
+        /// The running proxy's --admin-socket.
+        #[arg(long, value_name = "PATH", default_value = toa_proxy::admin::DEFAULT_ADMIN_SOCKET)]
+        admin_socket: PathBuf,
     },
 }
 
@@ -88,7 +120,33 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
             config,
             allow_empty,
         }) => check(&config, allow_empty),
-        Some(ProxyCommand::Reload { admin_socket }) => reload(&admin_socket),
+        Some(ProxyCommand::Reload { admin_socket }) => {
+            let answer = ask(&admin_socket, &Command::Reload, RELOAD_TIMEOUT);
+            println!("{}", answer.status);
+            Ok(())
+        }
+        Some(ProxyCommand::Origin {
+            command:
+                OriginCommand::SetState {
+                    group_or_rule,
+                    address,
+                    state,
+                    admin_socket,
+                },
+        }) => {
+            let command = Command::set_origin_state(&group_or_rule, &address, &state)
+                .unwrap_or_else(|e| fail(e));
+            println!("{}", ask(&admin_socket, &command, ADMIN_TIMEOUT).status);
+            Ok(())
+        }
+        Some(ProxyCommand::Origin {
+            command: OriginCommand::List { admin_socket },
+        }) => {
+            for line in ask(&admin_socket, &Command::ListOrigins, ADMIN_TIMEOUT).lines {
+                println!("{line}");
+            }
+            Ok(())
+        }
         Some(ProxyCommand::Rules {
             command:
                 RulesCommand::Import {
@@ -103,10 +161,7 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
                 print!("{}", imported.toml);
                 Ok(())
             }
-            Err(e) => {
-                eprintln!("{e}");
-                std::process::exit(1);
-            }
+            Err(e) => fail(e),
         },
         Some(ProxyCommand::Rules {
             command: RulesCommand::Export { config },
@@ -134,17 +189,22 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<()> {
 /// host names in it resolve with the system resolver's own timeouts.
 const RELOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
-fn reload(admin_socket: &std::path::Path) -> anyhow::Result<()> {
-    match toa_proxy::admin::request(admin_socket, "reload", RELOAD_TIMEOUT) {
-        Ok(status) => {
-            println!("{status}");
-            Ok(())
-        }
-        Err(reason) => {
-            eprintln!("{reason}");
-            std::process::exit(1);
-        }
-    }
+/// How long `toa proxy origin` waits: the proxy answers once a reload in progress is done.
+const ADMIN_TIMEOUT: std::time::Duration = RELOAD_TIMEOUT;
+
+/// `command`'s answer from the proxy at `admin_socket`; on error, its one line and exit 1.
+fn ask(
+    admin_socket: &std::path::Path,
+    command: &Command,
+    timeout: std::time::Duration,
+) -> toa_proxy::admin::Answer {
+    toa_proxy::admin::request(admin_socket, command, timeout).unwrap_or_else(|e| fail(e))
+}
+
+/// Prints `reason` as the one line it is (no "Error:" prefix) and exits 1.
+fn fail(reason: impl std::fmt::Display) -> ! {
+    eprintln!("{reason}");
+    std::process::exit(1)
 }
 
 fn check(path: &std::path::Path, allow_empty: bool) -> anyhow::Result<()> {
@@ -158,10 +218,7 @@ fn check(path: &std::path::Path, allow_empty: bool) -> anyhow::Result<()> {
         Ok(cfg) => {
             let sockets = match listening_sockets(&cfg) {
                 Ok(sockets) => sockets,
-                Err(e) => {
-                    eprintln!("{}: {e}", path.display());
-                    std::process::exit(1);
-                }
+                Err(e) => fail(format_args!("{}: {e}", path.display())),
             };
             let online = cfg.online_rules().count();
             println!(
@@ -171,11 +228,7 @@ fn check(path: &std::path::Path, allow_empty: bool) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Err(e) => {
-            // The one line is the whole message: no "Error:" prefix, no backtrace.
-            eprintln!("{e}");
-            std::process::exit(1);
-        }
+        Err(e) => fail(e),
     }
 }
 
@@ -215,10 +268,7 @@ fn export(path: &std::path::Path) -> anyhow::Result<()> {
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let cfg = match toa_config::Config::parse(path, &text) {
         Ok(cfg) => cfg,
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(1);
-        }
+        Err(e) => fail(e),
     };
     let exported = toa_edgeone::export::export(&cfg, &text);
     for w in &exported.warnings {
