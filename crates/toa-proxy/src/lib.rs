@@ -25,6 +25,7 @@
 //! - `limit`: connection and flow limits that stay exact across reloads.
 //! - `upstream`: opening one upstream connection (source addresses, the mode, connect).
 //! - `client_ip`: one file per pass-client-IP mode behind `client_ip::ClientIpWriter`.
+//! - [`access_log`]: the access log line of a connection or flow (text or JSON).
 //! - `forward`: moving bytes both ways (splice or bounded buffers, half-close, idle timeout).
 //! - `metrics`: counters and the Prometheus text endpoint.
 //! - `udp`: UDP flows, their upstream sockets and the datagram modes (PROXY v2, SPP).
@@ -46,6 +47,7 @@
 //! UDP, and toa-config's); the accept loops are `workers`.
 
 pub(crate) mod accept_proxy;
+pub mod access_log;
 pub mod admin;
 pub(crate) mod balance;
 pub(crate) mod client_ip;

@@ -12,9 +12,9 @@ use crate::balance::{Backend, PersistTables, Selector};
 use crate::client_ip::{self, ClientIpWriter};
 use crate::health::HealthRegistry;
 use crate::limit::{Limit, LimitRegistry, RuleLimits};
-use crate::metrics::{Metrics, Reject, RuleMetrics};
+use crate::metrics::{Metrics, RuleMetrics};
 use crate::rules::{Binding, ListenKey};
-use crate::throttle::LogThrottle;
+use crate::throttle::{LogThrottle, RefusalLog};
 use crate::udp;
 use toa_config::{AcceptProxy, ConfigError, ProxySettings};
 
@@ -122,9 +122,8 @@ pub(crate) struct RuleRuntime<M> {
     pub all_down_log: LogThrottle,
     /// Local resource failures (ports, descriptors) are logged at most once a second per rule.
     pub local_error_log: LogThrottle,
-    /// Refused clients are logged at most once a second per rule and reason (indexed like
-    /// [`Reject::ALL`]): a flood of refusals writes a line a second, not one per client.
-    pub refusal_log: [LogThrottle; Reject::ALL.len()],
+    /// Refused clients, logged at most once a second per rule and reason.
+    pub refusal_log: RefusalLog,
     /// `accept_proxy`: clients arrive through a trusted proxy that names them in a header.
     pub accept_proxy: Option<AcceptProxy>,
 }

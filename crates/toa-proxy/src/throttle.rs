@@ -1,9 +1,15 @@
 //! Rate-limited log lines: during an outage every connection hits the same error, and one
-//! line per second tells the operator as much as ten thousand.
+//! line per second tells the operator as much as ten thousand. [`RefusalLog`] is the one
+//! place refused clients are logged, TCP and UDP alike.
 
+use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use toa_common::names::Named;
+
+use crate::metrics::{DropReason, Reject};
 
 /// Lets one event through per `every`; counts the ones held back in between.
 pub struct LogThrottle {
@@ -47,6 +53,46 @@ impl LogThrottle {
         }
         self.held_back.fetch_add(1, Ordering::Relaxed);
         None
+    }
+}
+
+/// Refusal reasons a rule can log: TCP's [`Reject`] or UDP's [`DropReason`], each
+/// reason its own throttle.
+const REFUSAL_SLOTS: usize = if Reject::ALL.len() > DropReason::ALL.len() {
+    Reject::ALL.len()
+} else {
+    DropReason::ALL.len()
+};
+
+/// A rule's refused clients, logged at warn with their reason at most once a second per
+/// reason, so a flood of refusals writes a line a second and the line says how many it
+/// stands for.
+pub struct RefusalLog([LogThrottle; REFUSAL_SLOTS]);
+
+impl Default for RefusalLog {
+    fn default() -> Self {
+        RefusalLog(std::array::from_fn(|_| {
+            LogThrottle::new(Duration::from_secs(1))
+        }))
+    }
+}
+
+impl RefusalLog {
+    /// Logs that `client` was refused for `reason` (`what` was refused: a connection, a
+    /// flow, a datagram; `why`: the limit or check in words) unless a line for the same
+    /// reason went out less than a second ago; `suppressed` counts those held back since.
+    pub fn refused<R: Named + PartialEq>(
+        &self,
+        rule: &str,
+        reason: R,
+        client: SocketAddr,
+        what: &str,
+        why: &str,
+    ) {
+        let slot = R::all().iter().position(|r| *r == reason).unwrap_or(0);
+        if let Some(suppressed) = self.0[slot].allow() {
+            tracing::warn!(rule = %rule, client = %client, reason = %reason.name(), suppressed, "{what} refused: {why}");
+        }
     }
 }
 

@@ -16,6 +16,7 @@ use super::accept_proxy;
 use super::client_ip::{FlowInfo, MAX_DATAGRAM};
 use super::flow::{Flow, FlowKey, FlowSetup, FlowTable};
 use super::upstream;
+use crate::access_log::Event;
 use crate::client_ip::HeaderError;
 use crate::limit::Held;
 use crate::metrics::{DropReason, Eviction};
@@ -89,8 +90,15 @@ pub(crate) async fn run(
                         (table.touch(&key, true), Some(h))
                     }
                     Err(refusal) => {
-                        rule.metrics.udp.drop(refusal.into());
-                        tracing::debug!(rule = %rule.tag, peer = %got.peer, reason = refusal.name(), "datagram dropped: no accepted PROXY header");
+                        let reason = refusal.into();
+                        rule.metrics.udp.drop(reason);
+                        rule.refusal_log.refused(
+                            &rule.tag,
+                            reason,
+                            peer,
+                            "datagram",
+                            "no accepted PROXY header",
+                        );
                         continue;
                     }
                 }
@@ -100,6 +108,7 @@ pub(crate) async fn run(
             Some(flow) => flow,
             None => match open(&shared, &route, &got, port, named, stop.child_token()).await {
                 Ok(flow) => {
+                    flow.log(Event::Open, None);
                     table.insert(flow.clone(), named.is_some());
                     tasks.spawn(upstream::relay_replies(
                         flow.clone(),
@@ -216,6 +225,7 @@ async fn open(
             info,
             peer: got.peer,
             local: got.local,
+            listen: normalize(SocketAddr::new(got.local, port)),
             origin,
             upstream,
             writer,
@@ -248,8 +258,11 @@ fn admit(rule: &UdpRule, client: SocketAddr) -> Result<Held, DropReason> {
         Some(place) => (place, None),
         None => {
             let Some(held) = evict(Some(client.ip()), Eviction::ClientLimit) else {
-                tracing::debug!(rule = %rule.tag, client = %client, "datagram dropped: max_connections_per_client reached");
-                return Err(DropReason::ClientLimit);
+                let reason = DropReason::ClientLimit;
+                let why = "max_connections_per_client reached, no flow of the client to evict";
+                rule.refusal_log
+                    .refused(&rule.tag, reason, client, "flow", why);
+                return Err(reason);
             };
             (held.client, Some(held.flow))
         }
@@ -258,8 +271,11 @@ fn admit(rule: &UdpRule, client: SocketAddr) -> Result<Held, DropReason> {
         Some(place) => place,
         None => {
             let Some(held) = evict(None, Eviction::FlowLimit) else {
-                tracing::debug!(rule = %rule.tag, client = %client, "datagram dropped: max_flows reached");
-                return Err(DropReason::FlowLimit);
+                let reason = DropReason::FlowLimit;
+                let why = "max_flows reached, no flow to evict";
+                rule.refusal_log
+                    .refused(&rule.tag, reason, client, "flow", why);
+                return Err(reason);
             };
             held.flow
         }
