@@ -38,7 +38,8 @@
 //! - `state`: what the data path reads (`Shared`, `Route`, `RuleRuntime`, [`ServerError`]),
 //!   below everything that uses it; `labels`: label enums.
 //! - `resolve`: host-name origins looked up again while running (`toa_config::dns`).
-//! - `open`: what a (re)load opens before anything changes (listeners, steered ranges).
+//! - `open`: what a (re)load opens before anything changes (listeners, steered ranges);
+//!   `holders`: which ports other processes hold (refused, not shared).
 //! - `steer`: the port-range steerer seam (sk_lookup, supplied by the binary);
 //!   `descriptors`: whether the listeners a (re)load opens fit under the open-file limit.
 //!
@@ -56,6 +57,7 @@ mod descriptors;
 pub(crate) mod error;
 pub(crate) mod forward;
 pub(crate) mod health;
+mod holders;
 mod labels;
 pub(crate) mod limit;
 pub(crate) mod listener;

@@ -28,6 +28,10 @@ pub enum ServerError {
         key: ListenKey,
         source: std::io::Error,
     },
+    #[error(
+        "proxy: cannot listen on {key}: another process listens there (a second toa proxy? stop it or change the port)"
+    )]
+    HeldByAnother { key: ListenKey },
     #[error("proxy: rule \"{tag}\": {source}")]
     Mode {
         tag: String,
