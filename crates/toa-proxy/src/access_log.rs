@@ -91,10 +91,7 @@ impl<T: std::fmt::Display> std::fmt::Display for OrDash<T> {
 pub fn write(format: AccessLogFormat, entry: &Entry<'_>) {
     match format {
         AccessLogFormat::Json => {
-            let line = JsonLine {
-                time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
-                entry,
-            };
+            let line = JsonLine { time: now(), entry };
             // Serializing plain strings and numbers cannot fail.
             if let Ok(line) = serde_json::to_string(&line) {
                 tracing::info!(target: JSON_TARGET, "{line}");
@@ -111,6 +108,56 @@ pub fn write(format: AccessLogFormat, entry: &Entry<'_>) {
                 close = %OrDash(e.close.map(|c| format!("{c:?}"))), "{}", e.event.name());
         }
     }
+}
+
+/// A refused client: logged at warn, in the rule's `access_log_format`.
+#[derive(Debug, Serialize)]
+pub struct Refused<'a> {
+    #[serde(serialize_with = "protocol_name")]
+    pub proto: Protocol,
+    pub rule: &'a str,
+    pub client: SocketAddr,
+    /// The `reason` label of the refusal's counter.
+    pub reason: &'static str,
+    /// What was refused: a connection, a flow, a datagram.
+    pub refused: &'a str,
+    /// The limit or check, in words.
+    pub why: &'a str,
+    /// Refusals of the same rule and reason left unlogged since the last line.
+    pub suppressed: u64,
+}
+
+/// Writes a refusal line: text as `{refused} refused: {why}` with the other fields after
+/// it; JSON with `"event":"refused"`.
+pub fn refused(format: AccessLogFormat, r: &Refused<'_>) {
+    match format {
+        AccessLogFormat::Json => {
+            #[derive(Serialize)]
+            struct Line<'a> {
+                time: String,
+                event: &'static str,
+                #[serde(flatten)]
+                refused: &'a Refused<'a>,
+            }
+            let line = Line {
+                time: now(),
+                event: "refused",
+                refused: r,
+            };
+            if let Ok(line) = serde_json::to_string(&line) {
+                tracing::warn!(target: JSON_TARGET, "{line}");
+            }
+        }
+        AccessLogFormat::Text => {
+            tracing::warn!(rule = %r.rule, client = %r.client, reason = %r.reason,
+                suppressed = r.suppressed, "{} refused: {}", r.refused, r.why);
+        }
+    }
+}
+
+/// Now, as JSON lines give it: RFC 3339, UTC, milliseconds.
+fn now() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
 
 #[cfg(test)]

@@ -130,8 +130,7 @@ impl Opened {
 /// Counts a client closed at accept and logs it with its reason (rate-limited).
 fn refuse(rule: &TcpRule, reason: Reject, client: SocketAddr, why: &str) {
     rule.metrics.reject(reason);
-    rule.refusal_log
-        .refused(&rule.tag, reason, client, "connection", why);
+    rule.refused(Protocol::Tcp, reason, client, "connection", why);
 }
 
 /// Everything before forwarding: the PROXY header a trusted upstream sends, the limits,

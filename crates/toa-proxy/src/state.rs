@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 
+use crate::access_log;
 use crate::balance::{Backend, PersistTables, Selector};
 use crate::client_ip::{self, ClientIpWriter};
 use crate::health::HealthRegistry;
@@ -16,7 +17,8 @@ use crate::metrics::{Metrics, RuleMetrics};
 use crate::rules::{Binding, ListenKey};
 use crate::throttle::{LogThrottle, RefusalLog};
 use crate::udp;
-use toa_config::{AcceptProxy, ConfigError, ProxySettings};
+use toa_common::names::Named;
+use toa_config::{AcceptProxy, ConfigError, Protocol, ProxySettings};
 
 /// Why the proxy could not start or a reload was rejected (the old config keeps running).
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +153,34 @@ impl RuleRuntime<()> {
             local_error_log: self.local_error_log,
             refusal_log: self.refusal_log,
             accept_proxy: self.accept_proxy,
+        }
+    }
+}
+
+impl<M> RuleRuntime<M> {
+    /// Logs that `client` was refused for `reason` (what was refused, and `why` in
+    /// words), at warn in the rule's `access_log_format`, unless a line for the same
+    /// reason went out less than a second ago: the one place TCP and UDP refusals are
+    /// logged.
+    pub fn refused<R: Named + PartialEq>(
+        &self,
+        proto: Protocol,
+        reason: R,
+        client: SocketAddr,
+        what: &str,
+        why: &str,
+    ) {
+        if let Some(suppressed) = self.refusal_log.allow(reason) {
+            let line = access_log::Refused {
+                proto,
+                rule: &self.tag,
+                client,
+                reason: reason.name(),
+                refused: what,
+                why,
+                suppressed,
+            };
+            access_log::refused(self.settings.access_log_format, &line);
         }
     }
 }

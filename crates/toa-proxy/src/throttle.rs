@@ -1,8 +1,7 @@
 //! Rate-limited log lines: during an outage every connection hits the same error, and one
-//! line per second tells the operator as much as ten thousand. [`RefusalLog`] is the one
-//! place refused clients are logged, TCP and UDP alike.
+//! line per second tells the operator as much as ten thousand. [`RefusalLog`] throttles
+//! refused clients, TCP and UDP alike (`RuleRuntime::refused` logs them).
 
-use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -64,9 +63,8 @@ const REFUSAL_SLOTS: usize = if Reject::ALL.len() > DropReason::ALL.len() {
     DropReason::ALL.len()
 };
 
-/// A rule's refused clients, logged at warn with their reason at most once a second per
-/// reason, so a flood of refusals writes a line a second and the line says how many it
-/// stands for.
+/// A rule's refused clients are logged at most once a second per reason, so a flood of
+/// refusals writes a line a second and the line says how many it stands for.
 pub struct RefusalLog([LogThrottle; REFUSAL_SLOTS]);
 
 impl Default for RefusalLog {
@@ -78,21 +76,11 @@ impl Default for RefusalLog {
 }
 
 impl RefusalLog {
-    /// Logs that `client` was refused for `reason` (`what` was refused: a connection, a
-    /// flow, a datagram; `why`: the limit or check in words) unless a line for the same
-    /// reason went out less than a second ago; `suppressed` counts those held back since.
-    pub fn refused<R: Named + PartialEq>(
-        &self,
-        rule: &str,
-        reason: R,
-        client: SocketAddr,
-        what: &str,
-        why: &str,
-    ) {
+    /// `Some(suppressed)` when a refusal for `reason` should be logged now (`suppressed`:
+    /// how many of that reason were held back since the last line); `None` when not.
+    pub fn allow<R: Named + PartialEq>(&self, reason: R) -> Option<u64> {
         let slot = R::all().iter().position(|r| *r == reason).unwrap_or(0);
-        if let Some(suppressed) = self.0[slot].allow() {
-            tracing::warn!(rule = %rule, client = %client, reason = %reason.name(), suppressed, "{what} refused: {why}");
-        }
+        self.0[slot].allow()
     }
 }
 

@@ -1,7 +1,7 @@
 //! What the proxy's log says, end to end: access log lines in JSON (one object per line,
 //! the same keys on TCP and UDP) and in text (fields quoted the same way on both), the
 //! optional line when a connection opens, the listener table at start and after a reload
-//! that changes it, and UDP refusals with their reason, rate-limited.
+//! that changes it, and UDP refusals with their reason, rate-limited (JSON lines too).
 
 mod proxy_support;
 mod udp_support;
@@ -67,7 +67,8 @@ fn json_access_lines_parse_with_the_same_keys_on_tcp_and_udp_and_open_comes_firs
         return;
     }
     let proxy = "access_log = true\naccess_log_format = \"json\"\naccess_log_open = true";
-    let lab = start_and_send("logjson", &tcp_and_udp(proxy, 15401), 15401);
+    let config = tcp_and_udp(proxy, 15401) + &untrusted_udp(15403);
+    let lab = start_and_send("logjson", &config, 15401);
     let closed = |lines: &[Value], proto: &str| {
         lines
             .iter()
@@ -115,6 +116,54 @@ fn json_access_lines_parse_with_the_same_keys_on_tcp_and_udp_and_open_comes_firs
         (tcp["listen"].as_str(), udp["rule"].as_str()),
         (Some(format!("{}:15401", edge(false)).as_str()), Some("dns"))
     );
+    // A refusal is a JSON line too, at warn, with its reason.
+    let peer = lab.topo.lab.dir().join("udp_peer.py");
+    send(
+        &lab,
+        peer.to_str().unwrap(),
+        edge(false),
+        "15403",
+        "0.1",
+        &["x"],
+    );
+    let refused = || {
+        json_lines(&lab)
+            .into_iter()
+            .find(|l| l["event"] == "refused")
+    };
+    eventually(Duration::from_secs(10), "a refused line", || {
+        refused().is_some()
+    });
+    let line = refused().unwrap();
+    assert_eq!(
+        (
+            &line["proto"],
+            &line["rule"],
+            &line["refused"],
+            &line["reason"]
+        ),
+        (
+            &Value::from("udp"),
+            &Value::from("untrusted"),
+            &Value::from("datagram"),
+            &Value::from("proxy_header_untrusted")
+        ),
+        "{line}"
+    );
+    assert!(
+        line["client"]
+            .as_str()
+            .unwrap()
+            .starts_with(addr::CLIENT_V4)
+    );
+}
+
+/// A UDP rule on `port` that trusts no client to send a PROXY header.
+fn untrusted_udp(port: u16) -> String {
+    format!(
+        "\n[[rule]]\ntag = \"untrusted\"\nprotocol = \"udp\"\nports = \"{port}\"\norigins = [\"{}\"]\norigin_ports = \"{ECHO_PORT}\"\naccept_proxy = \"any\"\naccept_proxy_from = [\"198.18.9.0/24\"]\n",
+        addr::ORIGIN_V4
+    )
 }
 
 /// The `key` of every `key=value` field after the message of `line`.
@@ -208,11 +257,7 @@ fn udp_refusals_are_logged_with_their_reason_at_most_once_a_second() {
     if !require_privileges("udp_refusals_are_logged_with_their_reason_at_most_once_a_second") {
         return;
     }
-    let config = format!(
-        "[[rule]]\ntag = \"untrusted\"\nprotocol = \"udp\"\nports = \"15441\"\norigins = [\"{}\"]\norigin_ports = \"{ECHO_PORT}\"\naccept_proxy = \"any\"\naccept_proxy_from = [\"198.18.9.0/24\"]\n",
-        addr::ORIGIN_V4
-    );
-    let (mut lab, peer) = udp_support::start("logudpref", &config);
+    let (mut lab, peer) = udp_support::start("logudpref", &untrusted_udp(15441));
     let _ = spp_echo(&mut lab);
     let started = Instant::now();
     let payloads: Vec<String> = (0..200).map(|i| format!("d{i}")).collect();

@@ -22,6 +22,7 @@ use crate::limit::Held;
 use crate::metrics::{DropReason, Eviction};
 use crate::rules::ListenKey;
 use crate::state::{Route, Routes, Shared, UdpRule};
+use toa_config::Protocol;
 use toa_pktinfo::{ListenSocket, Received};
 use toa_wire::normalize;
 
@@ -92,13 +93,8 @@ pub(crate) async fn run(
                     Err(refusal) => {
                         let reason = refusal.into();
                         rule.metrics.udp.drop(reason);
-                        rule.refusal_log.refused(
-                            &rule.tag,
-                            reason,
-                            peer,
-                            "datagram",
-                            "no accepted PROXY header",
-                        );
+                        let why = "no accepted PROXY header";
+                        rule.refused(Protocol::Udp, reason, peer, "datagram", why);
                         continue;
                     }
                 }
@@ -260,8 +256,7 @@ fn admit(rule: &UdpRule, client: SocketAddr) -> Result<Held, DropReason> {
             let Some(held) = evict(Some(client.ip()), Eviction::ClientLimit) else {
                 let reason = DropReason::ClientLimit;
                 let why = "max_connections_per_client reached, no flow of the client to evict";
-                rule.refusal_log
-                    .refused(&rule.tag, reason, client, "flow", why);
+                rule.refused(Protocol::Udp, reason, client, "flow", why);
                 return Err(reason);
             };
             (held.client, Some(held.flow))
@@ -273,8 +268,7 @@ fn admit(rule: &UdpRule, client: SocketAddr) -> Result<Held, DropReason> {
             let Some(held) = evict(None, Eviction::FlowLimit) else {
                 let reason = DropReason::FlowLimit;
                 let why = "max_flows reached, no flow to evict";
-                rule.refusal_log
-                    .refused(&rule.tag, reason, client, "flow", why);
+                rule.refused(Protocol::Udp, reason, client, "flow", why);
                 return Err(reason);
             };
             held.flow
