@@ -12,7 +12,9 @@
 //! connect_timeout = "5s"
 //! idle_timeout = "900s"
 //! drain_timeout = "30s"         # SIGTERM waits this long for connections to finish
-//! access_log = true             # one log line per closed connection
+//! access_log = true             # one log line per closed connection (README: fields)
+//! access_log_format = "text"    # or "json": one JSON object per line
+//! access_log_open = false       # true: a line when a connection opens, too
 //! udp_idle_timeout = "60s"      # a UDP flow with no datagram either way for this long ends
 //! metrics_max_connections = 8   # concurrent /metrics connections; more are closed at once
 //! resolve_interval = "30s"      # host-name origins are looked up again this often
@@ -68,8 +70,8 @@ pub use resources::{DEFAULT_TCP_CONNECTIONS_PER_CLIENT, DEFAULT_UDP_FLOWS_PER_CL
 pub use rule::DEFAULT_MAX_FLOWS;
 pub use settings::{DEFAULT_METRICS_MAX_CONNECTIONS, HealthSettings, ProxySettings, ToaSettings};
 pub use values::{
-    Balance, PortRange, Protocol, TcpMode, UdpMode, format_duration, parse_bounded_duration,
-    parse_duration,
+    AccessLogFormat, Balance, PortRange, Protocol, TcpMode, UdpMode, format_duration,
+    parse_bounded_duration, parse_duration,
 };
 
 /// The range every duration must fall in (inclusive). Durations are checked for overflow

@@ -25,6 +25,8 @@ pub struct RawProxy {
     pub idle_timeout: Option<Spanned<Text>>,
     pub drain_timeout: Option<Spanned<Text>>,
     pub access_log: Option<Spanned<bool>>,
+    pub access_log_format: Option<Spanned<String>>,
+    pub access_log_open: Option<Spanned<bool>>,
     pub buffer_size: Option<Spanned<i64>>,
     pub splice: Option<Spanned<bool>>,
     pub udp_idle_timeout: Option<Spanned<Text>>,

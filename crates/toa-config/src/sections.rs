@@ -8,7 +8,7 @@ use toml::Spanned;
 use crate::dns::{LookupError, lookup};
 use crate::error::{ConfigError, Source};
 use crate::raw::{RawGroup, RawHealth, RawProxy, Text};
-use crate::values::parse_bounded_duration;
+use crate::values::{AccessLogFormat, parse_bounded_duration};
 use crate::{HealthSettings, OriginSpec, ProxySettings, ranges};
 
 /// One origin of an `[[origin_group]]` as written, with where it was written (a host name
@@ -171,6 +171,13 @@ pub(super) fn proxy(
     }
     if let Some(v) = &raw.access_log {
         s.access_log = *v.get_ref();
+    }
+    if let Some(v) = &raw.access_log_format {
+        s.access_log_format = AccessLogFormat::parse(v.get_ref())
+            .map_err(|r| src.error(v.span().start, sec, "access_log_format", r))?;
+    }
+    if let Some(v) = &raw.access_log_open {
+        s.access_log_open = *v.get_ref();
     }
     Ok(s)
 }

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::values::AccessLogFormat;
+
 /// The `/metrics` endpoint's connection cap where nothing sets one: the proxy's
 /// `metrics_max_connections` default and the origin exporter's fixed cap (a scraper or
 /// two plus a probe).
@@ -17,7 +19,13 @@ pub struct ProxySettings {
     /// connection closes up to that much after the timeout.
     pub idle_timeout: Duration,
     pub drain_timeout: Duration,
+    /// One access log line when a connection closes or a UDP flow ends.
     pub access_log: bool,
+    /// How access log lines are written: `key=value` text or one JSON object per line.
+    pub access_log_format: AccessLogFormat,
+    /// One more access log line when a connection opens or a UDP flow starts (HAProxy's
+    /// `option logasap`), whether or not `access_log` is on.
+    pub access_log_open: bool,
     /// Bytes buffered per direction per connection: the bound on per-connection memory (a
     /// splice pipe grows above it only while both ends keep up, within a process-wide budget).
     pub buffer_size: usize,
@@ -42,6 +50,8 @@ impl Default for ProxySettings {
             idle_timeout: Duration::from_secs(900),
             drain_timeout: Duration::from_secs(30),
             access_log: false,
+            access_log_format: AccessLogFormat::Text,
+            access_log_open: false,
             buffer_size: 64 * 1024,
             splice: true,
             udp_idle_timeout: Duration::from_secs(60),

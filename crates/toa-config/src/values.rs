@@ -70,6 +70,18 @@ pub(super) fn parse_name<T: toa_common::names::Named>(
     })
 }
 
+/// The value of `T`'s table named exactly `text`, or which names there are.
+fn parse_exact<T: toa_common::names::Named>(
+    what: &'static str,
+    text: &str,
+) -> Result<T, ValueError> {
+    T::from_name(text).ok_or_else(|| ValueError::Unknown {
+        what,
+        text: text.to_string(),
+        expected: one_of(T::all().iter().map(|v| v.name())),
+    })
+}
+
 /// `"80"` or `"81-85"`: an inclusive, non-empty port range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PortRange {
@@ -269,11 +281,24 @@ toa_common::names! {
 impl Balance {
     /// Case-sensitive, as written in the file.
     pub fn parse(text: &str) -> Result<Balance, ValueError> {
-        Balance::from_name(text).ok_or_else(|| ValueError::Unknown {
-            what: "algorithm",
-            text: text.to_string(),
-            expected: one_of(Balance::ALL.map(Balance::name)),
-        })
+        parse_exact("algorithm", text)
+    }
+}
+
+toa_common::names! {
+    /// `access_log_format`: how access log lines are written.
+    pub enum AccessLogFormat {
+        /// `key=value` fields after the log's own timestamp and level.
+        Text => "text",
+        /// One JSON object per line, nothing around it.
+        Json => "json",
+    }
+}
+
+impl AccessLogFormat {
+    /// Case-sensitive, as written in the file.
+    pub fn parse(text: &str) -> Result<AccessLogFormat, ValueError> {
+        parse_exact("format", text)
     }
 }
 

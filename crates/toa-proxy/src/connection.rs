@@ -10,6 +10,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::accept_proxy;
+use crate::access_log::{self, Entry, Event};
 use crate::balance::{ActiveGuard, Backend};
 use crate::client_ip::ConnInfo;
 use crate::error::{ConnectError, ConnectErrorKind};
@@ -18,6 +19,7 @@ use crate::limit::{ClientGuard, LimitGuard};
 use crate::metrics::Reject;
 use crate::origin_state::OriginState;
 use crate::state::{Route, Shared, TcpRule};
+use toa_config::Protocol;
 use toa_wire::normalize;
 
 /// Counts a connection as active in its rule's gauge until dropped.
@@ -37,6 +39,9 @@ impl Drop for ActiveConnection {
 struct Opened {
     client: SocketAddr,
     target: SocketAddr,
+    /// The proxy address the client reached, and the one the origin is told of.
+    listen: SocketAddr,
+    proxy: SocketAddr,
     /// The pass-client-IP mode's name.
     mode: &'static str,
     started: Instant,
@@ -80,35 +85,53 @@ pub(crate) fn handle(
         let t = forward(client, origin, &limits, counters, &sweep).await;
         // Only now: references into `opened` held across the await would each be kept
         // in every idle connection's task.
-        let Opened {
-            client: client_addr,
-            target,
-            mode,
-            started,
-            ..
-        } = &opened;
         let quiet = matches!(
             t.reason,
             CloseReason::Done { .. } | CloseReason::IdleTimeout
         );
-        let duration_ms = started.elapsed().as_millis() as u64;
         if rule.settings.access_log {
-            tracing::info!(target: "toa_proxy::access", rule = %rule.tag, client = %client_addr, origin = %target,
-                mode = %mode, bytes_to_origin = t.to_origin, bytes_to_client = t.to_client, duration_ms, close = %t.reason, "connection closed");
+            let close = t.reason.to_string();
+            let entry = Entry {
+                event: Event::Close,
+                duration_ms: opened.started.elapsed().as_millis() as u64,
+                bytes_to_origin: t.to_origin,
+                bytes_to_client: t.to_client,
+                close: Some(&close),
+                ..opened.entry(&rule.tag)
+            };
+            access_log::write(rule.settings.access_log_format, &entry);
         } else if !quiet {
-            tracing::debug!(rule = %rule.tag, client = %client_addr, origin = %target, close = %t.reason, "connection closed");
+            tracing::debug!(rule = %rule.tag, client = %opened.client, origin = %opened.target, close = %t.reason, "connection closed");
         }
     }
 }
 
-/// Counts a client closed at accept and logs it at warn with its reason, at most once a
-/// second per rule and reason; `suppressed` is how many were left unlogged since the
-/// last line, so a flood cannot fill the disk and the line still says how many.
+impl Opened {
+    /// The connection's access log entry as it opens: nothing moved yet.
+    fn entry<'a>(&self, rule: &'a str) -> Entry<'a> {
+        Entry {
+            event: Event::Open,
+            proto: Protocol::Tcp,
+            rule,
+            client: self.client,
+            listen: self.listen,
+            proxy: self.proxy,
+            origin: self.target,
+            client_ip_mode: self.mode,
+            duration_ms: 0,
+            bytes_to_origin: 0,
+            bytes_to_client: 0,
+            datagrams_to_origin: None,
+            datagrams_to_client: None,
+            close: None,
+        }
+    }
+}
+
+/// Counts a client closed at accept and logs it with its reason (rate-limited).
 fn refuse(rule: &TcpRule, reason: Reject, client: SocketAddr, why: &str) {
     rule.metrics.reject(reason);
-    if let Some(suppressed) = rule.refusal_log[reason as usize].allow() {
-        tracing::warn!(rule = %rule.tag, client = %client, reason = %reason.name(), suppressed, "connection refused: {why}");
-    }
+    rule.refused(Protocol::Tcp, reason, client, "connection", why);
 }
 
 /// Everything before forwarding: the PROXY header a trusted upstream sends, the limits,
@@ -246,19 +269,21 @@ async fn open(
             .fetch_add(leftover.len() as u64, Ordering::Relaxed);
     }
 
-    Some((
-        client,
-        origin,
-        Opened {
-            client: conn.client,
-            target,
-            mode: rule.mode.name(),
-            started,
-            _limits: (global, rule_permit, client_permit),
-            _active: active,
-            _open: open,
-        },
-    ))
+    let opened = Opened {
+        client: conn.client,
+        target,
+        listen: normalize(local),
+        proxy: conn.proxy,
+        mode: rule.mode.name(),
+        started,
+        _limits: (global, rule_permit, client_permit),
+        _active: active,
+        _open: open,
+    };
+    if rule.settings.access_log_open {
+        access_log::write(rule.settings.access_log_format, &opened.entry(&rule.tag));
+    }
+    Some((client, origin, opened))
 }
 
 /// Connects to an origin the selector picks; if that fails, once more to a different one.

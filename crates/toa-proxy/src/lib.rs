@@ -29,6 +29,7 @@
 //! - `limit`: connection and flow limits that stay exact across reloads.
 //! - `upstream`: opening one upstream connection (source addresses, the mode, connect).
 //! - `client_ip`: one file per pass-client-IP mode behind `client_ip::ClientIpWriter`.
+//! - [`access_log`]: the access log line of a connection or flow (text or JSON).
 //! - `forward`: moving bytes both ways (splice or bounded buffers, half-close, idle timeout).
 //! - `metrics`: counters and the Prometheus text endpoint.
 //! - `udp`: UDP flows, their upstream sockets and the datagram modes (PROXY v2, SPP).
@@ -41,7 +42,8 @@
 //! - `state`: what the data path reads (`Shared`, `Route`, `RuleRuntime`, [`ServerError`]),
 //!   below everything that uses it; `labels`: label enums.
 //! - `resolve`: host-name origins looked up again while running (`toa_config::dns`).
-//! - `open`: what a (re)load opens before anything changes (listeners, steered ranges).
+//! - `open`: what a (re)load opens before anything changes (listeners, steered ranges);
+//!   `holders`: which ports other processes hold (refused, not shared).
 //! - `steer`: the port-range steerer seam (sk_lookup, supplied by the binary);
 //!   `descriptors`: whether the listeners a (re)load opens fit under the open-file limit.
 //!
@@ -50,6 +52,7 @@
 //! UDP, and toa-config's); the accept loops are `workers`.
 
 pub(crate) mod accept_proxy;
+pub mod access_log;
 pub mod admin;
 pub(crate) mod balance;
 pub(crate) mod client_ip;
@@ -58,6 +61,7 @@ mod descriptors;
 pub(crate) mod error;
 pub(crate) mod forward;
 pub(crate) mod health;
+mod holders;
 mod labels;
 pub(crate) mod limit;
 pub(crate) mod listener;

@@ -1,11 +1,12 @@
 //! What a (re)load opens before anything changes: the descriptors counted, every new
-//! listener bound as its rule's transport says, every new range steered (after checking
+//! listener bound as its rule's transport says (unless another process holds its port), every new range steered (after checking
 //! no other socket listens on its ports), and a kept range's last port moved. An error
 //! anywhere rejects the (re)load whole; what was opened closes with the returned error.
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::{AsFd, BorrowedFd};
 
+use crate::holders::Others;
 use crate::rules::{Binding, ListenKey};
 use crate::state::ServerError;
 use crate::steer::{PortSteering, SteeredPorts, SteeredRange, first_held};
@@ -43,6 +44,7 @@ pub(crate) fn open<'a>(
     });
     descriptors::check(descriptors::sockets(tcp, udp, workers))?;
     let mut fresh = Fresh::default();
+    let mut others = Others::default();
     for (key, binding) in wanted {
         let ports = binding.steered(key).filter(|_| steering.is_some());
         if let Some(kept) = kept(key, binding) {
@@ -55,6 +57,10 @@ pub(crate) fn open<'a>(
                     .map_err(|source| ServerError::Steer { ports, source })?;
             }
             continue;
+        }
+        // Before binding: SO_REUSEPORT would let a TCP key join another process's group.
+        if others.hold(key.protocol, key.addr, key.port) {
+            return Err(ServerError::HeldByAnother { key: *key });
         }
         if let Some(ports) = ports {
             refuse_held(ports, ports.first)?;

@@ -145,6 +145,52 @@ pub fn steered_ranges(config: &Config) -> Vec<SteeredPorts> {
         .collect()
 }
 
+/// One line of the listener table the proxy logs: a rule's port range on one address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listening {
+    pub protocol: Protocol,
+    pub addr: ListenAddr,
+    pub ports: PortRange,
+    pub rule: String,
+    pub mode: &'static str,
+}
+
+impl std::fmt::Display for Listening {
+    /// `tcp/[::]:81-85 (dual stack)`, `udp/198.18.1.1:53`, `tcp/[fd00::1]:443`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (ip, dual) = match self.addr {
+            ListenAddr::DualStack => (std::net::Ipv6Addr::UNSPECIFIED.into(), " (dual stack)"),
+            ListenAddr::Ip(ip) => (ip, ""),
+        };
+        let ip = match ip {
+            std::net::IpAddr::V4(v4) => v4.to_string(),
+            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+        };
+        write!(f, "{}/{ip}:{}{dual}", self.protocol.name(), self.ports)
+    }
+}
+
+/// The listeners of `config`'s online rules as an operator reads them: one per rule,
+/// address and port range (however many sockets serve it).
+pub fn listening(config: &Config) -> Vec<Listening> {
+    let online = config.rules.iter().filter(|r| r.online);
+    let mut out: Vec<Listening> = online
+        .flat_map(|rule| {
+            rule.listen.iter().flat_map(move |addr| {
+                rule.ports.ranges().iter().map(move |ports| Listening {
+                    protocol: rule.protocol(),
+                    addr: *addr,
+                    ports: *ports,
+                    rule: rule.tag.clone(),
+                    mode: rule.transport.mode_name(),
+                })
+            })
+        })
+        .collect();
+    out.sort_by_key(|l| (l.protocol, l.addr, l.ports.first));
+    out
+}
+
 /// How many listening sockets `config` takes with `workers` accept workers: one per
 /// worker for each TCP listener, one for each UDP listener.
 pub fn listening_sockets(config: &Config, steer: bool, workers: usize) -> u64 {

@@ -14,7 +14,7 @@ use crate::health::OriginHealth;
 use crate::limit::RuleLimits;
 use crate::rules;
 use crate::state::{RuleRuntime, ServerError, Shared, TcpRule, UdpRule};
-use crate::throttle::LogThrottle;
+use crate::throttle::{LogThrottle, RefusalLog};
 use crate::udp;
 use toa_config::{Config, Transport};
 
@@ -103,7 +103,7 @@ pub(crate) fn build(shared: &Shared, config: &Config) -> Result<Vec<Built>, Serv
                 health_fall: config.health.fall,
                 all_down_log: LogThrottle::new(Duration::from_secs(1)),
                 local_error_log: LogThrottle::new(Duration::from_secs(1)),
-                refusal_log: std::array::from_fn(|_| LogThrottle::new(Duration::from_secs(1))),
+                refusal_log: RefusalLog::default(),
                 accept_proxy: rule.accept_proxy.clone(),
             };
             Ok(match mode {

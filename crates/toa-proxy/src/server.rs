@@ -66,6 +66,8 @@ impl<R> ListenerHandle<R> {
 
 struct State {
     config: Option<Config>,
+    /// The listener table last logged: logged again when a (re)load changes it.
+    listening: Vec<rules::Listening>,
     tcp: HashMap<ListenKey, ListenerHandle<TcpRule>>,
     udp: HashMap<ListenKey, ListenerHandle<UdpRule>>,
     health_stop: CancellationToken,
@@ -119,6 +121,7 @@ impl Server {
             }),
             state: Mutex::new(State {
                 config: None,
+                listening: Vec::new(),
                 tcp: HashMap::new(),
                 udp: HashMap::new(),
                 health_stop: CancellationToken::new(),
@@ -354,6 +357,13 @@ impl Server {
             runtime.limits().apply(rule);
         }
         self.shared.limits.retain(&config);
+        let listening = rules::listening(&config);
+        if listening != state.listening {
+            for l in &listening {
+                tracing::info!(rule = ?l.rule, client_ip_mode = ?l.mode, "listening on {l}");
+            }
+            state.listening = listening;
+        }
         state.config = Some(config);
         Ok(applied)
     }

@@ -8,16 +8,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 
+use crate::access_log;
 use crate::balance::{Backend, PersistTables, Selector};
 use crate::client_ip::{self, ClientIpWriter};
 use crate::health::HealthRegistry;
 use crate::limit::{Limit, LimitRegistry, RuleLimits};
-use crate::metrics::{Metrics, Reject, RuleMetrics};
+use crate::metrics::{Metrics, RuleMetrics};
 use crate::origin_state::OriginStates;
 use crate::rules::{Binding, ListenKey};
-use crate::throttle::LogThrottle;
+use crate::throttle::{LogThrottle, RefusalLog};
 use crate::udp;
-use toa_config::{AcceptProxy, ConfigError, ProxySettings};
+use toa_common::names::Named;
+use toa_config::{AcceptProxy, ConfigError, Protocol, ProxySettings};
 
 /// Why the proxy could not start or a reload was rejected (the old config keeps running).
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +31,10 @@ pub enum ServerError {
         key: ListenKey,
         source: std::io::Error,
     },
+    #[error(
+        "proxy: cannot listen on {key}: another process listens there (a second toa proxy? stop it or change the port)"
+    )]
+    HeldByAnother { key: ListenKey },
     #[error("proxy: rule \"{tag}\": {source}")]
     Mode {
         tag: String,
@@ -125,9 +131,8 @@ pub(crate) struct RuleRuntime<M> {
     pub all_down_log: LogThrottle,
     /// Local resource failures (ports, descriptors) are logged at most once a second per rule.
     pub local_error_log: LogThrottle,
-    /// Refused clients are logged at most once a second per rule and reason (indexed like
-    /// [`Reject::ALL`]): a flood of refusals writes a line a second, not one per client.
-    pub refusal_log: [LogThrottle; Reject::ALL.len()],
+    /// Refused clients, logged at most once a second per rule and reason.
+    pub refusal_log: RefusalLog,
     /// `accept_proxy`: clients arrive through a trusted proxy that names them in a header.
     pub accept_proxy: Option<AcceptProxy>,
 }
@@ -151,6 +156,34 @@ impl RuleRuntime<()> {
             local_error_log: self.local_error_log,
             refusal_log: self.refusal_log,
             accept_proxy: self.accept_proxy,
+        }
+    }
+}
+
+impl<M> RuleRuntime<M> {
+    /// Logs that `client` was refused for `reason` (what was refused, and `why` in
+    /// words), at warn in the rule's `access_log_format`, unless a line for the same
+    /// reason went out less than a second ago: the one place TCP and UDP refusals are
+    /// logged.
+    pub fn refused<R: Named + PartialEq>(
+        &self,
+        proto: Protocol,
+        reason: R,
+        client: SocketAddr,
+        what: &str,
+        why: &str,
+    ) {
+        if let Some(suppressed) = self.refusal_log.allow(reason) {
+            let line = access_log::Refused {
+                proto,
+                rule: &self.tag,
+                client,
+                reason: reason.name(),
+                refused: what,
+                why,
+                suppressed,
+            };
+            access_log::refused(self.settings.access_log_format, &line);
         }
     }
 }

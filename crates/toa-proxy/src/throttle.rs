@@ -1,9 +1,14 @@
 //! Rate-limited log lines: during an outage every connection hits the same error, and one
-//! line per second tells the operator as much as ten thousand.
+//! line per second tells the operator as much as ten thousand. [`RefusalLog`] throttles
+//! refused clients, TCP and UDP alike (`RuleRuntime::refused` logs them).
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use toa_common::names::Named;
+
+use crate::metrics::{DropReason, Reject};
 
 /// Lets one event through per `every`; counts the ones held back in between.
 pub struct LogThrottle {
@@ -47,6 +52,35 @@ impl LogThrottle {
         }
         self.held_back.fetch_add(1, Ordering::Relaxed);
         None
+    }
+}
+
+/// Refusal reasons a rule can log: TCP's [`Reject`] or UDP's [`DropReason`], each
+/// reason its own throttle.
+const REFUSAL_SLOTS: usize = if Reject::ALL.len() > DropReason::ALL.len() {
+    Reject::ALL.len()
+} else {
+    DropReason::ALL.len()
+};
+
+/// A rule's refused clients are logged at most once a second per reason, so a flood of
+/// refusals writes a line a second and the line says how many it stands for.
+pub struct RefusalLog([LogThrottle; REFUSAL_SLOTS]);
+
+impl Default for RefusalLog {
+    fn default() -> Self {
+        RefusalLog(std::array::from_fn(|_| {
+            LogThrottle::new(Duration::from_secs(1))
+        }))
+    }
+}
+
+impl RefusalLog {
+    /// `Some(suppressed)` when a refusal for `reason` should be logged now (`suppressed`:
+    /// how many of that reason were held back since the last line); `None` when not.
+    pub fn allow<R: Named + PartialEq>(&self, reason: R) -> Option<u64> {
+        let slot = R::all().iter().position(|r| *r == reason).unwrap_or(0);
+        self.0[slot].allow()
     }
 }
 

@@ -1,5 +1,6 @@
 //! Operating the proxy day to day: what its log tells an operator (why an origin went
-//! down, which clients were refused and why, without a flood filling the disk).
+//! down, which clients were refused and why, without a flood filling the disk), and a
+//! second proxy on the same ports refused in one line.
 
 mod proxy_support;
 
@@ -189,4 +190,87 @@ fn proxy_reload_answers_ok_or_the_rejection_and_a_rejected_file_keeps_the_old_ru
         lab.who(addr::EDGE_CLIENT_SIDE_V4, 15300).as_deref(),
         Ok("B")
     );
+}
+
+#[test]
+fn a_second_proxy_on_the_same_ports_is_refused_and_the_first_keeps_serving_and_reloading() {
+    if !require_privileges(
+        "a_second_proxy_on_the_same_ports_is_refused_and_the_first_keeps_serving_and_reloading",
+    ) {
+        return;
+    }
+    let mut lab = ProxyLab::new("opstwice");
+    lab.serve_http(addr::ORIGIN_V4, 8000, "A");
+    lab.start_proxy(&rule("web", 15500, 8000, ""), 15500);
+    second_proxy_is_refused(&lab, "tcp/[::]:15500 (dual stack)");
+    assert_eq!(
+        lab.who(addr::EDGE_CLIENT_SIDE_V4, 15500).as_deref(),
+        Ok("A")
+    );
+    // Its own sockets do not count: a reload that binds the same port on one address
+    // while its dual-stack socket is still open is applied.
+    let one_address = format!(
+        "[[rule]]\ntag = \"web\"\nlisten = [\"{}\"]\nports = \"15500\"\norigins = [\"{}\"]\norigin_ports = \"8000\"\n",
+        addr::EDGE_CLIENT_SIDE_V4,
+        addr::ORIGIN_V4
+    );
+    lab.reload(&one_address);
+    eventually(Duration::from_secs(10), "the reload applied", || {
+        lab.proxy_log().contains("reloaded ")
+    });
+    assert!(
+        !lab.proxy_log().contains("another process"),
+        "{}",
+        lab.proxy_log()
+    );
+    assert_eq!(
+        lab.who(addr::EDGE_CLIENT_SIDE_V4, 15500).as_deref(),
+        Ok("A")
+    );
+}
+
+#[test]
+fn a_second_proxy_on_a_port_range_is_refused() {
+    if !require_privileges("a_second_proxy_on_a_port_range_is_refused") {
+        return;
+    }
+    let mut lab = ProxyLab::new("opstwicerange");
+    lab.serve_http(addr::ORIGIN_V4, 8000, "A");
+    // 100 ports: one steered listener on the first where sk_lookup is there, a socket
+    // per port otherwise; a second proxy is refused either way.
+    let wide = rule("wide", 15600, 8000, "").replace("\"15600\"", "\"15600-15699\"");
+    lab.start_proxy(&wide, 15600);
+    second_proxy_is_refused(&lab, "tcp/[::]:15600 (dual stack)");
+    assert_eq!(
+        lab.who(addr::EDGE_CLIENT_SIDE_V4, 15650).as_deref(),
+        Ok("A")
+    );
+}
+
+/// Runs a second `toa proxy` with `lab`'s config on the edge: it must exit 1 with one
+/// line naming `listener` as held by another process, and the first keep running.
+fn second_proxy_is_refused(lab: &ProxyLab, listener: &str) {
+    // A second proxy that started anyway is ended by the timeout (124), failing the test.
+    let bound = toa_lab::scaled(Duration::from_secs(10))
+        .as_secs()
+        .to_string();
+    let toa = env!("CARGO_BIN_EXE_toa");
+    let config = lab.config.to_str().unwrap().to_string();
+    let out = lab
+        .topo
+        .edge
+        .output(&["timeout", &bound, toa, "proxy", "--config", &config])
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let refusals: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("another process listens there"))
+        .collect();
+    assert_eq!(refusals.len(), 1, "{stderr}");
+    assert!(
+        refusals[0].contains(&format!("cannot listen on {listener}")),
+        "{stderr}"
+    );
+    assert!(lab.proxy_running());
 }

@@ -86,12 +86,16 @@ max_connections = 10
 connect_timeout = "500ms"
 idle_timeout = 60
 access_log = true
+access_log_format = "json"
+access_log_open = true
 [health]
 interval = "1s"
 rise = 1
 "#,
     )
     .unwrap();
+    assert_eq!(cfg.proxy.access_log_format, crate::AccessLogFormat::Json);
+    assert!(cfg.proxy.access_log_open);
     assert_eq!(cfg.proxy.max_connections, 10);
     assert_eq!(cfg.proxy.connect_timeout, Duration::from_millis(500));
     assert_eq!(cfg.proxy.idle_timeout, Duration::from_secs(60));
@@ -193,6 +197,10 @@ fn missing_and_duplicate_and_unknown_keys_are_located() {
     assert!(
         unknown.starts_with("proxy.toml:3: portz: unknown field `portz`"),
         "{unknown}"
+    );
+    assert_eq!(
+        error("[proxy]\naccess_log = true\naccess_log_format = \"xml\"\n"),
+        "proxy.toml:3: [proxy]: access_log_format: unknown format \"xml\"; expected text or json"
     );
     let wrong_type = error("[proxy]\naccess_log = \"yes\"\n");
     assert!(

@@ -11,10 +11,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
+use toa_config::Protocol;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
 use super::client_ip::{DatagramWriter, FlowHeaders, FlowInfo};
+use crate::access_log::{self, Entry, Event};
 use crate::balance::ActiveGuard;
 use crate::limit::{Evictable, Held};
 use crate::state::UdpRule;
@@ -61,6 +63,8 @@ pub struct FlowSetup {
     /// on a dual-stack socket): replies are sent with these.
     pub peer: SocketAddr,
     pub local: IpAddr,
+    /// The proxy address the client sent to, normalized: its access log `listen`.
+    pub listen: SocketAddr,
     pub origin: SocketAddr,
     /// Connected to `origin`: the kernel only hands it datagrams from there.
     pub upstream: UdpSocket,
@@ -151,6 +155,40 @@ impl Flow {
         self.counts
             .bytes_to_client
             .fetch_add(payload as u64, Ordering::Relaxed);
+    }
+}
+
+impl Flow {
+    /// Writes the flow's access log line for `event` if its rule asks for one; `close` is
+    /// why it ended.
+    pub fn log(&self, event: Event, close: Option<&str>) {
+        let settings = &self.setup.rule.settings;
+        let wanted = match event {
+            Event::Open => settings.access_log_open,
+            Event::Close => settings.access_log,
+        };
+        if !wanted {
+            return;
+        }
+        let c = &self.counts;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let entry = Entry {
+            event,
+            proto: Protocol::Udp,
+            rule: &self.setup.rule.tag,
+            client: self.setup.info.client,
+            listen: self.setup.listen,
+            proxy: self.setup.info.proxy,
+            origin: self.setup.origin,
+            client_ip_mode: self.setup.writer.name(),
+            duration_ms: self.opened.elapsed().as_millis() as u64,
+            bytes_to_origin: load(&c.bytes_to_origin),
+            bytes_to_client: load(&c.bytes_to_client),
+            datagrams_to_origin: Some(load(&c.datagrams_to_origin)),
+            datagrams_to_client: Some(load(&c.datagrams_to_client)),
+            close,
+        };
+        access_log::write(settings.access_log_format, &entry);
     }
 }
 

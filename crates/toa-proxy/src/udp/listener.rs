@@ -16,12 +16,14 @@ use super::accept_proxy;
 use super::client_ip::{FlowInfo, MAX_DATAGRAM};
 use super::flow::{Flow, FlowKey, FlowSetup, FlowTable};
 use super::upstream;
+use crate::access_log::Event;
 use crate::client_ip::HeaderError;
 use crate::limit::Held;
-use crate::metrics::{DropReason, Eviction, Reject};
+use crate::metrics::{DropReason, Eviction};
 use crate::origin_state::OriginState;
 use crate::rules::ListenKey;
 use crate::state::{Route, Routes, Shared, UdpRule};
+use toa_config::Protocol;
 use toa_pktinfo::{ListenSocket, Received};
 use toa_wire::normalize;
 
@@ -90,8 +92,10 @@ pub(crate) async fn run(
                         (table.touch(&key, true), Some(h))
                     }
                     Err(refusal) => {
-                        rule.metrics.udp.drop(refusal.into());
-                        tracing::debug!(rule = %rule.tag, peer = %got.peer, reason = refusal.name(), "datagram dropped: no accepted PROXY header");
+                        let reason = refusal.into();
+                        rule.metrics.udp.drop(reason);
+                        let why = "no accepted PROXY header";
+                        rule.refused(Protocol::Udp, reason, peer, "datagram", why);
                         continue;
                     }
                 }
@@ -101,6 +105,7 @@ pub(crate) async fn run(
             Some(flow) => flow,
             None => match open(&shared, &route, &got, port, named, stop.child_token()).await {
                 Ok(flow) => {
+                    flow.log(Event::Open, None);
                     table.insert(flow.clone(), named.is_some());
                     tasks.spawn(upstream::relay_replies(
                         flow.clone(),
@@ -179,12 +184,10 @@ async fn open(
         .iter()
         .any(|b| b.state() == OriginState::Ready)
     {
-        // Reason-throttled like TCP's refusals: a line a second, not one per datagram.
-        if let Some(suppressed) = rule.refusal_log[Reject::OriginsDrained as usize].allow() {
-            tracing::warn!(rule = %rule.tag, client = %info.client, suppressed,
-                "datagram dropped: every origin is drained or in maintenance");
-        }
-        return Err(DropReason::OriginsDrained);
+        let reason = DropReason::OriginsDrained;
+        let why = "every origin is drained or in maintenance";
+        rule.refused(Protocol::Udp, reason, info.client, "datagram", why);
+        return Err(reason);
     }
     let usable = |i: usize| rule.backends[i].takes_new();
     let Some(i) = rule
@@ -229,6 +232,7 @@ async fn open(
             info,
             peer: got.peer,
             local: got.local,
+            listen: normalize(SocketAddr::new(got.local, port)),
             origin,
             upstream,
             writer,
@@ -261,8 +265,10 @@ fn admit(rule: &UdpRule, client: SocketAddr) -> Result<Held, DropReason> {
         Some(place) => (place, None),
         None => {
             let Some(held) = evict(Some(client.ip()), Eviction::ClientLimit) else {
-                tracing::debug!(rule = %rule.tag, client = %client, "datagram dropped: max_connections_per_client reached");
-                return Err(DropReason::ClientLimit);
+                let reason = DropReason::ClientLimit;
+                let why = "max_connections_per_client reached, no flow of the client to evict";
+                rule.refused(Protocol::Udp, reason, client, "flow", why);
+                return Err(reason);
             };
             (held.client, Some(held.flow))
         }
@@ -271,8 +277,10 @@ fn admit(rule: &UdpRule, client: SocketAddr) -> Result<Held, DropReason> {
         Some(place) => place,
         None => {
             let Some(held) = evict(None, Eviction::FlowLimit) else {
-                tracing::debug!(rule = %rule.tag, client = %client, "datagram dropped: max_flows reached");
-                return Err(DropReason::FlowLimit);
+                let reason = DropReason::FlowLimit;
+                let why = "max_flows reached, no flow to evict";
+                rule.refused(Protocol::Udp, reason, client, "flow", why);
+                return Err(reason);
             };
             held.flow
         }

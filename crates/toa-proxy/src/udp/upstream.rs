@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::client_ip::Reply;
 use super::flow::{Flow, FlowTable};
+use crate::access_log::Event;
 use crate::metrics::DropReason;
 use toa_pktinfo::ListenSocket;
 
@@ -141,15 +142,8 @@ pub async fn relay_replies(
             },
         }
     };
-    let c = &flow.counts;
-    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    let duration_ms = flow.opened.elapsed().as_millis() as u64;
     if flow.setup.rule.settings.access_log {
-        tracing::info!(target: "toa_proxy::access", rule = %flow.setup.rule.tag, client = %flow.setup.info.client,
-            proxy = %flow.setup.info.proxy, origin = %flow.setup.origin, mode = flow.setup.writer.name(),
-            datagrams_to_origin = load(&c.datagrams_to_origin), datagrams_to_client = load(&c.datagrams_to_client),
-            bytes_to_origin = load(&c.bytes_to_origin), bytes_to_client = load(&c.bytes_to_client),
-            duration_ms, close = ended, "udp flow ended");
+        flow.log(Event::Close, Some(ended));
     } else {
         tracing::debug!(rule = %flow.setup.rule.tag, client = %flow.setup.info.client, origin = %flow.setup.origin, "udp flow ended: {ended}");
     }
