@@ -317,7 +317,7 @@ fn a_drained_udp_origin_takes_no_new_flow_and_the_drop_is_counted_with_its_reaso
     assert_eq!(lab.metric(dropped), Some(1));
     assert!(
         lab.proxy_log()
-            .contains("datagram dropped: every origin is drained or in maintenance"),
+            .contains("datagram refused: every origin is drained or in maintenance"),
         "{}",
         lab.proxy_log()
     );
