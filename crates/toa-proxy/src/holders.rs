@@ -98,7 +98,7 @@ fn parse_ip(hex: &str) -> Option<IpAddr> {
 }
 
 /// The inodes of this process's sockets (`/proc/self/fd` links `socket:[N]`).
-fn own_sockets() -> HashSet<u64> {
+pub fn own_sockets() -> HashSet<u64> {
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
         return HashSet::new();
     };

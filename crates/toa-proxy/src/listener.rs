@@ -36,6 +36,25 @@ pub fn bind_udp(key: &ListenKey) -> io::Result<ListenSocket> {
     ListenSocket::bind(addr, v6only)
 }
 
+/// The UDP socket for a steered range whose first port is `key`'s: it learns each
+/// datagram's original destination port.
+pub fn bind_udp_range(key: &ListenKey) -> io::Result<ListenSocket> {
+    let (addr, v6only) = bind_address(key);
+    ListenSocket::bind_range(addr, v6only)
+}
+
+/// A flow's reply socket on `key` (a port of a steered range other than its first), with
+/// SO_REUSEADDR: the flows of other clients on that port bind it too, and so do the
+/// proxy's upstream sockets (`udp::upstream::connect`), whose ephemeral ports a range may
+/// cover. Unconnected, so it takes nothing from the steered socket: the kernel prefers a
+/// connected socket to the sk_lookup program (5.9 and later alike), an unconnected one
+/// never. Anything else holding the port without SO_REUSEADDR (bound after the range
+/// started) refuses the bind, and the flow with it.
+pub fn bind_udp_reply(key: &ListenKey) -> io::Result<ListenSocket> {
+    let (addr, v6only) = bind_address(key);
+    ListenSocket::bind_reply(addr, v6only)
+}
+
 /// Where `key` binds, and its IPV6_V6ONLY (`None`: an IPv4 socket, which has none).
 fn bind_address(key: &ListenKey) -> (SocketAddr, Option<bool>) {
     match key.addr {

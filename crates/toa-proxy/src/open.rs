@@ -81,7 +81,11 @@ pub(crate) fn open<'a>(
             fresh.tcp.insert(*key, sockets);
             steered
         } else {
-            let socket = listener::bind_udp(key).map_err(bind_error)?;
+            let socket = match ports {
+                Some(_) => listener::bind_udp_range(key),
+                None => listener::bind_udp(key),
+            }
+            .map_err(bind_error)?;
             let steered = steer(socket.as_fd())?;
             fresh.udp.insert(*key, socket);
             steered

@@ -107,7 +107,7 @@ fn listeners_of(
         addr,
         port,
     };
-    if steer && steerable(rule, range) {
+    if steer && steerable(range) {
         let binding = Binding {
             rule: index,
             origin_port: rule.ports.map_to(range.first, origin),
@@ -129,11 +129,11 @@ fn listeners_of(
     }
 }
 
-/// Whether `range` of `rule` is served as one steered listener when a steerer is there.
-/// UDP ranges are not (yet): a reply must leave from the port its client sent to, and a
-/// steered socket is bound to the range's first port only.
-fn steerable(rule: &Rule, range: &PortRange) -> bool {
-    rule.protocol() == Protocol::Tcp && range.len() >= STEER_MIN_PORTS
+/// Whether `range` of `rule` is served as one steered listener when a steerer is there:
+/// TCP and UDP alike (a UDP flow's replies leave from a socket of its own on the port its
+/// client sent to, `udp::listener`).
+fn steerable(range: &PortRange) -> bool {
+    range.len() >= STEER_MIN_PORTS
 }
 
 /// The port ranges `config` would steer, given a steerer: the binary attaches one at

@@ -208,5 +208,17 @@ fn check_counts_a_wide_range_against_the_open_file_limit() {
     let narrow = wide.replace("1024-65000", "20000-20099");
     let (ok, _, stderr) = check_limited(&dir, &narrow, 20_000, "-bpf,-net_admin,-sys_admin");
     assert!(ok, "{stderr}");
+    // A UDP range counts its sockets the same way: one, or one per port.
+    let udp = wide.replace("ports =", "protocol = \"udp\"\nports =");
+    let (ok, stdout, stderr) = check_limited(&dir, &udp, 20_000, "");
+    assert!(
+        ok && stdout.contains("1 listening sockets"),
+        "{stdout}{stderr}"
+    );
+    let (ok, _, stderr) = check_limited(&dir, &udp, 20_000, "-bpf,-net_admin,-sys_admin");
+    assert!(
+        !ok && stderr.contains("open-file limit of 20000"),
+        "{stderr}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }

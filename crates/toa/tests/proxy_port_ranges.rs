@@ -6,16 +6,17 @@
 
 mod proxy_support;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use proxy_support::{ProxyLab, add_address, eventually};
+use proxy_support::ranges::{
+    FIRST, LAST, ORIGIN_FIRST, SHIFT, WITHOUT_BPF, joined, origin_ports, random_ports,
+};
+use proxy_support::ranges::{
+    assert_answers, assert_fell_back, assert_none_failed, assert_steered_on_few_descriptors,
+    range_rule, refused_beyond_the_descriptor_limit, refused_over_a_held_port, reload_and_wait,
+};
+use proxy_support::{ProxyLab, add_address};
 use toa_lab::{addr, require_privileges};
-
-/// The range, and where its first port goes on the origin: port N reaches N + SHIFT.
-const FIRST: u16 = 1024;
-const LAST: u16 = 65000;
-const ORIGIN_FIRST: u16 = 1500;
-const SHIFT: u16 = ORIGIN_FIRST - FIRST;
 
 /// One process listening on many TCP ports of one address; each connection gets
 /// "TAG PORT\n" (the port it reached) and is closed.
@@ -41,46 +42,6 @@ while True:
         c.sendall(("%s %d\n" % (tag, key.fileobj.getsockname()[1])).encode())
         c.close()
 "#;
-
-fn joined(ports: &[u16]) -> String {
-    ports
-        .iter()
-        .map(u16::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// `count` distinct ports of `first..=last`, different on every run (the seed is printed).
-fn random_ports(count: usize, first: u16, last: u16) -> Vec<u16> {
-    let seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos() as u64;
-    eprintln!("random ports seed {seed}");
-    let mut state = seed | 1;
-    let mut ports = Vec::with_capacity(count);
-    while ports.len() < count {
-        // xorshift64: enough spread for a port sample.
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        let port = first + (state % u64::from(last - first + 1)) as u16;
-        if !ports.contains(&port) {
-            ports.push(port);
-        }
-    }
-    ports
-}
-
-/// A TCP rule on `listen` with the range `first-last`, each port N going to N + SHIFT on
-/// the origin at `origin`.
-fn range_rule(listen: &str, first: u16, last: u16, origin: &str) -> String {
-    format!(
-        "[[rule]]\ntag = \"range\"\nlisten = [\"{listen}\"]\nports = \"{first}-{last}\"\norigins = [\"{origin}\"]\norigin_ports = \"{}-{}\"\npass_client_ip = \"off\"\n",
-        first + SHIFT,
-        last + SHIFT
-    )
-}
 
 impl ProxyLabExt for ProxyLab {
     fn many_ports(&mut self, ns: Ns, host: &str, tag: &str, ports: &[u16]) {
@@ -136,17 +97,7 @@ trait ProxyLabExt {
 
 /// Every probed port answered by the origin on port + SHIFT.
 fn assert_mapped(lab: &ProxyLab, replies: &[(u16, String)]) {
-    let wrong: Vec<_> = replies
-        .iter()
-        .filter(|(port, reply)| *reply != format!("origin {}", port + SHIFT))
-        .collect();
-    assert!(
-        wrong.is_empty(),
-        "{} of {} ports not mapped to port + {SHIFT}: {wrong:?}\n{}",
-        wrong.len(),
-        replies.len(),
-        lab.proxy_log()
-    );
+    assert_answers(lab, replies, |port| format!("origin {}", port + SHIFT));
 }
 
 /// The whole first scenario, per family: few descriptors, 200 random ports mapped, a
@@ -154,29 +105,14 @@ fn assert_mapped(lab: &ProxyLab, replies: &[(u16, String)]) {
 fn serves_a_wide_range(tag: &str, edge: &str, other: &str, origin: &str) {
     let mut lab = ProxyLab::new(tag);
     let ports = random_ports(200, FIRST, LAST);
-    let mut origin_ports: Vec<u16> = ports.iter().map(|p| p + SHIFT).collect();
     // The health checks probe the first origin port.
-    origin_ports.insert(0, ORIGIN_FIRST);
-    origin_ports.sort_unstable();
-    origin_ports.dedup();
+    let origin_ports = origin_ports(&ports, ORIGIN_FIRST, SHIFT);
     lab.many_ports(Ns::Origin, origin, "origin", &origin_ports);
     add_address(&lab.topo.edge, edge, other);
     lab.many_ports(Ns::Edge, other, "other-address", &[2000]);
     lab.many_ports(Ns::Edge, edge, "outside", &[65100]);
-    lab.start_proxy(&range_rule(edge, FIRST, LAST, origin), FIRST);
-    assert!(
-        lab.proxy_log()
-            .contains("port ranges steered through sk_lookup"),
-        "{}",
-        lab.proxy_log()
-    );
-
-    let fds = lab.proxy_fds();
-    assert!(
-        fds < 100,
-        "the proxy holds {fds} descriptors for a {}-port range",
-        LAST - FIRST + 1
-    );
+    lab.start_proxy(&range_rule("tcp", edge, FIRST, LAST, origin), FIRST);
+    assert_steered_on_few_descriptors(&lab);
     assert_mapped(&lab, &lab.probe(edge, &ports));
     assert_eq!(
         lab.probe(edge, &[65100]),
@@ -218,19 +154,6 @@ fn tcp_v6_range_serves_random_ports_on_few_descriptors_and_leaves_the_rest_alone
     );
 }
 
-/// Reloads with `config` and waits until the proxy logged its `n`-th applied reload.
-fn reload_and_wait(lab: &ProxyLab, config: &str, n: usize) {
-    lab.reload(config);
-    eventually(Duration::from_secs(20), "the reload applied", || {
-        lab.proxy_log().matches("reloaded ").count() >= n
-    });
-    assert!(
-        !lab.proxy_log().contains("reload rejected"),
-        "{}",
-        lab.proxy_log()
-    );
-}
-
 #[test]
 fn tcp_range_survives_reloads_that_move_its_last_and_first_port() {
     if !require_privileges("tcp_range_survives_reloads_that_move_its_last_and_first_port") {
@@ -248,7 +171,7 @@ fn tcp_range_survives_reloads_that_move_its_last_and_first_port() {
         .collect();
     origin_ports.sort();
     lab.many_ports(Ns::Origin, origin, "origin", &origin_ports);
-    lab.start_proxy(&range_rule(edge, FIRST, LAST, origin), FIRST);
+    lab.start_proxy(&range_rule("tcp", edge, FIRST, LAST, origin), FIRST);
     assert_mapped(&lab, &lab.probe(edge, &probed));
 
     let stop = lab.topo.lab.dir().join("stop-hammer");
@@ -260,7 +183,7 @@ fn tcp_range_survives_reloads_that_move_its_last_and_first_port() {
     let health = &header[..header.find("[[rule]]").unwrap()];
     reload_and_wait(
         &lab,
-        &format!("{health}{}", range_rule(edge, FIRST, 30000, origin)),
+        &format!("{health}{}", range_rule("tcp", edge, FIRST, 30000, origin)),
         1,
     );
     assert_mapped(&lab, &lab.probe(edge, &[stays, first_goes]));
@@ -271,7 +194,7 @@ fn tcp_range_survives_reloads_that_move_its_last_and_first_port() {
 
     // Another first port: new sockets are steered before the old ones close.
     let moved = 2000;
-    let moved_rule = range_rule(edge, moved, 30000, origin);
+    let moved_rule = range_rule("tcp", edge, moved, 30000, origin);
     reload_and_wait(&lab, &format!("{health}{moved_rule}"), 2);
     assert_mapped(&lab, &lab.probe(edge, &[stays]));
     assert_eq!(
@@ -279,28 +202,8 @@ fn tcp_range_survives_reloads_that_move_its_last_and_first_port() {
         [(first_goes, "ERR 111".to_string())]
     );
 
-    std::fs::write(&stop, "").unwrap();
-    let mut report = String::new();
-    eventually(Duration::from_secs(20), "the hammer's report", || {
-        report = std::fs::read_to_string(&hammer.log).unwrap_or_default();
-        report.contains("ok ")
-    });
-    eprintln!("hammer: {report}");
-    assert!(
-        report.contains(" failed 0 "),
-        "connections to a port that stayed failed: {report}\n{}",
-        lab.proxy_log()
-    );
+    assert_none_failed(&lab, &stop, &hammer);
 }
-
-/// `toa proxy` started without the capabilities sk_lookup needs (CAP_BPF, CAP_NET_ADMIN,
-/// and CAP_SYS_ADMIN, which covers both): a real capability drop, as in a container.
-const WITHOUT_BPF: [&str; 4] = [
-    "setpriv",
-    "--bounding-set",
-    "-bpf,-net_admin,-sys_admin",
-    "--",
-];
 
 #[test]
 fn tcp_range_without_cap_bpf_falls_back_to_sockets_per_port() {
@@ -311,25 +214,15 @@ fn tcp_range_without_cap_bpf_falls_back_to_sockets_per_port() {
     let (first, last) = (20000, 20099);
     let mut lab = ProxyLab::new("rangefallback");
     let ports = random_ports(20, first, last);
-    let mut origin_ports: Vec<u16> = ports.iter().map(|p| p + SHIFT).collect();
-    origin_ports.insert(0, first + SHIFT);
-    origin_ports.sort_unstable();
-    origin_ports.dedup();
+    let origin_ports = origin_ports(&ports, first + SHIFT, SHIFT);
     lab.many_ports(Ns::Origin, origin, "origin", &origin_ports);
-    lab.start_proxy_under(&WITHOUT_BPF, &range_rule(edge, first, last, origin), last);
-    assert!(
-        lab.proxy_log()
-            .contains("port ranges get a socket per port")
-            && lab.proxy_log().contains("sk_lookup unavailable"),
-        "{}",
-        lab.proxy_log()
+    lab.start_proxy_under(
+        &WITHOUT_BPF,
+        &range_rule("tcp", edge, first, last, origin),
+        last,
     );
+    assert_fell_back(&lab);
     assert_mapped(&lab, &lab.probe(edge, &ports));
-    let fds = lab.proxy_fds();
-    assert!(
-        fds > 100,
-        "a socket per port: {fds} descriptors for 100 ports"
-    );
 }
 
 #[test]
@@ -339,30 +232,7 @@ fn tcp_wide_range_without_cap_bpf_beyond_the_descriptor_limit_is_refused_in_one_
     ) {
         return;
     }
-    let lab = ProxyLab::new("rangerefused");
-    let config = lab.topo.lab.dir().join("wide.toml");
-    let rule = range_rule(addr::EDGE_CLIENT_SIDE_V4, FIRST, LAST, addr::ORIGIN_V4);
-    std::fs::write(&config, rule).unwrap();
-    let mut cmd = WITHOUT_BPF.to_vec();
-    let config = config.to_str().unwrap();
-    cmd.extend(["prlimit", "--nofile=20000:20000", "--"]);
-    cmd.extend([env!("CARGO_BIN_EXE_toa"), "proxy", "--config", config]);
-    let out = lab.topo.edge.output(&cmd).unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
-    let refusals: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.contains("descriptors for its listening sockets"))
-        .collect();
-    assert_eq!(refusals.len(), 1, "{stderr}");
-    assert!(
-        refusals[0].contains("open-file limit of 20000") && refusals[0].contains("sk_lookup"),
-        "{stderr}"
-    );
-    assert!(
-        !stderr.contains("cannot listen"),
-        "refused before binding anything: {stderr}"
-    );
+    refused_beyond_the_descriptor_limit("rangerefused", "tcp");
 }
 
 #[test]
@@ -374,31 +244,7 @@ fn tcp_range_over_a_port_another_socket_listens_on_is_refused_like_a_bind() {
     let edge = addr::EDGE_CLIENT_SIDE_V4;
     let mut lab = ProxyLab::new("rangeheld");
     lab.many_ports(Ns::Edge, edge, "held", &[3000]);
-    let config = lab.topo.lab.dir().join("held.toml");
-    std::fs::write(&config, range_rule(edge, FIRST, LAST, addr::ORIGIN_V4)).unwrap();
-    let toa = env!("CARGO_BIN_EXE_toa");
-    // A proxy that starts (the port taken from its socket) is ended, and fails the test.
-    let bound = toa_lab::scaled(Duration::from_secs(10))
-        .as_secs()
-        .to_string();
-    let out = lab
-        .topo
-        .edge
-        .output(&[
-            "timeout",
-            &bound,
-            toa,
-            "proxy",
-            "--config",
-            config.to_str().unwrap(),
-        ])
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
-    assert!(
-        stderr.contains(&format!("cannot listen on tcp/{edge}:3000")),
-        "{stderr}"
-    );
+    refused_over_a_held_port(&lab, "tcp", 3000);
     // The port keeps its own socket.
     assert_eq!(lab.probe(edge, &[3000]), [(3000, "held 3000".to_string())]);
 }

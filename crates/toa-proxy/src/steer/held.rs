@@ -1,22 +1,32 @@
 //! Ports of a steered range that another socket already listens on. sk_lookup runs
-//! before the kernel's own listener lookup, so steering would take such a port from its
-//! socket silently; a port bound one socket at a time fails with EADDRINUSE instead.
-//! The proxy refuses the range the same way, from the namespace's listener tables
-//! (`crate::holders`).
+//! before the kernel's own listener lookup (for UDP: before any unconnected socket's), so
+//! steering would take such a port from its socket silently; a port bound one socket at a
+//! time fails with EADDRINUSE instead. The proxy refuses the range the same way, from the
+//! namespace's socket tables (`crate::holders`), leaving out its own sockets (a reload's
+//! old range, a UDP flow's reply socket).
 
-use crate::holders::{conflicts, held};
+use std::collections::HashSet;
+
+use crate::holders::{conflicts, held, own_sockets};
 use crate::steer::SteeredPorts;
 use toa_config::Protocol;
 
-/// The first port of `ports` (after the first, which the proxy binds itself) that a
-/// TCP listener on a conflicting address holds now. UDP ranges are not steered.
+/// The first port of `ports` (after the first, which the proxy binds itself) that another
+/// process's TCP listener, or unconnected UDP socket, on a conflicting address holds now.
 pub fn first_held(ports: &SteeredPorts) -> Option<u16> {
-    if ports.protocol != Protocol::Tcp {
-        return None;
-    }
-    held(Protocol::Tcp)
+    first_held_except(ports, &own_sockets())
+}
+
+/// [`first_held`], leaving out the sockets whose inodes are in `own`.
+fn first_held_except(ports: &SteeredPorts, own: &HashSet<u64>) -> Option<u16> {
+    held(ports.protocol)
         .into_iter()
-        .filter(|h| h.port > ports.first && h.port <= ports.last && conflicts(ports.addr, h.ip))
+        .filter(|h| {
+            h.port > ports.first
+                && h.port <= ports.last
+                && conflicts(ports.addr, h.ip)
+                && !own.contains(&h.inode)
+        })
         .map(|h| h.port)
         .min()
 }
@@ -25,6 +35,11 @@ pub fn first_held(ports: &SteeredPorts) -> Option<u16> {
 mod tests {
     use super::*;
     use toa_config::ListenAddr;
+
+    /// As another process's sockets: this process's own are left out.
+    fn first_held(ports: &SteeredPorts) -> Option<u16> {
+        first_held_except(ports, &HashSet::new())
+    }
 
     #[test]
     fn a_listener_inside_a_range_on_its_address_is_found() {
@@ -52,5 +67,33 @@ mod tests {
             ..range("::1")
         };
         assert_eq!(first_held(&range6), Some(port));
+        assert_eq!(super::first_held(&range6), None, "the proxy's own listener");
+    }
+
+    #[test]
+    fn an_unconnected_udp_socket_inside_a_range_is_found_a_connected_one_not() {
+        let unconnected = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = unconnected.local_addr().unwrap().port();
+        let connected = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        connected
+            .connect(unconnected.local_addr().unwrap())
+            .unwrap();
+        let other = connected.local_addr().unwrap().port();
+        let range = |first: u16, last: u16| SteeredPorts {
+            protocol: Protocol::Udp,
+            addr: ListenAddr::Ip("127.0.0.1".parse().unwrap()),
+            first,
+            last,
+        };
+        assert_eq!(first_held(&range(port - 1, port)), Some(port));
+        assert_eq!(first_held(&range(other - 1, other)), None, "connected");
+        assert_eq!(
+            first_held(&SteeredPorts {
+                protocol: Protocol::Tcp,
+                ..range(port - 1, port)
+            }),
+            None,
+            "another protocol"
+        );
     }
 }

@@ -20,6 +20,7 @@ use crate::access_log::{self, Entry, Event};
 use crate::balance::ActiveGuard;
 use crate::limit::{Evictable, Held};
 use crate::state::UdpRule;
+use toa_pktinfo::ListenSocket;
 
 /// Milliseconds since the process's first flow clock read: one clock for every listener,
 /// so flows of one rule on different listeners compare by activity.
@@ -28,11 +29,13 @@ pub fn now_ms() -> u64 {
     EPOCH.elapsed().as_millis() as u64
 }
 
-/// What a flow is found by: where its datagrams come from (as the socket reports it) and
-/// the client it carries (the source itself, normalized, unless a header named another).
+/// What a flow is found by: where its datagrams come from (as the socket reports it), the
+/// port they were sent to (one of a steered range's, which a client may use several of),
+/// and the client it carries (the source itself, normalized, unless a header named another).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FlowKey {
     pub peer: SocketAddr,
+    pub port: u16,
     pub client: SocketAddr,
 }
 
@@ -65,6 +68,11 @@ pub struct FlowSetup {
     pub local: IpAddr,
     /// The proxy address the client sent to, normalized: its access log `listen`.
     pub listen: SocketAddr,
+    /// The port the client sent to; replies must leave from it.
+    pub local_port: u16,
+    /// Bound to `local_port` when that is not the listener's own port (a steered range):
+    /// replies leave from it. Opened with the flow, closed with it.
+    pub reply: Option<ListenSocket>,
     pub origin: SocketAddr,
     /// Connected to `origin`: the kernel only hands it datagrams from there.
     pub upstream: UdpSocket,
@@ -105,6 +113,7 @@ impl Flow {
     pub fn key(&self) -> FlowKey {
         FlowKey {
             peer: self.setup.peer,
+            port: self.setup.local_port,
             client: self.setup.info.client,
         }
     }
@@ -251,10 +260,10 @@ pub struct FlowTable {
 #[derive(Default)]
 struct Flows {
     by_key: HashMap<FlowKey, Arc<Flow>>,
-    /// `accept_proxy`: the client the last header from each source named. A PROXY v2
-    /// upstream sends the header on a flow's first datagram only, so its bare datagrams
-    /// belong to that client. Only sources with such a flow open have an entry.
-    latest: HashMap<SocketAddr, SocketAddr>,
+    /// `accept_proxy`: the client the last header from each source (and port it sent to)
+    /// named. A PROXY v2 upstream sends the header on a flow's first datagram only, so its
+    /// bare datagrams belong to that client. Only sources with such a flow open have an entry.
+    latest: HashMap<(SocketAddr, u16), SocketAddr>,
 }
 
 impl Flows {
@@ -274,26 +283,23 @@ impl FlowTable {
         let mut flows = self.flows.lock().unwrap_or_else(|p| p.into_inner());
         let flow = flows.touch(key)?;
         if named {
-            flows.latest.insert(key.peer, key.client);
+            flows.latest.insert((key.peer, key.port), key.client);
         }
         Some(flow)
     }
 
-    /// The flow of the client the last header from `peer` named, marked active now.
-    pub fn latest(&self, peer: &SocketAddr) -> Option<Arc<Flow>> {
+    /// The flow of the client the last header from `peer` to `port` named, marked active now.
+    pub fn latest(&self, peer: SocketAddr, port: u16) -> Option<Arc<Flow>> {
         let flows = self.flows.lock().unwrap_or_else(|p| p.into_inner());
-        let client = *flows.latest.get(peer)?;
-        flows.touch(&FlowKey {
-            peer: *peer,
-            client,
-        })
+        let client = *flows.latest.get(&(peer, port))?;
+        flows.touch(&FlowKey { peer, port, client })
     }
 
     pub fn insert(&self, flow: Arc<Flow>, named: bool) {
         let key = flow.key();
         let mut flows = self.flows.lock().unwrap_or_else(|p| p.into_inner());
         if named {
-            flows.latest.insert(key.peer, key.client);
+            flows.latest.insert((key.peer, key.port), key.client);
         }
         flows.by_key.insert(key, flow);
     }
@@ -321,8 +327,8 @@ impl FlowTable {
         let key = flow.key();
         if flows.by_key.get(&key).is_some_and(|f| Arc::ptr_eq(f, flow)) {
             flows.by_key.remove(&key);
-            if flows.latest.get(&key.peer) == Some(&key.client) {
-                flows.latest.remove(&key.peer);
+            if flows.latest.get(&(key.peer, key.port)) == Some(&key.client) {
+                flows.latest.remove(&(key.peer, key.port));
             }
         }
     }

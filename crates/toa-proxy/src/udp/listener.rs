@@ -43,7 +43,6 @@ pub(crate) async fn run(
     stop: CancellationToken,
     tasks: TaskTracker,
 ) {
-    let port = socket.local_addr().map_or(key.port, |a| a.port());
     let socket = Arc::new(socket);
     let table = Arc::new(FlowTable::default());
     let mut buf = vec![0u8; HEADROOM + PAYLOAD_BUFFER];
@@ -73,12 +72,13 @@ pub(crate) async fn run(
             None => {
                 let key = FlowKey {
                     peer: got.peer,
+                    port: got.local_port,
                     client: peer,
                 };
                 (table.touch(&key, false), None)
             }
             Some(a) => {
-                let latest = table.latest(&got.peer);
+                let latest = table.latest(got.peer, got.local_port);
                 let last = latest.as_ref().map(|f| f.setup.spp_in);
                 match accept_proxy::read(&buf[HEADROOM..HEADROOM + len], peer, a, last) {
                     // Bare, after a PROXY v2 header: the client that header named.
@@ -87,6 +87,7 @@ pub(crate) async fn run(
                         len = strip(&mut buf, len, h.len);
                         let key = FlowKey {
                             peer: got.peer,
+                            port: got.local_port,
                             client: h.client,
                         };
                         (table.touch(&key, true), Some(h))
@@ -103,7 +104,7 @@ pub(crate) async fn run(
         };
         let flow = match found {
             Some(flow) => flow,
-            None => match open(&shared, &route, &got, port, named, stop.child_token()).await {
+            None => match open(&shared, &route, key, &got, named, stop.child_token()).await {
                 Ok(flow) => {
                     flow.log(Event::Open, None);
                     table.insert(flow.clone(), named.is_some());
@@ -163,8 +164,8 @@ async fn forward(flow: &Flow, buf: &mut [u8], len: usize) {
 async fn open(
     shared: &Shared,
     route: &Route<UdpRule>,
+    key: ListenKey,
     got: &Received,
-    port: u16,
     named: Option<accept_proxy::Header>,
     end: CancellationToken,
 ) -> Result<Arc<Flow>, DropReason> {
@@ -177,7 +178,7 @@ async fn open(
         client,
         proxy: named
             .and_then(|h| h.proxy)
-            .unwrap_or_else(|| normalize(SocketAddr::new(got.local, port))),
+            .unwrap_or_else(|| normalize(SocketAddr::new(got.local, got.local_port))),
     };
     if !rule
         .backends
@@ -204,7 +205,7 @@ async fn open(
         return Err(DropReason::NoHealthyOrigin);
     };
     let backend = &rule.backends[i];
-    let origin = backend.target(route.origin_port(port));
+    let origin = backend.target(route.origin_port(got.local_port));
     let writer = rule.mode.clone();
     let proxy_error = |e: HeaderError| {
         tracing::warn!(rule = %rule.tag, client = %info.client, origin = %origin, "proxy error: {e}");
@@ -217,14 +218,31 @@ async fn open(
             limit: HEADROOM,
         }));
     }
-    let upstream = upstream::connect(origin).await.map_err(|e| {
-        // Out of descriptors, every new client's datagrams land here: one line a second.
+    // Out of descriptors, every new client's datagrams land here: one line a second.
+    let socket_error = |what: &str, e: std::io::Error| {
         if let Some(held_back) = rule.local_error_log.allow() {
             tracing::warn!(rule = %rule.tag, client = %info.client, origin = %origin, held_back,
-                "proxy error: cannot open the upstream socket: {e} (held_back: datagrams dropped since the last line)");
+                "proxy error: cannot open the {what} socket: {e} (held_back: datagrams dropped since the last line)");
         }
         DropReason::ProxySocket
-    })?;
+    };
+    // A steered range's datagrams arrive on every port of the range; the client's socket
+    // takes replies only from the port it sent to. No source selection can set a port
+    // (IP_PKTINFO sets the address only), and IP_TRANSPARENT, which could, needs the
+    // CAP_NET_ADMIN the proxy drops; a socket bound to that port can (see `bind_udp_reply`).
+    let reply = match got.local_port == key.port {
+        true => None,
+        false => Some(
+            crate::listener::bind_udp_reply(&ListenKey {
+                port: got.local_port,
+                ..key
+            })
+            .map_err(|e| socket_error("reply", e))?,
+        ),
+    };
+    let upstream = upstream::connect(origin)
+        .await
+        .map_err(|e| socket_error("upstream", e))?;
     tracing::debug!(rule = %rule.tag, client = %info.client, proxy = %info.proxy, origin = %origin,
         mode = writer.name(), "flow opened");
     Ok(Flow::open(
@@ -232,7 +250,9 @@ async fn open(
             info,
             peer: got.peer,
             local: got.local,
-            listen: normalize(SocketAddr::new(got.local, port)),
+            listen: normalize(SocketAddr::new(got.local, got.local_port)),
+            local_port: got.local_port,
+            reply,
             origin,
             upstream,
             writer,

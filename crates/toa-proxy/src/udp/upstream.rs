@@ -38,8 +38,10 @@ enum Relayed {
     Blocked(Vec<u8>),
 }
 
-/// Relays up to [`BATCH`] replies queued on the flow's upstream socket.
+/// Relays up to [`BATCH`] replies queued on the flow's upstream socket, from the flow's
+/// reply socket if it has one, else from its listener.
 async fn relay_queued(flow: &Flow, listener: &ListenSocket) {
+    let listener = flow.setup.reply.as_ref().unwrap_or(listener);
     for _ in 0..BATCH {
         // The scratch buffer is borrowed only inside this synchronous step, never across an await.
         let step = SCRATCH.with_borrow_mut(|buf| relay_one(flow, listener, buf));
@@ -107,6 +109,11 @@ pub async fn connect(origin: SocketAddr) -> io::Result<UdpSocket> {
         SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), 0)
     };
     let socket = UdpSocket::bind(any).await?;
+    // After the bind, so the kernel still picks a port no other socket holds: a steered
+    // range (often over the ephemeral ports) binds a reply socket to whichever port a
+    // client sent to, and a socket without SO_REUSEADDR on that port would refuse it.
+    // Sharing is safe: this socket is connected, so only its origin's datagrams reach it.
+    socket2::SockRef::from(&socket).set_reuse_address(true)?;
     socket.connect(origin).await?;
     Ok(socket)
 }
@@ -146,5 +153,23 @@ pub async fn relay_replies(
         flow.log(Event::Close, Some(ended));
     } else {
         tracing::debug!(rule = %flow.setup.rule.tag, client = %flow.setup.info.client, origin = %flow.setup.origin, "udp flow ended: {ended}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::rules::ListenKey;
+    use toa_config::{ListenAddr, Protocol};
+
+    #[tokio::test]
+    async fn a_flow_reply_socket_binds_the_port_of_an_upstream_socket() {
+        let origin = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let upstream = super::connect(origin.local_addr().unwrap()).await.unwrap();
+        let key = ListenKey {
+            protocol: Protocol::Udp,
+            addr: ListenAddr::Ip("127.0.0.1".parse().unwrap()),
+            port: upstream.local_addr().unwrap().port(),
+        };
+        crate::listener::bind_udp_reply(&key).expect("a client may send to any port of a range");
     }
 }

@@ -1,12 +1,14 @@
 //! Shared pieces of the proxy end-to-end tests: the standard topology with a running
 //! `toa proxy` on the edge, metrics and log helpers; the Python data peer in `peer`,
-//! the proxy process's descriptors in `process`.
+//! the proxy process's descriptors in `process`, the port-range tests' shared pieces in
+//! `ranges`.
 
 #![allow(dead_code)] // each test file uses a different subset
 
 pub mod nginx;
 mod peer;
 mod process;
+pub mod ranges;
 
 // Each test file uses a different subset of these too.
 #[allow(unused_imports)]

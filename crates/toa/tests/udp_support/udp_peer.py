@@ -12,6 +12,14 @@
   pulse HOST PORT N INTERVAL             one socket sends N datagrams, one every INTERVAL seconds,
                                          each waiting up to 2 s for its echo; prints one JSON line:
                                          local address, sent, received.
+  many-ports HOST TAG P1,P2,...          binds each port; answers each datagram with "TAG PORT PAYLOAD"
+                                         (PORT: where it arrived) from that port. Runs until killed.
+  probe-ports HOST P1,P2,... WAIT        one unconnected socket sends "probe-PORT" to each port in turn
+                                         (again after WAIT seconds without its answer, three times in
+                                         all); prints "PORT ANSWER... from SRCPORT" ("PORT TIMEOUT").
+  exchange-until HOST PORT STOPFILE WAIT one socket sends and awaits its answer (again after WAIT
+                                         seconds, three times in all) until STOPFILE exists; prints
+                                         "ok N failed M".
   odd-origin HOST PORT                   an SPP origin that answers "short..." with a truncated SPP
                                          header, "wrong..." with a wrong magic, anything else with
                                          the proper header echoed.
@@ -122,6 +130,59 @@ def pulse(host, port, n, interval):
     print(json.dumps({"local": show(s.getsockname()), "sent": n, "received": received}), flush=True)
 
 
+def many_ports(host, tag, ports):
+    sel = {}
+    for port in ports.split(","):
+        s = socket.socket(family(host), socket.SOCK_DGRAM)
+        s.bind((host, int(port)))
+        sel[s.fileno()] = s
+    print('{"listening": 1}', flush=True)
+    while True:
+        readable, _, _ = select.select(list(sel), [], [])
+        for fd in readable:
+            s = sel[fd]
+            data, peer = s.recvfrom(65536)
+            s.sendto(b"%s %d %s" % (tag.encode(), s.getsockname()[1], data), peer)
+
+
+def ask(s, dest, payload, wait):
+    """Sends payload to dest until an answer ending in it arrives (three tries, WAIT seconds
+    each); returns (answer, source port) or None. Stale answers to earlier payloads are skipped."""
+    for _ in range(3):
+        s.sendto(payload, dest)
+        deadline = time.monotonic() + wait
+        while (left := deadline - time.monotonic()) > 0:
+            s.settimeout(left)
+            try:
+                data, src = s.recvfrom(65536)
+            except (socket.timeout, ConnectionRefusedError):
+                continue
+            if data.endswith(b" " + payload):
+                return data[: -len(payload) - 1].decode(), src[1]
+    return None
+
+
+def probe_ports(host, ports, wait):
+    s = socket.socket(family(host), socket.SOCK_DGRAM)
+    for port in ports.split(","):
+        got = ask(s, (host, int(port)), b"probe-%s" % port.encode(), wait)
+        print(port, "TIMEOUT" if got is None else "%s from %d" % got, flush=True)
+
+
+def exchange_until(host, port, stop, wait):
+    s = socket.socket(family(host), socket.SOCK_DGRAM)
+    ok, failed, i = 0, 0, 0
+    print('{"started": 1}', flush=True)
+    while not os.path.exists(stop):
+        i += 1
+        got = ask(s, (host, port), b"x-%d" % i, wait)
+        if got is not None and got[0].startswith("origin") and got[1] == port:
+            ok += 1
+        else:
+            failed += 1
+    print("ok %d failed %d" % (ok, failed), flush=True)
+
+
 def odd_origin(host, port):
     s = socket.socket(family(host), socket.SOCK_DGRAM)
     s.bind((host, port))
@@ -146,6 +207,12 @@ def main():
         send(args[0], int(args[1]), float(args[2]), args[3:])
     elif cmd == "pulse":
         pulse(args[0], int(args[1]), int(args[2]), float(args[3]))
+    elif cmd == "many-ports":
+        many_ports(args[0], args[1], args[2])
+    elif cmd == "probe-ports":
+        probe_ports(args[0], args[1], float(args[2]))
+    elif cmd == "exchange-until":
+        exchange_until(args[0], int(args[1]), args[2], float(args[3]))
     elif cmd == "odd-origin":
         odd_origin(args[0], int(args[1]))
     else:
