@@ -9,7 +9,6 @@ use std::collections::HashSet;
 
 use crate::holders::{conflicts, held, own_sockets};
 use crate::steer::SteeredPorts;
-use toa_config::Protocol;
 
 /// The first port of `ports` (after the first, which the proxy binds itself) that another
 /// process's TCP listener, or unconnected UDP socket, on a conflicting address holds now.
@@ -34,7 +33,7 @@ fn first_held_except(ports: &SteeredPorts, own: &HashSet<u64>) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use toa_config::ListenAddr;
+    use toa_config::{ListenAddr, Protocol};
 
     /// As another process's sockets: this process's own are left out.
     fn first_held(ports: &SteeredPorts) -> Option<u16> {
